@@ -1,0 +1,320 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import pickle
+import threading
+import time
+
+import pytest
+import trl.rewards
+from math_verify import parse, verify
+
+from zvp_trl import rewards
+from zvp_trl.rewards import (
+    accuracy_reward,
+    batch_math_verify_accuracy,
+    boxed_format_reward,
+    completion_text,
+    extract_boxed_answer,
+    get_soft_overlong_punishment,
+    make_accuracy_reward,
+    math_verify_accuracy,
+    shutdown_math_verify_worker,
+)
+
+
+# math-verify/sympy does not finish comparing this with 5 within 20 s: 10**(10**10) has ten billion digits. In the main
+# thread math-verify's signal-based timeout would catch it, but not in other threads, where it hangs.
+SLOW_ANSWER = r"The answer is \boxed{10^{10^{10}}}."
+
+
+def run_in_thread(function, *args, **kwargs):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(function(*args, **kwargs)))
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    return results[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Text helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"The answer is \boxed{42}.", "42"),
+        (r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{\sqrt{2}}{2}"),  # nested braces
+        (r"\boxed{ {a}{b}{c} }", "{a}{b}{c}"),
+        (r"First \boxed{1}, then \boxed{2}", "2"),  # the last one wins
+        (r"\boxed{\{1,2,3\}}", r"\{1,2,3\}"),  # escaped braces
+        (r"\boxed{\left\{ x \right.}", r"\left\{ x \right."),  # unbalanced escaped braces are not structural
+        (r"\fbox{7}", "7"),
+        (r"\boxed {7}", "7"),
+        (r"so \boxed 5$.", "5"),  # brace-less form: the next token
+        (r"\boxed \pi", r"\pi"),
+        (r"\boxed{}", ""),
+        ("no answer here", None),
+        (r"\boxed{\frac{1}{", None),  # truncated
+        (r"\boxed{1} and finally \boxed{\frac{1}{", None),  # the last one is malformed
+        (r"\boxed", None),
+        (r"\boxedfoo{1}", None),  # not the \boxed command
+    ],
+)
+def test_extract_boxed_answer(text, expected):
+    assert extract_boxed_answer(text) == expected
+
+
+def test_completion_text():
+    assert completion_text("plain") == "plain"
+    assert completion_text([{"role": "assistant", "content": "hello"}]) == "hello"
+    assert completion_text([{"content": "no role"}]) == "no role"
+    parts = [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}]
+    assert completion_text([{"role": "assistant", "content": parts}]) == "a\nb"
+    multi_turn = [
+        {"role": "assistant", "content": None, "tool_calls": [{"name": "calculator"}]},
+        {"role": "tool", "content": r"\boxed{3}"},
+        {"role": "assistant", "content": r"\boxed{4}"},
+    ]
+    assert completion_text(multi_turn) == r"\boxed{4}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Accuracy
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "gold, prediction, expected",
+    [
+        (r"\frac{1}{2}", "0.5", 1.0),
+        ("0.5", r"\frac{1}{2}", 1.0),
+        ("1/2", r"\frac12", 1.0),
+        (r"\frac12", "1/2", 1.0),
+        (r"\dfrac{3}{4}", "0.75", 1.0),
+        (r"\frac{1}{2}", r"\frac{1}{3}", 0.0),
+        # Decimals are compared after rounding to 6 digits...
+        (r"\frac13", "0.333333", 1.0),
+        (r"\frac13", "0.33", 0.0),
+        # ...but a decimal gold is taken at face value: 0.333 is not 1/3.
+        ("0.333", r"\frac13", 0.0),
+        ("27.0", "27", 1.0),
+        ("27", "27.0", 1.0),
+        ("[1,3)", "[1,3)", 1.0),
+        ("[1,3)", "(1,3)", 0.0),
+        (r"\{1,2,3\}", r"\{3,2,1\}", 1.0),
+        (r"\{1,2,3\}", r"\{1,2\}", 0.0),
+        (r"\text{Evelyn}", "Evelyn", 1.0),  # `Evelyn` parses as the product E*v*e*l*y*n, matched letter by letter
+        (r"\text{Evelyn}", r"\text{Evelyn}", 1.0),
+        (r"\text{Evelyn}", r"\text{Bob}", 0.0),
+        (r"\sqrt{2}/2", r"\frac{\sqrt2}{2}", 1.0),
+        (r"\frac{1}{\sqrt{2}}", r"\frac{\sqrt{2}}{2}", 1.0),
+        ("x^2+1", "1+x^2", 1.0),
+        ("x=5", "5", 1.0),
+        ("1,000", "1000", 1.0),
+        (r"10\%", "0.1", 1.0),
+        # math-verify is lenient with percentages: 5% is accepted for a gold of 5.
+        ("5", r"5\%", 1.0),
+        ("5", r"5 \text{ cm}", 1.0),  # units are dropped
+        # math-verify reads `1 000` as `1*000` = 0, hence the fast path only tolerates surrounding whitespace.
+        ("1000", "1 000", 0.0),
+        ("42", "41", 0.0),
+    ],
+)
+def test_math_verify_accuracy(gold, prediction, expected):
+    assert math_verify_accuracy(gold, rf"The final answer is \boxed{{{prediction}}}.") == expected
+
+
+@pytest.mark.parametrize(
+    "gold, text, expected",
+    [
+        (r"\frac{1}{2}", "The answer is 0.5.", 0.0),  # no boxed answer
+        (r"\frac{1}{2}", r"\boxed{\frac{1}{", 0.0),  # truncated, malformed LaTeX
+        (r"\frac{1}{2}", r"\boxed{\frac{1}{2", 0.0),
+        (r"\frac{1}{2}", r"\boxed{\frac{}{}}", 0.0),
+        (r"\frac{1}{2}", r"\boxed{)(}", 0.0),
+        (r"\frac{1}{2}", r"\boxed{}", 0.0),
+        (r"\frac{1}{2}", r"I first thought \boxed{1/3} but it is \fbox{1/2}", 1.0),  # last boxed wins
+        (r"\frac{1}{2}", r"\boxed{1/2} no wait, \boxed{1/3}", 0.0),
+        (r"\frac{\sqrt{3}}{2}", r"\boxed{\frac{\sqrt{3}}{2}}", 1.0),  # nested braces
+        (r"$\frac{1}{2}$", r"\boxed{0.5}", 1.0),  # already-delimited gold
+        (r"\[\frac{1}{2}\]", r"\boxed{0.5}", 1.0),
+        (r"Hence $x = \frac12$, i.e. \boxed{\frac{1}{2}}.", r"\boxed{0.5}", 1.0),  # full solution as gold
+        (r"Hence \boxed{1/2}", r"\boxed{\frac12}", 1.0),
+    ],
+)
+def test_math_verify_accuracy_predictions(gold, text, expected):
+    assert math_verify_accuracy(gold, text) == expected
+
+
+@pytest.mark.parametrize("gold", [r"\frac{1}{", "", "   ", None, r"\boxed{}"])
+def test_unparseable_gold_is_unscorable(gold):
+    assert math_verify_accuracy(gold, r"\boxed{1}") is None
+    assert math_verify_accuracy(gold, "no boxed answer") is None  # even without a prediction
+
+
+def test_integer_fast_path_skips_worker():
+    shutdown_math_verify_worker()
+    num_starts = rewards._WORKER.num_starts
+    completions = [r"\boxed{42}", r"\boxed{ 42 }", r"\boxed{+42}", r"\boxed{042}", r"\boxed{41}", "no answer"]
+    assert accuracy_reward(completions, solution=["42"] * 5 + [" 42 "]) == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert accuracy_reward([r"\boxed{-0}", r"\boxed{-7}"], solution=[0, 7]) == [1.0, 0.0]  # int-typed column
+    assert rewards._WORKER.pid is None
+    assert rewards._WORKER.num_starts == num_starts
+
+
+@pytest.mark.parametrize(
+    "gold, prediction",
+    [
+        ("42", "42"),
+        ("+5", "5"),
+        ("007", "7"),
+        ("-0", "0"),
+        ("-5", "5"),
+        ("10", "010"),
+        # Exact for big integers, whereas a float comparison would accept them.
+        ("12345678901234567890", "12345678901234567891"),
+        ("12345678901234567890", "12345678901234567890"),
+    ],
+)
+def test_integer_fast_path_agrees_with_math_verify(gold, prediction):
+    expected = float(verify(parse(f"${gold}$"), parse(f"${prediction}$")))  # in-process, in the main thread
+    assert math_verify_accuracy(gold, rf"\boxed{{{prediction}}}") == expected
+
+
+def test_batch_matches_single_calls():
+    golds = [r"\frac12", "3", r"\frac{1}{", "[1,3)", r"\text{Evelyn}"]
+    texts = [r"\boxed{0.5}", r"\boxed{4}", r"\boxed{1}", r"\boxed{(1,3)}", "Evelyn"]
+    expected = [1.0, 0.0, None, 0.0, 0.0]
+    assert batch_math_verify_accuracy(golds, texts) == expected
+    assert [math_verify_accuracy(gold, text) for gold, text in zip(golds, texts)] == expected
+    with pytest.raises(ValueError):
+        batch_math_verify_accuracy(golds, texts[:-1])
+
+
+def test_invalid_timeout():
+    with pytest.raises(ValueError):
+        math_verify_accuracy("1", r"\boxed{1}", timeout=0)
+    with pytest.raises(ValueError):
+        make_accuracy_reward(timeout=-1.0)
+
+
+def test_call_from_thread():
+    assert run_in_thread(math_verify_accuracy, r"\{1,2,3\}", r"\boxed{\{3,2,1\}}") == 1.0
+    assert run_in_thread(math_verify_accuracy, r"\sqrt{2}/2", r"\boxed{\frac{\sqrt2}{3}}") == 0.0
+    assert run_in_thread(accuracy_reward, [r"\boxed{0.5}"], solution=[r"\frac12"]) == [1.0]
+
+
+def test_concurrent_calls_from_threads():
+    results = {}
+
+    def score(i):
+        golds = [r"\frac12", r"\frac13", f"{i}.0"] * 5
+        texts = [r"\boxed{0.5}", r"\boxed{0.5}", rf"\boxed{{{i}}}"] * 5
+        results[i] = batch_math_verify_accuracy(golds, texts)
+
+    threads = [threading.Thread(target=score, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == {i: [1.0, 0.0, 1.0] * 5 for i in range(6)}
+
+
+def test_pathological_input_is_bounded_and_worker_restarts():
+    assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0  # make sure the worker runs: no start-up cost below
+    pid = rewards._WORKER.pid
+    assert pid is not None
+
+    timeout = 1.0
+    start = time.perf_counter()
+    assert math_verify_accuracy("5", SLOW_ANSWER, timeout=timeout) == 0.0
+    elapsed = time.perf_counter() - start
+    assert timeout <= elapsed < timeout + 1.0
+    assert rewards._WORKER.pid is None  # killed, restarted on demand
+
+    assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0
+    assert rewards._WORKER.pid not in (None, pid)
+
+
+def test_pathological_input_in_thread():
+    start = time.perf_counter()
+    score = run_in_thread(math_verify_accuracy, "5", r"\boxed{2^{2^{2^{2^{2^{2}}}}}}", timeout=0.5)
+    assert score == 0.0
+    assert time.perf_counter() - start < 0.5 + 5.0  # slack for a possible start of the worker
+
+
+def test_slow_item_only_costs_its_own_budget():
+    math_verify_accuracy(r"\frac12", r"\boxed{0.5}")  # warm up
+    num_starts = rewards._WORKER.num_starts
+    golds = ["5", r"\frac12", "5", r"\frac13"]
+    texts = [SLOW_ANSWER, r"\boxed{0.5}", SLOW_ANSWER, r"\boxed{\frac{2}{6}}"]
+    assert batch_math_verify_accuracy(golds, texts, timeout=0.5) == [0.0, 1.0, 0.0, 1.0]
+    assert rewards._WORKER.num_starts == num_starts + 2  # one restart after each slow item
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reward functions
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_accuracy_reward_as_called_by_trl():
+    completions = [
+        [{"role": "assistant", "content": r"So the answer is $\boxed{\frac{1}{3}}$."}],
+        [{"role": "assistant", "content": r"So the answer is $\boxed{\frac{1}{2}}$."}],
+        [{"role": "assistant", "content": "I don't know."}],
+        [{"role": "assistant", "content": r"\boxed{1}"}],
+    ]
+    logged = []
+    rewards_ = accuracy_reward(
+        prompts=[[{"role": "user", "content": "?"}]] * 4,
+        completions=completions,
+        completion_ids=[[1, 2]] * 4,
+        solution=[r"\frac{1}{3}", r"\frac{1}{3}", r"\frac{1}{3}", r"\frac{1}{"],
+        problem=["?"] * 4,
+        trainer_state=None,
+        log_extra=lambda column, values: logged.append(column),
+        log_metric=lambda name, value: logged.append(name),
+    )
+    assert rewards_ == [1.0, 0.0, 0.0, None]
+
+
+def test_make_accuracy_reward():
+    reward = make_accuracy_reward("answer", timeout=2.0)
+    assert reward.__name__ == "accuracy"
+    completions = [r"\boxed{27}", r"\boxed{26}", [{"role": "assistant", "content": r"\boxed{\frac{54}{2}}"}]]
+    assert reward(completions=completions, answer=["27.0"] * 3, solution=["0"] * 3) == [1.0, 0.0, 1.0]
+    assert make_accuracy_reward(name="acc").__name__ == "acc"
+
+    restored = pickle.loads(pickle.dumps(reward))  # TRL may send reward functions to a spawned process
+    assert restored.__name__ == "accuracy"
+    assert restored(completions=[r"\boxed{27}"], answer=[27]) == [1.0]
+
+    with pytest.raises(KeyError, match="answer"):
+        reward(completions=[r"\boxed{1}"], solution=["1"])
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        (r"The answer is \boxed{42}.", 1.0),
+        (r"\boxed{\frac{1}{2}}", 1.0),
+        (r"\fbox{1}", 1.0),
+        (r"so \boxed 5", 1.0),
+        ([{"role": "assistant", "content": r"\boxed{x^{2}}"}], 1.0),
+        ("The answer is 42.", 0.0),
+        (r"\boxed{1} or \boxed{2}", 0.0),
+        (r"\boxed{\boxed{1}}", 0.0),
+        (r"\boxed{}", 0.0),
+        (r"\boxed{ }", 0.0),
+        (r"\boxed{\frac{1}{", 0.0),
+    ],
+)
+def test_boxed_format_reward(completion, expected):
+    assert boxed_format_reward([completion], solution=["1"]) == [expected]
+
+
+def test_soft_overlong_punishment_is_trl_one():
+    assert get_soft_overlong_punishment is trl.rewards.get_soft_overlong_punishment
+    reward = get_soft_overlong_punishment(max_completion_len=100, soft_punish_cache=20)
+    assert reward(completion_ids=[[1] * 80, [1] * 90, [1] * 101]) == [0.0, -0.5, -1.0]

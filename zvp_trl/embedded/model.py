@@ -1,0 +1,172 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Builds, warm-starts and caches the tiny Qwen3 model of the embedded task.
+
+The model is a `Qwen3ForCausalLM` with random initial weights (no download), briefly trained by supervised
+next-token prediction on reference solutions of the arithmetic task, so that RL starts from a policy that solves
+some prompts always, some never and some sometimes. The result is saved with its tokenizer under a cache directory
+keyed by the build settings; `ZVP_TRL_CACHE` overrides the cache location (default `~/.cache/zvp_trl`).
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+from .task import generate_problems
+from .tokenizer import build_tokenizer
+
+
+# Bump when the build procedure changes, so stale caches are not reused.
+BUILD_VERSION = 1
+CACHE_ENV_VAR = "ZVP_TRL_CACHE"
+
+
+@dataclass(frozen=True)
+class EmbeddedModelSpec:
+    """Everything that determines the embedded base model; its hash names the cache entry."""
+
+    seed: int = 0
+    hidden_size: int = 96
+    intermediate_size: int = 256
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    warmup_steps: int = 800
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    difficulty: float = 0.3
+    max_ops: int = 5
+    max_operand: int = 20
+
+    def cache_key(self) -> str:
+        payload = json.dumps({"build_version": BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV_VAR, Path.home() / ".cache" / "zvp_trl")).expanduser()
+
+
+def model_config(spec: EmbeddedModelSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
+    return Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        head_dim=spec.hidden_size // spec.num_attention_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _sft_batch(problems, tokenizer) -> dict[str, torch.Tensor]:
+    """Right-padded prompt+completion+EOS sequences; the loss only covers completion tokens and EOS."""
+    sequences, labels = [], []
+    for problem in problems:
+        prompt_ids = tokenizer(problem.prompt)["input_ids"]
+        completion_ids = tokenizer(problem.reference_completion)["input_ids"] + [tokenizer.eos_token_id]
+        sequences.append(prompt_ids + completion_ids)
+        labels.append([-100] * len(prompt_ids) + completion_ids)
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), tokenizer.pad_token_id)
+    label_ids = torch.full((len(sequences), width), -100)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, (seq, lab) in enumerate(zip(sequences, labels)):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        label_ids[i, : len(lab)] = torch.tensor(lab)
+        attention_mask[i, : len(seq)] = 1
+    return {"input_ids": input_ids, "labels": label_ids, "attention_mask": attention_mask}
+
+
+def warm_start(model: Qwen3ForCausalLM, tokenizer, spec: EmbeddedModelSpec, log_every: int = 0) -> list[float]:
+    """Supervised warm start on freshly drawn problems; returns the loss history."""
+    # Problems for the warm start come from their own seed stream, disjoint from the RL and held-out datasets.
+    rng_seed = 1_000_003 * (spec.seed + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
+    warmup = max(1, spec.warmup_steps // 20)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, spec.warmup_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    model.train()
+    losses = []
+    for step in range(spec.warmup_steps):
+        problems = generate_problems(
+            spec.batch_size, rng_seed + step, spec.difficulty, spec.max_ops, spec.max_operand
+        )
+        loss = model(**_sft_batch(problems, tokenizer)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if log_every and (step + 1) % log_every == 0:
+            print(f"[zvp_trl] warm start step {step + 1}/{spec.warmup_steps}: loss {loss.item():.4f}", flush=True)
+    model.eval()
+    return losses
+
+
+def build_embedded_model(spec: EmbeddedModelSpec, output_dir: str | Path, log_every: int = 0) -> dict:
+    """Builds the model from nothing, warm-starts it and saves model + tokenizer + `build_info.json`."""
+    start = time.perf_counter()
+    random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+    tokenizer = build_tokenizer()
+    model = Qwen3ForCausalLM(model_config(spec, tokenizer))
+    losses = warm_start(model, tokenizer, spec, log_every=log_every) if spec.warmup_steps > 0 else []
+    output_dir = Path(output_dir)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    info = {
+        "spec": dataclasses.asdict(spec),
+        "build_version": BUILD_VERSION,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "build_seconds": time.perf_counter() - start,
+        "final_warm_start_loss": losses[-1] if losses else None,
+        "warm_start_losses": losses[:: max(1, len(losses) // 50)],
+    }
+    (output_dir / "build_info.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: int = 100) -> Path:
+    """Path of the cached base model for `spec`, building it first if it is not cached yet.
+
+    The build writes to a temporary directory and renames it into place, so an interrupted build never leaves a
+    half-written cache entry behind.
+    """
+    spec = spec or EmbeddedModelSpec()
+    path = cache_root() / "embedded" / spec.cache_key()
+    if (path / "build_info.json").is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    print(f"[zvp_trl] building the embedded base model (one time) into {path}", flush=True)
+    info = build_embedded_model(spec, tmp, log_every=log_every)
+    try:
+        tmp.rename(path)
+    except OSError:  # another process finished the same build first
+        if not (path / "build_info.json").is_file():
+            raise
+    print(f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss {info['final_warm_start_loss']})")
+    return path

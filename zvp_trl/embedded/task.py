@@ -1,0 +1,99 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""An arithmetic-reasoning task generated offline, for runs that need no download.
+
+A problem is a chain of additions and subtractions evaluated left to right, e.g. ``"Q: 37+8-15=?\\nA:"``. The reference
+completion writes one equation per step and ends with the boxed result::
+
+    " 37+8=45 45-15=30 \\boxed{30}"
+
+The number of operations is the difficulty knob: longer chains give the model more chances to make a mistake, so a
+mix of lengths produces prompts that a partly trained model solves always (all-correct groups), never (all-wrong
+groups) or sometimes (mixed groups) -- the zero-variance situation the package is about.
+"""
+
+import random
+from dataclasses import dataclass
+
+from datasets import Dataset
+
+
+PROMPT_FORMAT = "Q: {expression}=?\nA:"
+
+
+@dataclass(frozen=True)
+class ArithmeticProblem:
+    expression: str
+    answer: int
+    num_ops: int
+
+    @property
+    def prompt(self) -> str:
+        return PROMPT_FORMAT.format(expression=self.expression)
+
+    @property
+    def reference_completion(self) -> str:
+        """The step-by-step solution the warm start imitates (leading space, boxed final answer)."""
+        terms = self.expression.replace("-", " -").replace("+", " +").split()
+        value = int(terms[0])
+        steps = []
+        for term in terms[1:]:
+            operand = int(term[1:])
+            new_value = value + operand if term[0] == "+" else value - operand
+            steps.append(f"{value}{term[0]}{operand}={new_value}")
+            value = new_value
+        return " " + " ".join(steps) + " \\boxed{" + str(value) + "}"
+
+
+def sample_problem(rng: random.Random, num_ops: int, max_operand: int = 20) -> ArithmeticProblem:
+    """Draws one chain of `num_ops` operations on operands in `[0, max_operand]`.
+
+    A subtraction that would go below zero becomes an addition, so every intermediate value is non-negative.
+    """
+    if num_ops < 1:
+        raise ValueError(f"num_ops must be >= 1, got {num_ops}.")
+    value = rng.randint(0, max_operand)
+    expression = str(value)
+    for _ in range(num_ops):
+        operand = rng.randint(0, max_operand)
+        op = "-" if rng.random() < 0.5 and operand <= value else "+"
+        value = value + operand if op == "+" else value - operand
+        expression += f"{op}{operand}"
+    return ArithmeticProblem(expression=expression, answer=value, num_ops=num_ops)
+
+
+def num_ops_weights(difficulty: float, max_ops: int) -> list[float]:
+    """Probability of each chain length 1..max_ops.
+
+    `difficulty` in [0, 1] tilts the mix: 0 favours one-operation problems, 1 favours the longest chains, 0.5 is
+    uniform. The weights are geometric in the chain length, so every length keeps some mass.
+    """
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}.")
+    ratio = 4.0 ** (2.0 * difficulty - 1.0)  # 0.25 .. 4
+    weights = [ratio**k for k in range(max_ops)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def generate_problems(
+    num_problems: int, seed: int, difficulty: float = 0.5, max_ops: int = 4, max_operand: int = 20
+) -> list[ArithmeticProblem]:
+    """`num_problems` problems, deterministic for `seed`."""
+    rng = random.Random(seed)
+    weights = num_ops_weights(difficulty, max_ops)
+    lengths = rng.choices(range(1, max_ops + 1), weights=weights, k=num_problems)
+    return [sample_problem(rng, num_ops, max_operand) for num_ops in lengths]
+
+
+def make_dataset(
+    num_problems: int, seed: int, difficulty: float = 0.5, max_ops: int = 4, max_operand: int = 20
+) -> Dataset:
+    """A TRL-ready dataset: `prompt` (plain string), `solution` (the integer answer as text), `num_ops`."""
+    problems = generate_problems(num_problems, seed, difficulty, max_ops, max_operand)
+    return Dataset.from_dict(
+        {
+            "prompt": [p.prompt for p in problems],
+            "solution": [str(p.answer) for p in problems],
+            "num_ops": [p.num_ops for p in problems],
+        }
+    )

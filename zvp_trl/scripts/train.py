@@ -1,0 +1,335 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""One training entry point for every algorithm of the package (`recipes/train.py` calls `main`).
+
+Configured the TRL way: a `TrlParser` over the script arguments below, the chosen algorithm's config dataclass and
+`ModelConfig`, from the command line and/or `--config file.yaml`. The algorithm is picked with `--algorithm NAME`
+(or `algorithm:` in the YAML) before the parser is built, so `--help` lists that algorithm's own fields.
+
+With no model given (no `--model_name_or_path` on the command line or in the YAML), the run uses the embedded task:
+the tiny warm-started Qwen3 model the package builds and caches itself, the offline arithmetic dataset, and
+CPU-sized defaults (see `EMBEDDED_TRAINING_DEFAULTS`); any flag you pass overrides those defaults.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
+
+
+@dataclass
+class TrainScriptArguments:
+    """Arguments of `recipes/train.py` that are not training hyper-parameters."""
+
+    algorithm: str = field(
+        default=DEFAULT_ALGORITHM,
+        metadata={"help": f"Training algorithm, one of: {', '.join(ALGORITHMS)}."},
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Training data: a registered name of `zvp_trl.data.DATASETS` (e.g. `math`, `dapo_math_17k`), a "
+            "Hub dataset id, or a local json/jsonl/parquet file. Default: the embedded arithmetic task."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split of `dataset_name` to train on."})
+    dataset_column_mapping: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSON mapping of the dataset\'s columns, e.g. \'{"question": "problem", "answer": "answer"}\'. '
+            "Only needed when the columns are not inferred."
+        },
+    )
+    dataset_max_samples: int | None = field(default=None, metadata={"help": "Use at most this many training prompts."})
+    prompt_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt template with a `{question}` placeholder. Default: the papers' template ending in "
+            "'put your final answer within \\boxed{}.'"
+        },
+    )
+    conversational: bool = field(
+        default=False, metadata={"help": "Build chat-message prompts (for instruct models with a chat template)."}
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={
+            "help": "Reward functions: `accuracy` (math-verify on the last \\boxed{}), `format` (one well-formed "
+            "\\boxed{} answer), `overlong` (DAPO's soft overlong punishment), or a dotted import path."
+        },
+    )
+    overlong_buffer_length: int = field(
+        default=256, metadata={"help": "Soft punishment zone (tokens) of the `overlong` reward (DAPO: 4096)."}
+    )
+    embedded_num_train_prompts: int = field(
+        default=2048, metadata={"help": "Embedded task: number of distinct training prompts."}
+    )
+    embedded_num_eval_prompts: int = field(
+        default=128, metadata={"help": "Embedded task: held-out prompts scored before and after training."}
+    )
+    embedded_difficulty: float = field(
+        default=0.5,
+        metadata={"help": "Embedded task: 0 favours one-operation problems, 1 the longest chains, 0.5 is uniform."},
+    )
+    embedded_max_ops: int = field(default=7, metadata={"help": "Embedded task: longest chain of operations."})
+    embedded_warmup_steps: int = field(
+        default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
+    )
+    summary_num_samples: int = field(
+        default=8, metadata={"help": "Samples per held-out prompt for the before/after accuracy (Acc@k, Pass@k)."}
+    )
+
+    def __post_init__(self):
+        get_algorithm(self.algorithm)  # clear error for an unknown name
+        if self.embedded_num_eval_prompts < 0:
+            raise ValueError("embedded_num_eval_prompts must be >= 0 (0 skips the before/after evaluation).")
+
+
+# CPU-sized defaults of the embedded run; every one can be overridden on the command line or in a YAML file.
+EMBEDDED_TRAINING_DEFAULTS = {
+    "learning_rate": 1e-4,
+    "lr_scheduler_type": "constant",
+    "num_generations": 8,
+    "per_device_train_batch_size": 64,
+    "max_completion_length": 80,
+    "max_steps": 60,
+    "temperature": 1.0,
+    "epsilon_high": 0.28,
+    "beta": 0.0,
+    "bf16": False,
+    "gradient_checkpointing": False,
+    "disable_dropout": True,
+    "logging_steps": 5,
+    "save_strategy": "steps",
+    "save_steps": 30,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "seed": 42,
+}
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _yaml_config(argv: list[str]) -> dict:
+    path = _flag_value(argv, "config")
+    if path is None:
+        return {}
+    with open(path) as f:
+        config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"Config file {path} must contain a YAML mapping.")
+    return config
+
+
+def uses_embedded_model(argv: list[str]) -> bool:
+    """True when no model is named on the command line or in the YAML config: the embedded task runs."""
+    return _flag_value(argv, "model_name_or_path") is None and "model_name_or_path" not in _yaml_config(argv)
+
+
+def make_parser(argv: list[str]):
+    """Builds the `TrlParser` for the algorithm named in `argv` (or its YAML), with the embedded defaults if no model
+    is given. Returns `(parser, algorithm_name, uses_embedded_model)`."""
+    import torch
+    from trl import ModelConfig, TrlParser
+
+    config = _yaml_config(argv)
+    algorithm_name = _flag_value(argv, "algorithm") or config.get("algorithm") or DEFAULT_ALGORITHM
+    config_class, _ = get_algorithm(algorithm_name).load()
+    parser = TrlParser((TrainScriptArguments, config_class, ModelConfig))
+    embedded = uses_embedded_model(argv)
+    if embedded:
+        defaults = dict(EMBEDDED_TRAINING_DEFAULTS, output_dir=f"outputs/embedded-{algorithm_name}")
+        if not torch.cuda.is_available():
+            defaults["use_cpu"] = True
+        parser.set_defaults_with_config(**defaults)
+    return parser, algorithm_name, embedded
+
+
+def _reward_funcs(names: list[str], script_args, training_args):
+    import importlib
+
+    from ..rewards import accuracy_reward, boxed_format_reward, get_soft_overlong_punishment
+
+    funcs = []
+    for name in names:
+        if name == "accuracy":
+            funcs.append(accuracy_reward)
+        elif name == "format":
+            funcs.append(boxed_format_reward)
+        elif name == "overlong":
+            funcs.append(
+                get_soft_overlong_punishment(training_args.max_completion_length, script_args.overlong_buffer_length)
+            )
+        elif "." in name:
+            module, _, attr = name.rpartition(".")
+            sys.path.insert(0, os.getcwd())
+            funcs.append(getattr(importlib.import_module(module), attr))
+        else:
+            raise ValueError(
+                f"Unknown reward function {name!r} in --reward_funcs: use accuracy, format, overlong or a dotted "
+                "import path such as my_package.my_module.my_reward."
+            )
+    return funcs
+
+
+def _datasets(script_args, embedded: bool):
+    """Training dataset, plus held-out (prompts, solutions) for the before/after summary (embedded task only)."""
+    if script_args.dataset_name is None:
+        if not embedded:
+            raise ValueError("--dataset_name is required when --model_name_or_path is given.")
+        from ..embedded import make_dataset
+
+        train = make_dataset(
+            script_args.embedded_num_train_prompts,
+            seed=1,
+            difficulty=script_args.embedded_difficulty,
+            max_ops=script_args.embedded_max_ops,
+        )
+        heldout = make_dataset(
+            script_args.embedded_num_eval_prompts,
+            seed=2,
+            difficulty=script_args.embedded_difficulty,
+            max_ops=script_args.embedded_max_ops,
+        )
+        return train, heldout
+    from ..data import BOXED_PROMPT_TEMPLATE, load_math_dataset
+
+    train = load_math_dataset(
+        script_args.dataset_name,
+        split=script_args.dataset_train_split,
+        config=script_args.dataset_config,
+        column_mapping=json.loads(script_args.dataset_column_mapping) if script_args.dataset_column_mapping else None,
+        template=script_args.prompt_template or BOXED_PROMPT_TEMPLATE,
+        conversational=script_args.conversational,
+        max_samples=script_args.dataset_max_samples,
+        seed=0,
+    )
+    return train, None
+
+
+def _heldout_accuracy(trainer, heldout, script_args) -> dict | None:
+    if heldout is None or len(heldout) == 0 or not trainer.accelerator.is_main_process:
+        return None
+    from ..evaluation import evaluate_accuracy
+    from ..rewards import accuracy_reward
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    return evaluate_accuracy(
+        model,
+        trainer.processing_class,
+        heldout["prompt"],
+        heldout["solution"],
+        accuracy_reward,
+        k=script_args.summary_num_samples,
+        temperature=trainer.args.temperature,
+        max_new_tokens=trainer.args.max_completion_length,
+        seed=trainer.args.seed,
+    )
+
+
+def _zero_variance_history(log_history: list[dict]) -> dict:
+    values = [entry["frac_reward_zero_std"] for entry in log_history if "frac_reward_zero_std" in entry]
+    if not values:
+        return {}
+    return {"first_logged": values[0], "last_logged": values[-1], "mean": sum(values) / len(values)}
+
+
+def run(script_args, training_args, model_args, embedded: bool) -> dict:
+    """Trains with the parsed arguments; returns the summary written to `<output_dir>/summary.json`."""
+    from accelerate import PartialState
+    from trl import get_peft_config
+
+    _, trainer_class = get_algorithm(script_args.algorithm).load()
+    state = PartialState()
+    if embedded:
+        from ..embedded import EmbeddedModelSpec, get_embedded_model_path
+
+        spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps)
+        with state.main_process_first():  # one process builds the cached model, the others then load it
+            model_args.model_name_or_path = str(get_embedded_model_path(spec))
+
+    training_args.model_init_kwargs = {
+        **(training_args.model_init_kwargs or {}),
+        "revision": model_args.model_revision,
+        "trust_remote_code": training_args.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    train_dataset, heldout = _datasets(script_args, embedded)
+    trainer = trainer_class(
+        model=model_args.model_name_or_path,
+        reward_funcs=_reward_funcs(script_args.reward_funcs, script_args, training_args),
+        args=training_args,
+        train_dataset=train_dataset,
+        peft_config=get_peft_config(model_args),
+    )
+
+    before = _heldout_accuracy(trainer, heldout, script_args)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_seconds = time.perf_counter() - start
+    after = _heldout_accuracy(trainer, heldout, script_args)
+
+    trainer.save_model(training_args.output_dir)
+    output_dir = Path(training_args.output_dir)
+    summary = {
+        "algorithm": script_args.algorithm,
+        "model": model_args.model_name_or_path,
+        "dataset": script_args.dataset_name or "embedded-arithmetic",
+        "global_steps": trainer.state.global_step,
+        "train_seconds": round(train_seconds, 1),
+        "heldout_before": before,
+        "heldout_after": after,
+        "train_zero_variance_fraction": _zero_variance_history(trainer.state.log_history),
+    }
+    if trainer.accelerator.is_main_process:
+        trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        _print_summary(summary, output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    trainer.accelerator.wait_for_everyone()
+    return summary
+
+
+def _print_summary(summary: dict, output_dir: Path) -> None:
+    print(f"\n[zvp_trl] {summary['algorithm']} finished {summary['global_steps']} steps "
+          f"in {summary['train_seconds']:.0f}s.")
+    before, after = summary["heldout_before"], summary["heldout_after"]
+    if before and after:
+        accuracy_key = next(k for k in before if k.startswith("acc@"))
+        pass_key = next(k for k in before if k.startswith("pass@"))
+        print(f"[zvp_trl] held-out {accuracy_key}: {before[accuracy_key]:.3f} -> {after[accuracy_key]:.3f}   "
+              f"{pass_key}: {before[pass_key]:.3f} -> {after[pass_key]:.3f}")
+        print(f"[zvp_trl] held-out prompts all-correct / all-wrong / mixed: "
+              f"{before['frac_all_correct']:.2f}/{before['frac_all_wrong']:.2f}/{before['frac_mixed']:.2f} -> "
+              f"{after['frac_all_correct']:.2f}/{after['frac_all_wrong']:.2f}/{after['frac_mixed']:.2f}")
+    zero_variance = summary["train_zero_variance_fraction"]
+    if zero_variance:
+        print(f"[zvp_trl] zero-variance groups during training: {zero_variance['first_logged']:.2f} (first log) -> "
+              f"{zero_variance['last_logged']:.2f} (last log), mean {zero_variance['mean']:.2f}")
+    print(f"[zvp_trl] model:   {output_dir.resolve()}")
+    print(f"[zvp_trl] metrics: {(output_dir / 'trainer_state.json').resolve()}")
+    print(f"[zvp_trl] summary: {(output_dir / 'summary.json').resolve()}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if uses_embedded_model(argv):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download; also skips telemetry calls
+    parser, _, embedded = make_parser(argv)
+    script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    return run(script_args, training_args, model_args, embedded)
