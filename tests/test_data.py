@@ -324,7 +324,6 @@ class TestErrors:
             load_math_dataset(str(path), system_prompt="Be brief.")
 
 
-@pytest.mark.skipif(not MATH500.is_file(), reason="local MATH-500 copy not available")
 def test_math500_local_copy():
     ds = load_math_dataset(str(MATH500))  # inferred mapping: problem -> question, answer -> answer
     assert len(ds) == 500

@@ -1,1 +1,35 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""zvp_trl: learning from zero-variance prompts in RLVR, on top of TRL's `GRPOTrainer`."""
+
 __version__ = "0.1.0.dev0"
+
+from .algorithms import ALGORITHMS, get_algorithm
+from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
+from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
+from .rewards import (
+    accuracy_reward,
+    boxed_format_reward,
+    extract_boxed_answer,
+    get_soft_overlong_punishment,
+    make_accuracy_reward,
+    math_verify_accuracy,
+)
+
+
+__all__ = [
+    "ALGORITHMS",
+    "BOXED_PROMPT_TEMPLATE",
+    "DATASETS",
+    "accuracy_reward",
+    "boxed_format_reward",
+    "evaluate_accuracy",
+    "extract_boxed_answer",
+    "format_prompt",
+    "get_algorithm",
+    "get_soft_overlong_punishment",
+    "load_math_dataset",
+    "make_accuracy_reward",
+    "math_verify_accuracy",
+    "pass_at_k",
+    "sample_completions",
+]

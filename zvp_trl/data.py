@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, load_dataset
+from .rewards import extract_boxed_answer
 
 
 logger = logging.getLogger(__name__)
@@ -92,56 +93,8 @@ def format_prompt(
 
 
 def last_boxed_content(text: str | None) -> str | None:
-    """Returns the content of the last `\\boxed{...}` (or `\\fbox{...}`) in `text`, handling nested braces.
-
-    Escaped braces (`\\{`, `\\}`) inside the box are not counted. The MATH shorthand `\\boxed 5` (no braces) is also
-    supported.
-
-    Args:
-        text (`str` or `None`):
-            Text to search, typically a reference solution or a model completion.
-
-    Returns:
-        `str` or `None`: The stripped content of the last box, or `None` if there is no (well-formed) box.
-
-    Example:
-
-    ```python
-    >>> last_boxed_content("so $x = \\boxed{\\frac{1}{2}}$.")
-    '\\frac{1}{2}'
-    ```
-    """
-    if not text:
-        return None
-    start = text.rfind("\\boxed")
-    command = "\\boxed"
-    if start < 0:
-        start = text.rfind("\\fbox")
-        command = "\\fbox"
-        if start < 0:
-            return None
-    i = start + len(command)
-    if text.startswith(" ", i):  # `\boxed 5` shorthand: the answer runs to the end of the math expression
-        content = re.split(r"[$\s]", text[i:].lstrip(), maxsplit=1)[0]
-        return content.strip() or None
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text) or text[i] != "{":
-        return None
-    depth, j = 0, i
-    while j < len(text):
-        char = text[j]
-        if char == "\\":  # skip the escaped character (`\{`, `\}`, `\\`)
-            j += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-        j += 1
-    return None  # unbalanced braces
+    """The content of the last `\\boxed{...}` of `text` (`None` when absent): see [`~rewards.extract_boxed_answer`]."""
+    return extract_boxed_answer(text) if text else None
 
 
 _DAPO_PREFIX = re.compile(

@@ -42,8 +42,8 @@ class EmbeddedModelSpec:
     warmup_steps: int = 800
     batch_size: int = 64
     learning_rate: float = 3e-3
-    difficulty: float = 0.3
-    max_ops: int = 5
+    difficulty: float = 0.25
+    max_ops: int = 7
     max_operand: int = 20
 
     def cache_key(self) -> str:

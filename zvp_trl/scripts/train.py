@@ -71,13 +71,13 @@ class TrainScriptArguments:
         default=2048, metadata={"help": "Embedded task: number of distinct training prompts."}
     )
     embedded_num_eval_prompts: int = field(
-        default=128, metadata={"help": "Embedded task: held-out prompts scored before and after training."}
+        default=256, metadata={"help": "Embedded task: held-out prompts scored before and after training."}
     )
     embedded_difficulty: float = field(
         default=0.5,
         metadata={"help": "Embedded task: 0 favours one-operation problems, 1 the longest chains, 0.5 is uniform."},
     )
-    embedded_max_ops: int = field(default=7, metadata={"help": "Embedded task: longest chain of operations."})
+    embedded_max_ops: int = field(default=9, metadata={"help": "Embedded task: longest chain of operations."})
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
@@ -93,21 +93,21 @@ class TrainScriptArguments:
 
 # CPU-sized defaults of the embedded run; every one can be overridden on the command line or in a YAML file.
 EMBEDDED_TRAINING_DEFAULTS = {
-    "learning_rate": 1e-4,
+    "learning_rate": 5e-5,
     "lr_scheduler_type": "constant",
     "num_generations": 8,
-    "per_device_train_batch_size": 64,
-    "max_completion_length": 80,
-    "max_steps": 60,
+    "per_device_train_batch_size": 256,
+    "max_completion_length": 96,
+    "max_steps": 100,
     "temperature": 1.0,
     "epsilon_high": 0.28,
     "beta": 0.0,
     "bf16": False,
     "gradient_checkpointing": False,
     "disable_dropout": True,
-    "logging_steps": 5,
+    "logging_steps": 10,
     "save_strategy": "steps",
-    "save_steps": 30,
+    "save_steps": 50,
     "save_total_limit": 2,
     "report_to": "none",
     "seed": 42,

@@ -1,0 +1,102 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from zvp_trl.embedded import (
+    EmbeddedModelSpec,
+    build_embedded_model,
+    build_tokenizer,
+    generate_problems,
+    get_embedded_model_path,
+    make_dataset,
+    sample_problem,
+)
+from zvp_trl.embedded.task import ArithmeticProblem, num_ops_weights
+from zvp_trl.rewards import accuracy_reward
+
+
+TINY = EmbeddedModelSpec(hidden_size=16, intermediate_size=32, num_hidden_layers=1, warmup_steps=3, batch_size=4)
+
+
+def test_reference_completion_is_left_to_right_and_boxed():
+    problem = ArithmeticProblem(expression="12+7-3+10", answer=26, num_ops=3)
+    assert problem.prompt == "Q: 12+7-3+10=?\nA:"
+    assert problem.reference_completion == " 12+7=19 19-3=16 16+10=26 \\boxed{26}"
+
+
+def test_problems_are_deterministic_non_negative_and_correct():
+    first = generate_problems(200, seed=7, max_ops=6)
+    assert first == generate_problems(200, seed=7, max_ops=6)
+    assert first != generate_problems(200, seed=8, max_ops=6)
+    for problem in first:
+        assert eval(problem.expression) == problem.answer  # left-to-right +/- is Python's evaluation order
+        steps = problem.reference_completion.split()[:-1]
+        assert len(steps) == problem.num_ops
+        assert all(int(step.split("=")[1]) >= 0 for step in steps)
+        assert accuracy_reward([problem.reference_completion], [str(problem.answer)]) == [1.0]
+
+
+def test_difficulty_knob_tilts_chain_lengths():
+    assert num_ops_weights(0.5, 4) == pytest.approx([0.25] * 4)
+    easy, hard = num_ops_weights(0.0, 4), num_ops_weights(1.0, 4)
+    assert easy[0] > easy[-1] and hard[-1] > hard[0]
+    assert sum(easy) == pytest.approx(1.0)
+    mean_easy = sum(p.num_ops for p in generate_problems(500, 0, difficulty=0.1, max_ops=5)) / 500
+    mean_hard = sum(p.num_ops for p in generate_problems(500, 0, difficulty=0.9, max_ops=5)) / 500
+    assert mean_easy < 2.5 < mean_hard
+    with pytest.raises(ValueError, match="difficulty"):
+        num_ops_weights(1.5, 4)
+    with pytest.raises(ValueError, match="num_ops"):
+        sample_problem(random.Random(0), 0)
+
+
+def test_dataset_columns():
+    dataset = make_dataset(10, seed=3)
+    assert dataset.column_names == ["prompt", "solution", "num_ops"]
+    assert dataset[0]["prompt"].startswith("Q: ") and dataset[0]["prompt"].endswith("=?\nA:")
+    assert int(dataset[0]["solution"]) == eval(dataset[0]["prompt"][3:-5])
+
+
+def test_tokenizer_round_trip_and_special_tokens():
+    tokenizer = build_tokenizer()
+    for problem in generate_problems(50, seed=1, max_ops=9):
+        text = problem.prompt + problem.reference_completion
+        ids = tokenizer(text)["input_ids"]
+        assert tokenizer.decode(ids) == text
+        assert len(ids) == len(text) - len("\\boxed{") + 1  # one token per character, \boxed{ is one token
+    assert tokenizer.convert_ids_to_tokens(tokenizer("\\boxed{")["input_ids"]) == ["\\boxed{"]
+    assert tokenizer.eos_token_id == 1 and tokenizer.pad_token_id == 0
+    ids = tokenizer("Q: 1+1=?")["input_ids"] + [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "Q: 1+1=?"
+
+
+def test_build_is_deterministic_and_saves_model_and_tokenizer(tmp_path):
+    info_a = build_embedded_model(TINY, tmp_path / "a")
+    build_embedded_model(TINY, tmp_path / "b")
+    model_a = AutoModelForCausalLM.from_pretrained(tmp_path / "a")
+    model_b = AutoModelForCausalLM.from_pretrained(tmp_path / "b")
+    assert model_a.config.model_type == "qwen3"
+    for (name, p_a), p_b in zip(model_a.named_parameters(), model_b.parameters()):
+        assert torch.equal(p_a, p_b), name
+    assert info_a["num_parameters"] == sum(p.numel() for p in model_a.parameters())
+    assert len(info_a["warm_start_losses"]) == 3
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a")
+    assert tokenizer.decode(tokenizer("Q: 3-1=?")["input_ids"]) == "Q: 3-1=?"
+
+
+def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path))
+    path = get_embedded_model_path(TINY)
+    assert path.parent == tmp_path / "embedded" and path.name == TINY.cache_key()
+    info = json.loads((path / "build_info.json").read_text())
+    assert info["spec"]["warmup_steps"] == 3
+    stamp = (path / "build_info.json").stat().st_mtime_ns
+    assert get_embedded_model_path(TINY) == path  # reused, not rebuilt
+    assert (path / "build_info.json").stat().st_mtime_ns == stamp
+    other = EmbeddedModelSpec(**{**TINY.__dict__, "seed": 1})
+    assert other.cache_key() != TINY.cache_key()
+    assert not list(tmp_path.glob("embedded/.*tmp*"))  # no half-written build left behind

@@ -1,0 +1,96 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""The training entry point, through the same `main` that `recipes/train.py` calls."""
+
+import json
+
+import pytest
+
+from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, main, make_parser
+
+
+TINY_RUN = [
+    "--max_steps", "2",
+    "--embedded_warmup_steps", "5",
+    "--embedded_num_train_prompts", "32",
+    "--embedded_num_eval_prompts", "4",
+    "--summary_num_samples", "2",
+    "--per_device_train_batch_size", "8",
+    "--num_generations", "4",
+    "--max_completion_length", "12",
+    "--logging_steps", "1",
+    "--save_steps", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "zvp_cache"))
+
+
+def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys):
+    summary = main([*TINY_RUN, "--algorithm", "grpo", "--output_dir", str(tmp_path)])
+    assert summary["algorithm"] == "grpo" and summary["global_steps"] == 2
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "trainer_state.json", "summary.json"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "checkpoint-2" / "trainer_state.json").is_file()
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    logged = [entry for entry in history if "frac_reward_zero_std" in entry]
+    assert len(logged) == 2 and all(0.0 <= e["frac_reward_zero_std"] <= 1.0 for e in logged)
+    assert all("rewards/accuracy_reward/mean" in e for e in logged)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("heldout_before", "heldout_after"):
+        stats = on_disk[key]
+        assert stats["num_prompts"] == 4
+        assert stats["frac_all_correct"] + stats["frac_all_wrong"] + stats["frac_mixed"] == pytest.approx(1.0)
+    out = capsys.readouterr().out
+    assert f"summary: {(tmp_path / 'summary.json').resolve()}" in out
+
+
+def test_yaml_config_selects_algorithm_and_rejects_unknown_keys(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("algorithm: grpo\nlearning_rate: 3.0e-6\nnum_generations: 4\n")
+    parser, name, embedded = make_parser(["--config", str(good)])
+    assert name == "grpo" and embedded
+    script_args, training_args, _ = parser.parse_args_and_config(["--config", str(good), "--output_dir", "x"])
+    assert script_args.algorithm == "grpo"
+    assert training_args.learning_rate == 3e-6  # YAML beats the embedded default
+    assert training_args.per_device_train_batch_size == EMBEDDED_TRAINING_DEFAULTS["per_device_train_batch_size"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algorithm: grpo\nlearning_rat: 3.0e-6\n")
+    parser, _, _ = make_parser(["--config", str(bad)])
+    with pytest.raises(ValueError, match="learning_rat"):
+        parser.parse_args_and_config(["--config", str(bad)])
+
+
+def test_command_line_overrides_embedded_defaults():
+    parser, _, _ = make_parser([])
+    _, training_args, _ = parser.parse_args_and_config(["--max_steps", "7", "--output_dir", "elsewhere"])
+    assert training_args.max_steps == 7 and training_args.output_dir == "elsewhere"
+    _, training_args, _ = parser.parse_args_and_config([])
+    assert training_args.max_steps == EMBEDDED_TRAINING_DEFAULTS["max_steps"]
+    assert training_args.output_dir == "outputs/embedded-grpo"
+
+
+def test_unknown_algorithm_names_the_choices():
+    with pytest.raises(ValueError, match="Unknown algorithm 'nope'.*grpo"):
+        make_parser(["--algorithm", "nope"])
+
+
+def test_help_lists_the_algorithm_fields(capsys):
+    parser, _, _ = make_parser(["--algorithm", "grpo"])
+    with pytest.raises(SystemExit):
+        parser.parse_args_and_config(["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--algorithm", "--num_generations", "--epsilon_high", "--model_name_or_path", "--reward_funcs"):
+        assert flag in out
+
+
+def test_model_without_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="--dataset_name is required"):
+        main(["--model_name_or_path", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--use_cpu", "true",
+              "--bf16", "false"])
+
+
+def test_unknown_reward_function_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="Unknown reward function 'acuracy'"):
+        main([*TINY_RUN, "--reward_funcs", "acuracy", "--output_dir", str(tmp_path)])

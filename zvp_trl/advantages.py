@@ -1,0 +1,116 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Pure advantage functions (no trainer inside): zero-variance detection and RL-ZVP's token-level advantages.
+
+RL-ZVP ("No Prompt Left Behind", arXiv 2509.21880, Eq. 5): a group whose rewards are all equal gives GRPO no signal.
+RL-ZVP gives such a group token-level advantages built from the current policy's (detached) per-token entropy H:
+
+- all-correct group: `A_t = alpha * H_t`
+- all-wrong group:   `A_t = -alpha * (max_k H_k - H_t)`, the max over the valid tokens of the same completion.
+"""
+
+import torch
+
+
+def zero_variance_signs(
+    rewards: torch.Tensor, num_generations: int, correct_threshold: float = 0.0, atol: float = 1e-6
+) -> torch.Tensor:
+    """Marks the rows of zero-variance groups.
+
+    Args:
+        rewards (`torch.Tensor`):
+            1-D tensor of scalar rewards, grouped consecutively by `num_generations` (TRL's layout: the G completions
+            of a prompt are adjacent). NaN marks an unscorable completion.
+        num_generations (`int`):
+            Group size G.
+        correct_threshold (`float`, *optional*, defaults to `0.0`):
+            A zero-variance group is positive (all correct) when its common reward is above this value (the paper's
+            `R > 0`), negative otherwise.
+        atol (`float`, *optional*, defaults to `1e-6`):
+            A group is zero-variance when `max(R) - min(R) <= atol`.
+
+    Returns:
+        `torch.Tensor`: float tensor shaped like `rewards` with `+1` on every row of a positive zero-variance group,
+        `-1` on every row of a negative one and `0` elsewhere. A group containing NaN is not zero-variance.
+    """
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D, got shape {tuple(rewards.shape)}.")
+    if num_generations < 1 or rewards.numel() % num_generations != 0:
+        raise ValueError(
+            f"rewards has {rewards.numel()} rows, which is not a whole number of groups of num_generations="
+            f"{num_generations}."
+        )
+    groups = rewards.float().view(-1, num_generations)
+    has_nan = torch.isnan(groups).any(dim=1)
+    filled = torch.nan_to_num(groups, nan=0.0)
+    spread = filled.max(dim=1).values - filled.min(dim=1).values
+    is_zero_variance = (spread <= atol) & ~has_nan
+    sign = torch.where(filled.mean(dim=1) > correct_threshold, 1.0, -1.0)
+    return (sign * is_zero_variance).repeat_interleave(num_generations)
+
+
+@torch.no_grad()
+def rl_zvp_token_advantages(
+    advantages: torch.Tensor,
+    zv_signs: torch.Tensor,
+    entropies: torch.Tensor,
+    completion_mask: torch.Tensor,
+    alpha: float = 0.1,
+    use_positive: bool = True,
+    use_negative: bool = True,
+    entropy_scaling: bool = True,
+    constant_advantage: float = 1.0,
+) -> torch.Tensor:
+    """Token-level advantages: GRPO's on ordinary rows, RL-ZVP's entropy-guided ones on zero-variance rows.
+
+    Args:
+        advantages (`torch.Tensor`):
+            `(B,)` GRPO advantages, broadcast over the tokens of rows that keep them.
+        zv_signs (`torch.Tensor`):
+            `(B,)` output of [`zero_variance_signs`] for these rows.
+        entropies (`torch.Tensor`):
+            `(B, T)` per-token entropies of the current policy (detached here).
+        completion_mask (`torch.Tensor`):
+            `(B, T)` 1 for valid completion tokens, 0 for padding.
+        alpha (`float`, *optional*, defaults to `0.1`):
+            Entropy scale (the paper's best value).
+        use_positive (`bool`, *optional*, defaults to `True`):
+            Give all-correct groups `alpha * H_t`; when `False` they keep their GRPO advantage.
+        use_negative (`bool`, *optional*, defaults to `True`):
+            Give all-wrong groups `-alpha * (max_k H_k - H_t)`; when `False` they keep their GRPO advantage.
+        entropy_scaling (`bool`, *optional*, defaults to `True`):
+            When `False`, zero-variance rows get the constant `+constant_advantage` / `-constant_advantage` on every
+            token instead (the paper's "w/o entropy scaling" ablation).
+        constant_advantage (`float`, *optional*, defaults to `1.0`):
+            Magnitude used when `entropy_scaling=False`.
+
+    Returns:
+        `torch.Tensor`: `(B, T)` advantages, 0 on padded positions, without gradient.
+    """
+    if entropies.shape != completion_mask.shape or entropies.dim() != 2:
+        raise ValueError(
+            f"entropies {tuple(entropies.shape)} and completion_mask {tuple(completion_mask.shape)} must both be (B, T)."
+        )
+    batch = entropies.size(0)
+    if advantages.shape != (batch,) or zv_signs.shape != (batch,):
+        raise ValueError(
+            f"advantages {tuple(advantages.shape)} and zv_signs {tuple(zv_signs.shape)} must both be ({batch},)."
+        )
+    mask = completion_mask.to(entropies.dtype)
+    entropy = entropies.detach() * mask
+    result = advantages.detach().to(entropies.dtype)[:, None].expand_as(entropy).clone()
+
+    if entropy_scaling:
+        positive = alpha * entropy
+        # Max over the valid tokens of each completion; rows without valid tokens get 0 (they are masked anyway).
+        row_max = entropy.masked_fill(mask == 0, float("-inf")).max(dim=1, keepdim=True).values
+        row_max = torch.where(torch.isinf(row_max), torch.zeros_like(row_max), row_max)
+        negative = -alpha * (row_max - entropy)
+    else:
+        positive = torch.full_like(entropy, constant_advantage)
+        negative = torch.full_like(entropy, -constant_advantage)
+
+    if use_positive:
+        result = torch.where((zv_signs > 0)[:, None], positive, result)
+    if use_negative:
+        result = torch.where((zv_signs < 0)[:, None], negative, result)
+    return result * mask
