@@ -3,9 +3,12 @@
 
 __version__ = "0.1.0.dev0"
 
+from .advantages import rl_zvp_token_advantages, zero_variance_signs
 from .algorithms import ALGORITHMS, get_algorithm
 from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
 from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
+from .trainer.rl_zvp_config import RLZVPConfig
+from .trainer.rl_zvp_trainer import RLZVPTrainer
 from .rewards import (
     accuracy_reward,
     boxed_format_reward,
@@ -18,6 +21,8 @@ from .rewards import (
 
 __all__ = [
     "ALGORITHMS",
+    "RLZVPConfig",
+    "RLZVPTrainer",
     "BOXED_PROMPT_TEMPLATE",
     "DATASETS",
     "accuracy_reward",
@@ -31,5 +36,7 @@ __all__ = [
     "make_accuracy_reward",
     "math_verify_accuracy",
     "pass_at_k",
+    "rl_zvp_token_advantages",
     "sample_completions",
+    "zero_variance_signs",
 ]

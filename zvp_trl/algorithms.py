@@ -25,10 +25,16 @@ ALGORITHMS: dict[str, Algorithm] = {
     algorithm.name: algorithm
     for algorithm in [
         Algorithm("grpo", "trl:GRPOConfig", "trl:GRPOTrainer", "plain GRPO from TRL (zero-variance groups get no signal)"),
+        Algorithm(
+            "rl_zvp",
+            "zvp_trl.trainer.rl_zvp_config:RLZVPConfig",
+            "zvp_trl.trainer.rl_zvp_trainer:RLZVPTrainer",
+            "RL-ZVP: entropy-guided token advantages for zero-variance groups (arXiv 2509.21880)",
+        ),
     ]
 }
 
-DEFAULT_ALGORITHM = "grpo"
+DEFAULT_ALGORITHM = "rl_zvp"
 
 
 def get_algorithm(name: str) -> Algorithm:

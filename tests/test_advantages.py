@@ -1,0 +1,87 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import math
+
+import pytest
+import torch
+
+from zvp_trl import rl_zvp_token_advantages, zero_variance_signs
+
+
+def test_zero_variance_signs_hand_values():
+    nan = math.nan
+    rewards = torch.tensor([1.0, 1, 1, 0, 0, 0, 1, 0, 1, nan, 1, 1])
+    expected = [1.0, 1, 1, -1, -1, -1, 0, 0, 0, 0, 0, 0]
+    assert zero_variance_signs(rewards, 3).tolist() == expected
+
+
+def test_zero_variance_threshold_and_tolerance():
+    # Common reward equal to the threshold is not "above" it: negative.
+    assert zero_variance_signs(torch.tensor([0.5, 0.5]), 2, correct_threshold=0.5).tolist() == [-1.0, -1.0]
+    assert zero_variance_signs(torch.tensor([0.5, 0.5]), 2, correct_threshold=0.4).tolist() == [1.0, 1.0]
+    assert zero_variance_signs(torch.tensor([-1.0, -1.0]), 2).tolist() == [-1.0, -1.0]  # +-1 rewards
+    assert zero_variance_signs(torch.tensor([1.0, 1.0 + 1e-7]), 2).tolist() == [1.0, 1.0]
+    assert zero_variance_signs(torch.tensor([1.0, 1.1]), 2).tolist() == [0.0, 0.0]
+    assert zero_variance_signs(torch.tensor([1.0, 1.1]), 2, atol=0.2).tolist() == [1.0, 1.0]
+
+
+def test_zero_variance_signs_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="num_generations=3"):
+        zero_variance_signs(torch.zeros(4), 3)
+    with pytest.raises(ValueError, match="1-D"):
+        zero_variance_signs(torch.zeros(2, 2), 2)
+
+
+def _batch():
+    advantages = torch.tensor([0.0, 0.0, 0.7, 0.0, 0.3])
+    signs = torch.tensor([1.0, -1.0, 0.0, -1.0, 0.0])
+    entropies = torch.tensor(
+        [[1.0, 2.0, 3.0], [1.0, 3.0, 2.0], [5.0, 5.0, 5.0], [1.0, 2.0, 9.0], [0.0, 0.0, 0.0]], requires_grad=True
+    )
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    return advantages, signs, entropies, mask
+
+
+def test_rl_zvp_token_advantages_hand_values():
+    result = rl_zvp_token_advantages(*_batch(), alpha=0.1)
+    expected = torch.tensor(
+        [
+            [0.1, 0.2, 0.0],  # positive: alpha * H, padding 0
+            [-0.2, 0.0, -0.1],  # negative: -alpha * (max H - H), max = 3
+            [0.7, 0.7, 0.0],  # non-ZV: GRPO advantage broadcast
+            [-0.1, 0.0, 0.0],  # negative: the padded 9.0 is not part of the max (max = 2)
+            [0.0, 0.0, 0.0],  # no valid token
+        ]
+    )
+    torch.testing.assert_close(result, expected)
+    assert not result.requires_grad
+
+
+def test_rl_zvp_switches():
+    advantages, signs, entropies, mask = _batch()
+    advantages = torch.tensor([0.25, -0.5, 0.7, -0.5, 0.3])  # distinct values show which rows keep GRPO's
+    no_positive = rl_zvp_token_advantages(advantages, signs, entropies, mask, use_positive=False)
+    torch.testing.assert_close(no_positive[0], torch.tensor([0.25, 0.25, 0.0]))
+    torch.testing.assert_close(no_positive[1], torch.tensor([-0.2, 0.0, -0.1]))
+    no_negative = rl_zvp_token_advantages(advantages, signs, entropies, mask, use_negative=False)
+    torch.testing.assert_close(no_negative[1], torch.tensor([-0.5, -0.5, -0.5]))
+    torch.testing.assert_close(no_negative[3], torch.tensor([-0.5, -0.5, 0.0]))
+    torch.testing.assert_close(no_negative[0], torch.tensor([0.1, 0.2, 0.0]))
+    constant = rl_zvp_token_advantages(
+        advantages, signs, entropies, mask, entropy_scaling=False, constant_advantage=2.0
+    )
+    torch.testing.assert_close(
+        constant,
+        torch.tensor(
+            [[2.0, 2.0, 0.0], [-2.0, -2.0, -2.0], [0.7, 0.7, 0.0], [-2.0, -2.0, 0.0], [0.0, 0.0, 0.0]]
+        ),
+    )
+    scaled = rl_zvp_token_advantages(advantages, signs, entropies, mask, alpha=0.5)
+    torch.testing.assert_close(scaled[0], torch.tensor([0.5, 1.0, 0.0]))
+
+
+def test_rl_zvp_rejects_mismatched_shapes():
+    advantages, signs, entropies, mask = _batch()
+    with pytest.raises(ValueError, match="completion_mask"):
+        rl_zvp_token_advantages(advantages, signs, entropies, mask[:, :2])
+    with pytest.raises(ValueError, match="zv_signs"):
+        rl_zvp_token_advantages(advantages, signs[:3], entropies, mask)

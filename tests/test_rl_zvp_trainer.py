@@ -1,0 +1,228 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import copy
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import GRPOTrainer
+
+from zvp_trl import RLZVPConfig, RLZVPTrainer
+
+
+G = 4
+
+
+def make_config(tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        epsilon_high=0.28,
+    )
+    values.update(overrides)
+    return RLZVPConfig(**values)
+
+
+def make_trainer(tiny_model_path, tmp_path, reward, **overrides):
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)], "solution": ["0"] * 8})
+    return RLZVPTrainer(
+        model=tiny_model_path, reward_funcs=reward, args=make_config(tmp_path, **overrides), train_dataset=dataset
+    )
+
+
+def constant_reward(value):
+    def reward(completions, **kwargs):
+        return [value] * len(completions)
+
+    reward.__name__ = f"constant_{value}"
+    return reward
+
+
+def alternating_reward(completions, **kwargs):
+    """1, 0, 1, 0, ...: every group of G consecutive rows is mixed (non zero-variance)."""
+    return [float(i % 2 == 0) for i in range(len(completions))]
+
+
+def batch(trainer):
+    rows = [trainer.train_dataset[i] for i in range(2) for _ in range(G)]
+    torch.manual_seed(0)
+    return trainer._generate_and_score_completions(rows)
+
+
+def loss_and_grads(trainer, inputs, compute_loss):
+    trainer.model.zero_grad()
+    loss = compute_loss(trainer.model, inputs)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+
+
+def test_no_zero_variance_groups_matches_grpo_exactly(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    inputs = batch(trainer)
+    assert inputs["zvp_signs"].tolist() == [0.0] * 8
+    ours = loss_and_grads(trainer, inputs, trainer._compute_loss)
+    grpo = loss_and_grads(trainer, inputs, lambda model, x: GRPOTrainer._compute_loss(trainer, model, x))
+    assert torch.equal(ours[0], grpo[0])
+    assert len(ours[1]) == len(grpo[1]) > 0
+    for a, b in zip(ours[1], grpo[1]):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("value, sign", [(1.0, 1.0), (0.0, -1.0)])
+def test_all_zero_variance_batch_has_gradient_where_grpo_has_none(tiny_model_path, tmp_path, value, sign):
+    trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(value))
+    inputs = batch(trainer)
+    assert inputs["zvp_signs"].tolist() == [sign] * 8
+    assert torch.all(inputs["advantages"] == 0)  # GRPO's advantages, untouched
+    grpo_loss, grpo_grads = loss_and_grads(
+        trainer, inputs, lambda model, x: GRPOTrainer._compute_loss(trainer, model, x)
+    )
+    assert grpo_loss.item() == 0.0 and all(torch.count_nonzero(g) == 0 for g in grpo_grads)
+    before = copy.copy(inputs)
+    loss, grads = loss_and_grads(trainer, inputs, trainer._compute_loss)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+    # Positive groups push their tokens up (negative loss), negative groups push them down.
+    assert loss.item() * sign < 0
+    # TRL's buffered inputs are not mutated.
+    assert inputs.keys() == before.keys() and inputs["advantages"] is before["advantages"]
+    assert inputs["advantages"].dim() == 1
+
+
+def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), zvp_alpha=0.5)
+    inputs = batch(trainer)
+    seen = {}
+    original = trainer._token_advantages
+
+    def spy(loss_inputs, entropies):
+        seen["entropies"] = entropies.detach().clone()
+        seen["advantages"] = original(loss_inputs, entropies)
+        return seen["advantages"]
+
+    trainer._token_advantages = spy
+    trainer._compute_loss(trainer.model, inputs)
+    mask = inputs["completion_mask"].float()
+    entropy = seen["entropies"] * mask
+    row_max = entropy.masked_fill(mask == 0, -1e9).max(dim=1, keepdim=True).values
+    torch.testing.assert_close(seen["advantages"], -0.5 * (row_max - entropy) * mask)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(gradient_accumulation_steps=2, steps_per_generation=2, per_device_train_batch_size=4),
+        dict(num_iterations=2, per_device_train_batch_size=8),
+        dict(gradient_accumulation_steps=2, num_iterations=2, steps_per_generation=4, per_device_train_batch_size=2),
+    ],
+)
+def test_entropy_recomputed_on_every_micro_batch_and_iteration(tiny_model_path, tmp_path, overrides):
+    trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(1.0), max_steps=2, **overrides)
+    calls = {"loss": 0, "shaped": 0}
+    compute_loss, token_advantages = trainer._compute_loss, trainer._token_advantages
+
+    def counting_loss(model, inputs):
+        calls["loss"] += 1
+        return compute_loss(model, inputs)
+
+    def counting_advantages(inputs, entropies):
+        calls["shaped"] += 1
+        return token_advantages(inputs, entropies)
+
+    trainer._compute_loss, trainer._token_advantages = counting_loss, counting_advantages
+    trainer.train()
+    expected_micro_batches = 2 * trainer.args.gradient_accumulation_steps
+    assert calls["loss"] == calls["shaped"] == expected_micro_batches
+    for buffered in trainer._buffered_inputs:
+        assert buffered["advantages"].dim() == 1  # the buffer keeps GRPO's (B,) advantages
+
+
+def test_metrics_and_rollout_totals_are_logged(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2
+    for step, entry in enumerate(logs, start=1):
+        assert entry["zvp/frac_zv_positive"] == 0.0 and entry["zvp/frac_zv_negative"] == 0.0
+        assert entry["zvp/adv_mean_positive"] is None and entry["zvp/adv_mean_negative"] is None
+        assert entry["zvp/entropy_max_mean"] > 0
+        assert entry["rollouts/total"] == 8 * step
+        assert entry["rollouts/grad_steps"] == step
+
+
+def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(1.0), max_steps=1)
+    trainer.train()
+    entry = next(e for e in trainer.state.log_history if "loss" in e)
+    assert entry["zvp/frac_zv_positive"] == 1.0 and entry["zvp/frac_zv_negative"] == 0.0
+    assert entry["zvp/adv_mean_positive"] > 0 and entry["zvp/adv_mean_negative"] is None
+    # alpha * mean entropy, and the mean entropy is at most the mean of the row maxima
+    assert entry["zvp/adv_mean_positive"] <= 0.1 * entry["zvp/entropy_max_mean"] + 1e-6
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(zvp_alpha=0.0), "zvp_alpha must be > 0"),
+        (dict(zvp_alpha=-0.1), "zvp_alpha must be > 0"),
+        (dict(zvp_constant_advantage=0.0), "zvp_constant_advantage"),
+        (dict(loss_type="vespo"), "loss_type='vespo' is not supported by RL-ZVP"),
+        (dict(off_policy_mask_threshold=0.5), "off_policy_mask_threshold"),
+        (dict(multi_objective_aggregation="normalize_then_sum"), "multi_objective_aggregation"),
+    ],
+)
+def test_unsupported_configurations_raise(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_config(tmp_path, **overrides)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"])
+def test_supported_loss_types_give_a_gradient_on_zero_variance_batches(tiny_model_path, tmp_path, loss_type):
+    trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), loss_type=loss_type)
+    inputs = batch(trainer)
+    loss, grads = loss_and_grads(trainer, inputs, trainer._compute_loss)
+    assert torch.isfinite(loss) and sum(g.abs().sum().item() for g in grads) > 0
+
+
+def test_requires_an_rl_zvp_config(tiny_model_path, tmp_path):
+    from trl import GRPOConfig
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=G)
+    with pytest.raises(TypeError, match="RLZVPConfig"):
+        RLZVPTrainer(model=tiny_model_path, reward_funcs=alternating_reward, args=args)
+
+
+def test_model_card_names_the_method_and_paper(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    trainer.create_model_card(model_name="tiny-rl-zvp")
+    card = (tmp_path / "README.md").read_text()
+    assert "RL-ZVP" in card and "2509.21880" in card and "No Prompt Left Behind" in card
+    assert "rl-zvp" in card  # tag
+
+
+def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_path, tmp_path):
+    script = Path(__file__).parent / "scripts" / "rl_zvp_two_processes.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    # torchrun sets WORLD_SIZE/RANK; accelerate then runs its CPU processes over gloo.
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Generation batch [A A A A B B | B B C C C C]: A all-correct, C all-wrong, B split across the two processes
+    # with reward 1 on process 0 and 0 on process 1 -- zero-variance on each half, mixed as a whole.
+    rank0 = (tmp_path / "signs_rank0.txt").read_text().split()
+    rank1 = (tmp_path / "signs_rank1.txt").read_text().split()
+    assert rank0 == ["1.0", "1.0", "1.0", "1.0", "0.0", "0.0"]
+    assert rank1 == ["0.0", "0.0", "-1.0", "-1.0", "-1.0", "-1.0"]

@@ -1,0 +1,155 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import textwrap
+
+import torch
+
+from ..advantages import rl_zvp_token_advantages, zero_variance_signs
+from .base import ZVPBaseTrainer
+from .rl_zvp_config import RLZVPConfig
+
+
+class RLZVPTrainer(ZVPBaseTrainer):
+    """
+    Trainer for RL-ZVP, from [No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via
+    Entropy-Guided Advantage Shaping](https://huggingface.co/papers/2509.21880).
+
+    The only change w.r.t. [`~trl.GRPOTrainer`] is the advantage of zero-variance groups (all completions of a prompt
+    got the same reward), which GRPO leaves at zero. They get token-level advantages from the current policy's
+    per-token entropy `H`, detached: `alpha * H_t` for an all-correct group and `-alpha * (max_k H_k - H_t)` for an
+    all-wrong group. The entropy comes from the policy forward pass that the loss already runs (no extra forward),
+    at the sampling temperature, recomputed on every micro-batch and iteration. Zero-variance is decided on the
+    rewards of the whole group, gathered over all processes. Other groups keep GRPO's advantage exactly.
+
+    Args are those of [`~trl.GRPOTrainer`]; `args` is an [`RLZVPConfig`].
+    """
+
+    _tag_names = ["trl", "rl-zvp"]
+    _name = "RL-ZVP"
+    _paper = {
+        "title": "No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via "
+        "Entropy-Guided Advantage Shaping",
+        "id": "2509.21880",
+        # docstyle-ignore
+        "citation": textwrap.dedent("""\
+            @article{le2025noprompt,
+                title        = {{No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via Entropy-Guided Advantage Shaping}},
+                author       = {Thanh-Long V. Le and Myeongho Jeon and Kim Vu and Viet Lai and Eunho Yang},
+                year         = 2025,
+                eprint       = {arXiv:2509.21880},
+            }"""),
+    }
+
+    def __init__(self, model, reward_funcs=None, args: RLZVPConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            model_name = model if isinstance(model, str) else model.config._name_or_path
+            args = RLZVPConfig(f"{model_name.split('/')[-1]}-RL-ZVP")
+        elif not isinstance(args, RLZVPConfig):
+            raise TypeError(f"RLZVPTrainer needs an RLZVPConfig, got {type(args).__name__}.")
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        self._gathered_rewards = None  # set by _calculate_rewards, read right after in _generate_and_score_completions
+        self._pending_loss_inputs = None  # armed by _compute_loss, consumed by the policy forward it triggers
+        # Per mode, summed since the last log: positive adv sum/count, negative adv sum/count, sum of row max entropy,
+        # rows.
+        self._zvp_window = {"train": None, "eval": None}
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        rewards_per_func, self._gathered_rewards = self._gathered_rewards, None
+        mode = "train" if self.model.training else "eval"
+        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
+        # Same scalar reward as TRL's sum_then_normalize; a row that every reward function left unscored is NaN,
+        # which makes its group non-zero-variance (it keeps GRPO's advantage).
+        weights = self.reward_weights.to(rewards_per_func.device)
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        signs = zero_variance_signs(
+            rewards, num_generations, self.args.zvp_correct_threshold, self.args.zvp_zero_variance_atol
+        )
+        group_signs = signs[::num_generations]
+        self._metrics[mode]["zvp/frac_zv_positive"].append((group_signs > 0).float().mean().item())
+        self._metrics[mode]["zvp/frac_zv_negative"].append((group_signs < 0).float().mean().item())
+        local_rows = output["prompt_ids"].size(0)
+        start = self.accelerator.process_index * local_rows
+        output["zvp_signs"] = signs[start : start + local_rows].to(self.accelerator.device)
+        return output
+
+    def _compute_loss(self, model, inputs):
+        # Work on a shallow copy: `inputs` is TRL's buffered batch, reused when num_iterations > 1.
+        inputs = dict(inputs)
+        self._pending_loss_inputs = inputs
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._pending_loss_inputs = None
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        inputs, self._pending_loss_inputs = self._pending_loss_inputs, None
+        # Only the policy forward of _compute_loss is armed; it runs before _compute_loss reads "advantages".
+        if inputs is not None and entropies is not None:
+            inputs["advantages"] = self._token_advantages(inputs, entropies)
+        return logps, entropies, aux_loss
+
+    def _token_advantages(self, inputs, entropies: torch.Tensor) -> torch.Tensor:
+        mask = inputs["completion_mask"]
+        if "tool_mask" in inputs:
+            mask = mask * inputs["tool_mask"]
+        advantages = inputs["advantages"]
+        if advantages.dim() != 1:
+            raise ValueError("RLZVPTrainer expects TRL's per-sequence (B,) advantages before it shapes them.")
+        signs = inputs["zvp_signs"]
+        token_advantages = rl_zvp_token_advantages(
+            advantages,
+            signs,
+            entropies,
+            mask,
+            alpha=self.args.zvp_alpha,
+            use_positive=self.args.zvp_use_positive,
+            use_negative=self.args.zvp_use_negative,
+            entropy_scaling=self.args.zvp_entropy_scaling,
+            constant_advantage=self.args.zvp_constant_advantage,
+        )
+        self._accumulate_metrics(token_advantages, signs, entropies.detach(), mask)
+        return token_advantages
+
+    def _accumulate_metrics(self, token_advantages, signs, entropies, mask) -> None:
+        mask = mask.to(token_advantages.dtype)
+        positive = (signs > 0).to(mask.dtype)[:, None] * mask
+        negative = (signs < 0).to(mask.dtype)[:, None] * mask
+        valid_rows = (mask.sum(dim=1) > 0).to(mask.dtype)
+        row_max = entropies.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        row_max = torch.where(valid_rows > 0, row_max, torch.zeros_like(row_max))
+        local = torch.stack(
+            [
+                (token_advantages * positive).sum(),
+                positive.sum(),
+                (token_advantages * negative).sum(),
+                negative.sum(),
+                row_max.sum(),
+                valid_rows.sum(),
+            ]
+        ).float()
+        mode = "train" if self.model.training else "eval"
+        # Summed locally; reduced over processes once per logging window, in `log`.
+        window = self._zvp_window[mode]
+        self._zvp_window[mode] = local if window is None else window + local
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        window, self._zvp_window[mode] = self._zvp_window[mode], None
+        if window is not None:
+            # `log` runs on every process, so this collective is matched everywhere.
+            pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows = self.accelerator.reduce(
+                window.to(self.accelerator.device), reduction="sum"
+            ).tolist()
+            # Token-weighted means over the logging window; NaN (logged as None) when no such row was seen.
+            metrics = self._metrics[mode]
+            metrics["zvp/adv_mean_positive"] = [pos_sum / pos_count if pos_count else float("nan")]
+            metrics["zvp/adv_mean_negative"] = [neg_sum / neg_count if neg_count else float("nan")]
+            metrics["zvp/entropy_max_mean"] = [max_entropy_sum / rows if rows else float("nan")]
+        super().log(logs, start_time)
