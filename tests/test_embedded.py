@@ -28,6 +28,21 @@ def test_reference_completion_is_left_to_right_and_boxed():
     assert problem.reference_completion == " 12+7=19 19-3=16 16+10=26 \\boxed{26}"
 
 
+def test_slips_forget_a_carry_or_borrow_and_continue_consistently():
+    problem = ArithmeticProblem(expression="18+7-9+15+1", answer=32, num_ops=4)
+    # 18+7 carries, 25-9 borrows, 16+15 carries, 31+1 needs neither: with slip_rate=1 every carry/borrow is lost.
+    assert problem.solution_with_slips(random.Random(0), 1.0) == " 18+7=15 15-9=16 16+15=21 21+1=22 \\boxed{22}"
+    assert problem.solution_with_slips(random.Random(0), 0.0) == problem.reference_completion
+    # 3-0 needs no borrow; 3+9 carries and loses it.
+    small = ArithmeticProblem(expression="3-0+9", answer=12, num_ops=2)
+    assert small.solution_with_slips(random.Random(0), 1.0) == " 3-0=3 3+9=2 \\boxed{2}"
+    rates = [
+        sum(p.solution_with_slips(random.Random(i), 0.3) != p.reference_completion for i in range(400)) / 400
+        for p in [ArithmeticProblem(expression="18+7", answer=25, num_ops=1)]
+    ]
+    assert 0.22 < rates[0] < 0.38  # one carry step: wrong with probability 0.3
+
+
 def test_problems_are_deterministic_non_negative_and_correct():
     first = generate_problems(200, seed=7, max_ops=6)
     assert first == generate_problems(200, seed=7, max_ops=6)

@@ -46,6 +46,18 @@ def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys):
     assert f"summary: {(tmp_path / 'summary.json').resolve()}" in out
 
 
+def test_default_algorithm_is_rl_zvp_and_logs_its_metrics(tmp_path):
+    summary = main([*TINY_RUN, "--output_dir", str(tmp_path)])
+    assert summary["algorithm"] == "rl_zvp" and summary["global_steps"] == 2
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    logged = [entry for entry in history if "loss" in entry]
+    assert len(logged) == 2
+    for key in ("zvp/frac_zv_positive", "zvp/frac_zv_negative", "zvp/entropy_max_mean", "rollouts/total"):
+        assert all(key in entry for entry in logged), key
+    assert [entry["rollouts/total"] for entry in logged] == [8.0, 16.0]
+    assert (tmp_path / "checkpoint-2" / "zvp_state.json").is_file()
+
+
 def test_yaml_config_selects_algorithm_and_rejects_unknown_keys(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("algorithm: grpo\nlearning_rate: 3.0e-6\nnum_generations: 4\n")
@@ -68,7 +80,7 @@ def test_command_line_overrides_embedded_defaults():
     assert training_args.max_steps == 7 and training_args.output_dir == "elsewhere"
     _, training_args, _ = parser.parse_args_and_config([])
     assert training_args.max_steps == EMBEDDED_TRAINING_DEFAULTS["max_steps"]
-    assert training_args.output_dir == "outputs/embedded-grpo"
+    assert training_args.output_dir == "outputs/embedded-rl_zvp"  # RL-ZVP is the default algorithm
 
 
 def test_unknown_algorithm_names_the_choices():

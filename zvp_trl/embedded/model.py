@@ -2,7 +2,7 @@
 """Builds, warm-starts and caches the tiny Qwen3 model of the embedded task.
 
 The model is a `Qwen3ForCausalLM` with random initial weights (no download), briefly trained by supervised
-next-token prediction on reference solutions of the arithmetic task, so that RL starts from a policy that solves
+next-token prediction on solutions of the arithmetic task that forget a carry or borrow at a fixed rate, so that RL starts from a policy that solves
 some prompts always, some never and some sometimes. The result is saved with its tokenizer under a cache directory
 keyed by the build settings; `ZVP_TRL_CACHE` overrides the cache location (default `~/.cache/zvp_trl`).
 """
@@ -25,7 +25,7 @@ from .tokenizer import build_tokenizer
 
 
 # Bump when the build procedure changes, so stale caches are not reused.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 CACHE_ENV_VAR = "ZVP_TRL_CACHE"
 
 
@@ -45,6 +45,7 @@ class EmbeddedModelSpec:
     difficulty: float = 0.25
     max_ops: int = 7
     max_operand: int = 20
+    carry_slip_rate: float = 0.3
 
     def cache_key(self) -> str:
         payload = json.dumps({"build_version": BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
@@ -72,12 +73,12 @@ def model_config(spec: EmbeddedModelSpec, tokenizer: PreTrainedTokenizerFast) ->
     )
 
 
-def _sft_batch(problems, tokenizer) -> dict[str, torch.Tensor]:
+def _sft_batch(problems, completions, tokenizer) -> dict[str, torch.Tensor]:
     """Right-padded prompt+completion+EOS sequences; the loss only covers completion tokens and EOS."""
     sequences, labels = [], []
-    for problem in problems:
+    for problem, completion in zip(problems, completions):
         prompt_ids = tokenizer(problem.prompt)["input_ids"]
-        completion_ids = tokenizer(problem.reference_completion)["input_ids"] + [tokenizer.eos_token_id]
+        completion_ids = tokenizer(completion)["input_ids"] + [tokenizer.eos_token_id]
         sequences.append(prompt_ids + completion_ids)
         labels.append([-100] * len(prompt_ids) + completion_ids)
     width = max(len(s) for s in sequences)
@@ -111,7 +112,9 @@ def warm_start(model: Qwen3ForCausalLM, tokenizer, spec: EmbeddedModelSpec, log_
         problems = generate_problems(
             spec.batch_size, rng_seed + step, spec.difficulty, spec.max_ops, spec.max_operand
         )
-        loss = model(**_sft_batch(problems, tokenizer)).loss
+        slip_rng = random.Random(rng_seed + step)
+        completions = [p.solution_with_slips(slip_rng, spec.carry_slip_rate) for p in problems]
+        loss = model(**_sft_batch(problems, completions, tokenizer)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

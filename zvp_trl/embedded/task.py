@@ -6,7 +6,8 @@ completion writes one equation per step and ends with the boxed result::
 
     " 37+8=45 45-15=30 \\boxed{30}"
 
-The number of operations is the difficulty knob: longer chains give the model more chances to make a mistake, so a
+The warm start imitates solutions with a systematic slip (a forgotten carry or borrow, at a fixed rate), so the base
+model has a bad habit that RL can remove. The number of operations is the difficulty knob: longer chains give the model more chances to make a mistake, so a
 mix of lengths produces prompts that a partly trained model solves always (all-correct groups), never (all-wrong
 groups) or sometimes (mixed groups) -- the zero-variance situation the package is about.
 """
@@ -32,14 +33,27 @@ class ArithmeticProblem:
 
     @property
     def reference_completion(self) -> str:
-        """The step-by-step solution the warm start imitates (leading space, boxed final answer)."""
+        """The correct step-by-step solution (leading space, boxed final answer)."""
+        return self.solution_with_slips(random.Random(0), slip_rate=0.0)
+
+    def solution_with_slips(self, rng: random.Random, slip_rate: float) -> str:
+        """A step-by-step solution in which each step that needs a carry (addition) or a borrow (subtraction) forgets
+        it with probability `slip_rate`: the step's result is then off by 10, and the rest of the chain continues
+        consistently from the wrong value. `slip_rate=0` gives the correct solution."""
         terms = self.expression.replace("-", " -").replace("+", " +").split()
         value = int(terms[0])
         steps = []
         for term in terms[1:]:
-            operand = int(term[1:])
-            new_value = value + operand if term[0] == "+" else value - operand
-            steps.append(f"{value}{term[0]}{operand}={new_value}")
+            op, operand = term[0], int(term[1:])
+            if op == "+":
+                new_value = value + operand
+                slipped = new_value - 10 if value % 10 + operand % 10 >= 10 else None
+            else:
+                new_value = value - operand
+                slipped = new_value + 10 if value % 10 < operand % 10 else None
+            if slipped is not None and slip_rate > 0 and rng.random() < slip_rate:  # slips never go below 0
+                new_value = slipped
+            steps.append(f"{value}{op}{operand}={new_value}")
             value = new_value
         return " " + " ".join(steps) + " \\boxed{" + str(value) + "}"
 
