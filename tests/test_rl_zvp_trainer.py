@@ -1,5 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import copy
+import json
 import itertools
 import os
 import subprocess
@@ -217,7 +218,7 @@ def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_p
     script = Path(__file__).parent / "scripts" / "rl_zvp_two_processes.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
     # torchrun sets WORLD_SIZE/RANK; accelerate then runs its CPU processes over gloo.
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Generation batch [A A A A B B | B B C C C C]: A all-correct, C all-wrong, B split across the two processes
@@ -226,3 +227,18 @@ def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_p
     rank1 = (tmp_path / "signs_rank1.txt").read_text().split()
     assert rank0 == ["1.0", "1.0", "1.0", "1.0", "0.0", "0.0"]
     assert rank1 == ["0.0", "0.0", "-1.0", "-1.0", "-1.0", "-1.0"]
+
+
+def test_rollout_total_is_checkpointed_and_restored(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="steps",
+                           save_steps=1)
+    trainer.train()
+    state_file = tmp_path / "checkpoint-1" / "zvp_state.json"
+    assert json.loads(state_file.read_text()) == {"rollouts": {"total": 8}}
+    resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="no")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    assert resumed.rollouts.total == 16  # 8 restored + 8 generated after resuming
+    (tmp_path / "checkpoint-2" / "zvp_state.json").unlink()
+    again = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=3, save_strategy="no")
+    with pytest.raises(FileNotFoundError, match="zvp_state.json"):
+        again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))

@@ -98,7 +98,7 @@ EMBEDDED_TRAINING_DEFAULTS = {
     "num_generations": 8,
     "per_device_train_batch_size": 256,
     "max_completion_length": 96,
-    "max_steps": 100,
+    "max_steps": 80,
     "temperature": 1.0,
     "epsilon_high": 0.28,
     "beta": 0.0,
@@ -107,7 +107,7 @@ EMBEDDED_TRAINING_DEFAULTS = {
     "disable_dropout": True,
     "logging_steps": 10,
     "save_strategy": "steps",
-    "save_steps": 50,
+    "save_steps": 40,
     "save_total_limit": 2,
     "report_to": "none",
     "seed": 42,
@@ -326,8 +326,21 @@ def _print_summary(summary: dict, output_dir: Path) -> None:
     print(f"[zvp_trl] summary: {(output_dir / 'summary.json').resolve()}")
 
 
+def _use_all_cores_on_single_cpu_process() -> None:
+    """`accelerate launch` without a config sets OMP_NUM_THREADS=1, which halves a 2-core CPU run. A single CPU
+    process gets every core it is allowed to use; multi-process and GPU runs are left as launched."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.get_num_threads() < cores:
+        torch.set_num_threads(cores)
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _use_all_cores_on_single_cpu_process()
     if uses_embedded_model(argv):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download; also skips telemetry calls
     parser, _, embedded = make_parser(argv)

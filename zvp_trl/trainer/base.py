@@ -10,7 +10,6 @@
 import json
 import os
 
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 
@@ -52,13 +51,16 @@ class ZVPBaseTrainer(GRPOTrainer):
             self._metrics["train"]["rollouts/grad_steps"] = [float(self.state.global_step)]
         super().log(logs, start_time)
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+    def _save_optimizer_and_scheduler(self, output_dir):
+        # Written here, before transformers writes trainer_state.json last, so that every checkpoint that looks
+        # complete also holds this state; tmp file + rename, so a crash never leaves half a file.
+        super()._save_optimizer_and_scheduler(output_dir)
         if self.args.should_save:
-            output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             state = {name: obj.state_dict() for name, obj in self._checkpointed_state.items()}
-            with open(os.path.join(output_dir, STATE_FILE), "w") as f:
+            tmp = os.path.join(output_dir, STATE_FILE + ".tmp")
+            with open(tmp, "w") as f:
                 json.dump(state, f)
+            os.replace(tmp, os.path.join(output_dir, STATE_FILE))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)

@@ -1,0 +1,68 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Measures the embedded task's base model: build time from nothing, and the zero-variance split of its groups on the
+training prompts that `recipes/train.py` uses (8 samples per prompt at temperature 1).
+
+    python benchmarks/embedded_task.py [--num_prompts 512] [--reuse_cache]
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from zvp_trl import accuracy_reward, evaluate_accuracy
+from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_dataset
+from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_prompts", type=int, default=512)
+    parser.add_argument("--reuse_cache", action="store_true", help="use ZVP_TRL_CACHE instead of building afresh")
+    args = parser.parse_args()
+
+    defaults = TrainScriptArguments()
+    if not args.reuse_cache:
+        os.environ["ZVP_TRL_CACHE"] = tempfile.mkdtemp(prefix="zvp_bench_")
+    start = time.perf_counter()
+    path = get_embedded_model_path(EmbeddedModelSpec(warmup_steps=defaults.embedded_warmup_steps))
+    build_seconds = time.perf_counter() - start
+
+    # The first prompts of the exact training set of the default run.
+    train = make_dataset(
+        defaults.embedded_num_train_prompts, seed=1, difficulty=defaults.embedded_difficulty,
+        max_ops=defaults.embedded_max_ops,
+    ).select(range(args.num_prompts))
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    start = time.perf_counter()
+    stats = evaluate_accuracy(
+        model, tokenizer, list(train["prompt"]), list(train["solution"]), accuracy_reward, k=8, temperature=1.0,
+        max_new_tokens=EMBEDDED_TRAINING_DEFAULTS["max_completion_length"], seed=0,
+    )
+    result = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+        "build_seconds": round(build_seconds, 1),
+        "built_afresh": not args.reuse_cache,
+        "sampling_seconds": round(time.perf_counter() - start, 1),
+        **stats,
+    }
+    print("| build (s) | prompts | all-correct | all-wrong | mixed | acc@8 | pass@8 |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {result['build_seconds']} | {stats['num_prompts']} | {stats['frac_all_correct']:.3f} | "
+          f"{stats['frac_all_wrong']:.3f} | {stats['frac_mixed']:.3f} | {stats['acc@8']:.3f} | {stats['pass@8']:.3f} |")
+    out = Path(__file__).with_name("embedded_task.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
