@@ -74,10 +74,10 @@ class TrainScriptArguments:
         default=256, metadata={"help": "Embedded task: held-out prompts scored before and after training."}
     )
     embedded_difficulty: float = field(
-        default=0.35,
+        default=0.4,
         metadata={"help": "Embedded task: 0 favours one-operation problems, 1 the longest chains, 0.5 is uniform."},
     )
-    embedded_max_ops: int = field(default=8, metadata={"help": "Embedded task: longest chain of operations."})
+    embedded_max_ops: int = field(default=9, metadata={"help": "Embedded task: longest chain of operations."})
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
