@@ -1,7 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import copy
 import json
-import itertools
 import os
 import subprocess
 import sys

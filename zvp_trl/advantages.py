@@ -88,7 +88,8 @@ def rl_zvp_token_advantages(
     """
     if entropies.shape != completion_mask.shape or entropies.dim() != 2:
         raise ValueError(
-            f"entropies {tuple(entropies.shape)} and completion_mask {tuple(completion_mask.shape)} must both be (B, T)."
+            f"entropies {tuple(entropies.shape)} and completion_mask {tuple(completion_mask.shape)} must both be "
+            "(B, T)."
         )
     batch = entropies.size(0)
     if advantages.shape != (batch,) or zv_signs.shape != (batch,):

@@ -24,7 +24,7 @@ def _import(path: str) -> type:
 ALGORITHMS: dict[str, Algorithm] = {
     algorithm.name: algorithm
     for algorithm in [
-        Algorithm("grpo", "trl:GRPOConfig", "trl:GRPOTrainer", "plain GRPO from TRL (zero-variance groups get no signal)"),
+        Algorithm("grpo", "trl:GRPOConfig", "trl:GRPOTrainer", "plain GRPO (zero-variance groups get no signal)"),
         Algorithm(
             "rl_zvp",
             "zvp_trl.trainer.rl_zvp_config:RLZVPConfig",

@@ -2,9 +2,10 @@
 """Builds, warm-starts and caches the tiny Qwen3 model of the embedded task.
 
 The model is a `Qwen3ForCausalLM` with random initial weights (no download), briefly trained by supervised
-next-token prediction on solutions of the arithmetic task that forget a carry or borrow at a fixed rate, so that RL starts from a policy that solves
-some prompts always, some never and some sometimes. The result is saved with its tokenizer under a cache directory
-keyed by the build settings; `ZVP_TRL_CACHE` overrides the cache location (default `~/.cache/zvp_trl`).
+next-token prediction on solutions of the arithmetic task that forget a carry or borrow at a fixed rate, so that RL
+starts from a policy that solves some prompts always, some never and some sometimes. The result is saved with its
+tokenizer under a cache directory keyed by the build settings; `ZVP_TRL_CACHE` overrides the cache location (default
+`~/.cache/zvp_trl`).
 """
 
 import dataclasses

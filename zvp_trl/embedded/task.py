@@ -7,9 +7,10 @@ completion writes one equation per step and ends with the boxed result::
     " 37+8=45 45-15=30 \\boxed{30}"
 
 The warm start imitates solutions with a systematic slip (a forgotten carry or borrow, at a fixed rate), so the base
-model has a bad habit that RL can remove. The number of operations is the difficulty knob: longer chains give the model more chances to make a mistake, so a
-mix of lengths produces prompts that a partly trained model solves always (all-correct groups), never (all-wrong
-groups) or sometimes (mixed groups) -- the zero-variance situation the package is about.
+model has a bad habit that RL can remove. The number of operations is the difficulty knob: longer chains give the
+model more chances to make a mistake, so a mix of lengths produces prompts that a partly trained model solves always
+(all-correct groups), never (all-wrong groups) or sometimes (mixed groups) -- the zero-variance situation the package
+is about.
 """
 
 import random

@@ -13,8 +13,8 @@ class RLZVPConfig(GRPOConfig):
     r"""
     Configuration class for [`RLZVPTrainer`].
 
-    This class includes only the parameters that are specific to RL-ZVP training. For a full list of training arguments,
-    please refer to [`~trl.GRPOConfig`]; this class inherits every parameter from it.
+    This class includes only the parameters that are specific to RL-ZVP training. For a full list of training
+    arguments, please refer to [`~trl.GRPOConfig`]; this class inherits every parameter from it.
 
     Parameters:
         > Parameters that control the zero-variance advantages
