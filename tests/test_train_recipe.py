@@ -106,3 +106,15 @@ def test_model_without_dataset_is_a_clear_error(tmp_path):
 def test_unknown_reward_function_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="Unknown reward function 'acuracy'"):
         main([*TINY_RUN, "--reward_funcs", "acuracy", "--output_dir", str(tmp_path)])
+
+
+def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
+    main([*TINY_RUN, "--output_dir", str(tmp_path), "--benchmark_eval", "embedded", "--benchmark_eval_steps", "1",
+          "--benchmark_eval_limit", "2", "--benchmark_eval_k", "2", "--embedded_num_eval_prompts", "0"])
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    evals = [entry for entry in history if "eval/embedded/acc@2" in entry]
+    assert [entry["step"] for entry in evals] == [1, 2]
+    assert all(0.0 <= entry["eval/embedded/pass@2"] <= 1.0 for entry in evals)
+    selection = json.loads((tmp_path / "benchmark_selection.json").read_text())
+    assert selection["embedded"]["mode"] == "final" and selection["embedded"]["step"] == 2
+    assert (tmp_path / "benchmark_eval" / "step-2" / "embedded.jsonl").is_file()

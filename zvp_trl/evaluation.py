@@ -36,8 +36,12 @@ def sample_completions(
     max_new_tokens: int = 64,
     batch_size: int = 64,
     seed: int | None = None,
+    add_special_tokens: bool = True,
+    progress: bool = False,
 ) -> list[list[str]]:
-    """`num_samples` sampled completions per plain-text prompt with `model.generate` (transformers backend)."""
+    """`num_samples` sampled completions per text prompt with `model.generate` (transformers backend).
+
+    Prompts already rendered with a chat template should pass `add_special_tokens=False`."""
     if seed is not None:
         torch.manual_seed(seed)
     was_training = model.training
@@ -47,8 +51,16 @@ def sample_completions(
     rows = [p for p in prompts for _ in range(num_samples)]
     texts = []
     try:
-        for start in range(0, len(rows), batch_size):
-            batch = tokenizer(rows[start : start + batch_size], return_tensors="pt", padding=True)
+        starts = range(0, len(rows), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="sampling", unit="batch")
+        for start in starts:
+            batch = tokenizer(
+                rows[start : start + batch_size], return_tensors="pt", padding=True,
+                add_special_tokens=add_special_tokens,
+            )
             batch = {k: v.to(model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
             output = model.generate(
                 **batch,
@@ -96,3 +108,13 @@ def evaluate_accuracy(
         "num_prompts": len(prompts),
     }
 
+
+
+def acc_pass_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
+    """Acc@k (mean accuracy over the samples) and Pass@k (unbiased estimator, n = samples per question)."""
+    questions = [list(c) for c in correct_per_question if len(c) > 0]
+    if not questions:
+        return {f"acc@{k}": float("nan"), f"pass@{k}": float("nan"), "num_questions": 0}
+    accuracy = sum(sum(c) / len(c) for c in questions) / len(questions)
+    passed = sum(pass_at_k(len(c), sum(c), min(k, len(c))) for c in questions) / len(questions)
+    return {f"acc@{k}": accuracy, f"pass@{k}": passed, "num_questions": len(questions)}

@@ -81,6 +81,22 @@ class TrainScriptArguments:
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
+    benchmark_eval: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks to evaluate during training (e.g. math500 amc23, or embedded); logs "
+            "eval/<benchmark>/acc@k and pass@k and keeps the paper's best/final selection."
+        },
+    )
+    benchmark_eval_steps: int = field(default=50, metadata={"help": "Evaluate the benchmarks every N steps."})
+    benchmark_eval_limit: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N questions of each benchmark."}
+    )
+    benchmark_eval_data_dir: str | None = field(
+        default=None, metadata={"help": "Folder of local benchmark copies (default: the Hub)."}
+    )
+    benchmark_eval_k: int = field(default=8, metadata={"help": "Samples per question for the benchmark evaluation."})
+    benchmark_eval_top_p: float = field(default=0.7, metadata={"help": "top_p of the benchmark evaluation."})
     summary_num_samples: int = field(
         default=8, metadata={"help": "Samples per held-out prompt for the before/after accuracy (Acc@k, Pass@k)."}
     )
@@ -269,12 +285,29 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         "dtype": model_args.dtype,
     }
     train_dataset, heldout = _datasets(script_args, embedded)
+    callbacks = []
+    if script_args.benchmark_eval:
+        from ..callbacks import BenchmarkEvalCallback
+
+        callbacks.append(
+            BenchmarkEvalCallback(
+                script_args.benchmark_eval,
+                eval_steps=script_args.benchmark_eval_steps,
+                k=script_args.benchmark_eval_k,
+                limit=script_args.benchmark_eval_limit,
+                data_dir=script_args.benchmark_eval_data_dir,
+                temperature=training_args.temperature,
+                top_p=script_args.benchmark_eval_top_p,
+                max_tokens=training_args.max_completion_length,
+            )
+        )
     trainer = trainer_class(
         model=model_args.model_name_or_path,
         reward_funcs=_reward_funcs(script_args.reward_funcs, script_args, training_args),
         args=training_args,
         train_dataset=train_dataset,
         peft_config=get_peft_config(model_args),
+        callbacks=callbacks,
     )
 
     before = _heldout_accuracy(trainer, heldout, script_args)

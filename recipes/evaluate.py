@@ -1,0 +1,27 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Acc@k / Pass@k of a model on the math benchmarks (the RL-ZVP paper's Table 1 protocol by default).
+
+    python recipes/evaluate.py --model_name_or_path Qwen/Qwen3-1.7B-Base                      # the six benchmarks
+    python recipes/evaluate.py --model_name_or_path outputs/embedded-rl_zvp --benchmarks gsm8k math500 \\
+        --data_dir ../shared/data/math_eval --limit 20 --k 4 --max_tokens 256 --backend transformers
+
+Writes <output_dir>/<benchmark>.jsonl, summary.json and results.md; rerunning resumes.
+"""
+
+from trl import TrlParser
+
+from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model
+
+
+def main(argv=None):
+    (args,) = TrlParser((EvaluationArguments,)).parse_args_and_config(argv)
+    if args.model_name_or_path is None:
+        raise ValueError("--model_name_or_path is required.")
+    summary = evaluate_model(args)
+    print((__import__("pathlib").Path(args.output_dir) / "results.md").read_text())
+    print(f"per-sample results and summary in {args.output_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

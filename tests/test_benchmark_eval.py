@@ -1,0 +1,106 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+from pathlib import Path
+
+import pytest
+
+from zvp_trl.benchmark_eval import EvaluationArguments, _Generator, evaluate_model, markdown_table
+from zvp_trl.math_benchmarks import BENCHMARKS, load_benchmark
+
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval"
+
+
+@pytest.mark.parametrize(
+    "name, row, expected",
+    [
+        ("amc23", {"problem": "q", "answer": "27.0"}, "27"),
+        ("amc23", {"problem": "q", "answer": "2.5"}, "2.5"),
+        ("olympiadbench", {"question": "q", "context": "None", "final_answer": "['2']"}, "2"),
+        ("olympiadbench", {"question": "q", "context": None, "final_answer": "['$1$', '$3$']"}, "$1$, $3$"),
+        ("olympiadbench", {"question": "q", "final_answer": ["\\frac{1}{2}"]}, "\\frac{1}{2}"),
+        ("minerva", {"problem": "q", "solution": "so \\boxed{4.5e33} and \\boxed{1.6}"}, "1.6"),
+        ("minerva", {"problem": "q", "answer": "7", "solution": "\\boxed{8}"}, "7"),
+        ("gsm8k", {"question": "q", "answer": "work <<1+1=2>>\n#### 1,234"}, "1234"),
+        ("math500", {"problem": "q", "answer": "\\left( 3, \\frac{\\pi}{2} \\right)"},
+         "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("aime24", {"problem": "q", "answer": "204"}, "204"),
+    ],
+)
+def test_answer_readers(name, row, expected):
+    assert BENCHMARKS[name].read_answer(row) == expected
+
+
+def test_olympiad_question_includes_context():
+    spec = BENCHMARKS["olympiadbench"]
+    assert spec.question({"question": "Find x.", "context": "Let x=2."}) == "Let x=2.\nFind x."
+    assert spec.question({"question": "Find x.", "context": "None"}) == "Find x."
+
+
+@pytest.mark.parametrize(
+    "name, rows, first_answer",
+    [("math500", 500, "\\left( 3, \\frac{\\pi}{2} \\right)"), ("aime24", 30, "204"), ("aime25", 30, "70"),
+     ("amc23", 40, "27"), ("minerva", 272, "1.6"), ("olympiadbench", 675, "2"), ("gsm8k", 1319, "18")],
+)
+def test_local_copies_load(name, rows, first_answer):
+    dataset = load_benchmark(name, data_dir=DATA_DIR)
+    assert len(dataset) == rows and dataset[0]["answer"] == first_answer and dataset[0]["question"]
+    assert len(load_benchmark(name, data_dir=DATA_DIR, limit=3)) == 3
+
+
+def test_missing_local_copy_and_unknown_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match="math500"):
+        load_benchmark("math500", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="Unknown benchmark"):
+        load_benchmark("mathh500")
+
+
+def test_embedded_benchmark_limit_is_a_prefix():
+    full, first = load_benchmark("embedded"), load_benchmark("embedded", limit=5)
+    assert len(full) == 256 and first["question"] == full["question"][:5]
+
+
+def test_end_to_end_resumes_and_writes_table(tiny_model_path, tmp_path, monkeypatch):
+    args = EvaluationArguments(
+        model_name_or_path=tiny_model_path, benchmarks=["gsm8k", "embedded"], data_dir=str(DATA_DIR), limit=3, k=2,
+        max_tokens=8, backend="transformers", output_dir=str(tmp_path), conversational=False,
+    )
+    summary = evaluate_model(args)
+    assert summary["backend"] == "transformers"
+    for name in ("gsm8k", "embedded"):
+        records = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        assert len(records) == 6 and {r["sample"] for r in records} == {0, 1}
+        assert all(set(r) >= {"question", "completion", "extracted", "correct", "gold"} for r in records)
+        assert summary["results"][name]["num_questions"] == 3
+    assert records[0]["question"].startswith("Q: ")  # embedded prompts are used as they are
+    # Plant a known outcome, then resume: nothing is generated again and the stored verdicts are used.
+    path = tmp_path / "gsm8k.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in records:
+        r["correct"] = r["index"] == 0 or (r["index"] == 1 and r["sample"] == 0)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setattr(_Generator, "generate", lambda *a, **k: pytest.fail("resumed evaluation generated again"))
+    resumed = evaluate_model(args)
+    gsm8k = resumed["results"]["gsm8k"]
+    assert gsm8k["acc@2"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+    assert gsm8k["pass@2"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
+    table = (tmp_path / "results.md").read_text()
+    assert "| gsm8k | embedded | average |" in table and "50.00 / 66.67" in table
+    assert table == markdown_table(resumed)
+
+
+def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monkeypatch):
+    args = EvaluationArguments(model_name_or_path=tiny_model_path, benchmarks=["amc23"], data_dir=str(DATA_DIR),
+                               limit=2, k=2, backend="transformers", output_dir=str(tmp_path), conversational=False)
+    monkeypatch.setattr(
+        _Generator, "generate", lambda self, prompts, n: [["so \\boxed{27}", "no answer"], ["\\boxed{0}"] * 2]
+    )
+    result = evaluate_model(args)["results"]["amc23"]
+    assert result["acc@2"] == pytest.approx(0.25) and result["pass@2"] == pytest.approx(0.5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="k must be"):
+        EvaluationArguments(model_name_or_path="x", k=0)
+    with pytest.raises(ValueError, match="backend"):
+        EvaluationArguments(model_name_or_path="x", backend="tgi")

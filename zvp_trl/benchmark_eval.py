@@ -1,0 +1,187 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Acc@k / Pass@k of a model on the math benchmarks, the papers' Table 1 way, resumable.
+
+Writes, under `output_dir`: `<benchmark>.jsonl` (one line per sample: question, completion, extracted answer,
+correct), `summary.json` and `results.md` (Acc@k and Pass@k per benchmark and their average). Samples already in the
+JSONL files are not generated again, so an interrupted evaluation continues where it stopped.
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import BOXED_PROMPT_TEMPLATE, format_prompt
+from .evaluation import acc_pass_at_k, sample_completions
+from .math_benchmarks import BENCHMARKS, PAPER_BENCHMARKS, load_benchmark
+from .rewards import batch_math_verify_accuracy, extract_boxed_answer
+
+
+@dataclass
+class EvaluationArguments:
+    """Arguments of `recipes/evaluate.py` (and of `evaluate_model`)."""
+
+    model_name_or_path: str = field(default=None, metadata={"help": "Model path or Hub id to evaluate."})
+    benchmarks: list[str] = field(
+        default_factory=lambda: list(PAPER_BENCHMARKS),
+        metadata={"help": "Benchmarks: minerva, amc23, math500, aime24, aime25, olympiadbench, gsm8k, embedded "
+                  "(the embedded task's held-out prompts)."},
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Folder of local JSON-lines copies (file names as in the registry); "
+                                        "default: download from the Hub."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N questions of each benchmark."})
+    k: int = field(default=8, metadata={"help": "Samples per question (Acc@k, Pass@k)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (paper: 1.0)."})
+    top_p: float = field(default=0.7, metadata={"help": "Nucleus sampling (paper: 0.7)."})
+    max_tokens: int = field(default=4096, metadata={"help": "Maximum new tokens per completion."})
+    prompt_template: str = field(
+        default=BOXED_PROMPT_TEMPLATE, metadata={"help": "Prompt template with a {question} placeholder."}
+    )
+    conversational: bool | None = field(
+        default=None, metadata={"help": "Render prompts with the chat template (default: when the tokenizer has one)."}
+    )
+    backend: str = field(default="auto", metadata={"help": "vllm, transformers, or auto (vllm when installed)."})
+    batch_size: int = field(default=64, metadata={"help": "Sequences per generate call (transformers backend)."})
+    output_dir: str = field(default="eval_results", metadata={"help": "Where the JSONL, summary and table go."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}.")
+        if self.backend not in ("auto", "vllm", "transformers"):
+            raise ValueError(f"backend must be auto, vllm or transformers, got {self.backend!r}.")
+
+
+def _read_done(path: Path) -> dict[int, list[dict]]:
+    done = defaultdict(list)
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                done[record["index"]].append(record)
+    return done
+
+
+class _Generator:
+    """Samples `n` completions per rendered prompt with vLLM or transformers."""
+
+    def __init__(self, args: EvaluationArguments, model=None, tokenizer=None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.args = args
+        backend = args.backend
+        if backend == "auto":
+            import importlib.util
+
+            backend = "vllm" if importlib.util.find_spec("vllm") is not None and model is None else "transformers"
+        self.backend = backend
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
+        if backend == "vllm":
+            from vllm import LLM
+
+            self.llm = LLM(model=args.model_name_or_path, seed=args.seed)
+        else:
+            self.model = model or AutoModelForCausalLM.from_pretrained(args.model_name_or_path)
+        conversational = args.conversational
+        self.conversational = bool(self.tokenizer.chat_template) if conversational is None else conversational
+
+    def render(self, question: str, raw_prompt: bool = False) -> str:
+        if raw_prompt:
+            return question
+        prompt = format_prompt(question, template=self.args.prompt_template, conversational=self.conversational)
+        if self.conversational:
+            return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return prompt
+
+    def generate(self, prompts: list[str], n: int) -> list[list[str]]:
+        if self.backend == "vllm":
+            from vllm import SamplingParams
+
+            params = SamplingParams(
+                n=n, temperature=self.args.temperature, top_p=self.args.top_p, max_tokens=self.args.max_tokens,
+                seed=self.args.seed,
+            )
+            outputs = self.llm.generate(prompts, params)
+            return [[choice.text for choice in output.outputs] for output in outputs]
+        return sample_completions(
+            self.model, self.tokenizer, prompts, n, temperature=self.args.temperature, top_p=self.args.top_p,
+            max_new_tokens=self.args.max_tokens, batch_size=self.args.batch_size, seed=self.args.seed,
+            add_special_tokens=not self.conversational, progress=True,
+        )
+
+
+def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dict:
+    """Runs (or resumes) the evaluation; returns the summary. `model`/`tokenizer` may be given in memory
+    (transformers backend), e.g. from a training callback."""
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    generator = _Generator(args, model, tokenizer)
+    results = {}
+    for name in args.benchmarks:
+        rows = load_benchmark(name, data_dir=args.data_dir, limit=args.limit)
+        path = output_dir / f"{name}.jsonl"
+        done = _read_done(path)
+        todo = [row for row in rows if len(done[row["index"]]) < args.k]
+        if todo:
+            # Questions with a partial set of samples are re-sampled whole, so every question's samples come from one
+            # generate call.
+            for row in todo:
+                done.pop(row["index"], None)
+            raw = BENCHMARKS[name].raw_prompt
+            completions = generator.generate([generator.render(row["question"], raw) for row in todo], args.k)
+            golds = [row["answer"] for row in todo for _ in range(args.k)]
+            flat = [c for group in completions for c in group]
+            scores = batch_math_verify_accuracy(golds, flat)
+            records = []
+            for i, row in enumerate(todo):
+                for j in range(args.k):
+                    completion = completions[i][j]
+                    records.append({
+                        "index": row["index"], "sample": j, "question": row["question"], "gold": row["answer"],
+                        "completion": completion, "extracted": extract_boxed_answer(completion),
+                        "correct": bool(scores[i * args.k + j] or 0.0),
+                    })
+            for record in records:
+                done[record["index"]].append(record)
+            # Rewrite the file whole (complete questions only), via a temporary file.
+            tmp = path.with_suffix(".jsonl.tmp")
+            with open(tmp, "w") as f:
+                for index in sorted(done):
+                    for record in done[index]:
+                        f.write(json.dumps(record) + "\n")
+            tmp.replace(path)
+        correct = [[r["correct"] for r in done[row["index"]][: args.k]] for row in rows]
+        results[name] = acc_pass_at_k(correct, args.k)
+    summary = {
+        "model": args.model_name_or_path,
+        "backend": generator.backend,
+        "k": args.k,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_tokens": args.max_tokens,
+        "limit": args.limit,
+        "results": results,
+        "average": {
+            key: sum(r[key] for r in results.values()) / len(results) for key in (f"acc@{args.k}", f"pass@{args.k}")
+        },
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output_dir / "results.md").write_text(markdown_table(summary))
+    return summary
+
+
+def markdown_table(summary: dict) -> str:
+    """Acc@k / Pass@k per benchmark (in %) and the average, like the RL-ZVP paper's Table 1."""
+    k = summary["k"]
+    names = list(summary["results"])
+    header = "| model | " + " | ".join(names) + " | average |\n|---|" + "---|" * (len(names) + 1) + "\n"
+    cells = [f"{100 * summary['results'][n][f'acc@{k}']:.2f} / {100 * summary['results'][n][f'pass@{k}']:.2f}"
+             for n in names]
+    average = f"{100 * summary['average'][f'acc@{k}']:.2f} / {100 * summary['average'][f'pass@{k}']:.2f}"
+    row = f"| {summary['model']} | " + " | ".join(cells) + f" | {average} |\n"
+    note = (f"\nCells: Acc@{k} / Pass@{k} (%), {k} samples per question at temperature {summary['temperature']}, "
+            f"top_p {summary['top_p']}, max {summary['max_tokens']} new tokens"
+            + (f", first {summary['limit']} questions of each benchmark" if summary["limit"] else "") + ".\n")
+    return header + row + note
