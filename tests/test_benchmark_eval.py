@@ -99,8 +99,21 @@ def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monke
     assert result["acc@2"] == pytest.approx(0.25) and result["pass@2"] == pytest.approx(0.5)
 
 
+def test_a_benchmark_file_overrides_the_data_dir(tiny_model_path, tmp_path, monkeypatch):
+    own = tmp_path / "my_amc.jsonl"
+    own.write_text(json.dumps({"problem": "1+1?", "answer": "2.0"}) + "\n")
+    args = EvaluationArguments(model_name_or_path=tiny_model_path, benchmarks=["amc23"], data_dir=str(DATA_DIR),
+                               benchmark_files=[f"amc23={own}"], k=1, backend="transformers",
+                               output_dir=str(tmp_path / "out"), conversational=False)
+    monkeypatch.setattr(_Generator, "generate", lambda self, prompts, n: [["\\boxed{2}"]] * len(prompts))
+    result = evaluate_model(args)["results"]["amc23"]
+    assert result["num_questions"] == 1 and result["acc@1"] == 1.0
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="k must be"):
         EvaluationArguments(model_name_or_path="x", k=0)
+    with pytest.raises(ValueError, match="name=path"):
+        EvaluationArguments(model_name_or_path="x", benchmark_files=["math500.jsonl"])
     with pytest.raises(ValueError, match="backend"):
         EvaluationArguments(model_name_or_path="x", backend="tgi")

@@ -31,6 +31,11 @@ class EvaluationArguments:
         default=None, metadata={"help": "Folder of local JSON-lines copies (file names as in the registry); "
                                         "default: download from the Hub."}
     )
+    benchmark_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Per-benchmark local JSON-lines files as name=path (e.g. math500=my/math500.jsonl); "
+                          "they override --data_dir and the Hub for those benchmarks."},
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N questions of each benchmark."})
     k: int = field(default=8, metadata={"help": "Samples per question (Acc@k, Pass@k)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (paper: 1.0)."})
@@ -50,6 +55,9 @@ class EvaluationArguments:
     def __post_init__(self):
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}.")
+        malformed = [item for item in self.benchmark_files if "=" not in item]
+        if malformed:
+            raise ValueError(f"benchmark_files entries must be name=path, got {malformed}.")
         if self.backend not in ("auto", "vllm", "transformers"):
             raise ValueError(f"backend must be auto, vllm or transformers, got {self.backend!r}.")
 
@@ -119,8 +127,9 @@ def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dic
     output_dir.mkdir(parents=True, exist_ok=True)
     generator = _Generator(args, model, tokenizer)
     results = {}
+    files = dict(item.split("=", 1) for item in args.benchmark_files)
     for name in args.benchmarks:
-        rows = load_benchmark(name, data_dir=args.data_dir, limit=args.limit)
+        rows = load_benchmark(name, data_dir=args.data_dir, path=files.get(name), limit=args.limit)
         path = output_dir / f"{name}.jsonl"
         done = _read_done(path)
         todo = [row for row in rows if len(done[row["index"]]) < args.k]
