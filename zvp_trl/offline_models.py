@@ -22,13 +22,12 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .embedded.model import cache_root
+from .cache import build_once, cache_root
 
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -156,22 +155,10 @@ def get_smollm2_135m_instruct(cache_dir: str | Path | None = None, dtype=torch.f
     if (path / _INFO_FILE).is_file():
         return path
     gguf_file = find_smollm2_gguf()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     print(f"[zvp_trl] converting {gguf_file.name} (one time) into {path}", flush=True)
-    try:
-        info = convert_gguf_to_checkpoint(gguf_file, tmp, dtype=dtype)
-        try:
-            tmp.rename(path)
-        except OSError:  # another process finished the same conversion first
-            if not (path / _INFO_FILE).is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(f"[zvp_trl] converted in {info['conversion_seconds']:.0f}s", flush=True)
+    info = build_once(path, _INFO_FILE, lambda tmp: convert_gguf_to_checkpoint(gguf_file, tmp, dtype=dtype))
+    if info is not None:
+        print(f"[zvp_trl] converted in {info['conversion_seconds']:.0f}s", flush=True)
     return path
 
 

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from ..cache import CACHE_ENV_VAR, build_once, cache_root  # noqa: F401 (CACHE_ENV_VAR re-exported)
 from .task import generate_problems
 from .tokenizer import build_tokenizer
 
 
 # Bump when the build procedure changes, so stale caches are not reused.
 BUILD_VERSION = 2
-CACHE_ENV_VAR = "ZVP_TRL_CACHE"
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,6 @@ class EmbeddedModelSpec:
     def cache_key(self) -> str:
         payload = json.dumps({"build_version": BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV_VAR, Path.home() / ".cache" / "zvp_trl")).expanduser()
 
 
 def model_config(spec: EmbeddedModelSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
@@ -163,14 +158,9 @@ def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: in
     path = cache_root() / "embedded" / spec.cache_key()
     if (path / "build_info.json").is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     print(f"[zvp_trl] building the embedded base model (one time) into {path}", flush=True)
-    info = build_embedded_model(spec, tmp, log_every=log_every)
-    try:
-        tmp.rename(path)
-    except OSError:  # another process finished the same build first
-        if not (path / "build_info.json").is_file():
-            raise
-    print(f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss {info['final_warm_start_loss']})")
+    info = build_once(path, "build_info.json", lambda tmp: build_embedded_model(spec, tmp, log_every=log_every))
+    if info is not None:
+        print(f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss "
+              f"{info['final_warm_start_loss']})")
     return path
