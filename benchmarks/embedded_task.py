@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
-from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_dataset
+from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_split
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
 
 
@@ -36,10 +36,7 @@ def main():
     build_seconds = time.perf_counter() - start
 
     # The first prompts of the exact training set of the default run.
-    train = make_dataset(
-        defaults.embedded_num_train_prompts, seed=1, difficulty=defaults.embedded_difficulty,
-        max_ops=defaults.embedded_max_ops,
-    ).select(range(args.num_prompts))
+    train = make_split("train").select(range(args.num_prompts))
     model = AutoModelForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     start = time.perf_counter()

@@ -41,7 +41,7 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     from transformers import TrainerCallback
 
     from zvp_trl import accuracy_reward
-    from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_dataset
+    from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_split
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -64,7 +64,7 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     timer = StepTimer()
     trainer = trainer_class(
         model=str(get_embedded_model_path(EmbeddedModelSpec())), reward_funcs=accuracy_reward, args=args,
-        train_dataset=make_dataset(512, seed=1, difficulty=0.4, max_ops=9), callbacks=[timer],
+        train_dataset=make_split("train", 512), callbacks=[timer],
     )
     if cuda:
         torch.cuda.reset_peak_memory_stats()

@@ -76,6 +76,18 @@ def test_dataset_columns():
     assert int(dataset[0]["solution"]) == eval(dataset[0]["prompt"][3:-5])
 
 
+def test_default_splits_are_fixed_and_disjoint_streams():
+    from zvp_trl.embedded import make_split
+
+    train, heldout = make_split("train"), make_split("heldout")
+    assert (len(train), len(heldout)) == (2048, 256)
+    assert train["prompt"] == make_dataset(2048, seed=1, difficulty=0.4, max_ops=9)["prompt"]
+    assert heldout["prompt"] == make_dataset(256, seed=2, difficulty=0.4, max_ops=9)["prompt"]
+    assert max(heldout["num_ops"]) == 9
+    with pytest.raises(ValueError, match="split"):
+        make_split("validation")
+
+
 def test_tokenizer_round_trip_and_special_tokens():
     tokenizer = build_tokenizer()
     for problem in generate_problems(50, seed=1, max_ops=9):

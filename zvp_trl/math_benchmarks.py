@@ -123,14 +123,9 @@ def load_benchmark(
         raise ValueError(f"Unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}.")
     spec = BENCHMARKS[name]
     if spec is EMBEDDED:
-        from .scripts.train import TrainScriptArguments
-        from .embedded import make_dataset
+        from .embedded import make_split
 
-        defaults = TrainScriptArguments()
-        held_out = make_dataset(
-            defaults.embedded_num_eval_prompts, seed=2, difficulty=defaults.embedded_difficulty,
-            max_ops=defaults.embedded_max_ops,
-        )
+        held_out = make_split("heldout")
         held_out = held_out.select(range(min(limit or len(held_out), len(held_out))))
         return Dataset.from_dict(
             {"index": list(range(len(held_out))), "question": held_out["prompt"], "answer": held_out["solution"]}

@@ -2,7 +2,7 @@
 """The embedded task: an offline arithmetic-reasoning task, its tokenizer and a tiny warm-started Qwen3 model."""
 
 from .model import CACHE_ENV_VAR, EmbeddedModelSpec, build_embedded_model, cache_root, get_embedded_model_path
-from .task import ArithmeticProblem, generate_problems, make_dataset, sample_problem
+from .task import ArithmeticProblem, generate_problems, make_dataset, make_split, sample_problem
 from .tokenizer import build_tokenizer
 
 
@@ -16,5 +16,6 @@ __all__ = [
     "generate_problems",
     "get_embedded_model_path",
     "make_dataset",
+    "make_split",
     "sample_problem",
 ]

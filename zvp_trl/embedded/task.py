@@ -21,6 +21,13 @@ from datasets import Dataset
 
 PROMPT_FORMAT = "Q: {expression}=?\nA:"
 
+# The RL task of the default run: chains of 1..MAX_OPS operations mixed at DIFFICULTY; training and held-out prompts
+# come from fixed seeds, so every script that scores "the held-out set" scores the same prompts.
+DIFFICULTY = 0.4
+MAX_OPS = 9
+SPLIT_SEEDS = {"train": 1, "heldout": 2}
+SPLIT_SIZES = {"train": 2048, "heldout": 256}
+
 
 @dataclass(frozen=True)
 class ArithmeticProblem:
@@ -112,3 +119,12 @@ def make_dataset(
             "num_ops": [p.num_ops for p in problems],
         }
     )
+
+
+def make_split(
+    split: str, num_problems: int | None = None, difficulty: float = DIFFICULTY, max_ops: int = MAX_OPS
+) -> Dataset:
+    """The default run's `"train"` or `"heldout"` prompts (`num_problems` defaults to the split's size)."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"split must be one of {list(SPLIT_SEEDS)}, got {split!r}.")
+    return make_dataset(num_problems or SPLIT_SIZES[split], SPLIT_SEEDS[split], difficulty, max_ops)

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
+from ..embedded.task import DIFFICULTY, MAX_OPS, SPLIT_SIZES
 
 
 @dataclass
@@ -68,16 +69,16 @@ class TrainScriptArguments:
         default=256, metadata={"help": "Soft punishment zone (tokens) of the `overlong` reward (DAPO: 4096)."}
     )
     embedded_num_train_prompts: int = field(
-        default=2048, metadata={"help": "Embedded task: number of distinct training prompts."}
+        default=SPLIT_SIZES["train"], metadata={"help": "Embedded task: number of distinct training prompts."}
     )
     embedded_num_eval_prompts: int = field(
-        default=256, metadata={"help": "Embedded task: held-out prompts scored before and after training."}
+        default=SPLIT_SIZES["heldout"], metadata={"help": "Embedded task: held-out prompts scored before and after training."}
     )
     embedded_difficulty: float = field(
-        default=0.4,
+        default=DIFFICULTY,
         metadata={"help": "Embedded task: 0 favours one-operation problems, 1 the longest chains, 0.5 is uniform."},
     )
-    embedded_max_ops: int = field(default=9, metadata={"help": "Embedded task: longest chain of operations."})
+    embedded_max_ops: int = field(default=MAX_OPS, metadata={"help": "Embedded task: longest chain of operations."})
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
@@ -206,19 +207,15 @@ def _datasets(script_args, embedded: bool):
     if script_args.dataset_name is None:
         if not embedded:
             raise ValueError("--dataset_name is required when --model_name_or_path is given.")
-        from ..embedded import make_dataset
+        from ..embedded import make_split
 
-        train = make_dataset(
-            script_args.embedded_num_train_prompts,
-            seed=1,
-            difficulty=script_args.embedded_difficulty,
-            max_ops=script_args.embedded_max_ops,
+        train = make_split(
+            "train", script_args.embedded_num_train_prompts, script_args.embedded_difficulty,
+            script_args.embedded_max_ops,
         )
-        heldout = make_dataset(
-            script_args.embedded_num_eval_prompts,
-            seed=2,
-            difficulty=script_args.embedded_difficulty,
-            max_ops=script_args.embedded_max_ops,
+        heldout = make_split(
+            "heldout", script_args.embedded_num_eval_prompts, script_args.embedded_difficulty,
+            script_args.embedded_max_ops,
         )
         return train, heldout
     from ..data import BOXED_PROMPT_TEMPLATE, load_math_dataset
