@@ -48,6 +48,12 @@ def zero_variance_signs(
     return (sign * is_zero_variance).repeat_interleave(num_generations)
 
 
+def masked_row_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`(B,)` max of each row of `values` over the positions where `mask` is non-zero; 0 for rows with none."""
+    row_max = values.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+    return torch.where(torch.isinf(row_max), torch.zeros_like(row_max), row_max)
+
+
 @torch.no_grad()
 def rl_zvp_token_advantages(
     advantages: torch.Tensor,
@@ -103,9 +109,7 @@ def rl_zvp_token_advantages(
     if entropy_scaling:
         positive = alpha * entropy
         # Max over the valid tokens of each completion; rows without valid tokens get 0 (they are masked anyway).
-        row_max = entropy.masked_fill(mask == 0, float("-inf")).max(dim=1, keepdim=True).values
-        row_max = torch.where(torch.isinf(row_max), torch.zeros_like(row_max), row_max)
-        negative = -alpha * (row_max - entropy)
+        negative = -alpha * (masked_row_max(entropy, mask)[:, None] - entropy)
     else:
         positive = torch.full_like(entropy, constant_advantage)
         negative = torch.full_like(entropy, -constant_advantage)

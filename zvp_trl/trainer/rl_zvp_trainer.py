@@ -3,7 +3,7 @@ import textwrap
 
 import torch
 
-from ..advantages import rl_zvp_token_advantages, zero_variance_signs
+from ..advantages import masked_row_max, rl_zvp_token_advantages, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 
@@ -122,8 +122,7 @@ class RLZVPTrainer(ZVPBaseTrainer):
         positive = (signs > 0).to(mask.dtype)[:, None] * mask
         negative = (signs < 0).to(mask.dtype)[:, None] * mask
         valid_rows = (mask.sum(dim=1) > 0).to(mask.dtype)
-        row_max = entropies.masked_fill(mask == 0, float("-inf")).max(dim=1).values
-        row_max = torch.where(valid_rows > 0, row_max, torch.zeros_like(row_max))
+        row_max = masked_row_max(entropies, mask)
         local = torch.stack(
             [
                 (token_advantages * positive).sum(),
