@@ -8,6 +8,8 @@
 Writes <output_dir>/<benchmark>.jsonl, summary.json and results.md; rerunning resumes.
 """
 
+from pathlib import Path
+
 from trl import TrlParser
 
 from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model
@@ -18,7 +20,7 @@ def main(argv=None):
     if args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required.")
     summary = evaluate_model(args)
-    print((__import__("pathlib").Path(args.output_dir) / "results.md").read_text())
+    print((Path(args.output_dir) / "results.md").read_text())
     print(f"per-sample results and summary in {args.output_dir}")
     return summary
 

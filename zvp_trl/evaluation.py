@@ -24,6 +24,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - ratio
 
 
+def acc_pass_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
+    """Acc@k (mean accuracy over the samples) and Pass@k (unbiased estimator, n = samples per question)."""
+    questions = [list(c) for c in correct_per_question if len(c) > 0]
+    if not questions:
+        return {f"acc@{k}": float("nan"), f"pass@{k}": float("nan"), "num_questions": 0}
+    accuracy = sum(sum(c) / len(c) for c in questions) / len(questions)
+    passed = sum(pass_at_k(len(c), sum(c), min(k, len(c))) for c in questions) / len(questions)
+    return {f"acc@{k}": accuracy, f"pass@{k}": passed, "num_questions": len(questions)}
+
+
 @torch.no_grad()
 def sample_completions(
     model,
@@ -99,22 +109,12 @@ def evaluate_accuracy(
     correct = [[(rewards[i * k + j] or 0.0) > 0.5 for j in range(k)] for i in range(len(prompts))]
     counts = [sum(group) for group in correct]
     n = max(1, len(prompts))
+    scores = acc_pass_at_k(correct, k) if correct else {f"acc@{k}": 0.0, f"pass@{k}": 0.0}
     return {
-        f"acc@{k}": sum(counts) / (n * k),
-        f"pass@{k}": sum(pass_at_k(k, c, k) for c in counts) / n,
+        f"acc@{k}": scores[f"acc@{k}"],
+        f"pass@{k}": scores[f"pass@{k}"],
         "frac_all_correct": sum(c == k for c in counts) / n,
         "frac_all_wrong": sum(c == 0 for c in counts) / n,
         "frac_mixed": sum(0 < c < k for c in counts) / n,
         "num_prompts": len(prompts),
     }
-
-
-
-def acc_pass_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
-    """Acc@k (mean accuracy over the samples) and Pass@k (unbiased estimator, n = samples per question)."""
-    questions = [list(c) for c in correct_per_question if len(c) > 0]
-    if not questions:
-        return {f"acc@{k}": float("nan"), f"pass@{k}": float("nan"), "num_questions": 0}
-    accuracy = sum(sum(c) / len(c) for c in questions) / len(questions)
-    passed = sum(pass_at_k(len(c), sum(c), min(k, len(c))) for c in questions) / len(questions)
-    return {f"acc@{k}": accuracy, f"pass@{k}": passed, "num_questions": len(questions)}
