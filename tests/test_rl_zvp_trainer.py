@@ -229,11 +229,12 @@ def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_p
 
 
 def test_rollout_total_is_checkpointed_and_restored(tiny_model_path, tmp_path):
-    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="steps",
-                           save_steps=1)
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="steps", save_steps=1
+    )
     trainer.train()
     state_file = tmp_path / "checkpoint-1" / "zvp_state.json"
-    assert json.loads(state_file.read_text()) == {"rollouts": {"total": 8}}
+    assert json.loads(state_file.read_text()) == {"rollouts": {"total": 8, "kept": 8}}
     resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="no")
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
     assert resumed.rollouts.total == 16  # 8 restored + 8 generated after resuming

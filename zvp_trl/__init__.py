@@ -6,9 +6,9 @@ __version__ = "0.1.0.dev0"
 from .advantages import rl_zvp_token_advantages, zero_variance_signs
 from .algorithms import ALGORITHMS, get_algorithm
 from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
+from .erpo import PromptTemperatureHistory, erpo_next_temperature
 from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
-from .trainer.rl_zvp_config import RLZVPConfig
-from .trainer.rl_zvp_trainer import RLZVPTrainer
+from .prompt_ids import prompt_id
 from .rewards import (
     accuracy_reward,
     boxed_format_reward,
@@ -17,10 +17,26 @@ from .rewards import (
     make_accuracy_reward,
     math_verify_accuracy,
 )
+from .trainer.base import GRPOBaselineTrainer
+from .trainer.base_config import GRPOBaselineConfig, ZVPBaseConfig
+from .trainer.erpo_config import ERPOConfig, ERPORLZVPConfig
+from .trainer.erpo_trainer import ERPORLZVPTrainer, ERPOTrainer
+from .trainer.rl_zvp_config import RLZVPConfig
+from .trainer.rl_zvp_trainer import RLZVPTrainer
 
 
 __all__ = [
     "ALGORITHMS",
+    "ERPOConfig",
+    "ERPORLZVPConfig",
+    "ERPORLZVPTrainer",
+    "ERPOTrainer",
+    "GRPOBaselineConfig",
+    "GRPOBaselineTrainer",
+    "PromptTemperatureHistory",
+    "ZVPBaseConfig",
+    "erpo_next_temperature",
+    "prompt_id",
     "RLZVPConfig",
     "RLZVPTrainer",
     "BOXED_PROMPT_TEMPLATE",

@@ -24,12 +24,29 @@ def _import(path: str) -> type:
 ALGORITHMS: dict[str, Algorithm] = {
     algorithm.name: algorithm
     for algorithm in [
-        Algorithm("grpo", "trl:GRPOConfig", "trl:GRPOTrainer", "plain GRPO (zero-variance groups get no signal)"),
+        Algorithm(
+            "grpo",
+            "zvp_trl.trainer.base_config:GRPOBaselineConfig",
+            "zvp_trl.trainer.base:GRPOBaselineTrainer",
+            "plain GRPO (TRL's GRPOTrainer; zero-variance groups get no signal), with rollout accounting",
+        ),
         Algorithm(
             "rl_zvp",
             "zvp_trl.trainer.rl_zvp_config:RLZVPConfig",
             "zvp_trl.trainer.rl_zvp_trainer:RLZVPTrainer",
             "RL-ZVP: entropy-guided token advantages for zero-variance groups (arXiv 2509.21880)",
+        ),
+        Algorithm(
+            "erpo",
+            "zvp_trl.trainer.erpo_config:ERPOConfig",
+            "zvp_trl.trainer.erpo_trainer:ERPOTrainer",
+            "ERPO: residual (all-correct) prompts are re-sampled at a raised per-prompt temperature (arXiv 2511.04800)",
+        ),
+        Algorithm(
+            "erpo_rl_zvp",
+            "zvp_trl.trainer.erpo_config:ERPORLZVPConfig",
+            "zvp_trl.trainer.erpo_trainer:ERPORLZVPTrainer",
+            "ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
         ),
     ]
 }

@@ -1,8 +1,11 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """What every zvp_trl trainer shares on top of TRL's `GRPOTrainer`.
 
-- Rollout accounting: `rollouts/total` (completions generated so far, all processes) and `rollouts/grad_steps`
-  (optimizer steps so far), logged as running totals, so runs can be compared at the same rollout budget.
+- Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
+  that reached the loss so far: generated minus those a method dropped, plus any it replayed; counted once even when
+  `num_iterations > 1`) and `rollouts/grad_steps` (optimizer steps so far), logged as running totals, so runs can be
+  compared at the same rollout budget. `args.max_rollouts` (see `ZVPBaseConfig`) stops training once the budget is
+  spent.
 - Checkpointed state: objects with `state_dict()` / `load_state_dict()` registered in `self._checkpointed_state` are
   written to `zvp_state.json` in every checkpoint and restored when training resumes from it.
 """
@@ -10,7 +13,12 @@
 import json
 import os
 
+import torch
+from transformers import TrainerCallback
 from trl import GRPOTrainer
+from trl.trainer.utils import RepeatSampler
+
+from .base_config import GRPOBaselineConfig
 
 
 STATE_FILE = "zvp_state.json"
@@ -20,13 +28,52 @@ class RolloutCounter:
     """Running count of generated completions (all processes), restored on resume."""
 
     def __init__(self):
-        self.total = 0
+        self.total = 0  # completions generated
+        self.kept = 0  # completions that reached the loss
 
     def state_dict(self) -> dict:
-        return {"total": self.total}
+        return {"total": self.total, "kept": self.kept}
 
     def load_state_dict(self, state: dict) -> None:
         self.total = int(state["total"])
+        self.kept = int(state.get("kept", 0))
+
+
+class RolloutBudgetCallback(TrainerCallback):
+    """Stops training at the end of the first optimizer step after which `counter.total >= max_rollouts`. The count is
+    identical on every process, so every process stops at the same step."""
+
+    def __init__(self, counter: RolloutCounter, max_rollouts: int):
+        self.counter = counter
+        self.max_rollouts = max_rollouts
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.counter.total >= self.max_rollouts:
+            control.should_training_stop = True
+        return control
+
+
+class EpochSeededRepeatSampler(RepeatSampler):
+    """TRL's `RepeatSampler`, with the shuffle order of epoch `e` a function of `(seed, e)` only.
+
+    TRL's sampler draws each epoch's permutation from one generator that advances across epochs, so a run resumed in
+    epoch `e > 0` (a fresh sampler) replays epoch 0's order and sees different prompts than the uninterrupted run.
+    The Trainer calls `set_epoch(e)` before iterating each epoch, also when resuming: here it reseeds the generator
+    and draws the `e` earlier permutations again, so every epoch's order is exactly the one TRL's sampler gives an
+    uninterrupted run, and a resumed run draws the same prompts (which per-prompt state depends on).
+    """
+
+    @classmethod
+    def from_sampler(cls, sampler: RepeatSampler) -> "EpochSeededRepeatSampler":
+        new = cls.__new__(cls)
+        new.__dict__.update(sampler.__dict__)
+        return new
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.shuffle and self.seed is not None:
+            self.generator.manual_seed(self.seed)
+            for _ in range(epoch):
+                torch.randperm(self.num_samples, generator=self.generator)
 
 
 class ZVPBaseTrainer(GRPOTrainer):
@@ -36,6 +83,15 @@ class ZVPBaseTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.rollouts = RolloutCounter()
         self._checkpointed_state = {"rollouts": self.rollouts}
+        max_rollouts = getattr(self.args, "max_rollouts", None)
+        if max_rollouts is not None:
+            self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts))
+
+    def _get_train_sampler(self, dataset=None):
+        sampler = super()._get_train_sampler(dataset)
+        if type(sampler) is RepeatSampler:
+            sampler = EpochSeededRepeatSampler.from_sampler(sampler)
+        return sampler
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
@@ -44,10 +100,20 @@ class ZVPBaseTrainer(GRPOTrainer):
             self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes
         return output
 
+    def _compute_loss(self, model, inputs):
+        if self.model.training:
+            # TRL's micro-step counter: a buffered generation batch is used for `num_iterations` passes of
+            # `steps_per_generation` micro-batches each; count its rows on the first pass only.
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self._step % generate_every < self.args.steps_per_generation:
+                self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
+        return super()._compute_loss(model, inputs)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.model.training:
             # Running totals: a single value per logging window (TRL averages the lists it logs).
             self._metrics["train"]["rollouts/total"] = [float(self.rollouts.total)]
+            self._metrics["train"]["rollouts/kept"] = [float(self.rollouts.kept)]
             self._metrics["train"]["rollouts/grad_steps"] = [float(self.state.global_step)]
         super().log(logs, start_time)
 
@@ -77,3 +143,14 @@ class ZVPBaseTrainer(GRPOTrainer):
         for name, obj in self._checkpointed_state.items():
             if name in state:
                 obj.load_state_dict(state[name])
+
+
+class GRPOBaselineTrainer(ZVPBaseTrainer):
+    """Plain GRPO (TRL's `GRPOTrainer`, unchanged) with the package's rollout accounting and `max_rollouts` budget, so
+    the baseline is compared with the other methods on the same terms. `args` is a [`GRPOBaselineConfig`]."""
+
+    def __init__(self, model, reward_funcs=None, args: GRPOBaselineConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            model_name = model if isinstance(model, str) else model.config._name_or_path
+            args = GRPOBaselineConfig(f"{model_name.split('/')[-1]}-GRPO")
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)

@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from trl import GRPOConfig
+from .base_config import ZVPBaseConfig
 
 
 # Loss types whose per-token loss is linear in a (B, T) advantage, so token-level advantages are well defined.
@@ -9,7 +9,7 @@ RL_ZVP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"
 
 
 @dataclass
-class RLZVPConfig(GRPOConfig):
+class RLZVPConfig(ZVPBaseConfig):
     r"""
     Configuration class for [`RLZVPTrainer`].
 

@@ -1,0 +1,494 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+from zvp_trl import (
+    ERPOConfig,
+    ERPORLZVPConfig,
+    ERPORLZVPTrainer,
+    ERPOTrainer,
+    PromptTemperatureHistory,
+    erpo_next_temperature,
+    prompt_id,
+)
+from zvp_trl.per_row_temperature import (
+    PerRowTemperatureLogitsProcessor,
+    generate_grouped_by_temperature,
+    per_request_sampling_params,
+)
+
+
+G = 4
+RULE = dict(base=1.0, step=0.1, max_temperature=1.5)
+
+
+# ----- the pure rule -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "current, k, options, expected",
+    [
+        (1.0, 4, {}, 1.1),  # all-correct: one step up
+        (1.45, 4, {}, 1.5),  # capped
+        (1.5, 4, {}, 1.5),  # stays at the cap
+        (1.3, 0, {}, 1.3),  # all-wrong: unchanged under the paper's trigger
+        (1.3, 0, {"trigger": "all_correct_or_all_wrong"}, 1.4),
+        (1.3, 2, {}, 1.3),  # mixed, hold
+        (1.3, 2, {"on_mixed": "reset"}, 1.0),
+        (1.3, 2, {"on_mixed": "decay"}, 1.2),
+        (1.05, 2, {"on_mixed": "decay"}, 1.0),  # never below base
+        (1.0, 1, {"on_mixed": "decay"}, 1.0),
+    ],
+)
+def test_next_temperature_rule(current, k, options, expected):
+    assert erpo_next_temperature(current, k, G, **RULE, **options) == pytest.approx(expected, abs=1e-12)
+
+
+def test_repeated_steps_land_on_exact_decimals():
+    t = 1.0
+    for _ in range(3):
+        t = erpo_next_temperature(t, G, G, **RULE)
+    assert t == 1.3  # not 1.3000000000000003
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(trigger="all_wrong"), "trigger"),
+        (dict(on_mixed="drop"), "on_mixed"),
+        (dict(num_correct=5), "outside"),
+        (dict(max_temperature=0.9), "below base"),
+    ],
+)
+def test_next_temperature_rejects_bad_arguments(kwargs, match):
+    arguments = dict(current=1.0, num_correct=4, num_generations=G, **RULE)
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        erpo_next_temperature(**arguments)
+
+
+def test_history_updates_and_round_trips():
+    history = PromptTemperatureHistory(**RULE)
+    assert history.temperature("a") == 1.0
+    sampled = history.update(["a", "b", "c"], [4, 2, 0], G)
+    assert sampled == [1.0, 1.0, 1.0]
+    assert history.temperatures == {"a": 1.1}  # only elevated prompts are stored
+    assert history.update(["a", "a"], [4, 4], G) == [1.1, 1.2]  # a repeated id is updated in order
+    assert history.temperature("a") == 1.3
+    assert history.num_updates == {"a": 3, "b": 1, "c": 1}
+    state = json.loads(json.dumps(history.state_dict()))
+    restored = PromptTemperatureHistory(**RULE)
+    restored.load_state_dict(state)
+    assert restored.temperatures == history.temperatures and restored.num_updates == history.num_updates
+    # A resumed run with a lower cap clips the stored temperatures into its range.
+    lower = PromptTemperatureHistory(base=1.0, step=0.1, max_temperature=1.2)
+    lower.load_state_dict(state)
+    assert lower.temperature("a") == 1.2
+
+
+def test_prompt_ids_are_stable_and_column_aware():
+    row = {"prompt": [{"role": "user", "content": "2+2?"}], "id": 7}
+    assert prompt_id(row) == prompt_id(json.loads(json.dumps(row)))
+    assert len(prompt_id(row)) == 16 and prompt_id(row) != prompt_id({"prompt": "2+2?"})
+    assert prompt_id(row, "id") == "7"
+    with pytest.raises(KeyError, match="uid"):
+        prompt_id(row, "uid")
+    # Identical in a fresh interpreter (no salted hash()).
+    code = "from zvp_trl import prompt_id; print(prompt_id({'prompt': 'Q: 1+1=?'}))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == prompt_id({"prompt": "Q: 1+1=?"})
+
+
+# ----- per-row sampling and log-probs --------------------------------------------------------------------------
+
+
+def test_per_row_temperatures_in_one_generate_call(tiny_model_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    prompt = tokenizer(["Q: 12+7=?\nA:"] * 8, return_tensors="pt")
+    greedy = model.generate(**prompt, do_sample=False, max_new_tokens=12)
+    # Rows 0-3 near zero temperature (greedy), rows 4-7 very hot, in the same batch.
+    factors = torch.tensor([1e-4] * 4 + [20.0] * 4)
+    processors = LogitsProcessorList([PerRowTemperatureLogitsProcessor(factors)])
+    torch.manual_seed(0)
+    sampled = model.generate(
+        **prompt, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=12, logits_processor=processors
+    )
+    assert torch.equal(sampled[:4], greedy[:4])
+    assert not any(torch.equal(sampled[i], greedy[i]) for i in range(4, 8))
+    with pytest.raises(ValueError, match="8 rows"):
+        model.generate(**tokenizer(["Q: 1=?"] * 3, return_tensors="pt"), do_sample=True, logits_processor=processors)
+
+
+def make_config(tmp_path, config_class=ERPOConfig, **overrides):
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        epsilon_high=0.28,
+    )
+    values.update(overrides)
+    return config_class(**values)
+
+
+PROMPTS = [f"Q: {i}+1=?\nA:" for i in range(4)]
+
+
+def make_trainer(tiny_model_path, tmp_path, reward, trainer_class=ERPOTrainer, config_class=ERPOConfig, **overrides):
+    dataset = Dataset.from_dict({"prompt": PROMPTS, "kind": ["easy", "easy", "hard", "mixed"]})
+    return trainer_class(
+        model=tiny_model_path,
+        reward_funcs=reward,
+        args=make_config(tmp_path, config_class, **overrides),
+        train_dataset=dataset,
+    )
+
+
+def reward_by_kind(completions, kind, **kwargs):
+    """easy: always right; hard: always wrong; mixed: 1, 0, 1, 0 within the group."""
+    return [{"easy": 1.0, "hard": 0.0}.get(k, float(i % 2 == 0)) for i, k in enumerate(kind)]
+
+
+def reference_logps(model, input_ids, attention_mask, logits_to_keep, temperatures):
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, -logits_to_keep - 1 : -1]
+    logits = logits / temperatures[:, None, None]
+    logps = torch.log_softmax(logits.float(), dim=-1)
+    targets = input_ids[:, -logits_to_keep:]
+    token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logps.exp() * logps).sum(-1)
+    return token_logps, entropy
+
+
+def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, temperature=0.9, erpo_max_temperature=2.0)
+    model = trainer.model
+    input_ids = torch.randint(2, 40, (6, 10))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :3] = 0  # left padding on one row
+    temperatures = torch.tensor([0.9, 1.2, 2.0, 0.9, 1.5, 1.0])
+    trainer._logprob_temperatures = temperatures
+    # batch_size=4: TRL's chunking splits the 6 rows 4 + 2; the temperatures must follow the rows.
+    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+        model, input_ids, attention_mask, 5, batch_size=4, compute_entropy=True
+    )
+    trainer._logprob_temperatures = None
+    expected_logps, expected_entropy = reference_logps(model, input_ids, attention_mask, 5, temperatures)
+    torch.testing.assert_close(logps, expected_logps, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(entropies, expected_entropy, atol=2e-5, rtol=1e-5)
+    # Without per-row temperatures, everything is at the base temperature, as in TRL.
+    base_logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5)
+    torch.testing.assert_close(base_logps, reference_logps(model, input_ids, attention_mask, 5, torch.full((6,), 0.9))[0])
+    # Gradients flow through the scaled hidden states.
+    trainer._logprob_temperatures = temperatures
+    logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5)
+    trainer._logprob_temperatures = None
+    logps.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_models_with_a_biased_head_are_refused_for_sampling_logprobs(tiny_model_path, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    head = model.get_output_embeddings()
+    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    model.set_output_embeddings(biased)
+    model.config.tie_word_embeddings = False
+    dataset = Dataset.from_dict({"prompt": PROMPTS})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    with pytest.raises(ValueError, match="erpo_logprob_temperature='base'"):
+        ERPOTrainer(model, reward_by_kind, args=make_config(tmp_path), train_dataset=dataset, processing_class=tokenizer)
+    trainer = ERPOTrainer(
+        model,
+        reward_by_kind,
+        args=make_config(tmp_path, erpo_logprob_temperature="base"),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+    assert trainer._row_scaler is None
+
+
+# ----- the trainer ---------------------------------------------------------------------------------------------
+
+
+def generation_batch(trainer, kinds=(0, 1, 2, 3)):
+    return [trainer.train_dataset[i] for i in kinds for _ in range(G)]
+
+
+def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16)
+    trainer.model.train()
+    rows = generation_batch(trainer)
+    ids = [prompt_id({"prompt": p}) for p in PROMPTS]
+    trainer.erpo_history.temperatures[ids[1]] = 1.5  # easy prompt, already at the cap
+    trainer.erpo_history.temperatures[ids[3]] = 1.2  # mixed prompt, elevated
+    seen = {}
+    original = ERPOTrainer._generate_single_turn
+
+    def spy(self, prompt_ids, *args, **kwargs):
+        seen["temperatures"] = list(self._sampling_temperatures)
+        seen["logprob_temperatures"] = self._logprob_temperatures.tolist()
+        return original(self, prompt_ids, *args, **kwargs)
+
+    trainer._generate_single_turn = spy.__get__(trainer)
+    output = trainer._generate_and_score_completions(rows)
+    expected = [1.0] * 4 + [1.5] * 4 + [1.0] * 4 + [1.2] * 4
+    assert seen["temperatures"] == expected
+    assert seen["logprob_temperatures"] == pytest.approx(expected)
+    assert output["erpo_temperatures"].tolist() == pytest.approx(expected)
+    # easy 1.0 -> 1.1; easy at cap stays 1.5; hard unchanged (base, not stored); mixed holds 1.2.
+    assert trainer.erpo_history.temperatures == {ids[0]: 1.1, ids[1]: 1.5, ids[3]: 1.2}
+    metrics = trainer._metrics["train"]
+    assert metrics["erpo/temperature_mean"] == [pytest.approx((1.0 + 1.5 + 1.0 + 1.2) / 4)]
+    assert metrics["erpo/temperature_max"] == [1.5]
+    assert metrics["erpo/frac_elevated"] == [0.5]
+    assert metrics["erpo/frac_reactivated"] == [0.5]  # of the 2 elevated prompts, the mixed one
+    assert metrics["erpo/frac_residual"] == [0.75] and metrics["erpo/frac_all_correct"] == [0.5]
+    # Old log-probs are not needed here (one iteration, no vLLM), so the loss recomputes them at the row temperatures.
+    assert "old_per_token_logps" not in output
+
+
+def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, erpo_ra_advantage=0.05)
+    trainer.model.train()
+    output = trainer._generate_and_score_completions(generation_batch(trainer))
+    advantages = output["advantages"].view(4, G)
+    assert torch.all(advantages[0] == -0.05) and torch.all(advantages[1] == -0.05)  # all-correct
+    assert torch.all(advantages[2] == 0)  # all-wrong: untouched
+    assert torch.all(advantages[3] != 0)  # mixed: GRPO's advantages
+    assert trainer._metrics["train"]["erpo/frac_ra"] == [0.5]
+
+
+def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp_path):
+    overrides = dict(max_steps=6, save_strategy="steps", save_steps=3, erpo_temperature_step=0.3, erpo_max_temperature=1.5)
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, **overrides)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "erpo/temperature_max" in entry]
+    assert len(logs) == 6
+    maxima = [entry["erpo/temperature_max"] for entry in logs]
+    assert max(maxima) == 1.5 and all(1.0 <= m <= 1.5 for m in maxima)
+    assert any(entry["erpo/frac_elevated"] > 0 for entry in logs)
+    # Every prompt is drawn once per 2 steps; the easy ones are sampled at 1.0, 1.3, 1.5 (1.6 capped) and end at the
+    # cap; the hard one stays at base.
+    assert sorted(set(maxima)) == [1.0, 1.3, 1.5]
+    easy = [prompt_id({"prompt": p}) for p in PROMPTS[:2]]
+    assert [trainer.erpo_history.temperature(pid) for pid in easy] == [1.5, 1.5]
+    assert trainer.erpo_history.temperature(prompt_id({"prompt": PROMPTS[2]})) == 1.0
+    # The checkpoint holds the history at step 3; resuming from it reproduces the uninterrupted run's history.
+    saved = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())["erpo_history"]
+    final = trainer.erpo_history.state_dict()
+    resumed = make_trainer(tiny_model_path, tmp_path / "resumed", reward_by_kind, **dict(overrides, save_strategy="no"))
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
+    assert saved["num_updates"] and sum(saved["num_updates"].values()) == 3 * 2  # 2 groups per step
+    assert resumed.erpo_history.state_dict() == final
+
+
+def test_combined_erpo_rl_zvp_run(tiny_model_path, tmp_path):
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        reward_by_kind,
+        trainer_class=ERPORLZVPTrainer,
+        config_class=ERPORLZVPConfig,
+        max_steps=4,
+        erpo_temperature_step=0.25,
+    )
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "erpo/temperature_max" in entry]
+    assert len(logs) == 4
+    assert max(entry["erpo/temperature_max"] for entry in logs) > 1.0
+    assert any(entry["zvp/frac_zv_positive"] > 0 for entry in logs)
+    # RL-ZVP shaped the all-correct groups (sampled at raised temperatures).
+    assert any((entry["zvp/adv_mean_positive"] or 0) > 0 for entry in logs)
+    trainer.create_model_card(model_name="tiny-erpo-rl-zvp")
+    card = (tmp_path / "README.md").read_text()
+    assert "ERPO + RL-ZVP" in card and "2511.04800" in card and "2509.21880" in card
+
+
+def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_path):
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        reward_by_kind,
+        trainer_class=ERPORLZVPTrainer,
+        config_class=ERPORLZVPConfig,
+        per_device_train_batch_size=16,
+        zvp_alpha=0.5,
+    )
+    trainer.model.train()
+    trainer.erpo_history.temperatures[prompt_id({"prompt": PROMPTS[0]})] = 1.4
+    inputs = trainer._generate_and_score_completions(generation_batch(trainer))
+    seen = {}
+    original = trainer._token_advantages
+
+    def spy(loss_inputs, entropies):
+        seen["entropies"] = entropies.detach().clone()
+        return original(loss_inputs, entropies)
+
+    trainer._token_advantages = spy
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train, which this test does not run
+    trainer._compute_loss(trainer.model, inputs)
+    input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+    T = inputs["completion_ids"].size(1)
+    _, expected = reference_logps(trainer.model, input_ids, mask, T, inputs["erpo_temperatures"])
+    completion_mask = inputs["completion_mask"].bool()
+    torch.testing.assert_close(seen["entropies"][completion_mask], expected[completion_mask], atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "config_class, overrides, match",
+    [
+        (ERPOConfig, dict(temperature=1.0, erpo_max_temperature=0.8), "erpo_max_temperature=0.8 is below"),
+        (ERPOConfig, dict(erpo_temperature_step=0.0), "erpo_temperature_step"),
+        (ERPOConfig, dict(erpo_trigger="all_wrong"), "erpo_trigger"),
+        (ERPOConfig, dict(erpo_on_mixed="drop"), "erpo_on_mixed"),
+        (ERPOConfig, dict(erpo_ra_advantage=-0.1), "erpo_ra_advantage"),
+        (ERPOConfig, dict(erpo_logprob_temperature="train"), "erpo_logprob_temperature"),
+        (ERPOConfig, dict(use_transformers_continuous_batching=True), "use_transformers_continuous_batching"),
+        (ERPORLZVPConfig, dict(erpo_ra_advantage=0.1), "zvp_use_positive=False"),
+        (ERPORLZVPConfig, dict(zvp_alpha=0.0), "zvp_alpha"),
+    ],
+)
+def test_bad_configurations_raise(tmp_path, config_class, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_config(tmp_path, config_class, **overrides)
+
+
+def test_tools_are_refused(tiny_model_path, tmp_path):
+    def calculator(a: int) -> int:
+        """Adds one.
+
+        Args:
+            a: a number
+        """
+        return a + 1
+
+    with pytest.raises(ValueError, match="tools"):
+        ERPOTrainer(model=tiny_model_path, reward_funcs=reward_by_kind, args=make_config(tmp_path), tools=[calculator])
+
+
+def test_model_card_names_erpo(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind)
+    trainer.create_model_card(model_name="tiny-erpo")
+    card = (tmp_path / "README.md").read_text()
+    assert "ERPO" in card and "2511.04800" in card and "Explore Data Left Behind" in card
+
+
+# ----- vLLM request building (vLLM cannot run on these CPU machines) -------------------------------------------
+
+
+class FakeSamplingParams:
+    def __init__(self, temperature=1.0, top_p=1.0, n=1):
+        self.temperature, self.top_p, self.n = temperature, top_p, n
+
+    def clone(self):
+        return FakeSamplingParams(self.temperature, self.top_p, self.n)
+
+
+def test_colocate_gets_one_sampling_params_per_row():
+    shared = FakeSamplingParams(temperature=1.0, top_p=0.7)
+    requests = per_request_sampling_params(shared, [1.0, 1.0, 1.3, 1.3])
+    assert [r.temperature for r in requests] == [1.0, 1.0, 1.3, 1.3]
+    assert all(r.top_p == 0.7 and r.n == 1 and r is not shared for r in requests)
+    assert shared.temperature == 1.0
+
+
+def fake_server_generate(calls):
+    def generate(prompts, n=1, temperature=1.0, **kwargs):
+        calls.append((list(prompts), temperature, kwargs))
+        completions = [[p[0], j, int(temperature * 10)] for p in prompts for j in range(n)]
+        return {
+            "prompt_ids": [list(p) for p in prompts],
+            "completion_ids": completions,
+            "logprobs": [[-temperature] * 3 for _ in completions],
+            "logprob_token_ids": [[c[0]] * 3 for c in completions],
+        }
+
+    return generate
+
+
+def test_server_requests_are_grouped_by_temperature_and_reordered():
+    calls = []
+    prompts = [[10], [11], [12], [13]]
+    output = generate_grouped_by_temperature(
+        fake_server_generate(calls), prompts, [1.0, 1.2, 1.0, 1.5], 2, top_p=0.9, temperature=1.0
+    )
+    assert [(c[0], c[1]) for c in calls] == [([[10], [12]], 1.0), ([[11]], 1.2), ([[13]], 1.5)]
+    assert all(c[2] == {"top_p": 0.9} for c in calls)
+    assert output["prompt_ids"] == prompts
+    assert output["completion_ids"] == [
+        [10, 0, 10], [10, 1, 10], [11, 0, 12], [11, 1, 12], [12, 0, 10], [12, 1, 10], [13, 0, 15], [13, 1, 15]
+    ]  # fmt: skip
+    assert [lp[0] for lp in output["logprobs"]] == [-1.0, -1.0, -1.2, -1.2, -1.0, -1.0, -1.5, -1.5]
+    assert [ids[0] for ids in output["logprob_token_ids"]] == [10, 10, 11, 11, 12, 12, 13, 13]
+
+
+def test_trainer_wraps_the_vllm_server_and_colocate_calls():
+    """`_vllm_per_row_temperatures` on stand-ins for TRL's vLLM objects (single process)."""
+    calls = []
+    client = SimpleNamespace(generate=fake_server_generate(calls))
+    fake = SimpleNamespace(
+        vllm_mode="server",
+        vllm_generation=SimpleNamespace(vllm_client=client),
+        accelerator=SimpleNamespace(is_main_process=True),
+    )
+    rows = [1.0, 1.0, 1.3, 1.3]  # two groups of G=2
+    with ERPOTrainer._vllm_per_row_temperatures(fake, rows, 2):
+        output = client.generate(prompts=[[5], [6]], n=2, temperature=1.0, top_p=1.0)
+    assert [(c[0], c[1]) for c in calls] == [([[5]], 1.0), ([[6]], 1.3)]
+    assert output["completion_ids"] == [[5, 0, 10], [5, 1, 10], [6, 0, 13], [6, 1, 13]]
+    assert "generate" not in vars(client) or client.generate is not None  # restored afterwards
+
+    seen = {}
+
+    class FakeLLM:
+        def generate(self, prompts, sampling_params=None, use_tqdm=False):
+            seen["params"] = sampling_params
+            return ["out"] * len(prompts)
+
+    llm = FakeLLM()
+    fake = SimpleNamespace(
+        vllm_mode="colocate", vllm_generation=SimpleNamespace(llm=llm, tensor_parallel_size=1)
+    )
+    with ERPOTrainer._vllm_per_row_temperatures(fake, [1.0, 1.4], 1):
+        llm.generate([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2]}], sampling_params=FakeSamplingParams())
+        with pytest.raises(RuntimeError, match="2 row temperatures for 1"):
+            llm.generate([{"prompt_token_ids": [1]}], sampling_params=FakeSamplingParams())
+    assert [p.temperature for p in seen["params"]] == [1.0, 1.4]
+    assert "generate" not in vars(llm)  # the instance patch is removed
+
+
+# ----- two processes -------------------------------------------------------------------------------------------
+
+
+def test_history_identical_on_two_processes(tiny_model_path, tmp_path):
+    script = Path(__file__).parent / "scripts" / "erpo_two_processes.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rank0 = json.loads((tmp_path / "history_rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "history_rank1.json").read_text())
+    assert rank0 == rank1
+    # Prompt A (all-correct, split over both ranks' rows) climbed once per step; C (all-wrong) stayed at base.
+    a, c = prompt_id({"prompt": "Q: 1+1=?\nA:"}), prompt_id({"prompt": "Q: 3+3=?\nA:"})
+    assert rank0["temperatures"][a] == pytest.approx(1.0 + 0.1 * rank0["num_updates"][a])
+    assert c not in rank0["temperatures"] and rank0["num_updates"][c] >= 1

@@ -1,0 +1,300 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import contextlib
+import textwrap
+
+import torch
+from accelerate.utils import gather_object
+from transformers import LogitsProcessorList
+
+from ..advantages import zero_variance_signs
+from ..erpo import PromptTemperatureHistory
+from ..per_row_temperature import (
+    PerRowTemperatureLogitsProcessor,
+    RowScaledHiddenStates,
+    backbone_of,
+    check_row_scalable,
+    generate_grouped_by_temperature,
+    per_request_sampling_params,
+)
+from ..prompt_ids import prompt_id
+from .base import ZVPBaseTrainer
+from .erpo_config import ERPOConfig, ERPORLZVPConfig
+from .rl_zvp_trainer import RLZVPTrainer
+
+
+ERPO_PAPER = {
+    "title": "Explore Data Left Behind in Reinforcement Learning for Reasoning Language Models",
+    "id": "2511.04800",
+    # docstyle-ignore
+    "citation": textwrap.dedent("""\
+        @article{liu2025erpo,
+            title        = {{Explore Data Left Behind in Reinforcement Learning for Reasoning Language Models}},
+            author       = {Chenxi Liu and Junjie Liang and Yuqi Jia and Bochuan Cao and Yang Bai and Heng Huang and Xun Chen},
+            year         = 2025,
+            eprint       = {arXiv:2511.04800},
+        }"""),
+}
+
+
+class ERPOTrainer(ZVPBaseTrainer):
+    """
+    Trainer for ERPO, from [Explore Data Left Behind in Reinforcement Learning for Reasoning Language
+    Models](https://huggingface.co/papers/2511.04800).
+
+    A per-prompt history ([`~zvp_trl.erpo.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
+    group came back all-correct (a *residual* prompt, which gives GRPO no signal) is sampled at a higher temperature
+    the next time it is drawn, raised by `erpo_temperature_step` up to `erpo_max_temperature`, so it yields incorrect
+    completions and a learning signal again. Optional RA gives all-correct groups a small negative advantage.
+
+    Rows of one generation batch are sampled at their own temperatures on every generation path: transformers
+    `generate` (a per-row logits processor), vLLM colocate (one `SamplingParams` per request) and vLLM server (one
+    request per distinct temperature, order restored). With `erpo_logprob_temperature="sampling"` the old, new and
+    reference log-probs and entropies are computed at each row's temperature too, by scaling the last hidden state
+    before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is updated from the
+    gathered prompt ids and rewards, so it is identical on every process, and it is saved in every checkpoint.
+
+    Not supported: transformers continuous batching, tools and environments (they generate on subsets of rows).
+
+    Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
+    """
+
+    _tag_names = ["trl", "erpo"]
+    _name = "ERPO"
+    _paper = ERPO_PAPER
+    _config_class = ERPOConfig
+
+    def __init__(self, model, reward_funcs=None, args: ERPOConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            model_name = model if isinstance(model, str) else model.config._name_or_path
+            args = self._config_class(f"{model_name.split('/')[-1]}-{self._name}")
+        elif not isinstance(args, ERPOConfig):
+            raise TypeError(f"{type(self).__name__} needs an ERPOConfig, got {type(args).__name__}.")
+        if kwargs.get("tools") or kwargs.get("environment_factory") is not None:
+            raise ValueError(
+                "ERPO does not support tools or environment_factory: the tool loop regenerates subsets of rows, which "
+                "breaks the per-row sampling temperatures. Train without tools, or use RLZVPTrainer/GRPOTrainer."
+            )
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        self.erpo_history = PromptTemperatureHistory(
+            base=args.temperature,
+            step=args.erpo_temperature_step,
+            max_temperature=args.erpo_max_temperature,
+            trigger=args.erpo_trigger,
+            on_mixed=args.erpo_on_mixed,
+        )
+        self._checkpointed_state["erpo_history"] = self.erpo_history
+        self._row_scaler = None
+        if args.erpo_logprob_temperature == "sampling":
+            self._row_scaler = RowScaledHiddenStates()
+            policy = self.accelerator.unwrap_model(self.model)
+            check_row_scalable(policy.get_base_model() if hasattr(policy, "get_base_model") else policy)
+            self._row_scaler.attach(backbone_of(policy))
+            if self.ref_model is not None:
+                ref = self.accelerator.unwrap_model(self.ref_model)
+                check_row_scalable(ref)
+                self._row_scaler.attach(backbone_of(ref))
+        self._erpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
+        self._sampling_temperatures = None  # local rows' sampling temperatures, during generation
+        self._logprob_temperatures = None  # (rows,) temperatures of the next log-prob forward, when not all base
+
+    # ----- generation -------------------------------------------------------------------------------------------
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._erpo_rewards = rewards_per_func
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:
+            # Evaluation samples at the base temperature and leaves the history alone.
+            return super()._generate_and_score_completions(inputs)
+        base = self.erpo_history.base
+        local_ids = [prompt_id(row, self.args.erpo_prompt_id_column) for row in inputs]
+        temperatures = [self.erpo_history.temperature(pid) for pid in local_ids]
+        self._sampling_temperatures = temperatures
+        if self._row_scaler is not None and any(t != base for t in temperatures):
+            self._logprob_temperatures = torch.tensor(temperatures, dtype=torch.float32)
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._sampling_temperatures = None
+            self._logprob_temperatures = None
+        rewards_per_func, self._erpo_rewards = self._erpo_rewards, None
+        self._update_history(output, local_ids, rewards_per_func)
+        output["erpo_temperatures"] = torch.tensor(temperatures, dtype=torch.float32, device=self.accelerator.device)
+        return output
+
+    def _update_history(self, output, local_ids, rewards_per_func) -> None:
+        num_generations = self.num_generations
+        all_ids = gather_object(local_ids) if self.accelerator.num_processes > 1 else list(local_ids)
+        if len(all_ids) != rewards_per_func.size(0) or len(all_ids) % num_generations:
+            raise RuntimeError(
+                f"{len(all_ids)} gathered prompt ids for {rewards_per_func.size(0)} gathered rewards (groups of "
+                f"{num_generations})."
+            )
+        group_ids = all_ids[::num_generations]
+        for g, pid in enumerate(group_ids):
+            if any(other != pid for other in all_ids[g * num_generations : (g + 1) * num_generations]):
+                raise RuntimeError(
+                    "The rows of one group carry different prompt ids; erpo_prompt_id_column must be constant across "
+                    "the copies of a prompt."
+                )
+        weights = self.reward_weights.to(rewards_per_func.device)
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        unscored = torch.isnan(rewards_per_func).all(dim=1)
+        correct = (rewards > self.args.erpo_correct_threshold) & ~unscored
+        num_correct = correct.view(-1, num_generations).sum(dim=1).tolist()
+        base = self.erpo_history.base
+        sampled_at = self.erpo_history.update(group_ids, num_correct, num_generations)
+
+        elevated = [t > base for t in sampled_at]
+        all_correct = [k == num_generations for k in num_correct]
+        zero_variance = [k in (0, num_generations) for k in num_correct]
+        reactivated = [e and not z for e, z in zip(elevated, zero_variance, strict=True)]
+        n = len(group_ids)
+        metrics = self._metrics["train"]
+        metrics["erpo/temperature_mean"].append(sum(sampled_at) / n)
+        metrics["erpo/temperature_max"].append(max(sampled_at))
+        metrics["erpo/frac_elevated"].append(sum(elevated) / n)
+        # Share of this batch's elevated prompts whose group came back mixed (NaN when none was elevated).
+        metrics["erpo/frac_reactivated"].append(sum(reactivated) / sum(elevated) if any(elevated) else float("nan"))
+        metrics["erpo/frac_residual"].append(sum(zero_variance) / n)
+        metrics["erpo/frac_all_correct"].append(sum(all_correct) / n)
+        metrics["erpo/num_elevated_prompts"].append(float(len(self.erpo_history.temperatures)))
+
+        if self.args.erpo_ra_advantage > 0:
+            rewards[unscored] = torch.nan
+            signs = zero_variance_signs(rewards, num_generations, self.args.erpo_correct_threshold)
+            rows = output["prompt_ids"].size(0)
+            start = self.accelerator.process_index * rows
+            local_positive = (signs[start : start + rows] > 0).to(output["advantages"].device)
+            output["advantages"] = torch.where(
+                local_positive,
+                torch.full_like(output["advantages"], -self.args.erpo_ra_advantage),
+                output["advantages"],
+            )
+            metrics["erpo/frac_ra"].append((signs[::num_generations] > 0).float().mean().item())
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        temperatures = self._sampling_temperatures
+        args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        if temperatures is None:
+            return super()._generate_single_turn(*args)
+        if len(temperatures) != len(prompt_ids):
+            raise RuntimeError(
+                f"Per-row temperatures were set for {len(temperatures)} rows but generation got {len(prompt_ids)}."
+            )
+        if self.use_vllm:
+            context = self._vllm_per_row_temperatures(temperatures, num_generations)
+        elif all(t == self.erpo_history.base for t in temperatures):
+            context = contextlib.nullcontext()
+        else:
+            context = self._generate_per_row_temperatures(temperatures)
+        with context:
+            return super()._generate_single_turn(*args)
+
+    @contextlib.contextmanager
+    def _generate_per_row_temperatures(self, temperatures):
+        """transformers `generate`: add a per-row logits processor to the model TRL generates with."""
+        unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        factors = torch.tensor(temperatures, dtype=torch.float32) / self.erpo_history.base
+        processor = PerRowTemperatureLogitsProcessor(factors)
+        original = unwrapped.generate
+
+        def generate(*pargs, logits_processor=None, **kwargs):
+            processors = LogitsProcessorList([*(logits_processor or []), processor])
+            return original(*pargs, logits_processor=processors, **kwargs)
+
+        unwrapped.generate = generate
+        try:
+            yield
+        finally:
+            del unwrapped.generate
+
+    @contextlib.contextmanager
+    def _vllm_per_row_temperatures(self, temperatures, num_generations):
+        vllm_generation = self.vllm_generation
+        if self.vllm_mode == "server":
+            # Collective on every process, whatever its temperatures, so no process waits alone.
+            all_temperatures = gather_object(list(temperatures))
+            if not self.accelerator.is_main_process:
+                yield
+                return
+            client = vllm_generation.vllm_client
+            original = client.generate
+            group_temperatures = all_temperatures[::num_generations]
+
+            def generate(prompts, n=1, **kwargs):
+                return generate_grouped_by_temperature(original, prompts, group_temperatures, n, **kwargs)
+
+            client.generate = generate
+            try:
+                yield
+            finally:
+                del client.generate
+        else:
+            if vllm_generation.tensor_parallel_size > 1:
+                gathered = [None] * vllm_generation.tensor_parallel_size
+                torch.distributed.all_gather_object(gathered, list(temperatures), group=vllm_generation.tp_group)
+                temperatures = [t for part in gathered for t in part]
+            llm = vllm_generation.llm
+            original = llm.generate
+
+            def generate(prompts, sampling_params=None, **kwargs):
+                if len(prompts) != len(temperatures):
+                    raise RuntimeError(f"{len(temperatures)} row temperatures for {len(prompts)} vLLM requests.")
+                return original(
+                    prompts, sampling_params=per_request_sampling_params(sampling_params, temperatures), **kwargs
+                )
+
+            llm.generate = generate
+            try:
+                yield
+            finally:
+                del llm.generate
+
+    # ----- loss --------------------------------------------------------------------------------------------------
+
+    def _compute_loss(self, model, inputs):
+        temperatures = inputs.get("erpo_temperatures")
+        if self._row_scaler is not None and temperatures is not None:
+            if bool((temperatures != self.erpo_history.base).any()):
+                self._logprob_temperatures = temperatures
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._logprob_temperatures = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
+        temperatures = self._logprob_temperatures
+        if temperatures is None:
+            return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+        if temperatures.numel() != input_ids.size(0):
+            raise RuntimeError(
+                f"Per-row temperatures were set for {temperatures.numel()} rows but the log-prob forward got "
+                f"{input_ids.size(0)}."
+            )
+        scales = self.erpo_history.base / temperatures.float()
+        with self._row_scaler.active(scales):
+            return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+
+
+class ERPORLZVPTrainer(ERPOTrainer, RLZVPTrainer):
+    """
+    ERPO's per-prompt sampling temperatures with RL-ZVP's entropy-guided advantages for zero-variance groups.
+
+    The two act on different stages: ERPO decides at which temperature each prompt is sampled (and updates its
+    history from the group's rewards), RL-ZVP shapes the advantages of the groups that still come back zero-variance,
+    from the current policy's entropy at each row's sampling temperature. Every option of [`ERPOTrainer`] and
+    [`RLZVPTrainer`] applies; `args` is an [`ERPORLZVPConfig`]. The model card cites both papers.
+    """
+
+    _tag_names = ["trl", "erpo", "rl-zvp"]
+    _name = "ERPO + RL-ZVP"
+    _paper = {**ERPO_PAPER, "citation": ERPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
+    _config_class = ERPORLZVPConfig
+
+    def __init__(self, model, reward_funcs=None, args: ERPORLZVPConfig | None = None, *pargs, **kwargs):
+        if args is not None and not isinstance(args, ERPORLZVPConfig):
+            raise TypeError(f"ERPORLZVPTrainer needs an ERPORLZVPConfig, got {type(args).__name__}.")
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
