@@ -41,8 +41,15 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(path)
     start = time.perf_counter()
     stats = evaluate_accuracy(
-        model, tokenizer, list(train["prompt"]), list(train["solution"]), accuracy_reward, k=8, temperature=1.0,
-        max_new_tokens=EMBEDDED_TRAINING_DEFAULTS["max_completion_length"], seed=0,
+        model,
+        tokenizer,
+        list(train["prompt"]),
+        list(train["solution"]),
+        accuracy_reward,
+        k=8,
+        temperature=1.0,
+        max_new_tokens=EMBEDDED_TRAINING_DEFAULTS["max_completion_length"],
+        seed=0,
     )
     result = {
         "date": date.today().isoformat(),
@@ -54,8 +61,10 @@ def main():
     }
     print("| build (s) | prompts | all-correct | all-wrong | mixed | acc@8 | pass@8 |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {result['build_seconds']} | {stats['num_prompts']} | {stats['frac_all_correct']:.3f} | "
-          f"{stats['frac_all_wrong']:.3f} | {stats['frac_mixed']:.3f} | {stats['acc@8']:.3f} | {stats['pass@8']:.3f} |")
+    print(
+        f"| {result['build_seconds']} | {stats['num_prompts']} | {stats['frac_all_correct']:.3f} | "
+        f"{stats['frac_all_wrong']:.3f} | {stats['frac_mixed']:.3f} | {stats['acc@8']:.3f} | {stats['pass@8']:.3f} |"
+    )
     out = Path(__file__).with_name("embedded_task.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out}")

@@ -56,15 +56,28 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     config_class, trainer_class = (_load(p) for p in TRAINERS[name])
     cuda = torch.cuda.is_available()
     args = config_class(
-        output_dir=f"/tmp/zvp_overhead_{name}", use_cpu=not cuda, bf16=False, gradient_checkpointing=False,
-        learning_rate=0.0, per_device_train_batch_size=batch_size, num_generations=8, max_completion_length=96,
-        max_steps=warmup_steps + steps, logging_steps=1000, save_strategy="no", report_to="none", seed=0,
+        output_dir=f"/tmp/zvp_overhead_{name}",
+        use_cpu=not cuda,
+        bf16=False,
+        gradient_checkpointing=False,
+        learning_rate=0.0,
+        per_device_train_batch_size=batch_size,
+        num_generations=8,
+        max_completion_length=96,
+        max_steps=warmup_steps + steps,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
         epsilon_high=0.28,
     )
     timer = StepTimer()
     trainer = trainer_class(
-        model=str(get_embedded_model_path(EmbeddedModelSpec())), reward_funcs=accuracy_reward, args=args,
-        train_dataset=make_split("train", 512), callbacks=[timer],
+        model=str(get_embedded_model_path(EmbeddedModelSpec())),
+        reward_funcs=accuracy_reward,
+        args=args,
+        train_dataset=make_split("train", 512),
+        callbacks=[timer],
     )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -90,14 +103,27 @@ def main():
     for round_index in range(args.rounds):
         order = list(TRAINERS) if round_index % 2 == 0 else list(reversed(TRAINERS))
         for name in order:
-            command = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
-                       "--warmup_steps", str(args.warmup_steps), "--batch_size", str(args.batch_size)]
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                name,
+                "--steps",
+                str(args.steps),
+                "--warmup_steps",
+                str(args.warmup_steps),
+                "--batch_size",
+                str(args.batch_size),
+            ]
             result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
             if result.returncode != 0:
                 raise RuntimeError(f"{name} run failed:\n{result.stderr[-3000:]}")
             runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
-            print(f"round {round_index + 1}/{args.rounds} {name}: median step "
-                  f"{statistics.median(runs[name][-1]['step_times']):.3f}s", flush=True)
+            print(
+                f"round {round_index + 1}/{args.rounds} {name}: median step "
+                f"{statistics.median(runs[name][-1]['step_times']):.3f}s",
+                flush=True,
+            )
 
     baseline = runs["trl_grpo"]
     rows = []
@@ -106,21 +132,27 @@ def main():
             statistics.median(ours["step_times"]) / statistics.median(base["step_times"])
             for ours, base in zip(name_runs, baseline)
         ]
-        memory_ratio = [ours["peak_memory_bytes"] / base["peak_memory_bytes"] for ours, base in zip(name_runs, baseline)]
-        rows.append({
-            "trainer": name,
-            "median_step_s": statistics.median(t for run in name_runs for t in run["step_times"]),
-            "step_time_ratio": statistics.median(per_round_ratio),
-            "step_time_ratio_min": min(per_round_ratio),
-            "step_time_ratio_max": max(per_round_ratio),
-            "peak_memory_ratio": statistics.median(memory_ratio),
-        })
+        memory_ratio = [
+            ours["peak_memory_bytes"] / base["peak_memory_bytes"] for ours, base in zip(name_runs, baseline)
+        ]
+        rows.append(
+            {
+                "trainer": name,
+                "median_step_s": statistics.median(t for run in name_runs for t in run["step_times"]),
+                "step_time_ratio": statistics.median(per_round_ratio),
+                "step_time_ratio_min": min(per_round_ratio),
+                "step_time_ratio_max": max(per_round_ratio),
+                "peak_memory_ratio": statistics.median(memory_ratio),
+            }
+        )
 
     print("\n| trainer | median step (s) | step time / TRL (median, min-max over rounds) | peak memory / TRL |")
     print("|---|---|---|---|")
     for row in rows:
-        print(f"| {row['trainer']} | {row['median_step_s']:.3f} | {row['step_time_ratio']:.3f} "
-              f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['peak_memory_ratio']:.3f} |")
+        print(
+            f"| {row['trainer']} | {row['median_step_s']:.3f} | {row['step_time_ratio']:.3f} "
+            f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['peak_memory_ratio']:.3f} |"
+        )
     import torch
     import trl
 

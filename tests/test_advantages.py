@@ -71,9 +71,7 @@ def test_rl_zvp_switches():
     )
     torch.testing.assert_close(
         constant,
-        torch.tensor(
-            [[2.0, 2.0, 0.0], [-2.0, -2.0, -2.0], [0.7, 0.7, 0.0], [-2.0, -2.0, 0.0], [0.0, 0.0, 0.0]]
-        ),
+        torch.tensor([[2.0, 2.0, 0.0], [-2.0, -2.0, -2.0], [0.7, 0.7, 0.0], [-2.0, -2.0, 0.0], [0.0, 0.0, 0.0]]),
     )
     scaled = rl_zvp_token_advantages(advantages, signs, entropies, mask, alpha=0.5)
     torch.testing.assert_close(scaled[0], torch.tensor([0.5, 1.0, 0.0]))

@@ -22,8 +22,11 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval"
         ("minerva", {"problem": "q", "solution": "so \\boxed{4.5e33} and \\boxed{1.6}"}, "1.6"),
         ("minerva", {"problem": "q", "answer": "7", "solution": "\\boxed{8}"}, "7"),
         ("gsm8k", {"question": "q", "answer": "work <<1+1=2>>\n#### 1,234"}, "1234"),
-        ("math500", {"problem": "q", "answer": "\\left( 3, \\frac{\\pi}{2} \\right)"},
-         "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        (
+            "math500",
+            {"problem": "q", "answer": "\\left( 3, \\frac{\\pi}{2} \\right)"},
+            "\\left( 3, \\frac{\\pi}{2} \\right)",
+        ),
         ("aime24", {"problem": "q", "answer": "204"}, "204"),
     ],
 )
@@ -39,8 +42,15 @@ def test_olympiad_question_includes_context():
 
 @pytest.mark.parametrize(
     "name, rows, first_answer",
-    [("math500", 500, "\\left( 3, \\frac{\\pi}{2} \\right)"), ("aime24", 30, "204"), ("aime25", 30, "70"),
-     ("amc23", 40, "27"), ("minerva", 272, "1.6"), ("olympiadbench", 675, "2"), ("gsm8k", 1319, "18")],
+    [
+        ("math500", 500, "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("aime24", 30, "204"),
+        ("aime25", 30, "70"),
+        ("amc23", 40, "27"),
+        ("minerva", 272, "1.6"),
+        ("olympiadbench", 675, "2"),
+        ("gsm8k", 1319, "18"),
+    ],
 )
 def test_local_copies_load(name, rows, first_answer):
     dataset = load_benchmark(name, data_dir=DATA_DIR)
@@ -62,8 +72,15 @@ def test_embedded_benchmark_limit_is_a_prefix():
 
 def test_end_to_end_resumes_and_writes_table(tiny_model_path, tmp_path, monkeypatch):
     args = EvaluationArguments(
-        model_name_or_path=tiny_model_path, benchmarks=["gsm8k", "embedded"], data_dir=str(DATA_DIR), limit=3, k=2,
-        max_tokens=8, backend="transformers", output_dir=str(tmp_path), conversational=False,
+        model_name_or_path=tiny_model_path,
+        benchmarks=["gsm8k", "embedded"],
+        data_dir=str(DATA_DIR),
+        limit=3,
+        k=2,
+        max_tokens=8,
+        backend="transformers",
+        output_dir=str(tmp_path),
+        conversational=False,
     )
     summary = evaluate_model(args)
     assert summary["backend"] == "transformers"
@@ -90,8 +107,16 @@ def test_end_to_end_resumes_and_writes_table(tiny_model_path, tmp_path, monkeypa
 
 
 def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monkeypatch):
-    args = EvaluationArguments(model_name_or_path=tiny_model_path, benchmarks=["amc23"], data_dir=str(DATA_DIR),
-                               limit=2, k=2, backend="transformers", output_dir=str(tmp_path), conversational=False)
+    args = EvaluationArguments(
+        model_name_or_path=tiny_model_path,
+        benchmarks=["amc23"],
+        data_dir=str(DATA_DIR),
+        limit=2,
+        k=2,
+        backend="transformers",
+        output_dir=str(tmp_path),
+        conversational=False,
+    )
     monkeypatch.setattr(
         _Generator, "generate", lambda self, prompts, n: [["so \\boxed{27}", "no answer"], ["\\boxed{0}"] * 2]
     )
@@ -102,9 +127,16 @@ def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monke
 def test_a_benchmark_file_overrides_the_data_dir(tiny_model_path, tmp_path, monkeypatch):
     own = tmp_path / "my_amc.jsonl"
     own.write_text(json.dumps({"problem": "1+1?", "answer": "2.0"}) + "\n")
-    args = EvaluationArguments(model_name_or_path=tiny_model_path, benchmarks=["amc23"], data_dir=str(DATA_DIR),
-                               benchmark_files=[f"amc23={own}"], k=1, backend="transformers",
-                               output_dir=str(tmp_path / "out"), conversational=False)
+    args = EvaluationArguments(
+        model_name_or_path=tiny_model_path,
+        benchmarks=["amc23"],
+        data_dir=str(DATA_DIR),
+        benchmark_files=[f"amc23={own}"],
+        k=1,
+        backend="transformers",
+        output_dir=str(tmp_path / "out"),
+        conversational=False,
+    )
     monkeypatch.setattr(_Generator, "generate", lambda self, prompts, n: [["\\boxed{2}"]] * len(prompts))
     result = evaluate_model(args)["results"]["amc23"]
     assert result["num_questions"] == 1 and result["acc@1"] == 1.0

@@ -9,12 +9,17 @@ from zvp_trl.callbacks import BenchmarkEvalCallback
 
 
 def test_best_and_final_selection(tmp_path, monkeypatch):
-    scripted = iter([{"math500": 0.30, "gsm8k": 0.50}, {"math500": 0.40, "gsm8k": 0.20}, {"math500": 0.35, "gsm8k": 0.60}])
+    scripted = iter(
+        [{"math500": 0.30, "gsm8k": 0.50}, {"math500": 0.40, "gsm8k": 0.20}, {"math500": 0.35, "gsm8k": 0.60}]
+    )
 
     def fake_evaluate(args, model=None, tokenizer=None):
         accuracies = next(scripted)
-        return {"results": {name: {"acc@2": acc, "pass@2": acc + 0.1, "num_questions": 4}
-                            for name, acc in accuracies.items()}}
+        return {
+            "results": {
+                name: {"acc@2": acc, "pass@2": acc + 0.1, "num_questions": 4} for name, acc in accuracies.items()
+            }
+        }
 
     monkeypatch.setattr(callbacks, "evaluate_model", fake_evaluate)
     saved = []

@@ -14,7 +14,9 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("ZVP_NOTEBOOK_MAX_STEPS", "1")
     monkeypatch.setenv("ZVP_NOTEBOOK_EVAL_PROMPTS", "2")
     notebook = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = "".join(
         out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
     )

@@ -111,8 +111,14 @@ def test_end_to_end_evaluation_on_two_local_benchmarks(smollm2, tmp_path):
     path, _ = smollm2
     data_dir = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval"
     args = EvaluationArguments(
-        model_name_or_path=str(path), benchmarks=["gsm8k", "math500"], data_dir=str(data_dir), limit=2, k=2,
-        max_tokens=24, backend="transformers", output_dir=str(tmp_path),
+        model_name_or_path=str(path),
+        benchmarks=["gsm8k", "math500"],
+        data_dir=str(data_dir),
+        limit=2,
+        k=2,
+        max_tokens=24,
+        backend="transformers",
+        output_dir=str(tmp_path),
     )
     summary = evaluate_model(args)
     for name in ("gsm8k", "math500"):

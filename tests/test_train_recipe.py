@@ -99,8 +99,18 @@ def test_help_lists_the_algorithm_fields(capsys):
 
 def test_model_without_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--dataset_name is required"):
-        main(["--model_name_or_path", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--use_cpu", "true",
-              "--bf16", "false"])
+        main(
+            [
+                "--model_name_or_path",
+                str(tmp_path),
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--use_cpu",
+                "true",
+                "--bf16",
+                "false",
+            ]
+        )
 
 
 def test_unknown_reward_function_is_a_clear_error(tmp_path):
@@ -109,8 +119,23 @@ def test_unknown_reward_function_is_a_clear_error(tmp_path):
 
 
 def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
-    main([*TINY_RUN, "--output_dir", str(tmp_path), "--benchmark_eval", "embedded", "--benchmark_eval_steps", "1",
-          "--benchmark_eval_limit", "2", "--benchmark_eval_k", "2", "--embedded_num_eval_prompts", "0"])
+    main(
+        [
+            *TINY_RUN,
+            "--output_dir",
+            str(tmp_path),
+            "--benchmark_eval",
+            "embedded",
+            "--benchmark_eval_steps",
+            "1",
+            "--benchmark_eval_limit",
+            "2",
+            "--benchmark_eval_k",
+            "2",
+            "--embedded_num_eval_prompts",
+            "0",
+        ]
+    )
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     evals = [entry for entry in history if "eval/embedded/acc@2" in entry]
     assert [entry["step"] for entry in evals] == [1, 2]

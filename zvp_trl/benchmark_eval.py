@@ -24,19 +24,28 @@ class EvaluationArguments:
     model_name_or_path: str = field(default=None, metadata={"help": "Model path or Hub id to evaluate."})
     benchmarks: list[str] = field(
         default_factory=lambda: list(PAPER_BENCHMARKS),
-        metadata={"help": "Benchmarks: minerva, amc23, math500, aime24, aime25, olympiadbench, gsm8k, embedded "
-                  "(the embedded task's held-out prompts)."},
+        metadata={
+            "help": "Benchmarks: minerva, amc23, math500, aime24, aime25, olympiadbench, gsm8k, embedded "
+            "(the embedded task's held-out prompts)."
+        },
     )
     data_dir: str | None = field(
-        default=None, metadata={"help": "Folder of local JSON-lines copies (file names as in the registry); "
-                                        "default: download from the Hub."}
+        default=None,
+        metadata={
+            "help": "Folder of local JSON-lines copies (file names as in the registry); "
+            "default: download from the Hub."
+        },
     )
     benchmark_files: list[str] = field(
         default_factory=list,
-        metadata={"help": "Per-benchmark local JSON-lines files as name=path (e.g. math500=my/math500.jsonl); "
-                          "they override --data_dir and the Hub for those benchmarks."},
+        metadata={
+            "help": "Per-benchmark local JSON-lines files as name=path (e.g. math500=my/math500.jsonl); "
+            "they override --data_dir and the Hub for those benchmarks."
+        },
     )
-    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N questions of each benchmark."})
+    limit: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N questions of each benchmark."}
+    )
     k: int = field(default=8, metadata={"help": "Samples per question (Acc@k, Pass@k)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (paper: 1.0)."})
     top_p: float = field(default=0.7, metadata={"help": "Nucleus sampling (paper: 0.7)."})
@@ -108,15 +117,26 @@ class _Generator:
             from vllm import SamplingParams
 
             params = SamplingParams(
-                n=n, temperature=self.args.temperature, top_p=self.args.top_p, max_tokens=self.args.max_tokens,
+                n=n,
+                temperature=self.args.temperature,
+                top_p=self.args.top_p,
+                max_tokens=self.args.max_tokens,
                 seed=self.args.seed,
             )
             outputs = self.llm.generate(prompts, params)
             return [[choice.text for choice in output.outputs] for output in outputs]
         return sample_completions(
-            self.model, self.tokenizer, prompts, n, temperature=self.args.temperature, top_p=self.args.top_p,
-            max_new_tokens=self.args.max_tokens, batch_size=self.args.batch_size, seed=self.args.seed,
-            add_special_tokens=not self.conversational, progress=True,
+            self.model,
+            self.tokenizer,
+            prompts,
+            n,
+            temperature=self.args.temperature,
+            top_p=self.args.top_p,
+            max_new_tokens=self.args.max_tokens,
+            batch_size=self.args.batch_size,
+            seed=self.args.seed,
+            add_special_tokens=not self.conversational,
+            progress=True,
         )
 
 
@@ -147,11 +167,17 @@ def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dic
             for i, row in enumerate(todo):
                 for j in range(args.k):
                     completion = completions[i][j]
-                    records.append({
-                        "index": row["index"], "sample": j, "question": row["question"], "gold": row["answer"],
-                        "completion": completion, "extracted": extract_boxed_answer(completion),
-                        "correct": bool(scores[i * args.k + j] or 0.0),
-                    })
+                    records.append(
+                        {
+                            "index": row["index"],
+                            "sample": j,
+                            "question": row["question"],
+                            "gold": row["answer"],
+                            "completion": completion,
+                            "extracted": extract_boxed_answer(completion),
+                            "correct": bool(scores[i * args.k + j] or 0.0),
+                        }
+                    )
             for record in records:
                 done[record["index"]].append(record)
             # Rewrite the file whole (complete questions only), via a temporary file.
@@ -186,11 +212,16 @@ def markdown_table(summary: dict) -> str:
     k = summary["k"]
     names = list(summary["results"])
     header = "| model | " + " | ".join(names) + " | average |\n|---|" + "---|" * (len(names) + 1) + "\n"
-    cells = [f"{100 * summary['results'][n][f'acc@{k}']:.2f} / {100 * summary['results'][n][f'pass@{k}']:.2f}"
-             for n in names]
+    cells = [
+        f"{100 * summary['results'][n][f'acc@{k}']:.2f} / {100 * summary['results'][n][f'pass@{k}']:.2f}"
+        for n in names
+    ]
     average = f"{100 * summary['average'][f'acc@{k}']:.2f} / {100 * summary['average'][f'pass@{k}']:.2f}"
     row = f"| {summary['model']} | " + " | ".join(cells) + f" | {average} |\n"
-    note = (f"\nCells: Acc@{k} / Pass@{k} (%), {k} samples per question at temperature {summary['temperature']}, "
-            f"top_p {summary['top_p']}, max {summary['max_tokens']} new tokens"
-            + (f", first {summary['limit']} questions of each benchmark" if summary["limit"] else "") + ".\n")
+    note = (
+        f"\nCells: Acc@{k} / Pass@{k} (%), {k} samples per question at temperature {summary['temperature']}, "
+        f"top_p {summary['top_p']}, max {summary['max_tokens']} new tokens"
+        + (f", first {summary['limit']} questions of each benchmark" if summary["limit"] else "")
+        + ".\n"
+    )
     return header + row + note

@@ -78,7 +78,9 @@ class BenchmarkEvalCallback(TrainerCallback):
         state.log_history.append({**metrics, "step": state.global_step})
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "benchmark_selection.json").write_text(json.dumps(self.selected, indent=2) + "\n")
-        print(f"[zvp_trl] step {state.global_step}: " + ", ".join(f"{key} {value:.3f}" for key, value in metrics.items()))
+        print(
+            f"[zvp_trl] step {state.global_step}: " + ", ".join(f"{key} {value:.3f}" for key, value in metrics.items())
+        )
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.eval_steps == 0:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, load_dataset
+
 from .rewards import extract_boxed_answer
 
 

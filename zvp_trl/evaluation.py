@@ -68,7 +68,9 @@ def sample_completions(
             starts = tqdm(starts, desc="sampling", unit="batch")
         for start in starts:
             batch = tokenizer(
-                rows[start : start + batch_size], return_tensors="pt", padding=True,
+                rows[start : start + batch_size],
+                return_tensors="pt",
+                padding=True,
                 add_special_tokens=add_special_tokens,
             )
             batch = {k: v.to(model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}

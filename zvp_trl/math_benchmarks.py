@@ -96,11 +96,17 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("aime24", "HuggingFaceH4/aime_2024", "train", "aime24.jsonl", _plain),
         BenchmarkSpec("aime25", "yentinglin/aime_2025", "train", "aime25.jsonl", _plain),
         BenchmarkSpec(
-            "olympiadbench", "Hothan/OlympiadBench", "train", "olympiadbench.jsonl", _olympiad_final_answer,
-            config="OE_TO_maths_en_COMP", read_question=_olympiad_question,
+            "olympiadbench",
+            "Hothan/OlympiadBench",
+            "train",
+            "olympiadbench.jsonl",
+            _olympiad_final_answer,
+            config="OE_TO_maths_en_COMP",
+            read_question=_olympiad_question,
         ),
-        BenchmarkSpec("gsm8k", "openai/gsm8k", "test", "gsm8k_test.jsonl", _gsm8k, question_column="question",
-                      config="main"),
+        BenchmarkSpec(
+            "gsm8k", "openai/gsm8k", "test", "gsm8k_test.jsonl", _gsm8k, question_column="question", config="main"
+        ),
     ]
 }
 # The embedded task's held-out prompts (generated, no file): the same set `recipes/train.py` scores before/after.

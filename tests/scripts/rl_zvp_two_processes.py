@@ -18,11 +18,23 @@ def reward(completions, kind, **kwargs):
 
 def main():
     out = Path(os.environ["ZVP_TEST_OUT"])
-    dataset = Dataset.from_dict({"prompt": ["Q: 1+1=?\nA:", "Q: 2+2=?\nA:", "Q: 3+3=?\nA:"],
-                                 "kind": ["correct", "split", "wrong"]})
-    args = RLZVPConfig(output_dir=str(out / "run"), use_cpu=True, bf16=False, gradient_checkpointing=False,
-                       report_to="none", per_device_train_batch_size=6, num_generations=4, max_completion_length=4,
-                       max_steps=1, save_strategy="no", shuffle_dataset=False, seed=0)
+    dataset = Dataset.from_dict(
+        {"prompt": ["Q: 1+1=?\nA:", "Q: 2+2=?\nA:", "Q: 3+3=?\nA:"], "kind": ["correct", "split", "wrong"]}
+    )
+    args = RLZVPConfig(
+        output_dir=str(out / "run"),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=6,
+        num_generations=4,
+        max_completion_length=4,
+        max_steps=1,
+        save_strategy="no",
+        shuffle_dataset=False,
+        seed=0,
+    )
     trainer = RLZVPTrainer(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
     generate = trainer._generate_and_score_completions
     signs = []

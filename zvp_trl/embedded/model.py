@@ -105,9 +105,7 @@ def warm_start(model: Qwen3ForCausalLM, tokenizer, spec: EmbeddedModelSpec, log_
     model.train()
     losses = []
     for step in range(spec.warmup_steps):
-        problems = generate_problems(
-            spec.batch_size, rng_seed + step, spec.difficulty, spec.max_ops, spec.max_operand
-        )
+        problems = generate_problems(spec.batch_size, rng_seed + step, spec.difficulty, spec.max_ops, spec.max_operand)
         slip_rng = random.Random(rng_seed + step)
         completions = [p.solution_with_slips(slip_rng, spec.carry_slip_rate) for p in problems]
         loss = model(**_sft_batch(problems, completions, tokenizer)).loss
@@ -161,6 +159,7 @@ def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: in
     print(f"[zvp_trl] building the embedded base model (one time) into {path}", flush=True)
     info = build_once(path, "build_info.json", lambda tmp: build_embedded_model(spec, tmp, log_every=log_every))
     if info is not None:
-        print(f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss "
-              f"{info['final_warm_start_loss']})")
+        print(
+            f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss {info['final_warm_start_loss']})"
+        )
     return path

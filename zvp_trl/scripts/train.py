@@ -72,7 +72,8 @@ class TrainScriptArguments:
         default=SPLIT_SIZES["train"], metadata={"help": "Embedded task: number of distinct training prompts."}
     )
     embedded_num_eval_prompts: int = field(
-        default=SPLIT_SIZES["heldout"], metadata={"help": "Embedded task: held-out prompts scored before and after training."}
+        default=SPLIT_SIZES["heldout"],
+        metadata={"help": "Embedded task: held-out prompts scored before and after training."},
     )
     embedded_difficulty: float = field(
         default=DIFFICULTY,
@@ -210,11 +211,15 @@ def _datasets(script_args, embedded: bool):
         from ..embedded import make_split
 
         train = make_split(
-            "train", script_args.embedded_num_train_prompts, script_args.embedded_difficulty,
+            "train",
+            script_args.embedded_num_train_prompts,
+            script_args.embedded_difficulty,
             script_args.embedded_max_ops,
         )
         heldout = make_split(
-            "heldout", script_args.embedded_num_eval_prompts, script_args.embedded_difficulty,
+            "heldout",
+            script_args.embedded_num_eval_prompts,
+            script_args.embedded_difficulty,
             script_args.embedded_max_ops,
         )
         return train, heldout
@@ -336,21 +341,29 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
 
 
 def _print_summary(summary: dict, output_dir: Path) -> None:
-    print(f"\n[zvp_trl] {summary['algorithm']} finished {summary['global_steps']} steps "
-          f"in {summary['train_seconds']:.0f}s.")
+    print(
+        f"\n[zvp_trl] {summary['algorithm']} finished {summary['global_steps']} steps "
+        f"in {summary['train_seconds']:.0f}s."
+    )
     before, after = summary["heldout_before"], summary["heldout_after"]
     if before and after:
         accuracy_key = next(k for k in before if k.startswith("acc@"))
         pass_key = next(k for k in before if k.startswith("pass@"))
-        print(f"[zvp_trl] held-out {accuracy_key}: {before[accuracy_key]:.3f} -> {after[accuracy_key]:.3f}   "
-              f"{pass_key}: {before[pass_key]:.3f} -> {after[pass_key]:.3f}")
-        print(f"[zvp_trl] held-out prompts all-correct / all-wrong / mixed: "
-              f"{before['frac_all_correct']:.2f}/{before['frac_all_wrong']:.2f}/{before['frac_mixed']:.2f} -> "
-              f"{after['frac_all_correct']:.2f}/{after['frac_all_wrong']:.2f}/{after['frac_mixed']:.2f}")
+        print(
+            f"[zvp_trl] held-out {accuracy_key}: {before[accuracy_key]:.3f} -> {after[accuracy_key]:.3f}   "
+            f"{pass_key}: {before[pass_key]:.3f} -> {after[pass_key]:.3f}"
+        )
+        print(
+            f"[zvp_trl] held-out prompts all-correct / all-wrong / mixed: "
+            f"{before['frac_all_correct']:.2f}/{before['frac_all_wrong']:.2f}/{before['frac_mixed']:.2f} -> "
+            f"{after['frac_all_correct']:.2f}/{after['frac_all_wrong']:.2f}/{after['frac_mixed']:.2f}"
+        )
     zero_variance = summary["train_zero_variance_fraction"]
     if zero_variance:
-        print(f"[zvp_trl] zero-variance groups during training: {zero_variance['first_logged']:.2f} (first log) -> "
-              f"{zero_variance['last_logged']:.2f} (last log), mean {zero_variance['mean']:.2f}")
+        print(
+            f"[zvp_trl] zero-variance groups during training: {zero_variance['first_logged']:.2f} (first log) -> "
+            f"{zero_variance['last_logged']:.2f} (last log), mean {zero_variance['mean']:.2f}"
+        )
     print(f"[zvp_trl] model:   {output_dir.resolve()}")
     print(f"[zvp_trl] metrics: {(output_dir / 'trainer_state.json').resolve()}")
     print(f"[zvp_trl] summary: {(output_dir / 'summary.json').resolve()}")
