@@ -196,7 +196,9 @@ def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_pat
     torch.testing.assert_close(entropies, expected_entropy, atol=2e-5, rtol=1e-5)
     # Without per-row temperatures, everything is at the base temperature, as in TRL.
     base_logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5)
-    torch.testing.assert_close(base_logps, reference_logps(model, input_ids, attention_mask, 5, torch.full((6,), 0.9))[0])
+    torch.testing.assert_close(
+        base_logps, reference_logps(model, input_ids, attention_mask, 5, torch.full((6,), 0.9))[0]
+    )
     # Gradients flow through the scaled hidden states.
     trainer._logprob_temperatures = temperatures
     logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5)
@@ -214,7 +216,9 @@ def test_models_with_a_biased_head_are_refused_for_sampling_logprobs(tiny_model_
     dataset = Dataset.from_dict({"prompt": PROMPTS})
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     with pytest.raises(ValueError, match="erpo_logprob_temperature='base'"):
-        ERPOTrainer(model, reward_by_kind, args=make_config(tmp_path), train_dataset=dataset, processing_class=tokenizer)
+        ERPOTrainer(
+            model, reward_by_kind, args=make_config(tmp_path), train_dataset=dataset, processing_class=tokenizer
+        )
     trainer = ERPOTrainer(
         model,
         reward_by_kind,
@@ -266,7 +270,9 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
 
 
 def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_path):
-    trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, erpo_ra_advantage=0.05)
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, erpo_ra_advantage=0.05
+    )
     trainer.model.train()
     output = trainer._generate_and_score_completions(generation_batch(trainer))
     advantages = output["advantages"].view(4, G)
@@ -277,7 +283,9 @@ def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_p
 
 
 def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp_path):
-    overrides = dict(max_steps=6, save_strategy="steps", save_steps=3, erpo_temperature_step=0.3, erpo_max_temperature=1.5)
+    overrides = dict(
+        max_steps=6, save_strategy="steps", save_steps=3, erpo_temperature_step=0.3, erpo_max_temperature=1.5
+    )
     trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, **overrides)
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "erpo/temperature_max" in entry]
@@ -294,7 +302,9 @@ def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp
     # The checkpoint holds the history at step 3; resuming from it reproduces the uninterrupted run's history.
     saved = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())["erpo_history"]
     final = trainer.erpo_history.state_dict()
-    resumed = make_trainer(tiny_model_path, tmp_path / "resumed", reward_by_kind, **dict(overrides, save_strategy="no"))
+    resumed = make_trainer(
+        tiny_model_path, tmp_path / "resumed", reward_by_kind, **dict(overrides, save_strategy="no")
+    )
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
     assert saved["num_updates"] and sum(saved["num_updates"].values()) == 3 * 2  # 2 groups per step
     assert resumed.erpo_history.state_dict() == final
@@ -465,9 +475,7 @@ def test_trainer_wraps_the_vllm_server_and_colocate_calls():
             return ["out"] * len(prompts)
 
     llm = FakeLLM()
-    fake = SimpleNamespace(
-        vllm_mode="colocate", vllm_generation=SimpleNamespace(llm=llm, tensor_parallel_size=1)
-    )
+    fake = SimpleNamespace(vllm_mode="colocate", vllm_generation=SimpleNamespace(llm=llm, tensor_parallel_size=1))
     with ERPOTrainer._vllm_per_row_temperatures(fake, [1.0, 1.4], 1):
         llm.generate([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2]}], sampling_params=FakeSamplingParams())
         with pytest.raises(RuntimeError, match="2 row temperatures for 1"):

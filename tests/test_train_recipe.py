@@ -58,6 +58,19 @@ def test_default_algorithm_is_rl_zvp_and_logs_its_metrics(tmp_path):
     assert (tmp_path / "checkpoint-2" / "zvp_state.json").is_file()
 
 
+def test_erpo_rl_zvp_runs_from_the_recipe(tmp_path):
+    summary = main([*TINY_RUN, "--algorithm", "erpo_rl_zvp", "--output_dir", str(tmp_path)])
+    assert summary["algorithm"] == "erpo_rl_zvp" and summary["global_steps"] == 2
+    assert summary["rollouts"] == {"total": 16, "kept": 16}
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    logged = [entry for entry in history if "loss" in entry]
+    for key in ("erpo/temperature_max", "erpo/frac_elevated", "zvp/frac_zv_positive"):
+        assert all(key in entry for entry in logged), key
+    assert all(1.0 <= entry["erpo/temperature_max"] <= 1.5 for entry in logged)
+    state = json.loads((tmp_path / "checkpoint-2" / "zvp_state.json").read_text())
+    assert set(state) == {"rollouts", "erpo_history"}
+
+
 def test_yaml_config_selects_algorithm_and_rejects_unknown_keys(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("algorithm: grpo\nlearning_rate: 3.0e-6\nnum_generations: 4\n")

@@ -8,6 +8,7 @@ from .algorithms import ALGORITHMS, get_algorithm
 from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
 from .erpo import PromptTemperatureHistory, erpo_next_temperature
 from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
+from .greso import GRESOState, greso_skip_probability
 from .prompt_ids import prompt_id
 from .rewards import (
     accuracy_reward,
@@ -19,8 +20,12 @@ from .rewards import (
 )
 from .trainer.base import GRPOBaselineTrainer
 from .trainer.base_config import GRPOBaselineConfig, ZVPBaseConfig
+from .trainer.dynamic_sampling_config import GRPODSConfig
+from .trainer.dynamic_sampling_trainer import GRPODSTrainer
 from .trainer.erpo_config import ERPOConfig, ERPORLZVPConfig
 from .trainer.erpo_trainer import ERPORLZVPTrainer, ERPOTrainer
+from .trainer.greso_config import GRESOConfig
+from .trainer.greso_trainer import GRESOTrainer
 from .trainer.rl_zvp_config import RLZVPConfig
 from .trainer.rl_zvp_trainer import RLZVPTrainer
 
@@ -31,6 +36,11 @@ __all__ = [
     "ERPORLZVPConfig",
     "ERPORLZVPTrainer",
     "ERPOTrainer",
+    "GRPODSConfig",
+    "GRPODSTrainer",
+    "GRESOConfig",
+    "GRESOState",
+    "GRESOTrainer",
     "GRPOBaselineConfig",
     "GRPOBaselineTrainer",
     "PromptTemperatureHistory",
@@ -48,6 +58,7 @@ __all__ = [
     "format_prompt",
     "get_algorithm",
     "get_soft_overlong_punishment",
+    "greso_skip_probability",
     "load_math_dataset",
     "make_accuracy_reward",
     "math_verify_accuracy",

@@ -48,6 +48,18 @@ ALGORITHMS: dict[str, Algorithm] = {
             "zvp_trl.trainer.erpo_trainer:ERPORLZVPTrainer",
             "ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
         ),
+        Algorithm(
+            "grpo_ds",
+            "zvp_trl.trainer.dynamic_sampling_config:GRPODSConfig",
+            "zvp_trl.trainer.dynamic_sampling_trainer:GRPODSTrainer",
+            "GRPO-DS: DAPO dynamic sampling, zero-variance groups dropped and re-sampled (arXiv 2503.14476)",
+        ),
+        Algorithm(
+            "greso",
+            "zvp_trl.trainer.greso_config:GRESOConfig",
+            "zvp_trl.trainer.greso_trainer:GRESOTrainer",
+            "GRESO: skip likely zero-variance prompts before rollout, then dynamic sampling (arXiv 2506.02177)",
+        ),
     ]
 }
 

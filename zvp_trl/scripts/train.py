@@ -330,6 +330,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         "heldout_after": after,
         "train_zero_variance_fraction": _zero_variance_history(trainer.state.log_history),
     }
+    if hasattr(trainer, "rollouts"):
+        summary["rollouts"] = {"total": trainer.rollouts.total, "kept": trainer.rollouts.kept}
     if trainer.accelerator.is_main_process:
         trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,295 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from zvp_trl.greso import (
+    GRESOState,
+    adaptive_round_size,
+    greso_skip_probability,
+    trailing_count,
+    update_exploration_probability,
+)
+from zvp_trl.trainer.greso_config import GRESOConfig
+from zvp_trl.trainer.greso_trainer import GRESOTrainer
+
+
+G = 4
+
+
+# ---------------------------------------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize(
+    "z, p, expected",
+    [
+        (0, 0.5, 0.0),  # no zero-variance record: never skipped
+        (1, 0.5, 0.5),
+        (2, 0.5, 0.75),
+        (3, 0.5, 0.875),
+        (6, 0.5, 1 - 1 / 64),  # 1/64 = 0.015625 > floor
+        (7, 0.5, 0.99),  # 1/128 < 0.01: capped at 1 - floor
+        (50, 0.5, 0.99),
+        (2, 0.9, 1 - 0.81),
+    ],
+)
+def test_skip_probability(z, p, expected):
+    assert greso_skip_probability(z, p) == pytest.approx(expected)
+
+
+def test_skip_probability_custom_floor_and_bad_input():
+    assert greso_skip_probability(2, 0.5, floor=0.5) == pytest.approx(0.5)  # max(0.25, 0.5)
+    with pytest.raises(ValueError):
+        greso_skip_probability(-1, 0.5)
+
+
+def test_trailing_count():
+    assert trailing_count([], 1) == 0
+    assert trailing_count([1, 1, 0, 1, 1, 1], 1) == 3
+    assert trailing_count([1, 1, 0, 1, 1, 1], -1) == 0
+    assert trailing_count([-1, -1, 1, -1, -1], -1) == 2
+
+
+@pytest.mark.parametrize(
+    "p, ratio, target, expected",
+    [
+        (0.5, 0.10, 1 / 12, 0.49),  # too many easy groups: explore them less
+        (0.5, 1 / 12, 1 / 12, 0.49),  # ratio == target counts as reached (official: >=)
+        (0.5, 0.05, 1 / 12, 0.51),
+        (0.05, 0.9, 1 / 12, 0.05),  # lower bound
+        (0.055, 0.9, 1 / 12, 0.05),
+        (0.95, 0.0, 1 / 6, 0.95),  # upper bound
+        (0.945, 0.0, 1 / 6, 0.95),
+    ],
+)
+def test_update_exploration_probability(p, ratio, target, expected):
+    assert update_exploration_probability(p, ratio, target) == pytest.approx(expected)
+
+
+def test_adaptive_round_size():
+    # 1024 completions missing, half of the last round was zero-variance, n=8: 1024 / 0.5 / 8 * 1.25 = 320 prompts.
+    assert adaptive_round_size(1024, 0.5, 8, default_size=384) == 320
+    assert adaptive_round_size(4096, 0.5, 8, default_size=384) == 384  # capped by the default size
+    assert adaptive_round_size(64, 0.0, 8, default_size=384) == 64  # 10 -> at least min_size
+    assert adaptive_round_size(64, 1.0, 8, default_size=384) == 384
+
+
+def test_state_skip_probabilities_from_traces():
+    state = GRESOState(p_easy=0.5, p_hard=0.4)
+    for pid, trace in {"a": [0, 1, 1], "b": [1, -1, -1, -1], "c": [-1, 1], "d": [1, 0], "e": [1, 1, -1]}.items():
+        for outcome in trace:
+            state.record(pid, outcome)
+    assert state.skip_probability("a") == pytest.approx(0.75)  # 2 trailing all-correct, p_easy 0.5
+    assert state.skip_probability("b") == pytest.approx(1 - 0.4**3)  # 3 trailing all-wrong, p_hard 0.4
+    assert state.skip_probability("c") == pytest.approx(0.5)
+    assert state.skip_probability("d") == 0.0  # last record mixed
+    assert state.skip_probability("e") == pytest.approx(0.6)  # hard rule: 1 trailing all-wrong
+    assert state.skip_probability("never seen") == 0.0
+    with pytest.raises(ValueError):
+        state.record("a", 2)
+
+
+def test_state_update_probabilities_and_round_trip():
+    state = GRESOState()
+    state.update_probabilities(easy_ratio=0.2, hard_ratio=0.1)  # easy above 1/12 -> down; hard below 1/6 -> up
+    assert (state.p_easy, state.p_hard) == (pytest.approx(0.49), pytest.approx(0.51))
+    state.record("x", 1)
+    state.decide_skips(["x", "y"])
+    restored = GRESOState()
+    restored.load_state_dict(json.loads(json.dumps(state.state_dict())))
+    assert restored.state_dict() == state.state_dict()
+    assert restored.draws == 1 and restored.traces == {"x": [1]}
+
+
+def test_skip_decisions_are_reproducible_and_have_the_right_frequency():
+    ids = [f"p{i}" for i in range(4000)]
+    a, b = GRESOState(seed=3), GRESOState(seed=3)
+    for state in (a, b):
+        for pid in ids:
+            state.record(pid, 1)
+            state.record(pid, 1)  # z_easy = 2 -> skip probability 0.75
+    first = a.decide_skips(ids)
+    assert first == b.decide_skips(ids)  # same seed and counter: identical on every process
+    assert a.decide_skips(ids) != first  # the counter advances the stream
+    assert sum(first) / len(ids) == pytest.approx(0.75, abs=0.03)
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+
+KINDS = ["mixed", "correct", "mixed", "wrong", "mixed", "correct", "mixed", "wrong"]
+
+
+def kind_reward(completions, kind, **kwargs):
+    """All-correct / all-wrong groups by prompt kind; "mixed" prompts alternate 1, 0 over consecutive rows."""
+    return [{"correct": 1.0, "wrong": 0.0}.get(k, float(i % 2 == 0)) for i, k in enumerate(kind)]
+
+
+def make_dataset(kinds=KINDS):
+    return Dataset.from_dict(
+        {"prompt": [f"Q: {i}+1=?\nA:" for i in range(len(kinds))], "kind": kinds, "pid": list(range(len(kinds)))}
+    )
+
+
+def make_config(tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=6,
+        max_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        greso_prompt_id_column="pid",
+    )
+    values.update(overrides)
+    return GRESOConfig(**values)
+
+
+def make_trainer(tiny_model_path, tmp_path, dataset=None, **overrides):
+    return GRESOTrainer(
+        model=tiny_model_path,
+        reward_funcs=kind_reward,
+        args=make_config(tmp_path, **overrides),
+        train_dataset=dataset if dataset is not None else make_dataset(),
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(greso_p_easy=0.0), "greso_p_easy"),
+        (dict(greso_p_min=0.9, greso_p_max=0.5), "greso_p_min"),
+        (dict(greso_easy_target=1.5), "greso_easy_target"),
+        (dict(greso_min_explore_prob=0.0), "greso_min_explore_prob"),
+        (dict(greso_adapt_from_epoch=-1), "greso_adapt_from_epoch"),
+        (dict(greso_delta_p=-0.01), "greso_delta_p"),
+    ],
+)
+def test_config_validation(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_config(tmp_path, **overrides)
+
+
+def test_config_defaults_are_the_official_ones(tmp_path):
+    args = make_config(tmp_path)
+    assert (args.greso_p_easy, args.greso_p_hard, args.greso_delta_p) == (0.5, 0.5, 0.01)
+    assert (args.greso_easy_target, args.greso_hard_target) == (1 / 12, 1 / 6)
+    assert (args.greso_p_min, args.greso_p_max, args.greso_min_explore_prob) == (0.05, 0.95, 0.01)
+    assert args.greso_adapt_from_epoch == 1 and args.ds_max_generation_rounds == 10
+
+
+def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, greso_p_easy=0.05, greso_min_explore_prob=1e-6)
+    for _ in range(40):  # prompt 0 was all-correct 40 times: skip probability 1 - max(0.05**40, 1e-6)
+        trainer.greso_state.record("0", 1)
+    rows = [trainer.train_dataset[i] for i in (0, 2) for _ in range(G)]
+    selected = trainer._select_round_rows(rows)
+    assert len(selected) == len(rows)
+    pids = [row["pid"] for row in selected]
+    # Prompt 2 has no trace: kept (first); prompt 0 replaced by one fresh prompt repeated G times, appended.
+    assert pids[:G] == [2] * G and 0 not in pids and len(set(pids[G:])) == 1
+    assert trainer._round_ids == [str(p) for p in pids[::G]]
+    # Prompts examined: the 2 candidates plus replacements until one was kept; all but the 2 kept were skipped.
+    assert trainer._skipped >= 1 and trainer._examined - trainer._skipped == 2
+
+
+def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_path):
+    # Each batch holds two of [mixed, correct] / [mixed, wrong] prompts; adaptation from the first step.
+    trainer = make_trainer(tiny_model_path, tmp_path, max_steps=2, shuffle_dataset=False, greso_adapt_from_epoch=0)
+    trainer.train()
+    state = trainer.greso_state
+    signs = {"mixed": 0, "correct": 1, "wrong": -1}
+    recorded = sum(len(trace) for trace in state.traces.values())
+    assert recorded == trainer.rollouts.total // G  # one record per group rolled out, none for skipped prompts
+    for pid, trace in state.traces.items():
+        assert set(trace) == {signs[KINDS[int(pid)]]}
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # p moves by 0.01 per step, down when the step's fraction of such groups reached its target, up otherwise.
+    for entry in logs:
+        assert entry["greso/frac_easy"] >= 0 and 0 <= entry["greso/frac_skipped"] < 1
+    p_easy = 0.5
+    p_hard = 0.5
+    for entry in logs:
+        p_easy = p_easy - 0.01 if entry["greso/frac_easy"] >= 1 / 12 else p_easy + 0.01
+        p_hard = p_hard - 0.01 if entry["greso/frac_hard"] >= 1 / 6 else p_hard + 0.01
+        assert entry["greso/p_easy"] == pytest.approx(p_easy)
+        assert entry["greso/p_hard"] == pytest.approx(p_hard)
+    assert (state.p_easy, state.p_hard) == (pytest.approx(p_easy), pytest.approx(p_hard))
+
+
+def test_probabilities_frozen_in_first_epoch_by_default(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
+    trainer.train()
+    assert (trainer.greso_state.p_easy, trainer.greso_state.p_hard) == (0.5, 0.5)
+    assert trainer.greso_state.traces  # traces are recorded nonetheless
+
+
+def test_resume_restores_greso_state_exactly(tiny_model_path, tmp_path):
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, max_steps=2, save_strategy="steps", save_steps=1, greso_adapt_from_epoch=0
+    )
+    trainer.train()
+    saved = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
+    assert saved["greso"]["p_easy"] != 0.5 and saved["greso"]["traces"] and saved["greso"]["draws"] > 0
+    assert set(saved) >= {"rollouts", "greso", "ds_sampler", "dynamic_sampling"}
+
+    resumed = make_trainer(tiny_model_path, tmp_path, max_steps=2, greso_adapt_from_epoch=0)
+    load, restored = resumed._load_optimizer_and_scheduler, {}
+
+    def snapshot_after_load(checkpoint):
+        load(checkpoint)
+        restored.update(
+            greso=resumed.greso_state.state_dict(),
+            ds_sampler=resumed._prompt_sampler.state_dict(),
+            dynamic_sampling=resumed.ds_stats.state_dict(),
+            rollouts=resumed.rollouts.state_dict(),
+        )
+
+    resumed._load_optimizer_and_scheduler = snapshot_after_load
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    # Restored exactly (traces, p's, RNG counter, sampler position, counters) before training went on.
+    assert restored == {key: saved[key] for key in restored}
+    # Training went on from there: checkpoint-1's traces are kept and extended.
+    for pid, trace in saved["greso"]["traces"].items():
+        assert resumed.greso_state.traces[pid][: len(trace)] == trace
+    assert sum(map(len, resumed.greso_state.traces.values())) > sum(map(len, saved["greso"]["traces"].values()))
+    assert resumed.greso_state.draws > saved["greso"]["draws"]
+
+
+def test_model_card_names_greso(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path)
+    trainer.create_model_card(model_name="tiny-greso")
+    card = (tmp_path / "README.md").read_text()
+    assert "GRESO" in card and "2506.02177" in card and "Act Only When It Pays" in card
+
+
+def test_two_processes_have_identical_state_and_full_batches(tiny_model_path, tmp_path):
+    script = Path(__file__).parent / "scripts" / "ds_two_processes.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for algorithm in ("grpo_ds", "greso"):
+        r0, r1 = ranks[0][algorithm], ranks[1][algorithm]
+        assert len(r0["batches"]) == len(r1["batches"]) == 3  # one assembled batch per optimizer step
+        for b0, b1 in zip(r0["batches"], r1["batches"]):
+            # configured size on both processes, and the global token count is the sum over both processes
+            assert b0["rows"] == b1["rows"] == 8
+            assert b0["num_items_in_batch"] == b1["num_items_in_batch"] == b0["mask_sum"] + b1["mask_sum"]
+            assert b0["min_abs_advantage"] > 0 and b1["min_abs_advantage"] > 0  # no zero-variance group
+        assert r0["loss_rows"] == r1["loss_rows"] == [4] * 6  # 3 steps x 2 micro-batches of 4 rows
+        assert r0["rollouts"] == r1["rollouts"] and r0["ds_stats"] == r1["ds_stats"]
+        assert r0["ds_stats"]["rounds"] > 3  # some step needed more than one round
+    assert ranks[0]["greso"]["state"] == ranks[1]["greso"]["state"]
+    assert ranks[0]["greso"]["state"]["traces"]

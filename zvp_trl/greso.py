@@ -1,0 +1,145 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""GRESO's pre-rollout selective skipping as pure functions and a JSON-serialisable state (no trainer inside).
+
+GRESO ("Act Only When It Pays", arXiv 2506.02177; rules taken from its official code) keeps, for every prompt, the
+trace of its past rollout outcomes. A prompt whose last `z` rollouts were all-correct groups is skipped before
+rollout with probability `1 - max(p_easy ** z, floor)`; otherwise, if its last rollout was an all-wrong group, with
+probability `1 - max(p_hard ** z, floor)` where `z` counts its trailing all-wrong records. `p_easy` and `p_hard` adapt
+once per training step by `+/- delta_p` so that the fractions of all-correct / all-wrong groups rolled out approach
+their targets (1/12 and 1/6 of the groups in the official setup).
+
+Outcomes are recorded as `+1` (all-correct zero-variance group), `-1` (all-wrong zero-variance group) and `0` (mixed),
+the signs of [`~zvp_trl.zero_variance_signs`]. (The official code thresholds the mean reward at 0.98 / 0.11 for its
+reward scale; with binary rewards the two agree.)
+"""
+
+import math
+import random
+
+
+EASY, HARD, MIXED = 1, -1, 0
+
+
+def greso_skip_probability(consecutive: int, p: float, floor: float = 0.01) -> float:
+    """`1 - max(p ** consecutive, floor)`: the probability of skipping a prompt whose last `consecutive` rollouts were
+    zero-variance of one kind; 0 when `consecutive == 0` (a prompt with no such record is never skipped)."""
+    if consecutive < 0:
+        raise ValueError(f"consecutive must be >= 0, got {consecutive}.")
+    if consecutive == 0:
+        return 0.0
+    return 1.0 - max(p**consecutive, floor)
+
+
+def trailing_count(trace, outcome: int) -> int:
+    """Number of consecutive records equal to `outcome` at the end of `trace`."""
+    count = 0
+    for record in reversed(trace):
+        if record != outcome:
+            break
+        count += 1
+    return count
+
+
+def update_exploration_probability(
+    p: float, ratio: float, target: float, delta: float = 0.01, p_min: float = 0.05, p_max: float = 0.95
+) -> float:
+    """GRESO's adaptive rule for `p_easy` / `p_hard`: when the observed fraction of groups of that kind reached its
+    target (`ratio >= target`), lower `p` by `delta` (skip such prompts more), else raise it, clipped to
+    `[p_min, p_max]`."""
+    if ratio >= target:
+        return max(p - delta, p_min)
+    return min(p + delta, p_max)
+
+
+def adaptive_round_size(
+    remaining_samples: int,
+    zero_variance_ratio: float,
+    num_generations: int,
+    default_size: int,
+    min_size: int = 64,
+    beta: float = 1.25,
+) -> int:
+    """GRESO's next generation round size in prompts: `max(min_size, min(default_size, floor(remaining_samples /
+    (1 - zvr) / num_generations * beta)))`, where `remaining_samples` is the number of completions still missing and
+    `zvr` the last round's zero-variance fraction (a round with only zero-variance groups asks for `default_size`)."""
+    if zero_variance_ratio >= 1.0:
+        return default_size
+    wanted = math.floor(remaining_samples / (1.0 - zero_variance_ratio) / num_generations * beta)
+    return max(min_size, min(default_size, wanted))
+
+
+class GRESOState:
+    """Per-prompt outcome traces plus the two adaptive exploration probabilities, and the counter of the skip RNG.
+
+    Every process holds an identical copy: traces are updated from gathered rewards and ids, and skip decisions use a
+    generator seeded from `seed` and `draws` (never the global RNG, which TRL seeds per device).
+
+    Args:
+        p_easy (`float`, *optional*, defaults to `0.5`): initial exploration probability of all-correct prompts.
+        p_hard (`float`, *optional*, defaults to `0.5`): initial exploration probability of all-wrong prompts.
+        floor (`float`, *optional*, defaults to `0.01`): a prompt is always explored with at least this probability.
+        seed (`int`, *optional*, defaults to `0`): seed of the skip decisions.
+    """
+
+    def __init__(self, p_easy: float = 0.5, p_hard: float = 0.5, floor: float = 0.01, seed: int = 0):
+        self.traces: dict[str, list[int]] = {}
+        self.p_easy = float(p_easy)
+        self.p_hard = float(p_hard)
+        self.floor = float(floor)
+        self.seed = int(seed)
+        self.draws = 0  # number of skip decisions taken so far (advances the RNG stream)
+
+    def record(self, prompt_id: str, outcome: int) -> None:
+        """Append a rollout outcome (`+1` all-correct, `-1` all-wrong, `0` mixed) to the prompt's trace."""
+        if outcome not in (EASY, HARD, MIXED):
+            raise ValueError(f"outcome must be +1 (all-correct), -1 (all-wrong) or 0 (mixed), got {outcome}.")
+        self.traces.setdefault(str(prompt_id), []).append(int(outcome))
+
+    def skip_probability(self, prompt_id: str) -> float:
+        """Probability of skipping the prompt before its next rollout: the easy rule when its trailing records are
+        all-correct, else the hard rule when its last record is all-wrong, else 0 (also for unseen prompts)."""
+        trace = self.traces.get(str(prompt_id), [])
+        z_easy = trailing_count(trace, EASY)
+        if z_easy > 0:
+            return greso_skip_probability(z_easy, self.p_easy, self.floor)
+        z_hard = trailing_count(trace, HARD)
+        return greso_skip_probability(z_hard, self.p_hard, self.floor)
+
+    def decide_skips(self, prompt_ids: list[str]) -> list[bool]:
+        """One skip decision per prompt (True = skip), from a generator seeded with `(seed, draws)`: identical on every
+        process that holds the same state and asks about the same prompts in the same order."""
+        rng = random.Random(f"greso-{self.seed}-{self.draws}")
+        self.draws += 1
+        return [rng.random() < self.skip_probability(pid) for pid in prompt_ids]
+
+    def update_probabilities(
+        self,
+        easy_ratio: float,
+        hard_ratio: float,
+        easy_target: float = 1 / 12,
+        hard_target: float = 1 / 6,
+        delta: float = 0.01,
+        p_min: float = 0.05,
+        p_max: float = 0.95,
+    ) -> None:
+        """Adapt `p_easy` / `p_hard` once, from the fractions of all-correct / all-wrong groups of a training step."""
+        self.p_easy = update_exploration_probability(self.p_easy, easy_ratio, easy_target, delta, p_min, p_max)
+        self.p_hard = update_exploration_probability(self.p_hard, hard_ratio, hard_target, delta, p_min, p_max)
+
+    def state_dict(self) -> dict:
+        return {
+            "traces": {pid: list(trace) for pid, trace in self.traces.items()},
+            "p_easy": self.p_easy,
+            "p_hard": self.p_hard,
+            "floor": self.floor,
+            "seed": self.seed,
+            "draws": self.draws,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.traces = {str(pid): [int(r) for r in trace] for pid, trace in state["traces"].items()}
+        self.p_easy = float(state["p_easy"])
+        self.p_hard = float(state["p_hard"])
+        self.floor = float(state.get("floor", self.floor))
+        self.seed = int(state.get("seed", self.seed))
+        self.draws = int(state.get("draws", 0))

@@ -1,0 +1,335 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import math
+import random
+import textwrap
+
+import torch
+from datasets import IterableDataset
+
+from ..advantages import zero_variance_signs
+from .base import ZVPBaseTrainer
+from .dynamic_sampling_config import GRPODSConfig
+
+
+# Keys of TRL's generation output that are left-padded; every other (B, T) tensor is right-padded.
+_LEFT_PADDED = ("prompt_ids", "prompt_mask")
+
+
+class PromptSampler:
+    """Draws dataset indices epoch by epoch from a seeded permutation (a fresh one per epoch), identically on every
+    process. Its position is checkpointed, so a resumed run draws the prompts the interrupted run would have drawn."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        if size < 1:
+            raise ValueError("Dynamic sampling needs a non-empty train_dataset to draw prompts from.")
+        self.size = size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.position = 0
+        self._order = None
+
+    def _permutation(self) -> list[int]:
+        if self._order is None:
+            order = list(range(self.size))
+            if self.shuffle:
+                # Not the global RNG (TRL seeds it per device) and not the dataloader's permutation (same seed).
+                random.Random(f"zvp-ds-sampler-{self.seed}-{self.epoch}").shuffle(order)
+            self._order = order
+        return self._order
+
+    def draw(self, n: int) -> list[int]:
+        indices = []
+        while len(indices) < n:
+            if self.position >= self.size:
+                self.epoch, self.position, self._order = self.epoch + 1, 0, None
+            take = min(n - len(indices), self.size - self.position)
+            indices.extend(self._permutation()[self.position : self.position + take])
+            self.position += take
+        return indices
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+class DynamicSamplingStats:
+    """Running totals over the run (all processes), checkpointed: generation rounds, groups rolled out, groups dropped
+    as zero-variance and surplus groups discarded (beyond what can be carried)."""
+
+    def __init__(self):
+        self.rounds = 0
+        self.generated_groups = 0
+        self.dropped_groups = 0
+        self.discarded_groups = 0
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in vars(self):
+            setattr(self, key, int(state.get(key, 0)))
+
+
+def select_rows(output: dict, index: torch.Tensor) -> dict:
+    """The rows `index` (1-D long tensor) of a generation output: every per-row tensor and list is indexed; 0-dim
+    tensors (batch-global scalars) and `None` are kept as they are."""
+    selected = {}
+    for key, value in output.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            selected[key] = value[index.to(value.device)]
+        elif isinstance(value, list):
+            selected[key] = [value[i] for i in index.tolist()]
+        else:
+            selected[key] = value
+    return selected
+
+
+def concat_outputs(parts: list[dict], pad_values: dict[str, float]) -> dict:
+    """Concatenates generation outputs row-wise. 2-D tensors of different widths are padded first: `prompt_ids` /
+    `prompt_mask` on the left (TRL left-pads prompts), every other one on the right, with `pad_values[key]` (default
+    0). 0-dim tensors and `None` are taken from the last part (recompute batch-global values afterwards)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    keys = parts[0].keys()
+    for part in parts[1:]:
+        if part.keys() != keys:
+            raise ValueError(
+                f"Cannot concatenate generation outputs with different keys: {sorted(keys)} vs {sorted(part.keys())}."
+            )
+    merged = {}
+    for key in keys:
+        values = [part[key] for part in parts]
+        first = values[-1]
+        if isinstance(first, torch.Tensor) and first.dim() > 0:
+            if first.dim() == 2:
+                width = max(v.size(1) for v in values)
+                padded = []
+                for v in values:
+                    missing = width - v.size(1)
+                    if missing:
+                        filler = v.new_full((v.size(0), missing), pad_values.get(key, 0))
+                        v = torch.cat([filler, v] if key in _LEFT_PADDED else [v, filler], dim=1)
+                    padded.append(v)
+                values = padded
+            elif first.dim() > 2:
+                raise NotImplementedError(
+                    f"Cannot concatenate the {first.dim()}-D output {key!r} (multimodal inputs)."
+                )
+            merged[key] = torch.cat(values, dim=0)
+        elif isinstance(first, list):
+            merged[key] = [item for v in values for item in v]
+        else:
+            merged[key] = first
+    return merged
+
+
+class GRPODSTrainer(ZVPBaseTrainer):
+    """
+    Trainer for GRPO with DAPO's dynamic sampling, from [DAPO: An Open-Source LLM Reinforcement Learning System at
+    Scale](https://huggingface.co/papers/2503.14476) (RL-ZVP's "GRPO-DS" baseline).
+
+    The only change w.r.t. [`~trl.GRPOTrainer`] is which groups reach the loss. After each generation round the groups
+    whose completions all got the same reward (zero-variance groups, which give GRPO no gradient) are dropped, decided
+    on the rewards of the whole group gathered over all processes; further rounds of fresh prompts are rolled out
+    until every process holds `per_device_train_batch_size * steps_per_generation` completions of groups with distinct
+    rewards. Fresh prompts come from the trainer's own seeded sampler over `train_dataset` (identical on every process,
+    each process taking its own contiguous share). Every process runs the same number of rounds, since rounds contain
+    collectives; all of them can tell when every process is full from the gathered rewards. The assembled batch is
+    re-padded, truncated to the configured size, and its `num_items_in_batch` (global count of loss tokens) recomputed.
+    Surplus kept groups are carried to the next optimizer batch (see `ds_carry_over`).
+
+    Advantages are TRL's, computed per generation round: with `scale_rewards="group"` (the default) they are what they
+    would be after filtering; with `scale_rewards="batch"` the standard deviation is over the round, dropped groups
+    included.
+
+    Logged: `ds/generation_rounds` (rounds this optimizer batch), `ds/frac_dropped` (fraction of the groups rolled out
+    that were zero-variance), `ds/carried_groups` and `ds/discarded_groups` (surplus groups carried / discarded, all
+    processes). `rollouts/total` counts every completion of every round; `rollouts/kept` only those that reach the
+    loss.
+
+    Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRPODSConfig`]. The training dataset must be map-style
+    (indexable); vision-language inputs are not supported.
+    """
+
+    _tag_names = ["trl", "grpo-ds", "dapo"]
+    _name = "GRPO-DS"
+    _paper = {
+        "title": "DAPO: An Open-Source LLM Reinforcement Learning System at Scale",
+        "id": "2503.14476",
+        # docstyle-ignore
+        "citation": textwrap.dedent("""\
+            @article{yu2025dapo,
+                title        = {{DAPO: An Open-Source LLM Reinforcement Learning System at Scale}},
+                author       = {Qiying Yu and Zheng Zhang and Ruofei Zhu and Yufeng Yuan and Xiaochen Zuo and Yu Yue and Tiantian Fan and Gaohong Liu and Lingjun Liu and Xin Liu and Haibin Lin and Zhiqi Lin and Bole Ma and Guangming Sheng and Yuxuan Tong and Chi Zhang and Mofan Zhang and Wang Zhang and Hang Zhu and Jinhua Zhu and Jiaze Chen and Jiangjie Chen and Chengyi Wang and Hongli Yu and Weinan Dai and Yuxuan Song and Xiangpeng Wei and Hao Zhou and Jingjing Liu and Wei-Ying Ma and Ya-Qin Zhang and Lin Yan and Mu Qiao and Yonghui Wu and Mingxuan Wang},
+                year         = 2025,
+                eprint       = {arXiv:2503.14476},
+            }"""),
+    }
+    _config_class = GRPODSConfig
+    _default_suffix = "GRPO-DS"
+
+    def __init__(self, model, reward_funcs=None, args: GRPODSConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            model_name = model if isinstance(model, str) else model.config._name_or_path
+            args = self._config_class(f"{model_name.split('/')[-1]}-{self._default_suffix}")
+        elif not isinstance(args, self._config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        if isinstance(self.train_dataset, IterableDataset):
+            raise NotImplementedError(
+                f"{type(self).__name__} draws extra prompts by index, so train_dataset must be a map-style "
+                "datasets.Dataset, not an IterableDataset."
+            )
+        if getattr(self, "_is_vlm", False):
+            raise NotImplementedError(f"{type(self).__name__} does not support vision-language models.")
+        self._gathered_rewards = None  # set by _calculate_rewards, read right after each generation round
+        self._carry = None  # local rows of kept groups carried to the next optimizer batch (in memory only)
+        self._prompt_sampler = None
+        if self.train_dataset is not None:
+            self._prompt_sampler = PromptSampler(len(self.train_dataset), self.args.seed, self.args.shuffle_dataset)
+            self._checkpointed_state["ds_sampler"] = self._prompt_sampler
+        self.ds_stats = DynamicSamplingStats()
+        self._checkpointed_state["dynamic_sampling"] = self.ds_stats
+
+    # ------------------------------------------------------------------ hooks for subclasses (GRESO)
+
+    def _correct_threshold(self) -> float:
+        """A zero-variance group is all-correct when its common reward is above this value (for statistics)."""
+        return 0.0
+
+    def _select_round_rows(self, rows: list[dict]) -> list[dict]:
+        """Rows to roll out in a generation round, given the candidate rows (same count on every process). GRESO
+        replaces prompts it skips here."""
+        return rows
+
+    def _on_round_scored(self, group_signs: torch.Tensor) -> None:
+        """Called after each round with the `(world * local groups,)` zero-variance signs of its groups, in process
+        order: +1 all-correct, -1 all-wrong, 0 kept."""
+
+    def _on_batch_assembled(self, step_signs: torch.Tensor) -> None:
+        """Called once per optimizer batch with the signs of every group rolled out for it (all rounds, all
+        processes)."""
+
+    # ------------------------------------------------------------------ sampling
+
+    def _draw_rows(self, prompts_per_process: int) -> list[dict]:
+        """Draws `prompts_per_process * num_processes` fresh prompts (same draw on every process), keeps this
+        process's contiguous share and repeats each prompt `num_generations` times, like TRL's sampler."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        indices = self._prompt_sampler.draw(prompts_per_process * world)
+        mine = indices[rank * prompts_per_process : (rank + 1) * prompts_per_process]
+        return [self._dataset_row(i) for i in mine for _ in range(self.num_generations)]
+
+    def _dataset_row(self, index: int) -> dict:
+        row = dict(self.train_dataset[int(index)])
+        if self.args.remove_unused_columns:
+            # The dataloader drops unused columns in that case; keep the rows of all rounds alike.
+            self._set_signature_columns_if_needed()
+            row = {k: v for k, v in row.items() if k in self._signature_columns}
+        return row
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        return rewards_per_func
+
+    def _group_signs(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        """`(global groups,)` zero-variance signs from TRL's gathered reward matrix, with TRL's scalar reward (weighted
+        nansum; NaN when every function left the row unscored, which makes the group non-zero-variance)."""
+        weights = self.reward_weights.to(rewards_per_func.device)
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        signs = zero_variance_signs(
+            rewards, self.num_generations, self._correct_threshold(), self.args.ds_zero_variance_atol
+        )
+        return signs[:: self.num_generations]
+
+    # ------------------------------------------------------------------ the generation loop
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        G = self.num_generations
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        target_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
+        target_groups = target_rows // G
+        if len(inputs) != target_rows:
+            raise ValueError(f"Expected a generation batch of {target_rows} rows per process, got {len(inputs)}.")
+        round_groups = math.ceil(self.args.ds_oversample_factor * target_groups)
+        device = self.accelerator.device
+
+        pool = []  # local parts (output dicts of kept rows), oldest first
+        local_groups = 0
+        if self._carry is not None:
+            pool.append(self._carry)
+            local_groups = self._carry["completion_ids"].size(0) // G
+            self._carry = None
+        # Kept groups per process, known identically everywhere (one tiny collective per optimizer batch).
+        counts = self.accelerator.gather(torch.tensor([local_groups], device=device)).view(-1).cpu()
+
+        rounds, step_signs = 0, []
+        rows = list(inputs)
+        if round_groups > target_groups:
+            rows += self._draw_rows(round_groups - target_groups)
+        # At least one round per optimizer batch, so every batch has fresh rollouts and carried groups are at most one
+        # optimizer step old.
+        while rounds == 0 or int(counts.min()) < target_groups:
+            max_rounds = self.args.ds_max_generation_rounds
+            if max_rounds and rounds >= max_rounds:
+                raise RuntimeError(
+                    f"Dynamic sampling ran ds_max_generation_rounds={max_rounds} generation rounds and a process "
+                    f"still has only {int(counts.min())} of the {target_groups} groups with distinct rewards it needs "
+                    f"({sum(s.numel() for s in step_signs)} groups rolled out for this batch, "
+                    f"{int(sum((s != 0).sum() for s in step_signs))} zero-variance). Nearly every prompt gets the "
+                    "same reward for all its completions: raise ds_max_generation_rounds (0 = unlimited) or "
+                    "ds_oversample_factor, use a dataset of suitable difficulty, or check the reward function."
+                )
+            if rounds > 0:
+                rows = self._draw_rows(round_groups)
+            rows = self._select_round_rows(rows)
+            rounds += 1
+            output = super()._generate_and_score_completions(rows)
+            signs = self._group_signs(self._gathered_rewards).cpu()
+            self._gathered_rewards = None
+            self._on_round_scored(signs)
+            step_signs.append(signs)
+            keep = (signs == 0).view(world, -1)  # (process, local group)
+            counts = counts + keep.sum(dim=1)
+            local_keep = keep[rank].repeat_interleave(G).nonzero().view(-1)
+            if local_keep.numel():
+                pool.append(select_rows(output, local_keep))
+
+        batch = concat_outputs(pool, self._pad_values())
+        batch_rows = batch["completion_ids"].size(0)
+        index = torch.arange(batch_rows)
+        carry_cap = target_groups if self.args.ds_carry_over else 0
+        if batch_rows > target_rows:
+            surplus = index[target_rows : target_rows + carry_cap * G]
+            self._carry = select_rows(batch, surplus) if surplus.numel() else None
+            batch = select_rows(batch, index[:target_rows])
+        loss_mask = batch["completion_mask"]
+        if "tool_mask" in batch:
+            loss_mask = loss_mask * batch["tool_mask"]
+        batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+
+        all_signs = torch.cat(step_signs)
+        surplus_groups = (counts - target_groups).clamp(min=0)
+        carried = surplus_groups.clamp(max=carry_cap)
+        self.ds_stats.rounds += rounds
+        self.ds_stats.generated_groups += all_signs.numel()
+        self.ds_stats.dropped_groups += int((all_signs != 0).sum())
+        self.ds_stats.discarded_groups += int((surplus_groups - carried).sum())
+        metrics = self._metrics["train"]
+        metrics["ds/generation_rounds"].append(float(rounds))
+        metrics["ds/frac_dropped"].append((all_signs != 0).float().mean().item())
+        metrics["ds/carried_groups"].append(float(carried.sum()))
+        metrics["ds/discarded_groups"].append(float((surplus_groups - carried).sum()))
+        self._on_batch_assembled(all_signs)
+        return batch
+
+    def _pad_values(self) -> dict[str, float]:
+        pad_id = self._tokenizer.pad_token_id
+        return {"prompt_ids": pad_id, "completion_ids": pad_id, "tool_mask": 1}

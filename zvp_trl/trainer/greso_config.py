@@ -1,0 +1,115 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+from dataclasses import dataclass, field
+
+from .dynamic_sampling_config import GRPODSConfig
+
+
+@dataclass
+class GRESOConfig(GRPODSConfig):
+    r"""
+    Configuration class for [`GRESOTrainer`].
+
+    This class includes only the parameters that are specific to GRESO's pre-rollout skipping. For a full list of
+    training arguments, please refer to [`GRPODSConfig`] (GRESO also applies dynamic sampling after rollout),
+    [`ZVPBaseConfig`] and [`~trl.GRPOConfig`]; this class inherits every parameter from them. The defaults are the
+    official code's, which RL-ZVP used "exactly".
+
+    Parameters:
+        > Parameters that control the pre-rollout skipping
+
+        greso_p_easy (`float`, *optional*, defaults to `0.5`):
+            Initial exploration probability of prompts whose last rollouts were all-correct: such a prompt with `z`
+            trailing all-correct records is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`.
+        greso_p_hard (`float`, *optional*, defaults to `0.5`):
+            Initial exploration probability of prompts whose last rollouts were all-wrong (same rule with `p_hard`).
+        greso_easy_target (`float`, *optional*, defaults to `1/12`):
+            Target fraction of all-correct groups among the groups rolled out in a training step (`alpha_easy`, a
+            third of the official target zero-variance ratio 0.25). Above it `p_easy` decreases by
+            `greso_delta_p` (more skipping), below it increases.
+        greso_hard_target (`float`, *optional*, defaults to `1/6`):
+            Target fraction of all-wrong groups (`alpha_hard`, two thirds of 0.25); adapts `p_hard` the same way.
+        greso_delta_p (`float`, *optional*, defaults to `0.01`):
+            Step of the adaptation of `p_easy` and `p_hard`, applied once per training step (generation batch).
+        greso_p_min (`float`, *optional*, defaults to `0.05`):
+            Lower bound of `p_easy` and `p_hard`.
+        greso_p_max (`float`, *optional*, defaults to `0.95`):
+            Upper bound of `p_easy` and `p_hard`.
+        greso_min_explore_prob (`float`, *optional*, defaults to `0.01`):
+            A prompt is always rolled out with at least this probability (skip probability at most `1 - this`).
+        greso_adapt_from_epoch (`int`, *optional*, defaults to `1`):
+            `p_easy` / `p_hard` adapt only once the training epoch (`int(trainer.state.epoch)`) is at least this value.
+            The default `1` is the official code's (it adapts only when `epoch > 0`: in the first epoch no prompt has
+            a trace yet, so skipping cannot act and the observed ratios say nothing about it). `0` adapts from the
+            first step.
+        greso_correct_threshold (`float`, *optional*, defaults to `0.0`):
+            A zero-variance group is all-correct when its common reward is above this value, all-wrong otherwise.
+        greso_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
+            Dataset column whose value identifies a prompt in the traces. `None` identifies a prompt by a hash of its
+            `prompt` content (identical prompts share a trace). With `remove_unused_columns=True` the column must
+            survive column removal, so leave this `None` then.
+    """
+
+    greso_p_easy: float = field(
+        default=0.5,
+        metadata={"help": "Initial exploration probability of prompts whose last rollouts were all-correct."},
+    )
+    greso_p_hard: float = field(
+        default=0.5,
+        metadata={"help": "Initial exploration probability of prompts whose last rollouts were all-wrong."},
+    )
+    greso_easy_target: float = field(
+        default=1 / 12,
+        metadata={"help": "Target fraction of all-correct groups per training step (alpha_easy); adapts p_easy."},
+    )
+    greso_hard_target: float = field(
+        default=1 / 6,
+        metadata={"help": "Target fraction of all-wrong groups per training step (alpha_hard); adapts p_hard."},
+    )
+    greso_delta_p: float = field(
+        default=0.01, metadata={"help": "Step of the once-per-training-step adaptation of p_easy and p_hard."}
+    )
+    greso_p_min: float = field(default=0.05, metadata={"help": "Lower bound of p_easy and p_hard."})
+    greso_p_max: float = field(default=0.95, metadata={"help": "Upper bound of p_easy and p_hard."})
+    greso_min_explore_prob: float = field(
+        default=0.01, metadata={"help": "A prompt is always rolled out with at least this probability."}
+    )
+    greso_adapt_from_epoch: int = field(
+        default=1,
+        metadata={
+            "help": "p_easy / p_hard adapt only once int(state.epoch) >= this value (1: the official code's "
+            "'epoch > 0'; 0: from the first step)."
+        },
+    )
+    greso_correct_threshold: float = field(
+        default=0.0,
+        metadata={"help": "A zero-variance group is all-correct when its common reward is above this value."},
+    )
+    greso_prompt_id_column: str | None = field(
+        default=None,
+        metadata={"help": "Dataset column identifying a prompt in the traces (None: a hash of the prompt content)."},
+    )
+
+    def __post_init__(self):
+        for name in ("greso_p_easy", "greso_p_hard", "greso_p_min", "greso_p_max"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}.")
+        if self.greso_p_min > self.greso_p_max:
+            raise ValueError(
+                f"greso_p_min ({self.greso_p_min}) must not exceed greso_p_max ({self.greso_p_max}); the official "
+                "values are 0.05 and 0.95."
+            )
+        for name in ("greso_easy_target", "greso_hard_target"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a fraction of groups in [0, 1], got {value}.")
+        if self.greso_delta_p < 0:
+            raise ValueError(f"greso_delta_p must be >= 0, got {self.greso_delta_p}.")
+        if not 0.0 < self.greso_min_explore_prob <= 1.0:
+            raise ValueError(
+                f"greso_min_explore_prob must be in (0, 1], got {self.greso_min_explore_prob}: with 0 a prompt could "
+                "be skipped forever."
+            )
+        if self.greso_adapt_from_epoch < 0:
+            raise ValueError(f"greso_adapt_from_epoch must be >= 0, got {self.greso_adapt_from_epoch}.")
+        super().__post_init__()

@@ -1,0 +1,137 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import textwrap
+
+import torch
+from accelerate.utils import gather_object
+
+from ..greso import GRESOState
+from ..prompt_ids import prompt_id
+from .dynamic_sampling_trainer import GRPODSTrainer
+from .greso_config import GRESOConfig
+
+
+class GRESOTrainer(GRPODSTrainer):
+    """
+    Trainer for GRESO, from [Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective
+    Rollouts](https://huggingface.co/papers/2506.02177), following its official code.
+
+    On top of [`GRPODSTrainer`] (dynamic sampling after rollout, which GRESO also applies), prompts are skipped
+    **before** rollout. Every prompt keeps a trace of its rollout outcomes (all-correct, all-wrong or mixed group),
+    identified by [`~zvp_trl.prompt_ids.prompt_id`]. A prompt whose last `z` records are all-correct is skipped with
+    probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its last record is all-wrong, with
+    `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing all-wrong records. A skipped prompt is
+    not rolled out (so not counted in `rollouts/total`) and gets no record; each process replaces its skipped prompts
+    with fresh ones from the trainer's sampler, so every generation round stays full. Once per training step
+    (generation batch), `p_easy` / `p_hard` move by `greso_delta_p` towards the target fractions of all-correct /
+    all-wrong groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
+
+    Skip decisions use a generator seeded from `args.seed` and a decision counter, and traces are updated from the
+    gathered rewards, so the state is identical on every process; it is saved in checkpoints (`zvp_state.json`) and
+    restored on resume.
+
+    Logged on top of the `ds/` metrics: `greso/p_easy`, `greso/p_hard` (after the step's update),
+    `greso/frac_skipped` (fraction of the prompts examined for the step that were skipped), `greso/frac_easy` and
+    `greso/frac_hard` (fractions of the groups rolled out that were all-correct / all-wrong).
+
+    Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRESOConfig`].
+    """
+
+    _tag_names = ["trl", "greso"]
+    _name = "GRESO"
+    _paper = {
+        "title": "Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective Rollouts",
+        "id": "2506.02177",
+        # docstyle-ignore
+        "citation": textwrap.dedent("""\
+            @article{zheng2025greso,
+                title        = {{Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective Rollouts}},
+                author       = {Haizhong Zheng and Yang Zhou and Brian R. Bartoldson and Bhavya Kailkhura and Fan Lai and Jiawei Zhao and Beidi Chen},
+                year         = 2025,
+                eprint       = {arXiv:2506.02177},
+            }"""),
+    }
+    _config_class = GRESOConfig
+    _default_suffix = "GRESO"
+
+    def __init__(self, model, reward_funcs=None, args: GRESOConfig | None = None, *pargs, **kwargs):
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        self.greso_state = GRESOState(
+            p_easy=self.args.greso_p_easy,
+            p_hard=self.args.greso_p_hard,
+            floor=self.args.greso_min_explore_prob,
+            seed=self.args.seed,
+        )
+        self._checkpointed_state["greso"] = self.greso_state
+        self._round_ids = None  # global prompt ids of the current round's groups, in process order
+        self._examined = 0  # prompts examined / skipped for the current optimizer batch (all processes)
+        self._skipped = 0
+
+    def _correct_threshold(self) -> float:
+        return self.args.greso_correct_threshold
+
+    def _prompt_id(self, row: dict) -> str:
+        return prompt_id(row, self.args.greso_prompt_id_column)
+
+    def _select_round_rows(self, rows: list[dict]) -> list[dict]:
+        G = self.num_generations
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        n = len(rows) // G  # prompts per process in this round
+        # Every process decides for every process's candidates (same ids, same generator draws), so all of them know
+        # which prompts each process keeps without further communication.
+        candidate_ids = gather_object([self._prompt_id(row) for row in rows[::G]])
+        candidate_rows = [rows[j * G] if r == rank else None for r in range(world) for j in range(n)]
+        selected = [[] for _ in range(world)]  # per process: (prompt id, row or None for other processes)
+        max_draws = int(10 / self.args.greso_min_explore_prob) + 10
+        draws = 0
+        while True:
+            skips = self.greso_state.decide_skips(candidate_ids)
+            for r in range(world):
+                for j in range(n):
+                    k = r * n + j
+                    if len(selected[r]) == n:
+                        break  # this process is full; its remaining candidates are not examined
+                    self._examined += 1
+                    if skips[k]:
+                        self._skipped += 1
+                    else:
+                        selected[r].append((candidate_ids[k], candidate_rows[k]))
+            if min(len(s) for s in selected) == n:
+                break
+            draws += 1
+            if draws > max_draws:
+                raise RuntimeError(
+                    f"GRESO skipped nearly every prompt it drew ({self._skipped} of {self._examined}) and could not "
+                    "fill a generation round. Raise greso_min_explore_prob or use a larger train_dataset."
+                )
+            indices = self._prompt_sampler.draw(n * world)
+            candidate_rows = [self._dataset_row(i) for i in indices]
+            candidate_ids = [self._prompt_id(row) for row in candidate_rows]
+            candidate_rows = [row if k // n == rank else None for k, row in enumerate(candidate_rows)]
+        self._round_ids = [pid for per_process in selected for pid, _ in per_process]
+        return [dict(row) for _, row in selected[rank] for _ in range(G)]
+
+    def _on_round_scored(self, group_signs: torch.Tensor) -> None:
+        for pid, sign in zip(self._round_ids, group_signs.tolist(), strict=True):
+            self.greso_state.record(pid, int(sign))
+        self._round_ids = None
+
+    def _on_batch_assembled(self, step_signs: torch.Tensor) -> None:
+        easy_ratio = (step_signs > 0).float().mean().item()
+        hard_ratio = (step_signs < 0).float().mean().item()
+        if int(self.state.epoch or 0) >= self.args.greso_adapt_from_epoch:
+            self.greso_state.update_probabilities(
+                easy_ratio,
+                hard_ratio,
+                easy_target=self.args.greso_easy_target,
+                hard_target=self.args.greso_hard_target,
+                delta=self.args.greso_delta_p,
+                p_min=self.args.greso_p_min,
+                p_max=self.args.greso_p_max,
+            )
+        metrics = self._metrics["train"]
+        metrics["greso/p_easy"].append(self.greso_state.p_easy)
+        metrics["greso/p_hard"].append(self.greso_state.p_hard)
+        metrics["greso/frac_skipped"].append(self._skipped / max(self._examined, 1))
+        metrics["greso/frac_easy"].append(easy_ratio)
+        metrics["greso/frac_hard"].append(hard_ratio)
+        self._examined = self._skipped = 0
