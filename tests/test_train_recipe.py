@@ -156,3 +156,15 @@ def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
     selection = json.loads((tmp_path / "benchmark_selection.json").read_text())
     assert selection["embedded"]["mode"] == "final" and selection["embedded"]["step"] == 2
     assert (tmp_path / "benchmark_eval" / "step-2" / "embedded.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    "algorithm, field",
+    [("erpo", "erpo_max_temperature"), ("erpo_rl_zvp", "zvp_alpha"), ("grpo_ds", "ds_max_generation_rounds"),
+     ("greso", "greso_p_easy"), ("grpo", "max_rollouts")],
+)  # fmt: skip
+def test_every_algorithm_is_selectable_with_its_own_fields(algorithm, field):
+    parser, name, _ = make_parser(["--algorithm", algorithm])
+    script_args, training_args, _ = parser.parse_args_and_config(["--algorithm", algorithm, "--max_rollouts", "64"])
+    assert name == script_args.algorithm == algorithm
+    assert hasattr(training_args, field) and training_args.max_rollouts == 64
