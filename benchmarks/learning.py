@@ -44,6 +44,7 @@ def run_one(algorithm: str, seed: int, rollouts: int, eval_prompts: int, out: Pa
         "--max_rollouts", str(rollouts),
         "--max_steps", "100000",  # the rollout budget stops the run
         "--save_strategy", "no",
+        "--logging_steps", "2",  # a training-accuracy curve with enough points
         "--embedded_num_eval_prompts", str(eval_prompts),
         "--output_dir", str(out),
     ]  # fmt: skip

@@ -500,3 +500,38 @@ def test_history_identical_on_two_processes(tiny_model_path, tmp_path):
     a, c = prompt_id({"prompt": "Q: 1+1=?\nA:"}), prompt_id({"prompt": "Q: 3+3=?\nA:"})
     assert rank0["temperatures"][a] == pytest.approx(1.0 + 0.1 * rank0["num_updates"][a])
     assert c not in rank0["temperatures"] and rank0["num_updates"][c] >= 1
+
+
+@pytest.mark.parametrize("setting", ["lora", "gradient_checkpointing"])
+def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path, tmp_path, setting):
+    from peft import LoraConfig
+
+    kwargs, overrides = {}, {}
+    if setting == "lora":
+        kwargs["peft_config"] = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    else:
+        overrides["gradient_checkpointing"] = True
+    dataset = Dataset.from_dict({"prompt": PROMPTS, "kind": ["easy", "easy", "hard", "mixed"]})
+    trainer = ERPOTrainer(
+        model=tiny_model_path,
+        reward_funcs=reward_by_kind,
+        args=make_config(tmp_path, max_steps=3, **overrides),
+        train_dataset=dataset,
+        **kwargs,
+    )
+    model = trainer.model
+    model.train()
+    input_ids = torch.randint(2, 40, (4, 9))
+    attention_mask = torch.ones_like(input_ids)
+    temperatures = torch.tensor([1.0, 1.3, 1.5, 1.1])
+    trainer._logprob_temperatures = temperatures
+    logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 4)
+    trainer._logprob_temperatures = None
+    expected, _ = reference_logps(model, input_ids, attention_mask, 4, temperatures)
+    torch.testing.assert_close(logps.detach(), expected, atol=2e-5, rtol=1e-5)
+    logps.sum().backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
+    model.zero_grad()
+    trainer.train()  # a full run, the easy prompts sampled at raised temperatures from the second epoch on
+    assert trainer.erpo_history.temperatures
