@@ -27,14 +27,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ALGORITHMS = ["grpo", "rl_zvp", "erpo", "erpo_rl_zvp", "grpo_ds", "greso"]
+ALGORITHMS = ["grpo", "rl_zvp", "erpo", "erpo_rl_zvp", "grpo_ds", "greso", "exgrpo"]
 # Methods whose advantages give every zero-variance group a signal (all completions that reach the loss carry one).
 SHAPING = {"rl_zvp", "erpo_rl_zvp"}
 # Methods that drop zero-variance groups before the loss (every completion that reaches it carries a signal).
 FILTERING = {"grpo_ds", "greso"}
 
 
-def run_one(algorithm: str, seed: int, rollouts: int, eval_prompts: int, out: Path) -> dict:
+def run_one(algorithm: str, seed: int, rollouts: int, eval_prompts: int, out: Path, reuse: bool = False) -> dict:
+    if reuse:
+        return read_run(algorithm, out, wall_seconds=None)
     out.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
@@ -53,9 +55,13 @@ def run_one(algorithm: str, seed: int, rollouts: int, eval_prompts: int, out: Pa
     (out / "stdout.txt").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise RuntimeError(f"{algorithm} seed {seed} failed:\n{result.stderr[-3000:]}")
+    return read_run(algorithm, out, wall_seconds=round(time.perf_counter() - start, 1))
+
+
+def read_run(algorithm: str, out: Path, wall_seconds: float | None) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+    summary["wall_seconds"] = wall_seconds
     summary["curve"] = [
         (entry["rollouts/total"], entry["rewards/accuracy_reward/mean"])
         for entry in history
@@ -89,6 +95,9 @@ def main():
     parser.add_argument("--rollouts", type=int, default=None, help="budget of completions per run")
     parser.add_argument("--eval_prompts", type=int, default=None)
     parser.add_argument("--output_dir", default=str(ROOT / "outputs" / "learning"))
+    parser.add_argument(
+        "--reuse", action="store_true", help="only aggregate the runs already in --output_dir (those that finished)"
+    )
     args = parser.parse_args()
     seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
     rollouts = args.rollouts or (20 * 256 if args.quick else 80 * 256)
@@ -98,12 +107,15 @@ def main():
     runs = {}
     for seed in seeds:  # seeds outermost, so an interrupted full run still has every method for the first seeds
         for algorithm in args.algorithms:
-            summary = run_one(algorithm, seed, rollouts, eval_prompts, Path(args.output_dir) / f"{algorithm}-s{seed}")
+            out = Path(args.output_dir) / f"{algorithm}-s{seed}"
+            if args.reuse and not (out / "summary.json").is_file():
+                continue
+            summary = run_one(algorithm, seed, rollouts, eval_prompts, out, reuse=args.reuse)
             runs.setdefault(algorithm, []).append(summary)
             after = summary["heldout_after"]
             print(
                 f"{algorithm:12s} seed {seed}: acc@8 {after['acc@8']:.3f} pass@8 {after['pass@8']:.3f} "
-                f"steps {summary['global_steps']} ({summary['wall_seconds']:.0f}s)",
+                f"steps {summary['global_steps']} ({summary['wall_seconds'] or 0:.0f}s)",
                 flush=True,
             )
 

@@ -161,7 +161,8 @@ def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
 @pytest.mark.parametrize(
     "algorithm, field",
     [("erpo", "erpo_max_temperature"), ("erpo_rl_zvp", "zvp_alpha"), ("grpo_ds", "ds_max_generation_rounds"),
-     ("greso", "greso_p_easy"), ("grpo", "max_rollouts")],
+     ("greso", "greso_p_easy"), ("grpo", "max_rollouts"), ("exgrpo", "exgrpo_replay_ratio"),
+     ("exgrpo_rl_zvp", "zvp_alpha")],
 )  # fmt: skip
 def test_every_algorithm_is_selectable_with_its_own_fields(algorithm, field):
     parser, name, _ = make_parser(["--algorithm", algorithm])

@@ -8,6 +8,7 @@ from .algorithms import ALGORITHMS, get_algorithm
 from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
 from .erpo import PromptTemperatureHistory, erpo_next_temperature
 from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
+from .exgrpo import ExperienceBuffer, exgrpo_bucket_weights, policy_shaping
 from .greso import GRESOState, greso_skip_probability
 from .prompt_ids import prompt_id
 from .rewards import (
@@ -24,6 +25,8 @@ from .trainer.dynamic_sampling_config import GRPODSConfig
 from .trainer.dynamic_sampling_trainer import GRPODSTrainer
 from .trainer.erpo_config import ERPOConfig, ERPORLZVPConfig
 from .trainer.erpo_trainer import ERPORLZVPTrainer, ERPOTrainer
+from .trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
+from .trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
 from .trainer.greso_config import GRESOConfig
 from .trainer.greso_trainer import GRESOTrainer
 from .trainer.rl_zvp_config import RLZVPConfig
@@ -38,6 +41,11 @@ __all__ = [
     "ERPOTrainer",
     "GRPODSConfig",
     "GRPODSTrainer",
+    "ExGRPOConfig",
+    "ExGRPORLZVPConfig",
+    "ExGRPORLZVPTrainer",
+    "ExGRPOTrainer",
+    "ExperienceBuffer",
     "GRESOConfig",
     "GRESOState",
     "GRESOTrainer",
@@ -54,6 +62,7 @@ __all__ = [
     "accuracy_reward",
     "boxed_format_reward",
     "evaluate_accuracy",
+    "exgrpo_bucket_weights",
     "extract_boxed_answer",
     "format_prompt",
     "get_algorithm",
@@ -63,6 +72,7 @@ __all__ = [
     "make_accuracy_reward",
     "math_verify_accuracy",
     "pass_at_k",
+    "policy_shaping",
     "rl_zvp_token_advantages",
     "sample_completions",
     "zero_variance_signs",

@@ -60,6 +60,18 @@ ALGORITHMS: dict[str, Algorithm] = {
             "zvp_trl.trainer.greso_trainer:GRESOTrainer",
             "GRESO: skip likely zero-variance prompts before rollout, then dynamic sampling (arXiv 2506.02177)",
         ),
+        Algorithm(
+            "exgrpo",
+            "zvp_trl.trainer.exgrpo_config:ExGRPOConfig",
+            "zvp_trl.trainer.exgrpo_trainer:ExGRPOTrainer",
+            "ExGRPO: replay of partially solved prompts' correct trajectories, bucketed by accuracy (arXiv 2510.02245)",
+        ),
+        Algorithm(
+            "exgrpo_rl_zvp",
+            "zvp_trl.trainer.exgrpo_config:ExGRPORLZVPConfig",
+            "zvp_trl.trainer.exgrpo_trainer:ExGRPORLZVPTrainer",
+            "ExGRPO's replay + RL-ZVP's entropy-guided advantages for fresh zero-variance groups",
+        ),
     ]
 }
 

@@ -1,0 +1,404 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+
+from zvp_trl.exgrpo import (
+    ExperienceBuffer,
+    exgrpo_bucket_weights,
+    mean_token_entropy,
+    policy_shaping,
+    sample_bucket_counts,
+    sample_buffer_prompts,
+)
+from zvp_trl.trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
+from zvp_trl.trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
+
+
+G = 4
+
+
+# ----------------------------------------------------------------------------------------------- pure functions
+
+
+def test_bucket_weights_paper_mode_by_hand():
+    # G=8, buckets k=1,4,7 (4 twice: one bucket). N(k/8; 0.5, 1): exp(-0.375^2/2)=0.932102, 1, 0.932102.
+    weights = exgrpo_bucket_weights([4, 1, 7, 4], 8, mode="paper")
+    assert list(weights) == [1, 4, 7]
+    assert weights[1] == pytest.approx(0.932102 / 2.864204, abs=1e-6)
+    assert weights[4] == pytest.approx(1 / 2.864204, abs=1e-6)
+    assert weights[7] == pytest.approx(weights[1])
+
+
+def test_bucket_weights_code_mode_by_hand():
+    # N(k; 4, 1): exp(-4.5)=0.011109, 1, 0.011109 -> sum 1.022218.
+    weights = exgrpo_bucket_weights([1, 4, 7], 8, mode="code")
+    assert weights[1] == pytest.approx(0.011109 / 1.022218, abs=1e-6)
+    assert weights[4] == pytest.approx(1 / 1.022218, abs=1e-6)
+    # G=4, buckets 1 and 2 only (empty buckets dropped): exp(-1/2) / (1 + exp(-1/2)) = 0.377541.
+    assert exgrpo_bucket_weights([1, 2], 4, mode="code") == pytest.approx({1: 0.377541, 2: 0.622459}, abs=1e-6)
+    assert exgrpo_bucket_weights([], 4) == {}
+    with pytest.raises(ValueError, match="mode"):
+        exgrpo_bucket_weights([1], 4, mode="uniform")
+
+
+def test_policy_shaping_value_and_gradient():
+    w = torch.tensor([1.0, 0.1, 3.0], dtype=torch.float64, requires_grad=True)
+    f = policy_shaping(w, beta=0.1)
+    assert f.tolist() == pytest.approx([1 / 1.1, 0.5, 3 / 3.1])
+    f.sum().backward()
+    # d/dw w/(w+b) = b/(w+b)^2
+    assert w.grad.tolist() == pytest.approx([0.1 / 1.21, 0.1 / 0.04, 0.1 / 3.1**2])
+
+
+def test_bucket_counts_overflow_is_redistributed():
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        # Bucket 1 has almost all the probability but one question: the rest must come from bucket 4.
+        assert sample_bucket_counts({1: 1, 4: 10}, {1: 0.99, 4: 0.01}, 5, g) == {1: 1, 4: 4}
+    g = torch.Generator().manual_seed(0)
+    assert sample_bucket_counts({1: 2, 3: 3}, {1: 0.5, 3: 0.5}, 100, g) == {1: 2, 3: 3}  # capped at the buffer
+    a = sample_bucket_counts({2: 50, 3: 50}, {2: 0.3, 3: 0.7}, 20, torch.Generator().manual_seed(7))
+    b = sample_bucket_counts({2: 50, 3: 50}, {2: 0.3, 3: 0.7}, 20, torch.Generator().manual_seed(7))
+    assert a == b and sum(a.values()) == 20
+    counts = sample_bucket_counts({2: 1000, 4: 1000}, {2: 0.25, 4: 0.75}, 400, torch.Generator().manual_seed(1))
+    assert 255 < counts[4] < 345  # mean 300, sd 8.7
+
+
+def test_sample_buffer_prompts_without_replacement():
+    buckets = {1: ["a", "b"], 2: ["c", "d", "e"]}
+    chosen = sample_buffer_prompts(buckets, {1: 0.5, 2: 0.5}, 5, torch.Generator().manual_seed(3))
+    assert sorted(chosen) == ["a", "b", "c", "d", "e"]
+    chosen = sample_buffer_prompts(buckets, {1: 1.0, 2: 0.0}, 2, torch.Generator().manual_seed(3))
+    assert sorted(chosen) == ["a", "b"]
+
+
+def test_mean_token_entropy_uses_valid_tokens_only():
+    entropies = torch.tensor([[1.0, 3.0, 100.0], [2.0, 2.0, 2.0], [5.0, 5.0, 5.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 0, 0]])
+    assert mean_token_entropy(entropies, mask).tolist() == [2.0, 2.0, math.inf]
+
+
+def test_buffer_collect_move_retire_dedup_and_bounds():
+    buf = ExperienceBuffer(max_prompts=2, max_trajectories=2)
+    buf.update("p", 0, G, row={"prompt": "p"}, prompt_ids=[1], trajectories=[([5], [-0.1])])
+    assert "p" not in buf  # k=0 never enters the buffer
+    buf.update("p", 2, G, row={"prompt": "p"}, prompt_ids=[1], trajectories=[([5, 6], [-0.1, -0.2])])
+    buf.update("p", 1, G, trajectories=[([5, 6], [-9.0, -9.0]), ([7], [-0.3])])  # duplicate ids ignored
+    entry = buf.entries["p"]
+    assert entry["k"] == 1
+    assert entry["trajectories"] == [{"ids": [5, 6], "logps": [-0.1, -0.2]}, {"ids": [7], "logps": [-0.3]}]
+    buf.update("p", 3, G, trajectories=[([8], [-0.4])])  # per-prompt cap 2: the oldest is dropped
+    assert [t["ids"] for t in buf.entries["p"]["trajectories"]] == [[7], [8]]
+    buf.update("p", 0, G)  # a buffered prompt moves to bucket 0 and stays
+    assert buf.buckets() == {0: ["p"]}
+    buf.update("q", 2, G, row={"prompt": "q"}, prompt_ids=[2], trajectories=[([9], [-0.5])])
+    buf.update("p", 1, G)  # p becomes the most recently updated
+    buf.update("r", 3, G, row={"prompt": "r"}, prompt_ids=[3], trajectories=[([9], [-0.5])])
+    assert list(buf.entries) == ["p", "r"]  # cap 2 prompts: q (least recently updated) evicted
+    buf.update("p", G, G)  # all correct: retired
+    assert "p" not in buf and buf.retired == {"p"}
+    buf.update("p", 2, G, row={"prompt": "p"}, prompt_ids=[1], trajectories=[([5], [-0.1])])
+    assert "p" not in buf  # retired prompts never come back
+    state = json.loads(json.dumps(buf.state_dict()))
+    other = ExperienceBuffer(max_prompts=2, max_trajectories=2)
+    other.load_state_dict(state)
+    assert other.state_dict() == buf.state_dict() and other.retired == {"p"}
+
+
+def test_config_validation_and_defaults(tmp_path):
+    config = ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8, num_generations=G)
+    assert (config.loss_type, config.scale_rewards, config.exgrpo_replay_ratio) == ("dr_grpo", "none", 0.5)
+    with pytest.raises(ValueError, match="exgrpo_replay_ratio"):
+        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_replay_ratio=1.0)
+    with pytest.raises(ValueError, match="loss_type"):
+        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, loss_type="cispo")
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+
+
+def make_config(tmp_path, config_class=ExGRPOConfig, **overrides):
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
+    values.update(overrides)
+    return config_class(**values)
+
+
+def make_trainer(tiny_model_path, tmp_path, reward, trainer_class=ExGRPOTrainer, **overrides):
+    config_class = ExGRPORLZVPConfig if trainer_class is ExGRPORLZVPTrainer else ExGRPOConfig
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)], "solution": ["0"] * 8})
+    return trainer_class(
+        model=tiny_model_path,
+        reward_funcs=reward,
+        args=make_config(tmp_path, config_class, **overrides),
+        train_dataset=dataset,
+    )
+
+
+def alternating_reward(completions, **kwargs):
+    return [float(i % 2 == 0) for i in range(len(completions))]
+
+
+def hand_logps_and_entropies(model, input_ids, attention_mask, T):
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, -T - 1 : -1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    token_logps = logp.gather(-1, input_ids[:, -T:].unsqueeze(-1)).squeeze(-1)
+    entropies = -(logp.exp() * logp).sum(-1)
+    return token_logps, entropies
+
+
+def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    model = trainer.model
+    trajectories = [[5, 6, 7, 8], [9, 10], [11, 12, 13], [14]]
+    entry = {"prompt_ids": [3, 4, 5], "trajectories": [{"ids": t, "logps": [0.0] * len(t)} for t in trajectories]}
+    expected = []
+    with torch.no_grad():
+        for t in trajectories:
+            ids = torch.tensor([entry["prompt_ids"] + t])
+            _, ent = hand_logps_and_entropies(model, ids, torch.ones_like(ids), len(t))
+            expected.append(ent.mean().item())
+    assert len(set(expected)) == len(expected)
+    assert trainer._exgrpo_select_trajectory(entry) == min(range(4), key=expected.__getitem__)
+    # Reversing the candidates must follow the entropies, not the position.
+    entry["trajectories"].reverse()
+    assert trainer._exgrpo_select_trajectory(entry) == 3 - min(range(4), key=expected.__getitem__)
+
+
+def loss_inputs(trainer, replay, recorded, advantages):
+    torch.manual_seed(0)
+    prompt_ids = torch.tensor([[3, 4, 5], [0, 4, 6]])
+    prompt_mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    completion_ids = torch.tensor([[7, 8, 9, 10], [11, 12, 13, 0]])
+    completion_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": prompt_mask,
+        "completion_ids": completion_ids,
+        "completion_mask": completion_mask,
+        "advantages": torch.tensor(advantages),
+        "num_items_in_batch": torch.tensor(7.0),
+        "exgrpo_replay": torch.tensor(replay),
+        "exgrpo_recorded_logps": recorded,
+        "exgrpo_mixed": torch.tensor(1.0),
+    }
+
+
+def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    model = trainer.model
+    recorded = torch.tensor([[-1.0, -2.0, -0.5, -3.0], [0.0, 0.0, 0.0, 0.0]])
+    inputs = loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
+    param = next(p for p in model.parameters() if p.requires_grad)
+
+    model.zero_grad()
+    loss = trainer._compute_loss(model, inputs)
+    loss.backward()
+    grad = param.grad.clone()
+
+    # Hand computation: row 0 replayed -> -A f(w), w = exp(logp - recorded); row 1 fresh on-policy -> ratio 1, -A.
+    model.zero_grad()
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    am = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    logps, _ = hand_logps_and_entropies(model, ids, am, 4)
+    w = torch.exp(logps[0] - recorded[0])
+    row0 = (-0.75 * w / (w + 0.1)).sum()
+    ratio1 = torch.exp(logps[1] - logps[1].detach())
+    row1 = (0.25 * ratio1 * inputs["completion_mask"][1]).sum()
+    expected = (row0 + row1) / (2 * trainer.max_completion_length)  # dr_grpo: B * max_completion_length
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(grad, param.grad, rtol=1e-4, atol=1e-7)
+    assert trainer._metrics["train"]["exgrpo/replay_ratio_mean"][-1] == pytest.approx(w.mean().item(), rel=1e-5)
+
+    # Other recorded log-probs change the loss of the replayed row.
+    inputs2 = loss_inputs(trainer, [True, False], recorded - 1.0, [0.75, -0.25])
+    assert trainer._compute_loss(model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("loss_type", ["dr_grpo", "dapo", "grpo", "bnpo"])
+def test_mixed_loss_without_replay_equals_trl_loss(tiny_model_path, tmp_path, loss_type):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, loss_type=loss_type)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    old = torch.tensor([[-2.0, -3.0, -1.0, -2.5], [-2.0, -2.0, -2.0, 0.0]])  # off-policy: clipping matters
+    inputs = loss_inputs(trainer, [False, False], torch.zeros(2, 4), [0.75, -0.25])
+    inputs["old_per_token_logps"] = old
+    mixed = trainer._compute_loss(trainer.model, inputs)
+    inputs["exgrpo_mixed"] = torch.tensor(0.0)  # on-policy phase: TRL's own _compute_loss
+    trl_loss = trainer._compute_loss(trainer.model, inputs)
+    assert mixed.item() == pytest.approx(trl_loss.item(), rel=1e-5)
+
+
+def run_and_record(trainer):
+    generate = trainer._generate_and_score_completions
+    outputs = []
+
+    def record(inputs):
+        output = generate(inputs)
+        outputs.append({k: output[k].clone() for k in ("exgrpo_mixed", "exgrpo_replay", "completion_ids")})
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    return outputs
+
+
+def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_path):
+    calls = []
+
+    def reward(completions, **kwargs):
+        # Generation batches: all wrong (0 correct), half correct (0.5 > 0.35), then all wrong again.
+        calls.append(1)
+        n = len(calls)
+        return [float(n == 2 and i % 2 == 0) for i in range(len(completions))]
+
+    trainer = make_trainer(tiny_model_path, tmp_path, reward, max_steps=4)
+    outputs = run_and_record(trainer)
+    assert [float(o["exgrpo_mixed"]) for o in outputs] == [0.0, 0.0, 1.0, 1.0]
+    assert trainer.exgrpo_phase.active
+    # Batch 2 (2 prompts, 2 of 4 correct each) filled the buffer; batches 3-4 replay floor(0.5 * 2) = 1 group.
+    assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 0, 1, 1]
+    assert outputs[2]["exgrpo_replay"].tolist() == [True] + [False] * 7
+    actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
+    assert actives == [0.0, 0.0, 1.0, 1.0]
+    # The replayed row's completion is a stored trajectory of that question.
+    stored = {tuple(t["ids"]) for e in trainer.exgrpo_buffer.entries.values() for t in e["trajectories"]}
+    row = outputs[2]["completion_ids"][0].tolist()
+    assert any(tuple(row[: len(s)]) == s for s in stored)
+
+
+def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
+    def reward(completions, prompts, **kwargs):
+        # Prompt "Q: 0+1" is always solved; the others half of the time.
+        return [1.0 if p.startswith("Q: 0+") else float(i % 2 == 0) for i, p in enumerate(prompts)]
+
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, reward, max_steps=2, exgrpo_start_threshold=None, shuffle_dataset=False
+    )
+    trainer.train()
+    from zvp_trl.prompt_ids import prompt_content_id
+
+    retired = prompt_content_id("Q: 0+1=?\nA:")
+    assert trainer.exgrpo_buffer.retired == {retired}
+    assert retired not in trainer.exgrpo_buffer
+    assert len(trainer.exgrpo_buffer) >= 1
+    assert all(e["k"] == 2 for e in trainer.exgrpo_buffer.entries.values())
+
+
+def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, alternating_reward, max_steps=1, save_strategy="steps", save_steps=1
+    )
+    trainer.train()
+    state = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
+    assert state["exgrpo_phase"] == {"active": True, "draws": 0}  # 0.5 correct > 0.35
+    assert len(state["exgrpo_buffer"]["entries"]) == 2
+    assert state["exgrpo_buffer"] == json.loads(json.dumps(trainer.exgrpo_buffer.state_dict()))
+    resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=1)
+    assert len(resumed.exgrpo_buffer) == 0 and not resumed.exgrpo_phase.active
+    generate = resumed._generate_and_score_completions
+    at_first_generation = []
+
+    def record(inputs):  # the state the resumed run starts its next generation batch from
+        snapshot = {
+            "exgrpo_buffer": resumed.exgrpo_buffer.state_dict(),
+            "exgrpo_phase": resumed.exgrpo_phase.state_dict(),
+        }
+        at_first_generation.append(json.loads(json.dumps(snapshot)))
+        return generate(inputs)
+
+    resumed._generate_and_score_completions = record
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))  # runs step 2
+    assert at_first_generation[0]["exgrpo_buffer"] == state["exgrpo_buffer"]
+    assert at_first_generation[0]["exgrpo_phase"] == {"active": True, "draws": 0}
+    assert resumed.exgrpo_phase.draws == 1  # step 2 was mixed and drew from the restored buffer
+
+
+def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path, tmp_path):
+    def reward(completions, **kwargs):
+        return [1.0] * len(completions)  # every group all-correct -> zero-variance, shaped by RL-ZVP
+
+    trainer = make_trainer(tiny_model_path, tmp_path, reward, trainer_class=ExGRPORLZVPTrainer, max_steps=1)
+    trainer.exgrpo_phase.active = True
+    trainer.exgrpo_buffer.update(
+        "x",
+        2,
+        G,
+        row={"prompt": "Q: 9+9=?\nA:", "solution": "0"},
+        prompt_ids=[3],
+        trajectories=[([5, 6], [-1.0, -1.0])],
+    )
+    generate = trainer._generate_and_score_completions
+    seen = []
+
+    def record(inputs):
+        output = generate(inputs)
+        seen.append((output["exgrpo_replay"].clone(), output["zvp_signs"].clone()))
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    replay, signs = seen[0]
+    assert replay.tolist() == [True] + [False] * 7
+    assert signs.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert "zvp/adv_mean_positive" in trainer.state.log_history[0]
+    assert trainer.exgrpo_buffer.retired  # the all-correct replay group was retired
+
+
+def test_two_processes_hold_identical_buffers(tiny_model_path, tmp_path):
+    script = Path(__file__).parent / "scripts" / "exgrpo_two_processes.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rank0 = json.loads((tmp_path / "buffer_rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "buffer_rank1.json").read_text())
+    assert rank0 == rank1
+    assert len(rank0["buffer"]["entries"]) >= 2
+    # Each process replayed one of its two groups in steps 2 and 3 (mixed from the start, buffer filled at step 1).
+    assert rank0["replays"] == [0, 1, 1] and rank1["replays"] == [0, 1, 1]
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])  # 2: TRL computes old_per_token_logps itself and they are reused
+def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path, accumulation):
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        alternating_reward,
+        learning_rate=0.0,  # the policy stays the one that generated
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=1,
+        exgrpo_start_threshold=0.99,  # on-policy only: every generation batch brings 2 new questions
+    )
+    trainer.train()
+    entries = list(trainer.exgrpo_buffer.entries.values())
+    assert len(entries) == 2 * accumulation and all(len(e["trajectories"]) >= 1 for e in entries)
+    with torch.no_grad():
+        for entry in entries:
+            for t in entry["trajectories"]:
+                ids = torch.tensor([entry["prompt_ids"] + t["ids"]])
+                logps, _ = hand_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), len(t["ids"]))
+                assert torch.allclose(logps[0], torch.tensor(t["logps"]), atol=1e-4)

@@ -1,0 +1,156 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+from dataclasses import dataclass, field
+
+from ..exgrpo import BUCKET_WEIGHTINGS
+from .base_config import ZVPBaseConfig
+from .rl_zvp_config import RLZVPConfig
+
+
+# Loss types whose per-token loss ExGRPOTrainer writes itself in the mixed phase (clipped surrogate + aggregation).
+EXGRPO_LOSS_TYPES = ("dr_grpo", "dapo", "grpo", "bnpo")
+
+
+@dataclass
+class ExGRPOConfig(ZVPBaseConfig):
+    r"""
+    Configuration class for [`ExGRPOTrainer`].
+
+    This class includes only the parameters that are specific to ExGRPO. For a full list of training arguments, please
+    refer to [`~trl.GRPOConfig`] and [`ZVPBaseConfig`]; this class inherits every parameter from them. Two of TRL's
+    defaults are changed to the paper's Dr.GRPO setting: `loss_type="dr_grpo"` and `scale_rewards="none"`
+    (advantage = reward minus group mean, no std normalisation).
+
+    Parameters:
+        > Parameters that control the experience replay
+
+        exgrpo_replay_ratio (`float`, *optional*, defaults to `0.5`):
+            Fraction ρ of each process's prompt groups that come from the buffer once the mixed phase started (rounded
+            down per process; fewer when the buffer holds fewer questions). Each such group is one replayed trajectory
+            plus `num_generations - 1` fresh completions.
+        exgrpo_shaping_beta (`float`, *optional*, defaults to `0.1`):
+            β of the policy shaping `f(w) = w / (w + β)` applied, unclipped, to the importance ratio of replayed
+            tokens against their recorded log-probs.
+        exgrpo_bucket_weighting (`str`, *optional*, defaults to `"paper"`):
+            Bucket sampling weight: `"paper"` N(k/G; 0.5, 1) or `"code"` N(k; G/2, 1) (the official code's σ in units
+            of the success count `k`).
+        exgrpo_start_threshold (`float` or `None`, *optional*, defaults to `0.35`):
+            Delayed start: training is on-policy until a generation batch's fraction of correct completions is above
+            this value, then mixed for good. `None` starts mixed at once (the paper's Llama setting).
+        exgrpo_unclip_fresh (`bool`, *optional*, defaults to `False`):
+            In the mixed phase, use the unclipped ratio for fresh tokens too (the official code's
+            `loss_remove_clip=True`); `False` keeps the paper's clipped surrogate.
+        exgrpo_correct_threshold (`float`, *optional*, defaults to `0.0`):
+            A completion counts as correct when its (weighted, summed) reward is above this value.
+        exgrpo_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
+            Dataset column that identifies a question in the buffer. `None`: a hash of the prompt's content.
+        exgrpo_max_buffer_prompts (`int` or `None`, *optional*, defaults to `10000`):
+            Most questions the buffer holds; beyond it the least recently updated question is evicted. `None`:
+            unbounded.
+        exgrpo_max_trajectories_per_prompt (`int` or `None`, *optional*, defaults to `8`):
+            Most distinct correct trajectories kept per question (the oldest are dropped). `None`: unbounded.
+    """
+
+    loss_type: str = field(
+        default="dr_grpo",
+        metadata={
+            "help": "Loss aggregation; ExGRPO uses Dr.GRPO's constant normaliser.",
+            "choices": EXGRPO_LOSS_TYPES,
+        },
+    )
+    scale_rewards: str = field(
+        default="none",
+        metadata={"help": "Reward scaling; ExGRPO uses Dr.GRPO advantages (group mean removed, no std scaling)."},
+    )
+    exgrpo_replay_ratio: float = field(
+        default=0.5, metadata={"help": "Fraction of prompt groups taken from the buffer in the mixed phase."}
+    )
+    exgrpo_shaping_beta: float = field(
+        default=0.1, metadata={"help": "beta of the policy shaping f(w) = w / (w + beta) for replayed tokens."}
+    )
+    exgrpo_bucket_weighting: str = field(
+        default="paper",
+        metadata={
+            "help": "Bucket weight: 'paper' N(k/G; 0.5, 1) or 'code' N(k; G/2, 1).",
+            "choices": list(BUCKET_WEIGHTINGS),
+        },
+    )
+    exgrpo_start_threshold: float | None = field(
+        default=0.35,
+        metadata={"help": "Mixed phase starts after a batch's correct fraction exceeds this; None: from the start."},
+    )
+    exgrpo_unclip_fresh: bool = field(
+        default=False, metadata={"help": "Mixed phase: unclipped ratio for fresh tokens too (official code)."}
+    )
+    exgrpo_correct_threshold: float = field(
+        default=0.0, metadata={"help": "A completion is correct when its weighted reward sum is above this value."}
+    )
+    exgrpo_prompt_id_column: str | None = field(
+        default=None,
+        metadata={"help": "Dataset column identifying a question in the buffer (None: hash of the prompt content)."},
+    )
+    exgrpo_max_buffer_prompts: int | None = field(
+        default=10000,
+        metadata={"help": "Most questions in the buffer (least recently updated evicted first); None: unbounded."},
+    )
+    exgrpo_max_trajectories_per_prompt: int | None = field(
+        default=8, metadata={"help": "Most distinct correct trajectories kept per question (oldest dropped)."}
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.exgrpo_replay_ratio < 1.0:
+            raise ValueError(
+                f"exgrpo_replay_ratio must be in [0, 1), got {self.exgrpo_replay_ratio}. The paper uses 0.5 (0 is "
+                "on-policy training)."
+            )
+        if not self.exgrpo_shaping_beta > 0:
+            raise ValueError(f"exgrpo_shaping_beta must be > 0, got {self.exgrpo_shaping_beta}. The paper uses 0.1.")
+        if self.exgrpo_bucket_weighting not in BUCKET_WEIGHTINGS:
+            raise ValueError(
+                f"exgrpo_bucket_weighting must be one of {', '.join(BUCKET_WEIGHTINGS)}, got "
+                f"{self.exgrpo_bucket_weighting!r}."
+            )
+        for name in ("exgrpo_max_buffer_prompts", "exgrpo_max_trajectories_per_prompt"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive integer or None (unbounded), got {value}.")
+        if self.loss_type not in EXGRPO_LOSS_TYPES:
+            raise ValueError(
+                f"loss_type={self.loss_type!r} is not supported by ExGRPO (its mixed-policy loss is written for the "
+                f"clipped surrogate). Use one of {', '.join(EXGRPO_LOSS_TYPES)}; the paper uses 'dr_grpo'."
+            )
+        if self.importance_sampling_level != "token":
+            raise ValueError(
+                f"importance_sampling_level={self.importance_sampling_level!r}: ExGRPO shapes the importance ratio of "
+                "each replayed token. Set importance_sampling_level='token'."
+            )
+        if self.off_policy_mask_threshold is not None:
+            raise ValueError(
+                "off_policy_mask_threshold (off-policy sequence masking) would mask the replayed trajectories that "
+                "ExGRPO learns from on purpose. Set off_policy_mask_threshold=None."
+            )
+        if self.top_entropy_quantile != 1.0:
+            raise ValueError(
+                f"top_entropy_quantile={self.top_entropy_quantile} is not supported by ExGRPOTrainer's mixed-policy "
+                "loss. Set top_entropy_quantile=1.0."
+            )
+        if self.use_adaptive_entropy:
+            raise ValueError(
+                "use_adaptive_entropy=True is not supported by ExGRPOTrainer's mixed-policy loss; use a static "
+                "entropy_coef (the official script uses 0.001) and use_adaptive_entropy=False."
+            )
+        super().__post_init__()
+        if (self.per_device_train_batch_size * self.steps_per_generation) % self.num_generations != 0:
+            raise ValueError(
+                "ExGRPO replaces whole prompt groups on each process, so every process must hold whole groups: "
+                f"per_device_train_batch_size * steps_per_generation ({self.per_device_train_batch_size} * "
+                f"{self.steps_per_generation}) must be a multiple of num_generations ({self.num_generations})."
+            )
+
+
+@dataclass
+class ExGRPORLZVPConfig(ExGRPOConfig, RLZVPConfig):
+    r"""
+    Configuration class for [`ExGRPORLZVPTrainer`]: ExGRPO's experience replay with RL-ZVP's entropy-guided advantages
+    for zero-variance groups. It has every field of [`ExGRPOConfig`] (whose Dr.GRPO defaults `loss_type="dr_grpo"`,
+    `scale_rewards="none"` apply) and [`RLZVPConfig`].
+    """

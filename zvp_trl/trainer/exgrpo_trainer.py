@@ -1,0 +1,445 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import textwrap
+
+import torch
+from accelerate.utils import gather_object
+
+from ..exgrpo import (
+    ExperienceBuffer,
+    exgrpo_bucket_weights,
+    mean_token_entropy,
+    policy_shaping,
+    sample_buffer_prompts,
+)
+from ..prompt_ids import prompt_id
+from .base import ZVPBaseTrainer
+from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
+from .rl_zvp_trainer import RLZVPTrainer
+
+
+EXGRPO_PAPER = {
+    "title": "Learning to Reason from Experience",
+    "id": "2510.02245",
+    # docstyle-ignore
+    "citation": textwrap.dedent("""\
+        @article{zhan2025exgrpo,
+            title        = {{ExGRPO: Learning to Reason from Experience}},
+            author       = {Runzhe Zhan and Yafu Li and Zhi Wang and Xiaoye Qu and Dongrui Liu and Jing Shao and Derek F. Wong and Yu Cheng},
+            year         = 2025,
+            eprint       = {arXiv:2510.02245},
+        }"""),
+}
+
+
+class ExGRPOPhase:
+    """Delayed-start state of ExGRPO (checkpointed): whether the mixed phase started, and how many replay draws were
+    made (seeds the draw that is identical on every process)."""
+
+    def __init__(self, active: bool = False):
+        self.active = active
+        self.draws = 0
+
+    def state_dict(self) -> dict:
+        return {"active": self.active, "draws": self.draws}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.active = bool(state["active"])
+        self.draws = int(state["draws"])
+
+
+def _json_safe(row: dict) -> dict:
+    # The buffer is saved as JSON: values JSON cannot hold (e.g. numpy scalars) are stored as their string form.
+    return json.loads(json.dumps(row, default=str))
+
+
+class ExGRPOTrainer(ZVPBaseTrainer):
+    """
+    Trainer for ExGRPO, from [Learning to Reason from Experience](https://huggingface.co/papers/2510.02245).
+
+    On top of [`~trl.GRPOTrainer`] (with Dr.GRPO advantages by default), it keeps a buffer of correct trajectories of
+    partially solved questions and replays them:
+
+    - **Collection** (every training generation batch, from the rewards and rows gathered over all processes, so every
+      process holds the same buffer): a question whose group has `0 < k < G` correct completions enters the buffer with
+      its correct completions (token ids and their log-probs under the policy that generated them, recomputed before
+      the update); a buffered question moves to bucket `k` (its latest `k`, including `k = 0`); a question with all
+      `G` correct is retired (removed, never buffered again). Retired questions are **not** removed from TRL's dataset
+      sampler: they can still be drawn as fresh on-policy prompts.
+    - **Delayed start**: on-policy training until a generation batch's fraction of correct completions is above
+      `exgrpo_start_threshold`, then the mixed phase for good.
+    - **Mixed batches**: on each process, `floor(exgrpo_replay_ratio * groups)` prompt groups are replaced by buffered
+      questions, drawn with a generator seeded identically on every process: bucket counts ~ multinomial over the
+      non-empty buckets' Gaussian weights (`exgrpo_bucket_weighting`), overflow redistributed, questions without
+      replacement. For each, the stored trajectory with the lowest mean token entropy under the current policy is
+      chosen; the group is generated normally and its first completion is overwritten by that trajectory before
+      scoring, so the group is 1 replayed + G-1 fresh completions and the replayed one takes part in the group mean.
+    - **Loss**: replayed tokens use `-A * f(w)`, `f(w) = w / (w + beta)`, unclipped, with `w = exp(logp - recorded)`;
+      fresh tokens use TRL's clipped surrogate (unclipped with `exgrpo_unclip_fresh`); then TRL's aggregation for
+      `loss_type`.
+
+    Args are those of [`~trl.GRPOTrainer`] (no `rollout_func`); `args` is an [`ExGRPOConfig`].
+    """
+
+    _tag_names = ["trl", "exgrpo"]
+    _name = "ExGRPO"
+    _paper = EXGRPO_PAPER
+    _config_class = ExGRPOConfig
+
+    def __init__(self, model, reward_funcs=None, args: ExGRPOConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            model_name = model if isinstance(model, str) else model.config._name_or_path
+            args = self._config_class(f"{model_name.split('/')[-1]}-ExGRPO")
+        elif not isinstance(args, ExGRPOConfig):
+            raise TypeError(f"{type(self).__name__} needs an ExGRPOConfig, got {type(args).__name__}.")
+        if kwargs.get("rollout_func") is not None:
+            raise ValueError(
+                "ExGRPOTrainer injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
+                "supported. Leave rollout_func=None."
+            )
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        self.exgrpo_buffer = ExperienceBuffer(
+            max_prompts=self.args.exgrpo_max_buffer_prompts,
+            max_trajectories=self.args.exgrpo_max_trajectories_per_prompt,
+        )
+        self.exgrpo_phase = ExGRPOPhase(active=self.args.exgrpo_start_threshold is None)
+        self._checkpointed_state["exgrpo_buffer"] = self.exgrpo_buffer
+        self._checkpointed_state["exgrpo_phase"] = self.exgrpo_phase
+        self._exgrpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
+        self._exgrpo_injection = None  # {local row: trajectory}, consumed by _generate_single_turn
+
+    # ------------------------------------------------------------------ generation side
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._exgrpo_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        return rewards_per_func
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
+        completion_ids, logprobs = super()._generate_single_turn(
+            prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs
+        )
+        injection, self._exgrpo_injection = self._exgrpo_injection, None  # first call only (not tool turns)
+        if injection:
+            completion_ids = list(completion_ids)
+            for row, trajectory in injection.items():
+                completion_ids[row] = list(trajectory["ids"])
+                if logprobs is not None:
+                    logprobs[row] = list(trajectory["logps"])
+        return completion_ids, logprobs
+
+    def _exgrpo_select_trajectory(self, entry: dict) -> int:
+        """Index of the stored trajectory of `entry` with the lowest mean token entropy under the current policy (one
+        no-grad forward of all candidates, at the sampling temperature; ties: the first)."""
+        trajectories = entry["trajectories"]
+        if len(trajectories) == 1:
+            return 0
+        device = self.accelerator.device
+        pad = self._tokenizer.pad_token_id or 0
+        width = max(len(t["ids"]) for t in trajectories)
+        completion_ids = torch.full((len(trajectories), width), pad, dtype=torch.long, device=device)
+        completion_mask = torch.zeros((len(trajectories), width), dtype=torch.long, device=device)
+        for i, t in enumerate(trajectories):
+            completion_ids[i, : len(t["ids"])] = torch.tensor(t["ids"], device=device)
+            completion_mask[i, : len(t["ids"])] = 1
+        prompt = torch.tensor(entry["prompt_ids"], dtype=torch.long, device=device).expand(len(trajectories), -1)
+        input_ids = torch.cat([prompt, completion_ids], dim=1)
+        attention_mask = torch.cat([torch.ones_like(prompt), completion_mask], dim=1)
+        with torch.no_grad():
+            _, entropies, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                input_ids,
+                attention_mask,
+                width,
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )
+        return int(torch.argmin(mean_token_entropy(entropies.float(), completion_mask)).item())
+
+    def _exgrpo_plan_replays(self, inputs: list[dict]) -> tuple[list[dict], dict[int, dict], int]:
+        """Replaces groups of the local rows by buffered questions. Returns the new rows, {local group: chosen
+        trajectory} and the number of replayed groups over all processes."""
+        G = self.num_generations
+        local_groups = len(inputs) // G
+        per_process = int(self.args.exgrpo_replay_ratio * local_groups)
+        world = self.accelerator.num_processes
+        buckets = self.exgrpo_buffer.buckets()
+        if per_process == 0 or not buckets:
+            return inputs, {}, 0
+        # Identical on every process: same buffer, same seed.
+        generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.exgrpo_phase.draws)
+        self.exgrpo_phase.draws += 1
+        probs = exgrpo_bucket_weights(buckets.keys(), G, self.args.exgrpo_bucket_weighting)
+        chosen = sample_buffer_prompts(buckets, probs, per_process * world, generator)
+        mine = chosen[self.accelerator.process_index :: world]
+        inputs = list(inputs)
+        replays = {}
+        for group, pid in enumerate(mine):
+            entry = self.exgrpo_buffer.entries[pid]
+            trajectory = entry["trajectories"][self._exgrpo_select_trajectory(entry)]
+            for row in range(group * G, (group + 1) * G):
+                inputs[row] = dict(entry["row"])
+            replays[group] = trajectory
+        return inputs, replays, len(chosen)
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        G = self.num_generations
+        mixed = self.exgrpo_phase.active
+        replays, num_replayed = {}, 0
+        if mixed and self.args.exgrpo_replay_ratio > 0:
+            inputs, replays, num_replayed = self._exgrpo_plan_replays(inputs)
+        self._exgrpo_injection = {group * G: t for group, t in replays.items()} or None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._exgrpo_injection = None
+        rewards_per_func, self._exgrpo_rewards = self._exgrpo_rewards, None
+
+        device = self.accelerator.device
+        completion_ids = output["completion_ids"]
+        B, T = completion_ids.shape
+        replay = torch.zeros(B, dtype=torch.bool, device=device)
+        recorded = torch.zeros((B, T), dtype=torch.float32, device=device)
+        for group, trajectory in replays.items():
+            row = group * G
+            ids = trajectory["ids"][:T]
+            if completion_ids[row, : len(ids)].tolist() != ids:
+                raise RuntimeError("ExGRPO: the replayed trajectory was not injected into its row.")
+            replay[row] = True
+            recorded[row, : len(ids)] = torch.tensor(trajectory["logps"][:T], dtype=torch.float32, device=device)
+        output["exgrpo_replay"] = replay
+        output["exgrpo_recorded_logps"] = recorded
+        output["exgrpo_mixed"] = torch.tensor(float(mixed), device=device)  # 0-dim: copied into every chunk
+
+        correct = self._exgrpo_correct(rewards_per_func)
+        self._exgrpo_update_buffer(inputs, output, correct, replay)
+        if not self.exgrpo_phase.active and correct.float().mean().item() > self.args.exgrpo_start_threshold:
+            self.exgrpo_phase.active = True  # from the next generation batch on, for good
+
+        metrics = self._metrics["train"]
+        metrics["exgrpo/active"].append(float(mixed))
+        metrics["exgrpo/replay_frac"].append(num_replayed / (correct.numel() // G))
+        metrics["exgrpo/buffer_prompts"].append(float(len(self.exgrpo_buffer)))
+        metrics["exgrpo/retired"].append(float(len(self.exgrpo_buffer.retired)))
+        sizes = {k: len(v) for k, v in self.exgrpo_buffer.buckets().items()}
+        for k in range(G):
+            metrics[f"exgrpo/bucket_{k}"].append(float(sizes.get(k, 0)))
+        return output
+
+    def _exgrpo_correct(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        """(all processes' rows,) bool: weighted reward sum above the threshold (an unscored row is not correct)."""
+        weights = self.reward_weights.to(rewards_per_func.device)
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        unscored = torch.isnan(rewards_per_func).all(dim=1)
+        return (rewards > self.args.exgrpo_correct_threshold) & ~unscored
+
+    def _exgrpo_update_buffer(self, inputs, output, correct: torch.Tensor, replay: torch.Tensor) -> None:
+        """Builds this process's updates (one per local group), gathers them in process order and applies them all,
+        so every process ends with the same buffer."""
+        G = self.num_generations
+        B = output["completion_ids"].size(0)
+        local_groups = B // G
+        first_group = self.accelerator.process_index * local_groups
+        k_all = correct.view(-1, G).sum(dim=1).tolist()
+        correct_local = correct[self.accelerator.process_index * B : (self.accelerator.process_index + 1) * B]
+        column = self.args.exgrpo_prompt_id_column
+        pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
+        # Rows worth storing: correct, fresh, in a partially solved group of a non-retired question, non-empty mask.
+        lengths = output["completion_mask"].sum(dim=1).tolist()
+        store_rows = [
+            row
+            for row in range(B)
+            if 0 < k_all[first_group + row // G] < G
+            and pids[row // G] not in self.exgrpo_buffer.retired
+            and bool(correct_local[row])
+            and not bool(replay[row])
+            and lengths[row] > 0
+        ]
+        logps = None
+        if store_rows:
+            index = torch.tensor(store_rows, device=output["completion_ids"].device)
+            if output.get("old_per_token_logps") is not None:
+                logps = output["old_per_token_logps"][index]
+            else:
+                # Log-probs of the policy that generated them (the weights before this batch's update).
+                input_ids = torch.cat([output["prompt_ids"][index], output["completion_ids"][index]], dim=1)
+                attention_mask = torch.cat([output["prompt_mask"][index], output["completion_mask"][index]], dim=1)
+                with torch.no_grad():
+                    logps, _, _ = self._get_per_token_logps_and_entropies(
+                        self.model,
+                        input_ids,
+                        attention_mask,
+                        output["completion_ids"].size(1),
+                        batch_size=self.args.per_device_train_batch_size,
+                    )
+        by_group: dict[int, list] = {}
+        for i, row in enumerate(store_rows):
+            n = int(lengths[row])
+            by_group.setdefault(row // G, []).append(
+                (output["completion_ids"][row, :n].tolist(), logps[i, :n].float().tolist())
+            )
+        updates = []
+        for g in range(local_groups):
+            trajectories = by_group.get(g, [])
+            row = g * G
+            prompt_tokens = output["prompt_ids"][row][output["prompt_mask"][row].bool()].tolist()
+            updates.append(
+                {
+                    "pid": pids[g],
+                    "k": int(k_all[first_group + g]),
+                    "row": _json_safe(inputs[row]) if trajectories else None,
+                    "prompt_ids": prompt_tokens if trajectories else None,
+                    "trajectories": trajectories,
+                }
+            )
+        if self.accelerator.num_processes > 1:
+            updates = gather_object(updates)
+        for u in updates:
+            self.exgrpo_buffer.update(u["pid"], u["k"], G, u["row"], u["prompt_ids"], u["trajectories"])
+
+    # ------------------------------------------------------------------ loss side
+
+    def _exgrpo_advantages(self, inputs, entropies: torch.Tensor) -> torch.Tensor:
+        """Advantages used by the mixed-phase loss, (B,) or (B, T). Hook for combined trainers."""
+        return inputs["advantages"]
+
+    def _compute_loss(self, model, inputs):
+        # On-policy phase (and eval): TRL's loss, unchanged. The phase is the same on every process, so every process
+        # runs the same collectives.
+        if "exgrpo_mixed" not in inputs or not bool(inputs["exgrpo_mixed"]):
+            return super()._compute_loss(model, inputs)
+        return self._exgrpo_mixed_loss(model, dict(inputs))
+
+    def _exgrpo_mixed_loss(self, model, inputs):
+        mode = "train" if self.model.training else "eval"
+        if mode == "train":  # rollout accounting, as ZVPBaseTrainer._compute_loss does
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self._step % generate_every < self.args.steps_per_generation:
+                self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        per_token_logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled,
+            pixel_values=inputs.get("pixel_values"),
+            image_grid_thw=inputs.get("image_grid_thw"),
+            num_images=inputs.get("num_images"),
+            pixel_attention_mask=inputs.get("pixel_attention_mask"),
+            spatial_shapes=inputs.get("spatial_shapes"),
+            num_tiles=inputs.get("num_tiles"),
+            image_sizes=inputs.get("image_sizes"),
+            token_type_ids=inputs.get("token_type_ids"),
+            mm_token_type_ids=inputs.get("mm_token_type_ids"),
+            image_position_ids=inputs.get("image_position_ids"),
+        )
+        advantages = self._exgrpo_advantages(inputs, entropies)
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1)
+        old_per_token_logps = inputs.get("old_per_token_logps")
+        old_per_token_logps = per_token_logps.detach() if old_per_token_logps is None else old_per_token_logps
+        replay = inputs["exgrpo_replay"].bool().unsqueeze(1)
+
+        # Fresh tokens: TRL's clipped surrogate (or the plain ratio with exgrpo_unclip_fresh).
+        coef_1 = torch.exp(per_token_logps - old_per_token_logps)
+        if self.args.exgrpo_unclip_fresh:
+            fresh_loss = -coef_1 * advantages
+        else:
+            coef_2 = torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)
+            if self.args.delta is not None:
+                coef_1 = torch.clamp(coef_1, max=self.args.delta)
+            fresh_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+        # Replayed tokens: shaped, unclipped ratio against the log-probs recorded at collection time.
+        replay_ratio = torch.exp(per_token_logps - inputs["exgrpo_recorded_logps"])
+        replay_loss = -policy_shaping(replay_ratio, self.args.exgrpo_shaping_beta) * advantages
+        per_token_loss = torch.where(replay, replay_loss, fresh_loss)
+
+        if self.use_vllm and self.vllm_importance_sampling_correction:
+            # The vLLM/trainer mismatch correction applies to freshly sampled tokens only.
+            is_ratio = inputs["importance_sampling_ratio"]
+            per_token_loss = per_token_loss * torch.where(replay, torch.ones_like(is_ratio), is_ratio)
+        if self.beta != 0.0:
+            ref = inputs["ref_per_token_logps"]
+            per_token_kl = torch.exp(ref - per_token_logps) - (ref - per_token_logps) - 1
+            if self.args.use_bias_correction_kl:
+                per_token_kl = per_token_kl * torch.exp(per_token_logps - old_per_token_logps)
+            per_token_loss = per_token_loss + self.beta * per_token_kl
+
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        if self.loss_type == "grpo":
+            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+        elif self.loss_type == "bnpo":
+            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+        elif self.loss_type == "dr_grpo":
+            loss = (per_token_loss * mask).sum() / (per_token_loss.size(0) * self.max_completion_length)
+            loss = loss / accumulation
+        elif self.loss_type == "dapo":
+            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            loss = (per_token_loss * mask).sum() / normalizer
+        else:
+            raise ValueError(f"ExGRPOTrainer does not support loss_type={self.loss_type!r}.")
+
+        if self._entropy_bonus_enabled:  # static coefficient only (ExGRPOConfig rejects the adaptive one)
+            loss = loss - self.entropy_coef * (entropies * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
+
+        def global_masked_mean(x, m):
+            m = m.to(x.dtype)
+            totals = self.accelerator.reduce(torch.stack([(x * m).sum(), m.sum()]).detach(), reduction="sum")
+            return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
+
+        fresh_mask = mask * (~replay).to(mask.dtype)
+        replay_mask = mask * replay.to(mask.dtype)
+        metrics = self._metrics[mode]
+        metrics["entropy"].append(global_masked_mean(entropies, mask))
+        if self.beta != 0.0:
+            metrics["kl"].append(global_masked_mean(per_token_kl, mask))
+        ratio = torch.exp(per_token_logps - old_per_token_logps).detach()
+        clipped = ((ratio < 1 - self.epsilon_low) & (advantages < 0)) | (
+            (ratio > 1 + self.epsilon_high) & (advantages > 0)
+        )
+        metrics["clip_ratio/region_mean"].append(global_masked_mean(clipped.float(), fresh_mask))
+        metrics["exgrpo/replay_ratio_mean"].append(global_masked_mean(replay_ratio.detach(), replay_mask))
+        return loss
+
+
+class ExGRPORLZVPTrainer(ExGRPOTrainer, RLZVPTrainer):
+    """
+    ExGRPO's experience replay with RL-ZVP's entropy-guided advantages for zero-variance groups.
+
+    RL-ZVP shapes the advantages of the fresh rows of zero-variance groups (decided on the whole group's rewards,
+    replayed trajectory included); a replayed row keeps its ExGRPO treatment (Dr.GRPO advantage with the shaped,
+    unclipped ratio). In the on-policy phase the loss is RL-ZVP's; in the mixed phase it is ExGRPO's mixed loss with
+    RL-ZVP's token advantages. `args` is an [`ExGRPORLZVPConfig`]; the model card cites both papers.
+    """
+
+    _tag_names = ["trl", "exgrpo", "rl-zvp"]
+    _name = "ExGRPO + RL-ZVP"
+    _paper = {**EXGRPO_PAPER, "citation": EXGRPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
+    _config_class = ExGRPORLZVPConfig
+
+    def __init__(self, model, reward_funcs=None, args: ExGRPORLZVPConfig | None = None, *pargs, **kwargs):
+        if args is not None and not isinstance(args, ExGRPORLZVPConfig):
+            raise TypeError(f"ExGRPORLZVPTrainer needs an ExGRPORLZVPConfig, got {type(args).__name__}.")
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if "exgrpo_replay" in output:
+            signs = output["zvp_signs"]
+            output["zvp_signs"] = torch.where(output["exgrpo_replay"], torch.zeros_like(signs), signs)
+        return output
+
+    def _exgrpo_advantages(self, inputs, entropies: torch.Tensor) -> torch.Tensor:
+        return self._token_advantages(inputs, entropies)
