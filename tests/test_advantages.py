@@ -83,3 +83,11 @@ def test_rl_zvp_rejects_mismatched_shapes():
         rl_zvp_token_advantages(advantages, signs, entropies, mask[:, :2])
     with pytest.raises(ValueError, match="zv_signs"):
         rl_zvp_token_advantages(advantages, signs[:3], entropies, mask)
+
+
+def test_scalar_rewards_weighted_nansum_with_unscored_rows_nan():
+    from zvp_trl.advantages import scalar_rewards
+
+    rewards_per_func = torch.tensor([[1.0, 0.5], [float("nan"), 1.0], [float("nan"), float("nan")]])
+    out = scalar_rewards(rewards_per_func, torch.tensor([2.0, 1.0]))
+    assert out[:2].tolist() == [2.5, 1.0] and torch.isnan(out[2])

@@ -11,6 +11,17 @@ RL-ZVP gives such a group token-level advantages built from the current policy's
 import torch
 
 
+def scalar_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """TRL's scalar reward per row (`sum_then_normalize`): the weighted `nansum` over reward functions, `(B,)`.
+
+    A row that every reward function left unscored (all NaN) is NaN, so that the zero-variance rules treat its group as
+    not zero-variance and no rule counts it as correct.
+    """
+    rewards = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    return rewards
+
+
 def zero_variance_signs(
     rewards: torch.Tensor, num_generations: int, correct_threshold: float = 0.0, atol: float = 1e-6
 ) -> torch.Tensor:

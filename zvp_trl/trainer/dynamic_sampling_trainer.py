@@ -6,7 +6,7 @@ import textwrap
 import torch
 from datasets import IterableDataset
 
-from ..advantages import zero_variance_signs
+from ..advantages import scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
 
@@ -239,9 +239,7 @@ class GRPODSTrainer(ZVPBaseTrainer):
     def _group_signs(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         """`(global groups,)` zero-variance signs from TRL's gathered reward matrix, with TRL's scalar reward (weighted
         nansum; NaN when every function left the row unscored, which makes the group non-zero-variance)."""
-        weights = self.reward_weights.to(rewards_per_func.device)
-        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
         signs = zero_variance_signs(
             rewards, self.num_generations, self._correct_threshold(), self.args.ds_zero_variance_atol
         )

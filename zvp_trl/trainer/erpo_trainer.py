@@ -6,7 +6,7 @@ import torch
 from accelerate.utils import gather_object
 from transformers import LogitsProcessorList
 
-from ..advantages import zero_variance_signs
+from ..advantages import scalar_rewards, zero_variance_signs
 from ..erpo import PromptTemperatureHistory
 from ..per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -139,10 +139,8 @@ class ERPOTrainer(ZVPBaseTrainer):
                     "The rows of one group carry different prompt ids; erpo_prompt_id_column must be constant across "
                     "the copies of a prompt."
                 )
-        weights = self.reward_weights.to(rewards_per_func.device)
-        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        unscored = torch.isnan(rewards_per_func).all(dim=1)
-        correct = (rewards > self.args.erpo_correct_threshold) & ~unscored
+        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
+        correct = rewards > self.args.erpo_correct_threshold  # NaN (unscored) compares False: never correct
         num_correct = correct.view(-1, num_generations).sum(dim=1).tolist()
         base = self.erpo_history.base
         sampled_at = self.erpo_history.update(group_ids, num_correct, num_generations)
@@ -163,7 +161,6 @@ class ERPOTrainer(ZVPBaseTrainer):
         metrics["erpo/num_elevated_prompts"].append(float(len(self.erpo_history.temperatures)))
 
         if self.args.erpo_ra_advantage > 0:
-            rewards[unscored] = torch.nan
             signs = zero_variance_signs(rewards, num_generations, self.args.erpo_correct_threshold)
             rows = output["prompt_ids"].size(0)
             start = self.accelerator.process_index * rows

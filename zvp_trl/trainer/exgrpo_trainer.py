@@ -5,6 +5,7 @@ import textwrap
 import torch
 from accelerate.utils import gather_object
 
+from ..advantages import scalar_rewards
 from ..exgrpo import (
     ExperienceBuffer,
     exgrpo_bucket_weights,
@@ -230,10 +231,8 @@ class ExGRPOTrainer(ZVPBaseTrainer):
 
     def _exgrpo_correct(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         """(all processes' rows,) bool: weighted reward sum above the threshold (an unscored row is not correct)."""
-        weights = self.reward_weights.to(rewards_per_func.device)
-        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        unscored = torch.isnan(rewards_per_func).all(dim=1)
-        return (rewards > self.args.exgrpo_correct_threshold) & ~unscored
+        # NaN (unscored) compares False: never correct.
+        return scalar_rewards(rewards_per_func, self.reward_weights) > self.args.exgrpo_correct_threshold
 
     def _exgrpo_update_buffer(self, inputs, output, correct: torch.Tensor, replay: torch.Tensor) -> None:
         """Builds this process's updates (one per local group), gathers them in process order and applies them all,

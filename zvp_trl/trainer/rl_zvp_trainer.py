@@ -3,7 +3,7 @@ import textwrap
 
 import torch
 
-from ..advantages import masked_row_max, rl_zvp_token_advantages, zero_variance_signs
+from ..advantages import masked_row_max, rl_zvp_token_advantages, scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 
@@ -64,9 +64,7 @@ class RLZVPTrainer(ZVPBaseTrainer):
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         # Same scalar reward as TRL's sum_then_normalize; a row that every reward function left unscored is NaN,
         # which makes its group non-zero-variance (it keeps GRPO's advantage).
-        weights = self.reward_weights.to(rewards_per_func.device)
-        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
         signs = zero_variance_signs(
             rewards, num_generations, self.args.zvp_correct_threshold, self.args.zvp_zero_variance_atol
         )
