@@ -52,3 +52,9 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # Tear the gloo group down explicitly: leaving it to interpreter exit has aborted a rank (SIGABRT) after training.
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
