@@ -15,6 +15,7 @@ from zvp_trl.exgrpo import (
     exgrpo_bucket_weights,
     mean_token_entropy,
     policy_shaping,
+    replacements_for_retired,
     sample_bucket_counts,
     sample_buffer_prompts,
 )
@@ -113,6 +114,32 @@ def test_buffer_collect_move_retire_dedup_and_bounds():
     assert other.state_dict() == buf.state_dict() and other.retired == {"p"}
 
 
+def test_replacements_for_retired_by_hand():
+    import random
+
+    batch = ["a", "r1", "b", "r2"]
+    dataset = ["a", "b", "c", "r1", "d", "r2", "e"]
+    picks = replacements_for_retired(batch, {"r1", "r2"}, dataset, random.Random(0))
+    assert sorted(picks) == [1, 3]  # the retired groups, and only them
+    assert {dataset[i] for i in picks.values()} <= {"c", "d", "e"}  # neither retired nor already in the batch
+    assert len(set(picks.values())) == 2  # without replacement
+    assert picks == replacements_for_retired(batch, {"r1", "r2"}, dataset, random.Random(0))  # seeded
+    assert replacements_for_retired(["a", "b"], {"r1"}, dataset, random.Random(0)) == {}
+    # Not enough candidates left: as many as there are, the other retired group keeps its question.
+    assert len(replacements_for_retired(batch, {"r1", "r2", "c", "d"}, dataset, random.Random(0))) == 1
+
+
+def test_dataset_prompt_ids_match_row_ids():
+    from zvp_trl.prompt_ids import dataset_prompt_ids, prompt_id
+
+    dataset = Dataset.from_dict({"prompt": ["x", "y"], "uid": [7, 9]})
+    assert dataset_prompt_ids(dataset) == [prompt_id(row) for row in dataset]
+    assert dataset_prompt_ids(dataset, "uid") == ["7", "9"]
+    assert dataset_prompt_ids([{"prompt": "x"}]) == [prompt_id({"prompt": "x"})]  # a plain list of rows
+    with pytest.raises(KeyError, match="'id'"):
+        dataset_prompt_ids(dataset, "id")
+
+
 def test_config_validation_and_defaults(tmp_path):
     config = ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8, num_generations=G)
     assert (config.loss_type, config.scale_rewards, config.exgrpo_replay_ratio) == ("dr_grpo", "none", 0.5)
@@ -120,6 +147,10 @@ def test_config_validation_and_defaults(tmp_path):
         ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_replay_ratio=1.0)
     with pytest.raises(ValueError, match="loss_type"):
         ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, loss_type="cispo")
+    with pytest.raises(ValueError, match="exgrpo_question_selection"):
+        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_question_selection="uniform")
+    with pytest.raises(ValueError, match="exgrpo_trajectory_selection"):
+        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_trajectory_selection="lowest")
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -179,10 +210,14 @@ def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
             _, ent = hand_logps_and_entropies(model, ids, torch.ones_like(ids), len(t))
             expected.append(ent.mean().item())
     assert len(set(expected)) == len(expected)
-    assert trainer._exgrpo_select_trajectory(entry) == min(range(4), key=expected.__getitem__)
+    generator = torch.Generator().manual_seed(0)
+    assert trainer._exgrpo_select_trajectory(entry, generator) == min(range(4), key=expected.__getitem__)
     # Reversing the candidates must follow the entropies, not the position.
     entry["trajectories"].reverse()
-    assert trainer._exgrpo_select_trajectory(entry) == 3 - min(range(4), key=expected.__getitem__)
+    assert trainer._exgrpo_select_trajectory(entry, generator) == 3 - min(range(4), key=expected.__getitem__)
+    # The "w/o trajectory selection" ablation draws uniformly: every candidate comes up.
+    trainer.args.exgrpo_trajectory_selection = "random"
+    assert {trainer._exgrpo_select_trajectory(entry, generator) for _ in range(64)} == {0, 1, 2, 3}
 
 
 def loss_inputs(trainer, replay, recorded, advantages):
@@ -306,6 +341,59 @@ def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
     assert retired not in trainer.exgrpo_buffer
     assert len(trainer.exgrpo_buffer) >= 1
     assert all(e["k"] == 2 for e in trainer.exgrpo_buffer.entries.values())
+
+
+def test_random_question_selection_draws_uniformly_from_the_whole_buffer(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, exgrpo_question_selection="random")
+    # 6 questions in bucket 1 and 1 in bucket 2 (G = 4); bucket weighting would favour neither this way.
+    for i in range(7):
+        k = 1 if i < 6 else 2
+        trainer.exgrpo_buffer.update(f"q{i}", k, G, {"prompt": f"P{i}"}, [3, 4], [([5, 6], [-1.0, -1.0])])
+    rows = [{"prompt": f"fresh{g}"} for g in range(4) for _ in range(G)]  # 4 local groups: 2 are replaced
+    counts = {}
+    for _ in range(300):
+        new_rows, replays, n = trainer._exgrpo_plan_replays(rows)
+        assert n == 2 and sorted(replays) == [0, 1]
+        replayed = [new_rows[g * G]["prompt"] for g in replays]
+        assert len(set(replayed)) == 2  # without replacement
+        for prompt in replayed:
+            counts[prompt] = counts.get(prompt, 0) + 1
+    # Uniform: each of the 7 questions is drawn with probability 2/7 per batch (about 86 of 300 times).
+    assert set(counts) == {f"P{i}" for i in range(7)}
+    assert all(50 <= c <= 125 for c in counts.values()), counts
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_retired_question_is_not_rolled_out_again(tiny_model_path, tmp_path, exclude):
+    seen = []
+
+    def reward(completions, prompts, **kwargs):
+        seen.append(sorted(set(prompts)))
+        # "Q: 0+1" is always solved (retired after its first group); the others half of the time.
+        return [1.0 if p.startswith("Q: 0+") else float(i % 2 == 0) for i, p in enumerate(prompts)]
+
+    # 8 prompts, 2 per step, in dataset order: "Q: 0+1" is drawn at steps 1 and 5 (the next epoch).
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        reward,
+        max_steps=6,
+        shuffle_dataset=False,
+        exgrpo_replay_ratio=0.0,
+        exgrpo_exclude_retired=exclude,
+    )
+    trainer.train()
+    solved = "Q: 0+1=?\nA:"
+    assert solved in seen[0]
+    assert all(len(prompts) == 2 for prompts in seen)
+    redrawn = [h["exgrpo/retired_redrawn"] for h in trainer.state.log_history if "exgrpo/retired_redrawn" in h]
+    if exclude:
+        assert all(solved not in prompts for prompts in seen[1:])
+        assert redrawn == [0, 0, 0, 0, 1, 0]
+        assert solved not in seen[4] and len(seen[4]) == 2  # step 5 rolled out a replacement instead
+    else:
+        assert solved in seen[4]
+        assert sum(redrawn) == 0
 
 
 def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):

@@ -6,11 +6,13 @@
 - `policy_shaping`: the shaping `f(w) = w / (w + beta)` applied to the importance ratio of replayed tokens.
 - `sample_bucket_counts` / `sample_buffer_prompts`: how many questions each bucket gives to a batch (multinomial,
   overflow redistributed) and which ones (without replacement within a bucket).
+- `replacements_for_retired`: fresh questions that stand in for retired ones drawn by the dataset sampler.
 - `mean_token_entropy`: the trajectory-selection criterion (mean over the valid tokens of a trajectory).
 - `ExperienceBuffer`: the replicated, bounded, JSON-checkpointable store of correct trajectories.
 """
 
 import math
+import random
 from collections import OrderedDict
 
 import torch
@@ -93,6 +95,21 @@ def sample_buffer_prompts(
             order = torch.randperm(sizes[k], generator=generator)[: counts[k]].tolist()
             chosen.extend(buckets[k][i] for i in order)
     return chosen
+
+
+def replacements_for_retired(
+    group_pids: list[str], retired: set[str], dataset_pids: list[str], rng: random.Random
+) -> dict[int, int]:
+    """`{group position: dataset index}` for the groups of `group_pids` whose question is in `retired`: dataset
+    questions that are neither retired nor already in the batch, drawn uniformly without replacement with `rng`.
+    Fewer (possibly none) when not enough such questions remain; the groups left out keep their question."""
+    retired_groups = [g for g, pid in enumerate(group_pids) if pid in retired]
+    if not retired_groups:
+        return {}
+    in_batch = set(group_pids)
+    candidates = [i for i, pid in enumerate(dataset_pids) if pid not in retired and pid not in in_batch]
+    picks = rng.sample(candidates, min(len(retired_groups), len(candidates)))
+    return dict(zip(retired_groups, picks))
 
 
 def mean_token_entropy(entropies: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -29,3 +29,21 @@ def prompt_id(row: dict, column: str | None = None) -> str:
     if "prompt" not in row:
         raise KeyError(f"The dataset row has no 'prompt' column (columns: {', '.join(sorted(row))}).")
     return prompt_content_id(row["prompt"])
+
+
+def dataset_prompt_ids(dataset, column: str | None = None) -> list[str]:
+    """The id of every row of a map-style dataset, in index order (one column read, not a row-by-row scan, for a
+    🤗 `datasets.Dataset`)."""
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(
+            f"Per-prompt ids of every dataset row need a map-style dataset (with __len__ and __getitem__), got "
+            f"{type(dataset).__name__}."
+        )
+    name = "prompt" if column is None else column
+    column_names = getattr(dataset, "column_names", None)
+    if column_names is not None:
+        if name not in column_names:
+            raise KeyError(f"The dataset has no {name!r} column (columns: {', '.join(sorted(column_names))}).")
+        values = dataset[name]
+        return [str(v) if column is not None else prompt_content_id(v) for v in values]
+    return [prompt_id(dataset[i], column) for i in range(len(dataset))]

@@ -43,6 +43,20 @@ class ExGRPOConfig(ZVPBaseConfig):
             A completion counts as correct when its (weighted, summed) reward is above this value.
         exgrpo_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
             Dataset column that identifies a question in the buffer. `None`: a hash of the prompt's content.
+        exgrpo_exclude_retired (`bool`, *optional*, defaults to `True`):
+            Retired questions (a group came back all correct) are not rolled out again as fresh prompts: a fresh group
+            whose question is retired is replaced, before generation, by a question drawn uniformly without
+            replacement from the non-retired questions of `train_dataset` (seeded by `seed`, the step and the
+            process, so a resumed run draws the same ones). The official code drops them from its sampler from the
+            next epoch on; with one draw per question per epoch the two coincide except that a replacement may
+            repeat a question drawn elsewhere in the epoch. When every question is retired the drawn ones are kept.
+            Needs a map-style `train_dataset`. `False`: retired questions stay in TRL's sampling.
+        exgrpo_question_selection (`str`, *optional*, defaults to `"bucket"`):
+            How buffered questions are chosen: `"bucket"` (Gaussian bucket weights, the method) or `"random"`
+            (uniform over the buffer; the paper's "w/o question selection" ablation).
+        exgrpo_trajectory_selection (`str`, *optional*, defaults to `"entropy"`):
+            Which stored trajectory of a chosen question is replayed: `"entropy"` (lowest mean token entropy under
+            the current policy, the method) or `"random"` (the "w/o trajectory selection" ablation).
         exgrpo_max_buffer_prompts (`int` or `None`, *optional*, defaults to `10000`):
             Most questions the buffer holds; beyond it the least recently updated question is evicted. `None`:
             unbounded.
@@ -88,6 +102,24 @@ class ExGRPOConfig(ZVPBaseConfig):
         default=None,
         metadata={"help": "Dataset column identifying a question in the buffer (None: hash of the prompt content)."},
     )
+    exgrpo_exclude_retired: bool = field(
+        default=True,
+        metadata={"help": "Replace fresh groups of retired questions by non-retired ones from train_dataset."},
+    )
+    exgrpo_question_selection: str = field(
+        default="bucket",
+        metadata={
+            "help": "Buffered question choice: 'bucket' (Gaussian bucket weights) or 'random' (ablation).",
+            "choices": ["bucket", "random"],
+        },
+    )
+    exgrpo_trajectory_selection: str = field(
+        default="entropy",
+        metadata={
+            "help": "Replayed trajectory choice: 'entropy' (lowest mean entropy) or 'random' (ablation).",
+            "choices": ["entropy", "random"],
+        },
+    )
     exgrpo_max_buffer_prompts: int | None = field(
         default=10000,
         metadata={"help": "Most questions in the buffer (least recently updated evicted first); None: unbounded."},
@@ -109,6 +141,12 @@ class ExGRPOConfig(ZVPBaseConfig):
                 f"exgrpo_bucket_weighting must be one of {', '.join(BUCKET_WEIGHTINGS)}, got "
                 f"{self.exgrpo_bucket_weighting!r}."
             )
+        for name, value, choices in (
+            ("exgrpo_question_selection", self.exgrpo_question_selection, ("bucket", "random")),
+            ("exgrpo_trajectory_selection", self.exgrpo_trajectory_selection, ("entropy", "random")),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
         for name in ("exgrpo_max_buffer_prompts", "exgrpo_max_trajectories_per_prompt"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -1,6 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import json
+import random
 import textwrap
+import warnings
 
 import torch
 from accelerate.utils import gather_object
@@ -11,9 +13,10 @@ from ..exgrpo import (
     exgrpo_bucket_weights,
     mean_token_entropy,
     policy_shaping,
+    replacements_for_retired,
     sample_buffer_prompts,
 )
-from ..prompt_ids import prompt_id
+from ..prompt_ids import dataset_prompt_ids, prompt_id
 from .base import ZVPBaseTrainer
 from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer
@@ -65,8 +68,9 @@ class ExGRPOTrainer(ZVPBaseTrainer):
       process holds the same buffer): a question whose group has `0 < k < G` correct completions enters the buffer with
       its correct completions (token ids and their log-probs under the policy that generated them, recomputed before
       the update); a buffered question moves to bucket `k` (its latest `k`, including `k = 0`); a question with all
-      `G` correct is retired (removed, never buffered again). Retired questions are **not** removed from TRL's dataset
-      sampler: they can still be drawn as fresh on-policy prompts.
+      `G` correct is retired (removed, never buffered again). With `exgrpo_exclude_retired` (default) a retired
+      question is not rolled out again: a fresh group the dataset sampler draws for it is replaced, before generation,
+      by a non-retired question of `train_dataset`.
     - **Delayed start**: on-policy training until a generation batch's fraction of correct completions is above
       `exgrpo_start_threshold`, then the mixed phase for good.
     - **Mixed batches**: on each process, `floor(exgrpo_replay_ratio * groups)` prompt groups are replaced by buffered
@@ -106,6 +110,15 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         self.exgrpo_phase = ExGRPOPhase(active=self.args.exgrpo_start_threshold is None)
         self._checkpointed_state["exgrpo_buffer"] = self.exgrpo_buffer
         self._checkpointed_state["exgrpo_phase"] = self.exgrpo_phase
+        self._exgrpo_dataset_pids = None  # prompt id of every train_dataset row, built at the first retirement
+        if self.args.exgrpo_exclude_retired and not (
+            hasattr(self.train_dataset, "__len__") and hasattr(self.train_dataset, "__getitem__")
+        ):
+            raise ValueError(
+                "exgrpo_exclude_retired=True replaces retired questions by other train_dataset rows, which needs a "
+                f"map-style train_dataset (got {type(self.train_dataset).__name__}). Pass a map-style dataset or set "
+                "exgrpo_exclude_retired=False."
+            )
         self._exgrpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._exgrpo_injection = None  # {local row: trajectory}, consumed by _generate_single_turn
 
@@ -129,12 +142,15 @@ class ExGRPOTrainer(ZVPBaseTrainer):
                     logprobs[row] = list(trajectory["logps"])
         return completion_ids, logprobs
 
-    def _exgrpo_select_trajectory(self, entry: dict) -> int:
+    def _exgrpo_select_trajectory(self, entry: dict, generator: torch.Generator) -> int:
         """Index of the stored trajectory of `entry` with the lowest mean token entropy under the current policy (one
-        no-grad forward of all candidates, at the sampling temperature; ties: the first)."""
+        no-grad forward of all candidates, at the sampling temperature; ties: the first); a uniform draw with
+        `exgrpo_trajectory_selection="random"`."""
         trajectories = entry["trajectories"]
         if len(trajectories) == 1:
             return 0
+        if self.args.exgrpo_trajectory_selection == "random":
+            return int(torch.randint(len(trajectories), (1,), generator=generator).item())
         device = self.accelerator.device
         pad = self._tokenizer.pad_token_id or 0
         width = max(len(t["ids"]) for t in trajectories)
@@ -170,24 +186,61 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         # Identical on every process: same buffer, same seed.
         generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.exgrpo_phase.draws)
         self.exgrpo_phase.draws += 1
-        probs = exgrpo_bucket_weights(buckets.keys(), G, self.args.exgrpo_bucket_weighting)
-        chosen = sample_buffer_prompts(buckets, probs, per_process * world, generator)
+        if self.args.exgrpo_question_selection == "random":  # ablation: uniform over the buffered questions
+            pool = [pid for k in sorted(buckets) for pid in buckets[k]]
+            order = torch.randperm(len(pool), generator=generator)[: per_process * world].tolist()
+            chosen = [pool[i] for i in order]
+        else:
+            probs = exgrpo_bucket_weights(buckets.keys(), G, self.args.exgrpo_bucket_weighting)
+            chosen = sample_buffer_prompts(buckets, probs, per_process * world, generator)
         mine = chosen[self.accelerator.process_index :: world]
         inputs = list(inputs)
         replays = {}
         for group, pid in enumerate(mine):
             entry = self.exgrpo_buffer.entries[pid]
-            trajectory = entry["trajectories"][self._exgrpo_select_trajectory(entry)]
+            trajectory = entry["trajectories"][self._exgrpo_select_trajectory(entry, generator)]
             for row in range(group * G, (group + 1) * G):
                 inputs[row] = dict(entry["row"])
             replays[group] = trajectory
         return inputs, replays, len(chosen)
+
+    def _exgrpo_replace_retired(self, inputs: list[dict]) -> tuple[list[dict], int]:
+        """Replaces this process's fresh groups of retired questions by non-retired `train_dataset` rows. The draw is
+        seeded by `seed`, the global step and the process index (a resumed run draws the same rows). Returns the rows
+        and the number of groups replaced on this process."""
+        retired = self.exgrpo_buffer.retired
+        if not self.args.exgrpo_exclude_retired or not retired:
+            return inputs, 0
+        G = self.num_generations
+        column = self.args.exgrpo_prompt_id_column
+        group_pids = [prompt_id(inputs[g * G], column) for g in range(len(inputs) // G)]
+        if not any(pid in retired for pid in group_pids):
+            return inputs, 0
+        if self._exgrpo_dataset_pids is None:
+            self._exgrpo_dataset_pids = dataset_prompt_ids(self.train_dataset, column)
+        rng = random.Random(
+            f"zvp-exgrpo-fresh-{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}"
+        )
+        replacements = replacements_for_retired(group_pids, retired, self._exgrpo_dataset_pids, rng)
+        if len(replacements) < sum(pid in retired for pid in group_pids):
+            warnings.warn(
+                "ExGRPO: fewer non-retired questions are left in train_dataset than retired ones were drawn; the "
+                "remaining retired questions are rolled out again.",
+                stacklevel=2,
+            )
+        inputs = list(inputs)
+        for group, index in replacements.items():
+            row = self.train_dataset[index]
+            for r in range(group * G, (group + 1) * G):
+                inputs[r] = dict(row)
+        return inputs, len(replacements)
 
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
         G = self.num_generations
         mixed = self.exgrpo_phase.active
+        inputs, num_fresh_replaced = self._exgrpo_replace_retired(inputs)
         replays, num_replayed = {}, 0
         if mixed and self.args.exgrpo_replay_ratio > 0:
             inputs, replays, num_replayed = self._exgrpo_plan_replays(inputs)
@@ -224,6 +277,8 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         metrics["exgrpo/replay_frac"].append(num_replayed / (correct.numel() // G))
         metrics["exgrpo/buffer_prompts"].append(float(len(self.exgrpo_buffer)))
         metrics["exgrpo/retired"].append(float(len(self.exgrpo_buffer.retired)))
+        replaced = torch.tensor(float(num_fresh_replaced), device=device)
+        metrics["exgrpo/retired_redrawn"].append(self.accelerator.reduce(replaced, reduction="sum").item())
         sizes = {k: len(v) for k, v in self.exgrpo_buffer.buckets().items()}
         for k in range(G):
             metrics[f"exgrpo/bucket_{k}"].append(float(sizes.get(k, 0)))
