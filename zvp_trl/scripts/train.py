@@ -314,7 +314,10 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
 
     before = _heldout_accuracy(trainer, heldout, script_args)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "last"):
+        resume = True  # the last complete checkpoint of output_dir (incomplete ones, from a crash, are skipped)
+    trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - start
     after = _heldout_accuracy(trainer, heldout, script_args)
 

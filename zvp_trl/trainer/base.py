@@ -18,10 +18,8 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
+from ..checkpoints import STATE_FILE, last_complete_checkpoint
 from .base_config import GRPOBaselineConfig
-
-
-STATE_FILE = "zvp_state.json"
 
 
 class RolloutCounter:
@@ -87,6 +85,20 @@ class ZVPBaseTrainer(GRPOTrainer):
         if max_rollouts is not None:
             self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts))
 
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
+        `output_dir` (see `zvp_trl.checkpoints`), so a run killed while saving resumes from the one before."""
+        if resume_from_checkpoint is True:
+            checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True, but {self.args.output_dir} holds no complete checkpoint "
+                    "(checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint path, or None "
+                    "to start from scratch."
+                )
+            resume_from_checkpoint = checkpoint
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
     def _get_train_sampler(self, dataset=None):
         sampler = super()._get_train_sampler(dataset)
         if type(sampler) is RepeatSampler:
@@ -140,9 +152,15 @@ class ZVPBaseTrainer(GRPOTrainer):
             )
         with open(path) as f:
             state = json.load(f)
+        missing = sorted(set(self._checkpointed_state) - set(state))
+        if missing:
+            raise ValueError(
+                f"{path} has no {', '.join(missing)} state: the checkpoint was written by a different algorithm "
+                f"(its state holds {', '.join(sorted(state))}). Resume with the trainer that wrote it, or start a new "
+                "run from its model weights (model_name_or_path) instead of resuming."
+            )
         for name, obj in self._checkpointed_state.items():
-            if name in state:
-                obj.load_state_dict(state[name])
+            obj.load_state_dict(state[name])
 
 
 class GRPOBaselineTrainer(ZVPBaseTrainer):

@@ -1,0 +1,96 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Run by tests/test_resume.py in a subprocess: one training of `--algorithm`, optionally SIGKILLed partway.
+
+--kill_at STEP --kill_in generation : the process kills itself (SIGKILL) while scoring the completions of optimizer
+                                      step STEP, i.e. mid-step, after checkpoint-(STEP-1) was saved.
+--kill_at STEP --kill_in save       : it kills itself while saving checkpoint-STEP, after the model weights were
+                                      written and before the optimizer, RNG, zvp_state.json and trainer_state.json.
+--resume                            : resumes with resume_from_checkpoint=True (the last complete checkpoint).
+--reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
+                                      so both runs share the process's thread settings.
+"""
+
+import argparse
+import os
+import signal
+
+import torch
+from datasets import Dataset
+
+from zvp_trl.algorithms import get_algorithm
+
+
+ALGORITHM_OVERRIDES = {
+    "exgrpo": {"exgrpo_start_threshold": None},
+    "exgrpo_rl_zvp": {"exgrpo_start_threshold": None},
+    "greso": {"greso_adapt_from_epoch": 0},
+}
+
+
+def reward(completions, prompts, completion_ids, trainer_state, **kwargs):
+    if KILL["in"] == "generation" and trainer_state.global_step == KILL["at"] - 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    values = []
+    for prompt, ids in zip(prompts, completion_ids):
+        n = int(prompt.split(":")[1].split("+")[0])
+        # Prompts 0, 4: always solved; 1, 5: never; the others: depends on the sampled tokens.
+        values.append({0: 1.0, 1: 0.0}.get(n % 4, float(sum(ids) % 2 == 0)))
+    return values
+
+
+KILL = {"in": None, "at": None}
+
+
+def train(algorithm: str, model: str, output_dir: str, max_steps: int, resume: bool):
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    args = config_class(
+        output_dir=output_dir,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=max_steps,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        seed=0,
+        **ALGORITHM_OVERRIDES.get(algorithm, {}),
+    )
+    dataset = Dataset.from_dict({"prompt": [f"Q:{i}+1=?\nA:" for i in range(8)]})
+    trainer = trainer_class(model=model, reward_funcs=reward, args=args, train_dataset=dataset)
+    if KILL["in"] == "save":
+        save = trainer._save_optimizer_and_scheduler
+
+        def save_or_die(output_dir):
+            if trainer.state.global_step == KILL["at"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return save(output_dir)
+
+        trainer._save_optimizer_and_scheduler = save_or_die
+    trainer.train(resume_from_checkpoint=True if resume else None)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--algorithm", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--max_steps", type=int, default=6)
+    parser.add_argument("--kill_at", type=int)
+    parser.add_argument("--kill_in", choices=["generation", "save"])
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--reference")
+    cli = parser.parse_args()
+    torch.set_num_threads(1)  # every run of a comparison computes in the same order
+    KILL.update({"in": cli.kill_in, "at": cli.kill_at})
+    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume)
+    if cli.reference:
+        KILL.update({"in": None, "at": None})
+        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, resume=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Crash and resume: a run SIGKILLed partway and resumed from its last complete checkpoint ends with exactly the
+per-prompt state, logs and weights of the uninterrupted run, for every stateful trainer."""
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zvp_trl.checkpoints import is_complete_checkpoint, last_complete_checkpoint
+
+
+SCRIPT = Path(__file__).parent / "scripts" / "resume_run.py"
+STATEFUL = ["erpo", "erpo_rl_zvp", "grpo_ds", "greso", "exgrpo", "exgrpo_rl_zvp"]
+# Wall-clock values differ between runs; everything else logged must not.
+TIMING_KEYS = ("runtime", "per_second", "time", "total_flos")
+
+
+def launch(*args, expect_killed=False):
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+    if expect_killed:
+        assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL, not a Python error
+    else:
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
+def state(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "zvp_state.json").read_text())
+
+
+def log_after(checkpoint: Path, step: int) -> list[dict]:
+    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    return [
+        {k: v for k, v in entry.items() if not any(t in k for t in TIMING_KEYS)}
+        for entry in history
+        if entry["step"] > step
+    ]
+
+
+def same_floats(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_floats(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b
+
+
+@pytest.mark.parametrize("algorithm", STATEFUL)
+def test_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path, algorithm):
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    common = ["--algorithm", algorithm, "--model", tiny_model_path, "--max_steps", "6"]
+    launch(*common, "--output_dir", str(run), "--kill_at", "4", "--kill_in", "generation", expect_killed=True)
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    launch(*common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+
+    # The per-prompt state the resumed run started from is the uninterrupted run's at step 3, and after 3 more
+    # steps (temperatures, skips, buffer draws made from it) it is again identical, bit for bit.
+    assert state(run / "checkpoint-3") == state(reference / "checkpoint-3")
+    final, expected = state(run / "checkpoint-6"), state(reference / "checkpoint-6")
+    assert final == expected
+    assert final != state(reference / "checkpoint-3")  # the state moved after the resume point
+    resumed_logs = log_after(run / "checkpoint-6", 3)
+    assert len(resumed_logs) == 3 and same_floats(resumed_logs, log_after(reference / "checkpoint-6", 3))
+    weights, expected_weights = (
+        load_file(run / "checkpoint-6" / "model.safetensors"),
+        load_file(reference / "checkpoint-6" / "model.safetensors"),
+    )
+    assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights)
+
+
+def test_killed_while_saving_resumes_from_the_checkpoint_before(tiny_model_path, tmp_path):
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    common = ["--algorithm", "erpo", "--model", tiny_model_path, "--max_steps", "5"]
+    launch(*common, "--output_dir", str(run), "--kill_at", "3", "--kill_in", "save", expect_killed=True)
+    # checkpoint-3 exists with its weights but nothing after them; the resume must skip it.
+    assert (run / "checkpoint-3" / "model.safetensors").is_file()
+    assert not is_complete_checkpoint(str(run / "checkpoint-3"))
+    with pytest.warns(UserWarning, match="checkpoint-3"):
+        assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-2")
+    launch(*common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+    assert state(run / "checkpoint-5") == state(reference / "checkpoint-5")
+    assert is_complete_checkpoint(str(run / "checkpoint-3"))  # rewritten by the resumed run
+
+
+def test_last_complete_checkpoint(tmp_path):
+    assert last_complete_checkpoint(str(tmp_path / "missing")) is None
+    for step, files in {2: ["trainer_state.json", "zvp_state.json"], 10: ["trainer_state.json"], 7: []}.items():
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("{}")
+    (tmp_path / "checkpoint-11").mkdir()
+    (tmp_path / "checkpoint-11" / "trainer_state.json").write_text('{"log_hist')  # cut off mid-write
+    (tmp_path / "checkpoint-11" / "zvp_state.json").write_text("{}")
+    (tmp_path / "checkpoint-99.tmp").mkdir()  # not a checkpoint folder name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-2")  # numeric, not lexical
+    assert sorted(str(w.message).split(":")[0].rsplit("-", 1)[1] for w in caught) == ["10", "11", "7"]
+    assert last_complete_checkpoint(str(tmp_path), require_state=False) == str(tmp_path / "checkpoint-10")
+
+
+def test_resume_true_without_a_complete_checkpoint_is_a_clear_error(tiny_model_path, tmp_path):
+    from datasets import Dataset
+
+    from zvp_trl import RLZVPConfig, RLZVPTrainer
+
+    args = RLZVPConfig(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4, num_generations=4
+    )
+    trainer = RLZVPTrainer(
+        model=tiny_model_path,
+        reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["Q:1+1=?\nA:"] * 4}),
+    )
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        trainer.train(resume_from_checkpoint=True)
+
+
+def test_checkpoint_of_another_algorithm_is_refused(tiny_model_path, tmp_path):
+    from datasets import Dataset
+
+    from zvp_trl import ERPOConfig, ERPOTrainer
+
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    (checkpoint / "zvp_state.json").write_text(json.dumps({"rollouts": {"total": 8, "kept": 8}}))
+    args = ERPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4, num_generations=4
+    )
+    trainer = ERPOTrainer(
+        model=tiny_model_path,
+        reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["Q:1+1=?\nA:"] * 4}),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=1)
+    with pytest.raises(ValueError, match="erpo_history.*different algorithm|different algorithm"):
+        trainer._load_optimizer_and_scheduler(str(checkpoint))
