@@ -39,6 +39,7 @@ __all__ = [
     "BOXED_PROMPT_TEMPLATE",
     "DATASETS",
     "DatasetSpec",
+    "check_prompt_column",
     "format_prompt",
     "last_boxed_content",
     "load_math_dataset",
@@ -251,8 +252,29 @@ def _check_columns(dataset: Dataset, columns: dict[str, str], source: str) -> No
                 f"The {role} column {column!r} was not found in {source}. Available columns: "
                 f"{dataset.column_names}. Pass `column_mapping={{'question': <question column>, 'answer': "
                 f"<answer column>}}` to `load_math_dataset` to say which columns to use (nested fields as "
-                f"'parent.child', e.g. 'reward_model.ground_truth')."
+                f"'parent.child', e.g. 'reward_model.ground_truth'); in recipes/train.py, "
+                f'`--dataset_column_mapping \'{{"question": ..., "answer": ...}}\'`.'
             )
+
+
+def check_prompt_column(dataset: Any, name: str = "train_dataset") -> None:
+    """Raises a `ValueError` naming the fix when a dataset given to a trainer has no `prompt` column.
+
+    TRL's `GRPOTrainer` reads the prompts from that column and otherwise fails with a bare `KeyError: 'prompt'` at the
+    first generation. A dict of datasets (an `eval_dataset`) is checked entry by entry; datasets whose columns are
+    unknown (e.g. an `IterableDataset` without features) and `None` are not checked.
+    """
+    entries = dataset.items() if isinstance(dataset, Mapping) else [(None, dataset)]
+    for key, entry in entries:
+        columns = getattr(entry, "column_names", None)
+        if columns is None or "prompt" in columns:
+            continue
+        label = name if key is None else f"{name}[{key!r}]"
+        raise ValueError(
+            f"{label} has no 'prompt' column (its columns: {columns}); GRPO trainers read the prompts from it. Rename "
+            "the column that holds them (`dataset.rename_column(<column>, 'prompt')`), or build the dataset with "
+            "`zvp_trl.load_math_dataset`, which writes `prompt` and `solution`."
+        )
 
 
 def _sniff_answer_from(dataset: Dataset, column: str) -> AnswerFrom:

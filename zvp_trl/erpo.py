@@ -18,7 +18,7 @@ ON_MIXED = ("hold", "reset", "decay")
 
 def erpo_next_temperature(
     current: float,
-    num_correct: int,
+    num_correct: int | None,
     num_generations: int,
     *,
     base: float,
@@ -32,8 +32,10 @@ def erpo_next_temperature(
     Args:
         current (`float`):
             Temperature the group was sampled at.
-        num_correct (`int`):
-            Number of correct completions in the group, `0 <= num_correct <= num_generations`.
+        num_correct (`int` or `None`):
+            Number of correct completions in the group, `0 <= num_correct <= num_generations`. `None` for a group with
+            an unscored completion (every reward function returned `None`/NaN for it): it counts as a mixed group, as
+            in the zero-variance rules of the other methods, so it never raises the temperature.
         num_generations (`int`):
             Group size G.
         base (`float`):
@@ -56,7 +58,7 @@ def erpo_next_temperature(
         raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}.")
     if on_mixed not in ON_MIXED:
         raise ValueError(f"on_mixed must be one of {ON_MIXED}, got {on_mixed!r}.")
-    if not 0 <= num_correct <= num_generations:
+    if num_correct is not None and not 0 <= num_correct <= num_generations:
         raise ValueError(f"num_correct={num_correct} is outside [0, num_generations={num_generations}].")
     if max_temperature < base:
         raise ValueError(f"max_temperature={max_temperature} is below base={base}.")
@@ -108,10 +110,13 @@ class PromptTemperatureHistory:
     def temperature(self, prompt_id: str) -> float:
         return self.temperatures.get(prompt_id, self.base)
 
-    def update(self, prompt_ids: Iterable[str], num_correct: Iterable[int], num_generations: int) -> list[float]:
+    def update(
+        self, prompt_ids: Iterable[str], num_correct: Iterable[int | None], num_generations: int
+    ) -> list[float]:
         """Records one group per prompt id (in order) and returns the temperatures they were sampled at.
 
-        A prompt id that appears twice in one call is updated twice, in order.
+        A prompt id that appears twice in one call is updated twice, in order. A `None` count (a group with an
+        unscored completion) is a mixed group (see [`erpo_next_temperature`]).
         """
         previous = []
         for pid, k in zip(prompt_ids, num_correct, strict=True):
@@ -119,7 +124,7 @@ class PromptTemperatureHistory:
             previous.append(current)
             new = erpo_next_temperature(
                 current,
-                int(k),
+                None if k is None else int(k),
                 num_generations,
                 base=self.base,
                 step=self.step,

@@ -415,7 +415,7 @@ def math_verify_accuracy(gold: Any, prediction_text: str, *, timeout: float = DE
 
 
 def accuracy_reward(
-    completions: list[str] | list[list[dict[str, Any]]], solution: list[Any], **kwargs
+    completions: list[str] | list[list[dict[str, Any]]], solution: list[Any] | None = None, **kwargs
 ) -> list[float | None]:
     r"""
     Reward function that checks whether the last boxed answer of each completion matches the gold answer of the
@@ -434,6 +434,10 @@ def accuracy_reward(
         `list[float | None]`:
             1.0 for a correct answer, 0.0 otherwise, `None` when the gold answer is unparseable.
 
+    Raises:
+        `KeyError`:
+            If the dataset has no `solution` column (naming the columns it has).
+
     Example:
     ```python
     >>> completions = [[{"role": "assistant", "content": r"\boxed{\frac{1}{3}}"}], r"\boxed{0.5}"]
@@ -441,7 +445,19 @@ def accuracy_reward(
     [1.0, 0.0]
     ```
     """
+    if solution is None:
+        raise _missing_answer_column("accuracy_reward", "solution", kwargs)
     return batch_math_verify_accuracy(solution, [completion_text(completion) for completion in completions])
+
+
+def _missing_answer_column(name: str, column: str, kwargs: dict[str, Any]) -> KeyError:
+    # TRL passes every dataset column as a keyword argument, next to its own ones.
+    trl_arguments = {"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric"}
+    return KeyError(
+        f"The reward function '{name}' reads gold answers from the '{column}' column, which the dataset does not have "
+        f"(its columns: {sorted(set(kwargs) - trl_arguments)}). Add a '{column}' column (`load_math_dataset` writes "
+        "one), or use `make_accuracy_reward(answer_column=...)` to read another column."
+    )
 
 
 class _AccuracyReward:
@@ -453,10 +469,7 @@ class _AccuracyReward:
 
     def __call__(self, completions: list[str] | list[list[dict[str, Any]]], **kwargs) -> list[float | None]:
         if self.answer_column not in kwargs:
-            raise KeyError(
-                f"The reward function '{self.__name__}' reads gold answers from the '{self.answer_column}' column, "
-                f"which is missing. Available arguments: {sorted(kwargs)}."
-            )
+            raise _missing_answer_column(self.__name__, self.answer_column, kwargs)
         texts = [completion_text(completion) for completion in completions]
         return batch_math_verify_accuracy(kwargs[self.answer_column], texts, timeout=self.timeout)
 

@@ -26,6 +26,13 @@ class ZVPBaseConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        # Checked before GRPOConfig's own checks, which divide by num_generations (0 gave a ZeroDivisionError).
+        if self.num_generations is None or self.num_generations < 2:
+            raise ValueError(
+                f"num_generations must be >= 2, got {self.num_generations}: group advantages and zero-variance groups "
+                "are defined over the num_generations completions of a prompt. Set num_generations >= 2 (the papers "
+                "use 8)."
+            )
         if self.max_rollouts is not None and self.max_rollouts < 1:
             raise ValueError(
                 f"max_rollouts must be a positive number of completions or None (no budget), got {self.max_rollouts}."

@@ -84,7 +84,7 @@ class ERPOConfig(ZVPBaseConfig):
             raise ValueError(f"erpo_temperature_step must be > 0, got {self.erpo_temperature_step}.")
         if not self.temperature > 0:
             raise ValueError(f"temperature (ERPO's base temperature) must be > 0, got {self.temperature}.")
-        if self.erpo_max_temperature < self.temperature:
+        if not self.erpo_max_temperature >= self.temperature:  # NaN too: min(t, nan) would be no cap at all
             raise ValueError(
                 f"erpo_max_temperature={self.erpo_max_temperature} is below the base temperature "
                 f"(temperature={self.temperature}). Set erpo_max_temperature >= temperature."
@@ -102,11 +102,13 @@ class ERPOConfig(ZVPBaseConfig):
                 f"erpo_logprob_temperature must be one of {', '.join(LOGPROB_TEMPERATURES)}, got "
                 f"{self.erpo_logprob_temperature!r}."
             )
-        if self.use_transformers_continuous_batching:
+        # `use_transformers_paged` is TRL's deprecated alias, turned into continuous batching only after this check.
+        if self.use_transformers_continuous_batching or self.use_transformers_paged:
             raise ValueError(
-                "use_transformers_continuous_batching=True cannot sample rows of one batch at different temperatures "
-                "(transformers' generate_batch takes one generation config), which ERPO needs. Set "
-                "use_transformers_continuous_batching=False (regular generate) or use_vllm=True."
+                "use_transformers_continuous_batching=True (or its deprecated alias use_transformers_paged=True) "
+                "cannot sample rows of one batch at different temperatures (transformers' generate_batch takes one "
+                "generation config), which ERPO needs. Set use_transformers_continuous_batching=False and "
+                "use_transformers_paged=False (regular generate) or use_vllm=True."
             )
         super().__post_init__()
 

@@ -7,6 +7,7 @@ from accelerate.utils import gather_object
 from transformers import LogitsProcessorList
 
 from ..advantages import scalar_rewards, zero_variance_signs
+from ..data import check_prompt_column
 from ..erpo import PromptTemperatureHistory
 from ..per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -51,7 +52,9 @@ class ERPOTrainer(ZVPBaseTrainer):
     request per distinct temperature, order restored). With `erpo_logprob_temperature="sampling"` the old, new and
     reference log-probs and entropies are computed at each row's temperature too, by scaling the last hidden state
     before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is updated from the
-    gathered prompt ids and rewards, so it is identical on every process, and it is saved in every checkpoint.
+    gathered prompt ids and rewards, so it is identical on every process, and it is saved in every checkpoint. A group
+    with an unscored completion (every reward function returned `None`/NaN for it) counts as mixed: it never raises
+    the temperature and is not residual.
 
     Not supported: transformers continuous batching, tools and environments (they generate on subsets of rows).
 
@@ -75,6 +78,8 @@ class ERPOTrainer(ZVPBaseTrainer):
                 "breaks the per-row sampling temperatures. Train without tools, or use RLZVPTrainer/GRPOTrainer."
             )
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        check_prompt_column(self.train_dataset)
+        check_prompt_column(self.eval_dataset, "eval_dataset")
         self.erpo_history = PromptTemperatureHistory(
             base=args.temperature,
             step=args.erpo_temperature_step,
@@ -142,6 +147,10 @@ class ERPOTrainer(ZVPBaseTrainer):
         rewards = scalar_rewards(rewards_per_func, self.reward_weights)
         correct = rewards > self.args.erpo_correct_threshold  # NaN (unscored) compares False: never correct
         num_correct = correct.view(-1, num_generations).sum(dim=1).tolist()
+        # A group with an unscored row is mixed (None), as for RL-ZVP and DS: never all-wrong nor residual, so a prompt
+        # whose gold answer cannot be parsed is not elevated by the all_correct_or_all_wrong trigger.
+        unscored = torch.isnan(rewards).view(-1, num_generations).any(dim=1).tolist()
+        num_correct = [None if u else k for k, u in zip(num_correct, unscored, strict=True)]
         base = self.erpo_history.base
         sampled_at = self.erpo_history.update(group_ids, num_correct, num_generations)
 

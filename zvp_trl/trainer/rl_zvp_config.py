@@ -1,4 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import math
 from dataclasses import dataclass, field
 
 from .base_config import ZVPBaseConfig
@@ -68,10 +69,14 @@ class RLZVPConfig(ZVPBaseConfig):
     )
 
     def __post_init__(self):
-        if not self.zvp_alpha > 0:
-            raise ValueError(f"zvp_alpha must be > 0, got {self.zvp_alpha}. The paper uses 0.1.")
-        if not self.zvp_constant_advantage > 0:
-            raise ValueError(f"zvp_constant_advantage must be > 0, got {self.zvp_constant_advantage}.")
+        # Finite too: an infinite scale times a zero entropy (or a padded position) is NaN in the loss.
+        if not (self.zvp_alpha > 0 and math.isfinite(self.zvp_alpha)):
+            raise ValueError(f"zvp_alpha must be > 0 and finite, got {self.zvp_alpha}. The paper uses 0.1.")
+        if not (self.zvp_constant_advantage > 0 and math.isfinite(self.zvp_constant_advantage)):
+            raise ValueError(
+                f"zvp_constant_advantage must be > 0 and finite, got {self.zvp_constant_advantage}. The default "
+                "is 1.0."
+            )
         if self.zvp_zero_variance_atol < 0:
             raise ValueError(f"zvp_zero_variance_atol must be >= 0, got {self.zvp_zero_variance_atol}.")
         if self.loss_type not in RL_ZVP_LOSS_TYPES:
