@@ -1,0 +1,186 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Run by tests/test_two_processes.py under `torchrun --nproc_per_node 2` (gloo, CPU), once per registered algorithm:
+`every_trainer_two_processes.py --algorithm NAME`.
+
+Trains that algorithm's trainer for `MAX_STEPS` optimizer steps on a tiny dataset with a deterministic reward that
+depends on the dataset row's `kind`, on the process and (for `mixed`) on the row's position in its group, never on the
+completion text, so every group-level outcome is known in advance:
+
+- `correct`: 1 everywhere; `wrong`: 0 everywhere.
+- `split`: 1 on process 0, 0 on process 1. A group split across the two processes is mixed as a whole although each
+  half is constant (a decision taken on local rows only would call it zero-variance); a group that lies on one process
+  is all-correct on process 0 and all-wrong on process 1.
+- `mixed` (whole-group layout only): the first G/2 rows of the group correct on process 0, only the first row on
+  process 1 (`k = G/2` or `k = 1`).
+
+Layouts (TRL's dataloader gives process `r` the rows `[r * L, (r + 1) * L)` of each generation batch of `2 * L` rows,
+`L = per_device_train_batch_size * steps_per_generation`, and the G copies of a prompt are adjacent):
+
+- `split`: L = 3 * 2 = 6, G = 4, dataset `[correct, split, wrong] * 2` unshuffled, so every generation batch is
+  `[c c c c s s | s s w w w w]`: the `split` group has 2 rows on each process.
+- `whole`: for trainers whose config rejects the split layout (L % G != 0): GRPO-DS and GRESO keep or drop whole groups
+  on each process, ExGRPO replaces whole groups (all require `per_device_train_batch_size * steps_per_generation %
+  num_generations == 0`). L = 4 * 2 = 8, G = 4 (2 groups per process), 8 prompts (4 mixed, 2 split, 1 correct,
+  1 wrong), shuffled with seed 0.
+
+The layout is chosen by trying the split one first and falling back only when the config rejects it for that reason.
+
+Each rank writes `rank{r}.json`: the layout and dataset, `{name: state_dict()}` of every object in
+`trainer._checkpointed_state` before and after training, every reward computation it saw (`rounds`: step, the local
+rows' prompt ids / kinds / rewards and the gathered rewards) and every training batch it produced (`batches`:
+advantages plus whatever the trainer adds: RL-ZVP signs, ERPO temperatures, ExGRPO replay flags).
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from accelerate import PartialState
+from datasets import Dataset
+
+from zvp_trl import get_algorithm, prompt_id
+
+
+G = 4
+MAX_STEPS = 4
+SPLIT_KINDS = ["correct", "split", "wrong"] * 2
+WHOLE_KINDS = ["mixed", "mixed", "split", "split", "mixed", "correct", "mixed", "wrong"]
+LAYOUTS = {
+    "split": {"per_device_train_batch_size": 3, "gradient_accumulation_steps": 2, "shuffle_dataset": False},
+    "whole": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2, "shuffle_dataset": True},
+}
+# Options that make the per-prompt state move within a few steps (only those the algorithm's config has are used).
+ALGORITHM_OPTIONS = {
+    "greso_adapt_from_epoch": 0,  # adapt p_easy / p_hard from the first step (default: from epoch 1)
+    "ds_max_generation_rounds": 20,
+    "exgrpo_start_threshold": 0.2,  # mixed phase once a generation batch is > 20% correct
+}
+METHOD_PREFIXES = ("zvp_", "erpo_", "ds_", "greso_", "exgrpo_")
+
+
+def reward_value(kind: str, rank: int, position: int) -> float:
+    """The reward of a row, from its kind, its process and its position in its group (see the module docstring)."""
+    if kind == "correct":
+        return 1.0
+    if kind == "wrong":
+        return 0.0
+    if kind == "split":
+        return 1.0 if rank == 0 else 0.0
+    if kind == "mixed":
+        return float(position < (G // 2 if rank == 0 else 1))
+    raise ValueError(kind)
+
+
+def reward(completions, kind, **kwargs):
+    rank = PartialState().process_index
+    # Local row i is at position i % G of its group in the whole-group layout (mixed is not used in the split one).
+    return [reward_value(k, rank, i % G) for i, k in enumerate(kind)]
+
+
+def build(algorithm: str, out: Path):
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    fields = set(config_class.__dataclass_fields__)
+    common = dict(
+        output_dir=str(out / "run"),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        num_generations=G,
+        max_completion_length=4,
+        max_steps=MAX_STEPS,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        **{k: v for k, v in ALGORITHM_OPTIONS.items() if k in fields},
+    )
+    try:
+        args, layout = config_class(**common, **LAYOUTS["split"]), "split"
+    except ValueError as error:
+        if "multiple of num_generations" not in str(error):
+            raise
+        args, layout = config_class(**common, **LAYOUTS["whole"]), "whole"
+    kinds = SPLIT_KINDS if layout == "split" else WHOLE_KINDS
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+2=?\nA:" for i in range(len(kinds))], "kind": kinds})
+    trainer = trainer_class(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
+    return trainer, layout, dataset
+
+
+def state_of(trainer) -> dict:
+    # Through JSON, as in a checkpoint's zvp_state.json (the deep copy also freezes the "before" snapshot).
+    return json.loads(json.dumps({name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()}))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--algorithm", required=True)
+    algorithm = parser.parse_args().algorithm
+    out = Path(os.environ["ZVP_TEST_OUT"])
+    trainer, layout, dataset = build(algorithm, out)
+    rank = trainer.accelerator.process_index
+    initial_state = state_of(trainer)
+
+    rounds, batches = [], []
+    calculate_rewards, generate = trainer._calculate_rewards, trainer._generate_and_score_completions
+
+    def record_rewards(inputs, prompts, completions, completion_ids_list):
+        gathered = calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if trainer.model.training:
+            rows = len(inputs)
+            values = gathered[:, 0].tolist()
+            rounds.append(
+                {
+                    "step": trainer.state.global_step,
+                    "ids": [prompt_id(row) for row in inputs],
+                    "kinds": [row["kind"] for row in inputs],
+                    "rewards": values[rank * rows : (rank + 1) * rows],
+                    "gathered_rewards": values,
+                }
+            )
+        return gathered
+
+    def record_batch(inputs):
+        output = generate(inputs)
+        if trainer.model.training:
+            batch = {"step": trainer.state.global_step, "advantages": output["advantages"].tolist()}
+            for key in ("zvp_signs", "erpo_temperatures", "exgrpo_replay"):
+                if key in output:
+                    batch[key] = output[key].tolist()
+            batches.append(batch)
+        return output
+
+    # Instance attributes: TRL calls `self._calculate_rewards` / `self._generate_and_score_completions`, so these see
+    # every reward computation (every dynamic-sampling round too) and every batch handed to the optimizer steps.
+    trainer._calculate_rewards, trainer._generate_and_score_completions = record_rewards, record_batch
+    trainer.train()
+
+    result = {
+        "algorithm": algorithm,
+        "rank": rank,
+        "world_size": trainer.accelerator.num_processes,
+        "layout": layout,
+        "num_generations": G,
+        "local_rows": trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation,
+        "global_step": trainer.state.global_step,
+        "base_temperature": trainer.args.temperature,
+        "max_steps": MAX_STEPS,
+        # The method's own options (JSON-safe scalars), for the expectations computed in the test.
+        "args": {k: v for k, v in vars(trainer.args).items() if k.startswith(METHOD_PREFIXES)},
+        "dataset": {prompt_id(row): row["kind"] for row in dataset},
+        "initial_state": initial_state,
+        "state": state_of(trainer),
+        "rounds": rounds,
+        "batches": batches,
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
+    # Tear the gloo group down explicitly: leaving it to interpreter exit has aborted a rank (SIGABRT) after training.
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
