@@ -4,9 +4,14 @@
 Each run is its own process (so peak memory is per run), and runs alternate between trainers round by round, so a
 slow phase of the machine hits both. The learning rate is 0, so every trainer samples exactly the same sequences and
 the ratio measures only the trainer's own work (RL-ZVP: zero-variance detection and token advantages from the entropy
-the loss forward already computes).
+the loss forward already computes; ERPO: the per-row temperature logits processor and history; ExGRPO: trajectory
+selection and log-prob forwards for the buffer).
 
-    python benchmarks/overhead.py [--rounds 3] [--steps 10] [--warmup_steps 2]
+Every algorithm of the package is measured by default (`--trainers` picks some). GRPO-DS and GRESO generate more than
+one batch per optimizer step (dropped zero-variance groups are replaced), so their step time is not the same unit of
+work: the table also gives the time per 1000 generated completions, relative to TRL's.
+
+    python benchmarks/overhead.py [--rounds 3] [--steps 10] [--warmup_steps 2] [--trainers rl_zvp erpo]
 """
 
 import argparse
@@ -22,10 +27,15 @@ from datetime import date
 from pathlib import Path
 
 
-TRAINERS = {
-    "trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer"),
-    "rl_zvp": ("zvp_trl:RLZVPConfig", "zvp_trl:RLZVPTrainer"),
-}
+def _trainers() -> dict[str, tuple[str, str]]:
+    from zvp_trl.algorithms import ALGORITHMS
+
+    trainers = {"trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer")}
+    trainers.update({name: (a.config, a.trainer) for name, a in ALGORITHMS.items()})
+    return trainers
+
+
+TRAINERS = _trainers()
 
 
 def _load(path):
@@ -83,7 +93,14 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"step_times": timer.times[warmup_steps:], "peak_memory_bytes": peak, "device": "cuda" if cuda else "cpu"}
+    rollouts = getattr(trainer, "rollouts", None)  # zvp_trl trainers count generated completions
+    generated = rollouts.total if rollouts is not None else batch_size * (warmup_steps + steps)
+    return {
+        "step_times": timer.times[warmup_steps:],
+        "completions_per_step": generated / (warmup_steps + steps),
+        "peak_memory_bytes": peak,
+        "device": "cuda" if cuda else "cpu",
+    }
 
 
 def main():
@@ -92,16 +109,18 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="measured steps per run")
     parser.add_argument("--warmup_steps", type=int, default=2, help="steps per run left out of the timing")
     parser.add_argument("--batch_size", type=int, default=64, help="completions per step (8 per prompt)")
+    parser.add_argument("--trainers", nargs="+", choices=[n for n in TRAINERS if n != "trl_grpo"], default=None)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    names = ["trl_grpo", *(args.trainers or [n for n in TRAINERS if n != "trl_grpo"])]
 
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.warmup_steps, args.batch_size)))
         return
 
-    runs = {name: [] for name in TRAINERS}
+    runs = {name: [] for name in names}
     for round_index in range(args.rounds):
-        order = list(TRAINERS) if round_index % 2 == 0 else list(reversed(TRAINERS))
+        order = names if round_index % 2 == 0 else list(reversed(names))
         for name in order:
             command = [
                 sys.executable,
@@ -132,6 +151,11 @@ def main():
             statistics.median(ours["step_times"]) / statistics.median(base["step_times"])
             for ours, base in zip(name_runs, baseline)
         ]
+        per_completion_ratio = [
+            (statistics.median(ours["step_times"]) / ours["completions_per_step"])
+            / (statistics.median(base["step_times"]) / base["completions_per_step"])
+            for ours, base in zip(name_runs, baseline)
+        ]
         memory_ratio = [
             ours["peak_memory_bytes"] / base["peak_memory_bytes"] for ours, base in zip(name_runs, baseline)
         ]
@@ -142,16 +166,22 @@ def main():
                 "step_time_ratio": statistics.median(per_round_ratio),
                 "step_time_ratio_min": min(per_round_ratio),
                 "step_time_ratio_max": max(per_round_ratio),
+                "completions_per_step": statistics.median(r["completions_per_step"] for r in name_runs),
+                "time_per_completion_ratio": statistics.median(per_completion_ratio),
                 "peak_memory_ratio": statistics.median(memory_ratio),
             }
         )
 
-    print("\n| trainer | median step (s) | step time / TRL (median, min-max over rounds) | peak memory / TRL |")
-    print("|---|---|---|---|")
+    print(
+        "\n| trainer | median step (s) | step time / TRL (median, min-max over rounds) | completions / step "
+        "| time per completion / TRL | peak memory / TRL |"
+    )
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['trainer']} | {row['median_step_s']:.3f} | {row['step_time_ratio']:.3f} "
-            f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['peak_memory_ratio']:.3f} |"
+            f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['completions_per_step']:.0f} "
+            f"| {row['time_per_completion_ratio']:.3f} | {row['peak_memory_ratio']:.3f} |"
         )
     import torch
     import trl
