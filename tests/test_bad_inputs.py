@@ -107,7 +107,7 @@ def loss_and_grads(trainer, inputs):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["rl_zvp", "erpo", "erpo_rl_zvp", "grpo_ds", "greso"])
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_dataset_without_prompt_column_is_refused_at_construction(tiny_model_path, tmp_path, algorithm):
     dataset = Dataset.from_dict({"question": ["Q: 1+1=?\nA:"] * 8, "solution": ["2"] * 8})
     # Was a bare `KeyError: 'prompt'` at the first generation.

@@ -19,6 +19,7 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from ..checkpoints import STATE_FILE, last_complete_checkpoint
+from ..data import check_prompt_column
 from .base_config import GRPOBaselineConfig
 
 
@@ -79,6 +80,8 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_prompt_column(self.train_dataset)  # a clear error now rather than a KeyError at the first step
+        check_prompt_column(self.eval_dataset, "eval_dataset")
         self.rollouts = RolloutCounter()
         self._checkpointed_state = {"rollouts": self.rollouts}
         max_rollouts = getattr(self.args, "max_rollouts", None)

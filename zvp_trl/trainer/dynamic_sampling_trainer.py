@@ -7,7 +7,6 @@ import torch
 from datasets import IterableDataset
 
 from ..advantages import scalar_rewards, zero_variance_signs
-from ..data import check_prompt_column
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
 
@@ -179,8 +178,6 @@ class GRPODSTrainer(ZVPBaseTrainer):
         elif not isinstance(args, self._config_class):
             raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
-        check_prompt_column(self.train_dataset)
-        check_prompt_column(self.eval_dataset, "eval_dataset")
         if isinstance(self.train_dataset, IterableDataset):
             raise NotImplementedError(
                 f"{type(self).__name__} draws extra prompts by index, so train_dataset must be a map-style "

@@ -7,7 +7,6 @@ from accelerate.utils import gather_object
 from transformers import LogitsProcessorList
 
 from ..advantages import scalar_rewards, zero_variance_signs
-from ..data import check_prompt_column
 from ..erpo import PromptTemperatureHistory
 from ..per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -78,8 +77,6 @@ class ERPOTrainer(ZVPBaseTrainer):
                 "breaks the per-row sampling temperatures. Train without tools, or use RLZVPTrainer/GRPOTrainer."
             )
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
-        check_prompt_column(self.train_dataset)
-        check_prompt_column(self.eval_dataset, "eval_dataset")
         self.erpo_history = PromptTemperatureHistory(
             base=args.temperature,
             step=args.erpo_temperature_step,

@@ -4,7 +4,6 @@ import textwrap
 import torch
 
 from ..advantages import masked_row_max, rl_zvp_token_advantages, scalar_rewards, zero_variance_signs
-from ..data import check_prompt_column
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 
@@ -47,8 +46,6 @@ class RLZVPTrainer(ZVPBaseTrainer):
         elif not isinstance(args, RLZVPConfig):
             raise TypeError(f"RLZVPTrainer needs an RLZVPConfig, got {type(args).__name__}.")
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
-        check_prompt_column(self.train_dataset)
-        check_prompt_column(self.eval_dataset, "eval_dataset")
         self._gathered_rewards = None  # set by _calculate_rewards, read right after in _generate_and_score_completions
         self._pending_loss_inputs = None  # armed by _compute_loss, consumed by the policy forward it triggers
         # Per mode, summed since the last log: positive adv sum/count, negative adv sum/count, sum of row max entropy,
