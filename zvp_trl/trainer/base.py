@@ -10,12 +10,13 @@
   written to `zvp_state.json` in every checkpoint and restored when training resumes from it.
 """
 
+import dataclasses
 import json
 import os
 
 import torch
 from transformers import TrainerCallback
-from trl import GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from ..checkpoints import STATE_FILE, last_complete_checkpoint
@@ -75,6 +76,44 @@ class EpochSeededRepeatSampler(RepeatSampler):
                 torch.randperm(self.num_samples, generator=self.generator)
 
 
+# GRPOConfig fields every method's model card records next to the method's own fields.
+CARD_GRPO_FIELDS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "num_generations",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "steps_per_generation",
+    "num_iterations",
+    "max_completion_length",
+    "temperature",
+    "top_p",
+    "epsilon",
+    "epsilon_high",
+    "loss_type",
+    "scale_rewards",
+    "beta",
+    "seed",
+)
+
+
+def hyperparameters_markdown(trainer_name: str, args) -> str:
+    """The model card's "Method hyperparameters" section: the method's own config fields (those its config adds to
+    `GRPOConfig`) and the key GRPO fields, with their values in this run."""
+    grpo_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields]
+    lines = [
+        "## Method hyperparameters",
+        "",
+        f"Trained with zvp_trl's `{trainer_name}` (`{type(args).__name__}`), on top of TRL's `GRPOTrainer`.",
+        "",
+        "| field | value |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | `{getattr(args, name)!r}` |" for name in [*own, *CARD_GRPO_FIELDS]]
+    return "\n".join(lines) + "\n"
+
+
 class ZVPBaseTrainer(GRPOTrainer):
     """`GRPOTrainer` plus rollout accounting and checkpointed per-run state (see the module docstring)."""
 
@@ -101,6 +140,21 @@ class ZVPBaseTrainer(GRPOTrainer):
                 )
             resume_from_checkpoint = checkpoint
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        """TRL's card (method name, paper link and citation, tags), plus the run's method hyperparameters. Also used
+        by `push_to_hub`."""
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        if not self.is_world_process_zero():
+            return
+        path = os.path.join(self.args.output_dir, "README.md")
+        with open(path) as f:
+            card = f.read()
+        section = hyperparameters_markdown(type(self).__name__, self.args)
+        marker = "## Citations"
+        card = card.replace(marker, section + "\n" + marker, 1) if marker in card else card + "\n" + section
+        with open(path, "w") as f:
+            f.write(card)
 
     def _get_train_sampler(self, dataset=None):
         sampler = super()._get_train_sampler(dataset)
