@@ -490,3 +490,106 @@ def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path,
                 ids = torch.tensor([entry["prompt_ids"] + t["ids"]])
                 logps, _ = hand_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), len(t["ids"]))
                 assert torch.allclose(logps[0], torch.tensor(t["logps"]), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- sharded training
+
+
+def record_nograd_forwards(trainer):
+    """Wraps `trainer._get_per_token_logps_and_entropies`: appends (rows, compute_entropy) of every no-grad call."""
+    calls = []
+    inner = trainer._get_per_token_logps_and_entropies
+
+    def wrapped(model, input_ids, *args, **kwargs):
+        if not torch.is_grad_enabled():
+            calls.append((int(input_ids.size(0)), bool(kwargs.get("compute_entropy", False))))
+        return inner(model, input_ids, *args, **kwargs)
+
+    trainer._get_per_token_logps_and_entropies = wrapped
+    return calls
+
+
+def assert_same_buffer(state, expected, atol=1e-6):
+    """Buffer state dicts equal, the stored log-probs up to `atol` (the batch composition of their forward differs)."""
+    assert state["retired"] == expected["retired"]
+    assert [pid for pid, _ in state["entries"]] == [pid for pid, _ in expected["entries"]]
+    assert len(state["entries"]) >= 1
+    for (_, entry), (_, other) in zip(state["entries"], expected["entries"], strict=True):
+        assert {k: v for k, v in entry.items() if k != "trajectories"} == {
+            k: v for k, v in other.items() if k != "trajectories"
+        }
+        assert [t["ids"] for t in entry["trajectories"]] == [t["ids"] for t in other["trajectories"]]
+        for t, u in zip(entry["trajectories"], other["trajectories"], strict=True):
+            assert torch.allclose(torch.tensor(t["logps"]), torch.tensor(u["logps"]), rtol=0.0, atol=atol)
+
+
+def test_sharding_is_detected_from_the_accelerator(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    assert trainer._exgrpo_collective_forwards is False  # plain CPU: forwards are local
+    trainer.is_fsdp_enabled = True
+    assert trainer._exgrpo_sharded_parameters()
+    trainer.is_fsdp_enabled = False
+    trainer.is_deepspeed_enabled = True
+    for stage, sharded in [(2, False), (3, True)]:
+        trainer.args.deepspeed_plugin = type("Plugin", (), {"zero_stage": stage})()
+        assert trainer._exgrpo_sharded_parameters() is sharded
+
+
+def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, tmp_path):
+    def run(collective):
+        trainer = make_trainer(
+            tiny_model_path, tmp_path / str(collective), alternating_reward, max_steps=3, exgrpo_start_threshold=None
+        )
+        trainer._exgrpo_collective_forwards = collective
+        calls = record_nograd_forwards(trainer)
+        generate = trainer._generate_and_score_completions
+        replayed = []
+
+        def record(inputs):
+            output = generate(inputs)
+            replayed.append(output["completion_ids"][output["exgrpo_replay"]].tolist())
+            return output
+
+        trainer._generate_and_score_completions = record
+        trainer.train()
+        return trainer.exgrpo_buffer.state_dict(), replayed, calls
+
+    buffer, replayed, calls = run(False)
+    buffer_c, replayed_c, calls_c = run(True)
+    assert_same_buffer(buffer_c, buffer)
+    assert replayed_c == replayed and [len(r) for r in replayed] == [0, 1, 1]  # the same chosen trajectories
+    # The collective path forwarded all 8 rows of each batch to store rows (rows 0 and 2 of each group are correct),
+    # the default path only the rows to store; the selection forwards are the same (one process).
+    assert [rows for rows, entropy in calls_c if not entropy] == [8, 8, 8]
+    assert all(rows < 8 for rows, entropy in calls if not entropy)
+    assert [c for c in calls_c if c[1]] == [c for c in calls if c[1]]
+    assert any(entropy for _, entropy in calls)  # a selection forward ran (a question with 2 trajectories)
+
+
+def test_collective_forwards_are_the_same_on_every_process(tiny_model_path, tmp_path):
+    script = Path(__file__).parent / "scripts" / "exgrpo_sharded_forwards.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rank0, rank1 = (json.loads((tmp_path / f"forwards_rank{r}.json").read_text()) for r in (0, 1))
+
+    def forwards(run):  # what sharded parameters need equal on every process
+        return run["calls"], run["select_calls"], run["forwards"]
+
+    # Replay draw of the 2 buffered questions (3 and 1 trajectories), one per process: by default only the process
+    # that drew the 3-trajectory question runs a selection forward; collectively both run it, and keep the same picks.
+    assert sorted([rank0["draw_default"]["select_calls"], rank1["draw_default"]["select_calls"]]) == [0, 1]
+    assert forwards(rank0["draw_collective"]) == forwards(rank1["draw_collective"]) == (1, 1, 1)
+    for rank in (rank0, rank1):
+        assert rank["draw_collective"]["replayed"] == rank["draw_default"]["replayed"]
+
+    # Training: process 0 stores rows, process 1 none. By default their no-grad forwards differ (a deadlock under
+    # ZeRO-3 / FSDP); collectively they are the same, and so are the buffers and the replayed trajectories.
+    assert forwards(rank0["train_default"]) != forwards(rank1["train_default"])
+    assert forwards(rank0["train_collective"]) == forwards(rank1["train_collective"])
+    assert rank0["train_collective"]["select_calls"] >= 1  # a replay selection ran within training
+    for rank in (rank0, rank1):
+        assert rank["train_collective"]["replayed"] == rank["train_default"]["replayed"]
+        assert_same_buffer(rank["train_collective"]["buffer"], rank["train_default"]["buffer"])
+    assert rank0["train_collective"]["buffer"] == rank1["train_collective"]["buffer"]

@@ -82,6 +82,15 @@ class ExGRPOTrainer(ZVPBaseTrainer):
     - **Loss**: replayed tokens use `-A * f(w)`, `f(w) = w / (w + beta)`, unclipped, with `w = exp(logp - recorded)`;
       fresh tokens use TRL's clipped surrogate (unclipped with `exgrpo_unclip_fresh`); then TRL's aggregation for
       `loss_type`.
+    - **Sharded training** (DeepSpeed ZeRO-3 or FSDP, detected at construction into `_exgrpo_collective_forwards`):
+      every forward gathers the sharded parameters collectively, so every process must run the same no-grad forwards,
+      in the same order. The log-probs of the rows to store are then computed over all rows of the local generation
+      batch (the same count on every process; skipped on every process when no group of the gathered batch is
+      partially solved, or when TRL already computed `old_per_token_logps`) and the stored rows are indexed out of
+      them; and every process selects the trajectories of all the replayed questions (the buffer and the draw are
+      the same everywhere; single-trajectory entries, identical everywhere, need no forward) and keeps its own. The
+      results are those of the default path (per-row log-probs up to the last bits, batching differing). Without
+      sharding, only the rows to store and only this process's replays are forwarded.
 
     Args are those of [`~trl.GRPOTrainer`] (no `rollout_func`); `args` is an [`ExGRPOConfig`].
     """
@@ -121,6 +130,17 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             )
         self._exgrpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._exgrpo_injection = None  # {local row: trajectory}, consumed by _generate_single_turn
+        # Sharded parameters: every no-grad forward is a collective (same calls on every process, see the docstring).
+        self._exgrpo_collective_forwards = self._exgrpo_sharded_parameters()
+
+    def _exgrpo_sharded_parameters(self) -> bool:
+        """Whether a forward gathers sharded parameters collectively: DeepSpeed ZeRO stage 3, or FSDP."""
+        if getattr(self, "is_fsdp_enabled", False):
+            return True
+        if getattr(self, "is_deepspeed_enabled", False):
+            plugin = self.accelerator.state.deepspeed_plugin or getattr(self.args, "deepspeed_plugin", None)
+            return plugin is not None and plugin.zero_stage == 3
+        return False
 
     # ------------------------------------------------------------------ generation side
 
@@ -194,11 +214,20 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             probs = exgrpo_bucket_weights(buckets.keys(), G, self.args.exgrpo_bucket_weighting)
             chosen = sample_buffer_prompts(buckets, probs, per_process * world, generator)
         mine = chosen[self.accelerator.process_index :: world]
+        entries = self.exgrpo_buffer.entries
+        if self._exgrpo_collective_forwards and self.args.exgrpo_trajectory_selection != "random":
+            # Sharded parameters: every process runs the selection forwards of all the chosen questions (the same
+            # list everywhere, so the same forwards in the same order) and keeps its own. The entropy selection does
+            # not use the generator, so the choices are those of the default path.
+            picks = [self._exgrpo_select_trajectory(entries[pid], generator) for pid in chosen]
+            picks = picks[self.accelerator.process_index :: world]
+        else:
+            picks = [self._exgrpo_select_trajectory(entries[pid], generator) for pid in mine]
         inputs = list(inputs)
         replays = {}
-        for group, pid in enumerate(mine):
-            entry = self.exgrpo_buffer.entries[pid]
-            trajectory = entry["trajectories"][self._exgrpo_select_trajectory(entry, generator)]
+        for group, (pid, pick) in enumerate(zip(mine, picks, strict=True)):
+            entry = entries[pid]
+            trajectory = entry["trajectories"][pick]
             for row in range(group * G, (group + 1) * G):
                 inputs[row] = dict(entry["row"])
             replays[group] = trajectory
@@ -312,22 +341,17 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             and lengths[row] > 0
         ]
         logps = None
-        if store_rows:
-            index = torch.tensor(store_rows, device=output["completion_ids"].device)
-            if output.get("old_per_token_logps") is not None:
-                logps = output["old_per_token_logps"][index]
-            else:
-                # Log-probs of the policy that generated them (the weights before this batch's update).
-                input_ids = torch.cat([output["prompt_ids"][index], output["completion_ids"][index]], dim=1)
-                attention_mask = torch.cat([output["prompt_mask"][index], output["completion_mask"][index]], dim=1)
-                with torch.no_grad():
-                    logps, _, _ = self._get_per_token_logps_and_entropies(
-                        self.model,
-                        input_ids,
-                        attention_mask,
-                        output["completion_ids"].size(1),
-                        batch_size=self.args.per_device_train_batch_size,
-                    )
+        index = torch.tensor(store_rows, dtype=torch.long, device=output["completion_ids"].device)
+        if output.get("old_per_token_logps") is not None:  # same on every process (TRL's config)
+            logps = output["old_per_token_logps"][index] if store_rows else None
+        elif self._exgrpo_collective_forwards:
+            # Sharded parameters: every process forwards all its B rows (B is the same everywhere), or none when no
+            # group of the gathered batch is partially solved (then no process has a row to store), and indexes out
+            # the rows to store.
+            if any(0 < k < G for k in k_all):
+                logps = self._exgrpo_generating_logps(output, None)[index]
+        elif store_rows:
+            logps = self._exgrpo_generating_logps(output, index)
         by_group: dict[int, list] = {}
         for i, row in enumerate(store_rows):
             n = int(lengths[row])
@@ -352,6 +376,27 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             updates = gather_object(updates)
         for u in updates:
             self.exgrpo_buffer.update(u["pid"], u["k"], G, u["row"], u["prompt_ids"], u["trajectories"])
+
+    def _exgrpo_generating_logps(self, output, index: torch.Tensor | None) -> torch.Tensor:
+        """Per-token log-probs of the rows `index` of the generation batch (all rows with None) under the policy that
+        generated them (the weights before this batch's update): no-grad forwards of `per_device_train_batch_size`
+        rows."""
+        prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
+        completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
+        if index is not None:
+            prompt_ids, prompt_mask = prompt_ids[index], prompt_mask[index]
+            completion_ids, completion_mask = completion_ids[index], completion_mask[index]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        with torch.no_grad():
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                input_ids,
+                attention_mask,
+                completion_ids.size(1),
+                batch_size=self.args.per_device_train_batch_size,
+            )
+        return logps
 
     # ------------------------------------------------------------------ loss side
 
