@@ -216,12 +216,14 @@ def _datasets(script_args, embedded: bool):
             script_args.embedded_difficulty,
             script_args.embedded_max_ops,
         )
-        heldout = make_split(
-            "heldout",
-            script_args.embedded_num_eval_prompts,
-            script_args.embedded_difficulty,
-            script_args.embedded_max_ops,
-        )
+        heldout = None  # embedded_num_eval_prompts=0 skips the before/after evaluation (make_split reads 0 as default)
+        if script_args.embedded_num_eval_prompts > 0:
+            heldout = make_split(
+                "heldout",
+                script_args.embedded_num_eval_prompts,
+                script_args.embedded_difficulty,
+                script_args.embedded_max_ops,
+            )
         return train, heldout
     from ..data import BOXED_PROMPT_TEMPLATE, load_math_dataset
 
