@@ -44,6 +44,9 @@ def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys):
         assert stats["frac_all_correct"] + stats["frac_all_wrong"] + stats["frac_mixed"] == pytest.approx(1.0)
     out = capsys.readouterr().out
     assert f"summary: {(tmp_path / 'summary.json').resolve()}" in out
+    # The dynamics plot is on by default and sits next to the model.
+    assert (tmp_path / "training_dynamics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot:    {(tmp_path / 'training_dynamics.png').resolve()}" in out
 
 
 def test_default_algorithm_is_rl_zvp_and_logs_its_metrics(tmp_path):
@@ -184,6 +187,11 @@ def test_same_seed_gives_identical_log_histories(tmp_path):
     # every logged value (compared as JSON text, so NaN equals NaN): rewards, losses, entropies, ZV fractions
     assert json.dumps(first) == json.dumps(second)
     # and a different seed does change them (the comparison above can fail)
-    main([*TINY_RUN, "--max_steps", "3", "--seed", "1", "--output_dir", str(tmp_path / "c")])
+    main(
+        [*TINY_RUN, "--max_steps", "3", "--seed", "1", "--dynamics_plot", "false", "--output_dir", str(tmp_path / "c")]
+    )
+    assert (
+        not (tmp_path / "c" / "training_dynamics.png").exists() and (tmp_path / "a" / "training_dynamics.png").exists()
+    )
     third = json.loads((tmp_path / "c" / "trainer_state.json").read_text())["log_history"]
     assert [e.get("loss") for e in third] != [e.get("loss") for e in first]

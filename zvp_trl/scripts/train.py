@@ -99,6 +99,13 @@ class TrainScriptArguments:
     )
     benchmark_eval_k: int = field(default=8, metadata={"help": "Samples per question for the benchmark evaluation."})
     benchmark_eval_top_p: float = field(default=0.7, metadata={"help": "top_p of the benchmark evaluation."})
+    dynamics_plot: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep <output_dir>/training_dynamics.png up to date during training (zero-variance fractions, "
+            "reward, entropy, length and the method's own metrics); false to turn it off."
+        },
+    )
     summary_num_samples: int = field(
         default=8, metadata={"help": "Samples per held-out prompt for the before/after accuracy (Acc@k, Pass@k)."}
     )
@@ -290,6 +297,10 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     }
     train_dataset, heldout = _datasets(script_args, embedded)
     callbacks = []
+    if script_args.dynamics_plot:
+        from ..dynamics import DynamicsPlotCallback
+
+        callbacks.append(DynamicsPlotCallback())
     if script_args.benchmark_eval:
         from ..callbacks import BenchmarkEvalCallback
 
@@ -374,6 +385,8 @@ def _print_summary(summary: dict, output_dir: Path) -> None:
     print(f"[zvp_trl] model:   {output_dir.resolve()}")
     print(f"[zvp_trl] metrics: {(output_dir / 'trainer_state.json').resolve()}")
     print(f"[zvp_trl] summary: {(output_dir / 'summary.json').resolve()}")
+    if (output_dir / "training_dynamics.png").is_file():
+        print(f"[zvp_trl] plot:    {(output_dir / 'training_dynamics.png').resolve()}")
 
 
 def _use_all_cores_on_single_cpu_process() -> None:
