@@ -59,18 +59,37 @@ def make_trainer(tiny_model_path, tmp_path, **overrides):
     )
 
 
-def test_max_rollouts_stops_training_and_kept_counts_each_row_once(tiny_model_path, tmp_path):
+@pytest.mark.parametrize("stop, last_step", [("step", 5), ("generation", 6)])
+def test_max_rollouts_stops_training_and_kept_counts_each_row_once(tiny_model_path, tmp_path, stop, last_step):
     # 8 completions per generation, each generation batch used for 2 optimizer steps (num_iterations=2): generations
-    # at steps 1, 3, 5 bring the total to 8, 16, 24, so the budget of 20 is spent at step 5.
-    trainer = make_trainer(tiny_model_path, tmp_path, max_rollouts=20, num_iterations=2)
+    # at steps 1, 3, 5 bring the total to 8, 16, 24, so the budget of 20 is spent at step 5; "generation" also runs
+    # step 6, the second pass over that batch.
+    trainer = make_trainer(tiny_model_path, tmp_path, max_rollouts=20, num_iterations=2, max_rollouts_stop=stop)
     trainer.train()
-    assert trainer.state.global_step == 5
+    assert trainer.state.global_step == last_step
     assert trainer.rollouts.total == 24
     assert trainer.rollouts.kept == 24  # GRPO keeps every row; reused rows (num_iterations=2) count once
     last = [entry for entry in trainer.state.log_history if "rollouts/total" in entry][-1]
-    assert last["rollouts/total"] == 24 and last["rollouts/kept"] == 24 and last["rollouts/grad_steps"] == 5
+    assert last["rollouts/total"] == 24 and last["rollouts/kept"] == 24 and last["rollouts/grad_steps"] == last_step
+
+
+def test_max_rollouts_generation_stop_with_gradient_accumulation(tiny_model_path, tmp_path):
+    # 2 rows per micro-batch, 2 micro-batches per optimizer step, a generation batch of 8 rows = 2 optimizer steps:
+    # generations at steps 1, 3 (8, 16 completions); a budget of 10 is spent at step 3 and its batch ends at step 4.
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        max_rollouts=10,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        steps_per_generation=4,
+    )
+    trainer.train()
+    assert (trainer.state.global_step, trainer.rollouts.total) == (4, 16)
 
 
 def test_max_rollouts_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="max_rollouts"):
         ZVPBaseConfig(output_dir=str(tmp_path), max_rollouts=0)
+    with pytest.raises(ValueError, match="max_rollouts_stop"):
+        ZVPBaseConfig(output_dir=str(tmp_path), max_rollouts_stop="epoch")

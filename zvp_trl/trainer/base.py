@@ -40,16 +40,26 @@ class RolloutCounter:
 
 
 class RolloutBudgetCallback(TrainerCallback):
-    """Stops training at the end of the first optimizer step after which `counter.total >= max_rollouts`. The count is
+    """Stops training once `counter.total >= max_rollouts`: at the end of that optimizer step (`stop="step"`) or of the
+    generation batch that spent the budget (`stop="generation"`: the step after which the buffered batch is used up,
+    every `steps_per_generation * num_iterations / gradient_accumulation_steps` optimizer steps). The count is
     identical on every process, so every process stops at the same step."""
 
-    def __init__(self, counter: RolloutCounter, max_rollouts: int):
+    def __init__(self, counter: RolloutCounter, max_rollouts: int, stop: str = "generation"):
         self.counter = counter
         self.max_rollouts = max_rollouts
+        self.stop = stop
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.counter.total >= self.max_rollouts:
-            control.should_training_stop = True
+        if self.counter.total < self.max_rollouts:
+            return control
+        if self.stop == "generation":
+            per_generation = max(
+                1, args.steps_per_generation * getattr(args, "num_iterations", 1) // args.gradient_accumulation_steps
+            )
+            if state.global_step % per_generation != 0:
+                return control
+        control.should_training_stop = True
         return control
 
 
@@ -125,7 +135,8 @@ class ZVPBaseTrainer(GRPOTrainer):
         self._checkpointed_state = {"rollouts": self.rollouts}
         max_rollouts = getattr(self.args, "max_rollouts", None)
         if max_rollouts is not None:
-            self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts))
+            stop = getattr(self.args, "max_rollouts_stop", "generation")
+            self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts, stop))
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of

@@ -15,6 +15,12 @@ class ZVPBaseConfig(GRPOConfig):
             generated (all processes together; prompts skipped before rollout are not counted). `None` means no
             rollout budget: `max_steps` / `num_train_epochs` decide. This makes "same rollout budget" comparisons
             between methods one flag; "same gradient steps" is `max_steps`.
+        max_rollouts_stop (`str`, *optional*, defaults to `"generation"`):
+            When the budget stops training: `"generation"` at the end of the generation batch that spent it (after
+            its last optimizer step, `steps_per_generation * num_iterations / gradient_accumulation_steps` steps per
+            batch), so no generated completion goes unused, as the papers' "-r" runs did (verl finishes the
+            iteration); `"step"` at the end of the optimizer step that spent it. The same when a generation batch
+            is one optimizer step.
     """
 
     max_rollouts: int | None = field(
@@ -25,7 +31,18 @@ class ZVPBaseConfig(GRPOConfig):
         },
     )
 
+    max_rollouts_stop: str = field(
+        default="generation",
+        metadata={
+            "help": "Stop on the budget at the end of the generation batch that spent it ('generation') or of the "
+            "optimizer step ('step').",
+            "choices": ["generation", "step"],
+        },
+    )
+
     def __post_init__(self):
+        if self.max_rollouts_stop not in ("generation", "step"):
+            raise ValueError(f"max_rollouts_stop must be 'generation' or 'step', got {self.max_rollouts_stop!r}.")
         # Checked before GRPOConfig's own checks, which divide by num_generations (0 gave a ZeroDivisionError).
         if self.num_generations is None or self.num_generations < 2:
             raise ValueError(
