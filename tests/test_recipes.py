@@ -25,7 +25,6 @@ from zvp_trl.scripts import train as train_script
 
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 HELPERS = REPO / "tests" / "scripts"  # recipe_two_processes.mixed_reward
 
@@ -76,6 +75,8 @@ METHODS = {  # recipe prefix -> algorithm
     "exgrpo": "exgrpo",
     "exgrpo_rl_zvp": "exgrpo_rl_zvp",
 }
+# The paper recipes: <method>_<setting>.yaml (the CPU recipes on SmolLM2 have their own tests/test_smollm2_recipe.py).
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if any(p.stem.endswith("_" + s) for s in SETTINGS))
 PROMPTS_PER_ITERATION = 512
 PROMPTS_PER_OPTIMIZER_STEP = 32
 STEPS_PER_ITERATION = PROMPTS_PER_ITERATION // PROMPTS_PER_OPTIMIZER_STEP  # 16

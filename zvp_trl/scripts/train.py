@@ -35,7 +35,8 @@ class TrainScriptArguments:
         default=None,
         metadata={
             "help": "Training data: a registered name of `zvp_trl.data.DATASETS` (e.g. `math`, `dapo_math_17k`), a "
-            "Hub dataset id, or a local json/jsonl/parquet file. Default: the embedded arithmetic task."
+            "Hub dataset id, a local json/jsonl/parquet file, or `embedded` (the embedded arithmetic prompts, with "
+            "their held-out before/after evaluation, for any model). Default: the embedded arithmetic task."
         },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
@@ -210,11 +211,33 @@ def _reward_funcs(names: list[str], script_args, training_args):
     return funcs
 
 
+EMBEDDED_DATASET_NAME = "embedded"
+
+
+def _embedded_as_questions(dataset, script_args):
+    """The embedded prompts (`"Q: 3+4=?\\nA:"`) as questions (`"What is 3+4?"`) in the prompt template, as chat
+    messages with `--conversational` (for pretrained chat models)."""
+    from ..data import BOXED_PROMPT_TEMPLATE, format_prompt
+    from ..embedded.task import PROMPT_FORMAT
+
+    prefix, suffix = PROMPT_FORMAT.split("{expression}")
+    template = script_args.prompt_template or BOXED_PROMPT_TEMPLATE
+
+    def render(row):
+        expression = row["prompt"].removeprefix(prefix).removesuffix(suffix)
+        return {"prompt": format_prompt(f"What is {expression}?", template, script_args.conversational)}
+
+    return dataset.map(render)
+
+
 def _datasets(script_args, embedded: bool):
-    """Training dataset, plus held-out (prompts, solutions) for the before/after summary (embedded task only)."""
-    if script_args.dataset_name is None:
-        if not embedded:
-            raise ValueError("--dataset_name is required when --model_name_or_path is given.")
+    """Training dataset, plus held-out (prompts, solutions) for the before/after summary (embedded prompts only)."""
+    if script_args.dataset_name in (None, EMBEDDED_DATASET_NAME):
+        if script_args.dataset_name is None and not embedded:
+            raise ValueError(
+                "--dataset_name is required when --model_name_or_path is given (`embedded` for the embedded "
+                "arithmetic prompts)."
+            )
         from ..embedded import make_split
 
         train = make_split(
@@ -231,6 +254,18 @@ def _datasets(script_args, embedded: bool):
                 script_args.embedded_difficulty,
                 script_args.embedded_max_ops,
             )
+        if script_args.dataset_name == EMBEDDED_DATASET_NAME and heldout is not None:
+            # The two seeded streams repeat short chains: keep each held-out prompt once, and only if never trained on.
+            seen = set(train["prompt"])
+            keep = []
+            for i, prompt in enumerate(heldout["prompt"]):
+                if prompt not in seen:
+                    keep.append(i)
+                    seen.add(prompt)
+            heldout = heldout.select(keep)
+        if script_args.conversational or script_args.prompt_template is not None:
+            train = _embedded_as_questions(train, script_args)
+            heldout = None if heldout is None else _embedded_as_questions(heldout, script_args)
         return train, heldout
     from ..data import BOXED_PROMPT_TEMPLATE, load_math_dataset
 
@@ -254,16 +289,26 @@ def _heldout_accuracy(trainer, heldout, script_args) -> dict | None:
     from ..rewards import accuracy_reward
 
     model = trainer.accelerator.unwrap_model(trainer.model)
+    prompts = list(heldout["prompt"])
+    chat = not isinstance(prompts[0], str)
+    if chat:  # rendered as TRL renders conversational prompts for generation
+        prompts = [
+            trainer.processing_class.apply_chat_template(
+                prompt, tokenize=False, add_generation_prompt=True, **(trainer.args.chat_template_kwargs or {})
+            )
+            for prompt in prompts
+        ]
     return evaluate_accuracy(
         model,
         trainer.processing_class,
-        heldout["prompt"],
+        prompts,
         heldout["solution"],
         accuracy_reward,
         k=script_args.summary_num_samples,
         temperature=trainer.args.temperature,
         max_new_tokens=trainer.args.max_completion_length,
         seed=trainer.args.seed,
+        add_special_tokens=not chat,
     )
 
 
@@ -287,6 +332,11 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps)
         with state.main_process_first():  # one process builds the cached model, the others then load it
             model_args.model_name_or_path = str(get_embedded_model_path(spec))
+    else:
+        from ..offline_models import resolve_model_name
+
+        with state.main_process_first():  # `smollm2-offline`: the first use converts the offline SmolLM2 once
+            model_args.model_name_or_path = resolve_model_name(model_args.model_name_or_path)
 
     training_args.model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),

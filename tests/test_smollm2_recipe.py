@@ -1,0 +1,174 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""The CPU recipes on a real pretrained chat model (SmolLM2-135M-Instruct, offline copy):
+`recipes/smollm2_cpu_rl_zvp.yaml` and `recipes/smollm2_cpu_grpo.yaml`.
+
+- Both parse with the training script's real parser (every key lands in a field with the YAML's value), name the
+  offline SmolLM2 and the embedded arithmetic prompts as chat messages, and differ only in `algorithm` and
+  `output_dir`.
+- The held-out prompts of the before/after evaluation are not training prompts.
+- The recipe itself (every setting: batch, G, lengths, bf16 autocast on CPU, chat prompts, held-out evaluation) runs
+  one real training step with the model swapped for the tiny fixture model, given a ChatML chat template, so that the
+  chat-template path runs too. The full runs on SmolLM2 (about 30 minutes each) are not part of the tests.
+"""
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from zvp_trl.offline_models import SMOLLM2_OFFLINE_NAME
+from zvp_trl.scripts import train as train_script
+
+
+REPO = Path(__file__).resolve().parents[1]
+RL_ZVP = REPO / "recipes" / "smollm2_cpu_rl_zvp.yaml"
+GRPO = REPO / "recipes" / "smollm2_cpu_grpo.yaml"
+RECIPES = {"rl_zvp": RL_ZVP, "grpo": GRPO}
+PROMPT_TEMPLATE = "{question}\nPut your final answer within \\boxed{}."
+
+# ChatML, the format of SmolLM2-Instruct's template (without its default system message, to keep the tiny model's
+# character-level prompts short).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _value(x):
+    if x == []:
+        return "none"  # report_to: none is parsed into []
+    return getattr(x, "value", x)  # enums (lr_scheduler_type, save_strategy, ...) as their YAML string
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "zvp_cache"))
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One intra-op thread: `main` raises a single CPU process to every core, which on shared cores makes a tiny
+    model's run much slower."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(train_script, "_use_all_cores_on_single_cpu_process", lambda: None)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _parse(recipe: Path, *extra: str):
+    argv = ["--config", str(recipe), *extra]
+    parser, algorithm, embedded = train_script.make_parser(argv)
+    script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    return algorithm, embedded, script_args, training_args, model_args
+
+
+@pytest.mark.parametrize("algorithm", list(RECIPES))
+def test_recipe_is_parsed_by_the_training_parser_with_every_key(algorithm):
+    recipe = RECIPES[algorithm]
+    config = yaml.safe_load(recipe.read_text())
+    parsed_algorithm, embedded, *parsed = _parse(recipe)
+    assert parsed_algorithm == config["algorithm"] == algorithm and not embedded
+    # Unknown keys would have raised; every key also lands in a field with the YAML's value and type.
+    for key, value in config.items():
+        holder = next(obj for obj in parsed if hasattr(obj, key))
+        assert _value(getattr(holder, key)) == value, key
+    script_args, args, model_args = parsed
+    assert model_args.model_name_or_path == SMOLLM2_OFFLINE_NAME
+    assert script_args.dataset_name == "embedded"  # the embedded arithmetic prompts, for any model
+    assert script_args.conversational and script_args.prompt_template == PROMPT_TEMPLATE
+    assert script_args.reward_funcs == ["accuracy"]
+    assert script_args.embedded_num_eval_prompts > 0 and script_args.summary_num_samples == 8
+    # 8 prompts x G = 8 per optimizer step, generated once and used once; one pass over the training prompts.
+    assert args.num_generations == 8 and args.generation_batch_size == 64
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == args.generation_batch_size
+    assert args.steps_per_generation == args.gradient_accumulation_steps and args.num_iterations == 1
+    assert script_args.embedded_num_train_prompts == args.max_steps * args.generation_batch_size // 8
+    assert args.use_cpu and args.bf16 and not args.gradient_checkpointing and args.beta == 0.0
+    assert args.seed == 42 and args.output_dir == f"outputs/smollm2-cpu-{algorithm}"
+    header = recipe.read_text()
+    assert f"--config recipes/{recipe.name}" in header and "python recipes/prepare_smollm2.py" in header
+
+
+def test_the_two_recipes_differ_only_in_algorithm_and_output_dir():
+    rl_zvp, grpo = (yaml.safe_load(path.read_text()) for path in (RL_ZVP, GRPO))
+    assert (rl_zvp.pop("algorithm"), grpo.pop("algorithm")) == ("rl_zvp", "grpo")
+    assert rl_zvp.pop("output_dir") != grpo.pop("output_dir")
+    assert rl_zvp == grpo
+    # Parsed too: the same values in every shared field (the RL-ZVP config only adds its own zvp_* fields).
+    _, _, script_zvp, args_zvp, model_zvp = _parse(RL_ZVP)
+    _, _, script_grpo, args_grpo, model_grpo = _parse(GRPO)
+    assert vars(model_zvp) == vars(model_grpo)
+    assert {**vars(script_zvp), "algorithm": None} == {**vars(script_grpo), "algorithm": None}
+    differing = {
+        field.name
+        for field in dataclasses.fields(args_grpo)
+        if getattr(args_grpo, field.name) != getattr(args_zvp, field.name)
+    }
+    assert differing == {"output_dir"}, differing
+
+
+def test_held_out_prompts_are_chat_questions_never_trained_on():
+    _, _, script_args, args, _ = _parse(RL_ZVP)
+    train, heldout = train_script._datasets(script_args, embedded=False)
+    assert len(train) == script_args.embedded_num_train_prompts
+    assert 32 <= len(heldout) <= script_args.embedded_num_eval_prompts
+    for prompt in (train[0]["prompt"], heldout[0]["prompt"]):
+        assert len(prompt) == 1 and prompt[0]["role"] == "user"
+        question = prompt[0]["content"]
+        assert question.startswith("What is ") and question.endswith("?\nPut your final answer within \\boxed{}.")
+    questions = [prompt[0]["content"] for prompt in heldout["prompt"]]
+    assert len(set(questions)) == len(questions)
+    assert not set(questions) & {prompt[0]["content"] for prompt in train["prompt"]}
+    # The gold answers are the expressions' values (one operation on operands 0..20).
+    for prompt, solution in zip(heldout["prompt"], heldout["solution"]):
+        expression = prompt[0]["content"].removeprefix("What is ").split("?")[0]
+        assert int(solution) == eval(expression) and expression.count("+") + expression.count("-") == 1
+
+
+@pytest.fixture
+def tiny_chat_model(tiny_model_path, tmp_path):
+    """The tiny fixture model with a ChatML chat template (a copy: the session fixture stays untouched)."""
+    from transformers import AutoTokenizer
+
+    path = tmp_path / "tiny_chat_model"
+    shutil.copytree(tiny_model_path, path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("algorithm", list(RECIPES))
+def test_recipe_runs_one_real_step_with_the_tiny_model(algorithm, tiny_chat_model, tmp_path, one_thread):
+    """The recipe as it is, with only the model (the tiny fixture model with a chat template), `max_steps` and
+    `output_dir` overridden: chat prompts through TRL's chat-template path, bf16 autocast on CPU, the recipe's batch
+    and lengths, and the held-out evaluation before and after."""
+    recipe = RECIPES[algorithm]
+    out = tmp_path / "out"
+    argv = ["--config", str(recipe), "--model_name_or_path", tiny_chat_model, "--max_steps", "1"]
+    summary = train_script.main([*argv, "--output_dir", str(out)])
+
+    _, _, script_args, _, _ = _parse(recipe)
+    _, heldout = train_script._datasets(script_args, embedded=False)
+    assert summary["algorithm"] == algorithm and summary["global_steps"] == 1
+    assert summary["model"] == tiny_chat_model and summary["dataset"] == "embedded"
+    for when in ("heldout_before", "heldout_after"):
+        result = summary[when]
+        assert result["num_prompts"] == len(heldout) and 0.0 <= result["acc@8"] <= result["pass@8"] <= 1.0
+        split = result["frac_all_correct"] + result["frac_all_wrong"] + result["frac_mixed"]
+        assert split == pytest.approx(1.0)
+    assert summary["rollouts"] == {"total": 64, "kept": 64}  # 8 prompts x G = 8
+    assert json.loads((out / "summary.json").read_text())["global_steps"] == 1
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    step = next(entry for entry in history if "loss" in entry)
+    assert 0.0 <= step["frac_reward_zero_std"] <= 1.0 and step["completions/max_length"] <= 64
+    if algorithm == "rl_zvp":
+        assert "zvp/frac_zv_negative" in step
+    else:
+        assert not any(key.startswith("zvp/") for key in step)
+    assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
