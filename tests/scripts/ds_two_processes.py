@@ -8,10 +8,10 @@ the dynamic-sampling totals and (GRESO) the full state.
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from datasets import Dataset
+from distributed_exit import exit_distributed
 
 from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
 from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer
@@ -92,14 +92,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # Tear the gloo group down explicitly: leaving it to interpreter exit has aborted a rank (SIGABRT) after training.
-    import torch.distributed
-
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    # Then leave without interpreter teardown: a rank has still aborted there now and then ("terminate called without
-    # an active exception", a C++ thread destroyed at exit) after every result was written.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_distributed()

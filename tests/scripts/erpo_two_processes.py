@@ -3,10 +3,10 @@
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from datasets import Dataset
+from distributed_exit import exit_distributed
 
 from zvp_trl import ERPOConfig, ERPOTrainer
 
@@ -42,14 +42,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # Tear the gloo group down explicitly: leaving it to interpreter exit has aborted a rank (SIGABRT) after training.
-    import torch.distributed
-
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    # Then leave without interpreter teardown: a rank has still aborted there now and then ("terminate called without
-    # an active exception", a C++ thread destroyed at exit) after every result was written.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_distributed()
