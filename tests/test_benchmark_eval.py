@@ -149,3 +149,40 @@ def test_bad_arguments():
         EvaluationArguments(model_name_or_path="x", benchmark_files=["math500.jsonl"])
     with pytest.raises(ValueError, match="backend"):
         EvaluationArguments(model_name_or_path="x", backend="tgi")
+
+
+def test_prompts_carry_the_training_system_prompt_and_examples(tiny_model_path, tmp_path):
+    """A model trained with few-shot chat prompts is evaluated with the same prompt around each question."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    args = EvaluationArguments(
+        model_name_or_path=tiny_model_path,
+        prompt_template="{question} Box it.",
+        conversational=True,
+        system_prompt="Be brief.",
+        fewshot_examples='[["What is 25+17?", "\\\\boxed{42}"]]',
+        output_dir=str(tmp_path),
+    )
+    assert args.fewshot_examples == [("What is 25+17?", "\\boxed{42}")]
+    generator = _Generator(args, model=object(), tokenizer=tokenizer)
+    assert generator.render("What is 3+4?") == (
+        "<system>Be brief.<user>What is 25+17? Box it.<assistant>\\boxed{42}<user>What is 3+4? Box it.<assistant>"
+    )
+    plain = _Generator(
+        EvaluationArguments(
+            model_name_or_path="x",
+            prompt_template="Q: {question}\nA:",
+            conversational=False,
+            fewshot_examples=[["What is 25+17?", "42"]],
+        ),
+        model=object(),
+        tokenizer=tokenizer,
+    )
+    assert plain.render("What is 3+4?") == "Q: What is 25+17?\nA: 42\n\nQ: What is 3+4?\nA:"
+    with pytest.raises(ValueError, match="fewshot_examples: examples\\[0\\]"):
+        EvaluationArguments(model_name_or_path="x", fewshot_examples='[["only a question"]]')

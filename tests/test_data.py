@@ -13,6 +13,7 @@ from zvp_trl.data import (
     format_prompt,
     last_boxed_content,
     load_math_dataset,
+    parse_fewshot_examples,
     strip_dapo_instructions,
 )
 
@@ -107,6 +108,50 @@ class TestFormatPrompt:
             format_prompt("2+2?", system_prompt="Be brief.")
         with pytest.raises(ValueError, match="placeholder"):
             format_prompt("2+2?", template="no placeholder")
+
+
+class TestFewShotExamples:
+    EXAMPLES = [("What is 25+17?", "\\boxed{42}"), ("What is 30-1?", "\\boxed{29}")]
+
+    def test_plain_prompt_writes_each_example_through_the_template(self):
+        prompt = format_prompt("What is 3+4?", template="Q: {question}\nA:", examples=self.EXAMPLES)
+        assert prompt == "Q: What is 25+17?\nA: \\boxed{42}\n\nQ: What is 30-1?\nA: \\boxed{29}\n\nQ: What is 3+4?\nA:"
+
+    def test_chat_prompt_has_a_user_and_an_assistant_turn_per_example(self):
+        prompt = format_prompt("3+4?", conversational=True, system_prompt="Be brief.", examples=self.EXAMPLES[:1])
+        assert prompt == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 25+17?" + SUFFIX},
+            {"role": "assistant", "content": "\\boxed{42}"},
+            {"role": "user", "content": "3+4?" + SUFFIX},
+        ]
+
+    def test_no_examples_changes_nothing(self):
+        assert format_prompt("2+2?", examples=[]) == format_prompt("2+2?") == format_prompt("2+2?", examples=None)
+
+    @pytest.mark.parametrize(
+        "bad", ["What is 1+1?", [("What is 1+1?",)], [("q", "a", "extra")], [("q", 2)], [{"q": "a"}], {"q": "a"}]
+    )
+    def test_malformed_examples_are_refused(self, bad):
+        with pytest.raises(ValueError, match="question, answer"):
+            format_prompt("2+2?", examples=bad)
+
+    def test_parse_from_json_or_list(self):
+        assert parse_fewshot_examples('[["What is 1+1?", "\\\\boxed{2}"]]') == [("What is 1+1?", "\\boxed{2}")]
+        assert parse_fewshot_examples([["q", "a"]]) == [("q", "a")]
+        assert parse_fewshot_examples(None) is None
+        assert parse_fewshot_examples("[]") is None
+        with pytest.raises(ValueError, match="my_field must be a JSON list"):
+            parse_fewshot_examples("[[q, a]]", "my_field")
+        with pytest.raises(ValueError, match=r"my_field: examples\[0\]"):
+            parse_fewshot_examples('[["only a question"]]', "my_field")
+
+    def test_dataset_prompts_get_the_examples(self, tmp_path):
+        path = tmp_path / "data.jsonl"
+        path.write_text(json.dumps({"problem": "What is 3+4?", "answer": "7"}) + "\n")
+        ds = load_math_dataset(str(path), conversational=True, examples=self.EXAMPLES[:1])
+        assert [m["role"] for m in ds[0]["prompt"]] == ["user", "assistant", "user"]
+        assert ds[0]["question"] == "What is 3+4?" and ds[0]["solution"] == "7"
 
 
 def test_strip_dapo_instructions():

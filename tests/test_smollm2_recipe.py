@@ -29,6 +29,8 @@ RL_ZVP = REPO / "recipes" / "smollm2_cpu_rl_zvp.yaml"
 GRPO = REPO / "recipes" / "smollm2_cpu_grpo.yaml"
 RECIPES = {"rl_zvp": RL_ZVP, "grpo": GRPO}
 PROMPT_TEMPLATE = "{question}\nPut your final answer within \\boxed{}."
+# The one worked example before every question: operands outside the task's 0..20, so it answers no task prompt.
+EXAMPLE = ("What is 25+17?", "25+17 = 42. The answer is \\boxed{42}.")
 
 # ChatML, the format of SmolLM2-Instruct's template (without its default system message, to keep the tiny model's
 # character-level prompts short).
@@ -76,11 +78,14 @@ def test_recipe_is_parsed_by_the_training_parser_with_every_key(algorithm):
     # Unknown keys would have raised; every key also lands in a field with the YAML's value and type.
     for key, value in config.items():
         holder = next(obj for obj in parsed if hasattr(obj, key))
+        if key == "fewshot_examples":  # a JSON string in the YAML, read into (question, answer) pairs
+            value = [tuple(pair) for pair in json.loads(value)]
         assert _value(getattr(holder, key)) == value, key
     script_args, args, model_args = parsed
     assert model_args.model_name_or_path == SMOLLM2_OFFLINE_NAME
     assert script_args.dataset_name == "embedded"  # the embedded arithmetic prompts, for any model
     assert script_args.conversational and script_args.prompt_template == PROMPT_TEMPLATE
+    assert script_args.fewshot_examples == [EXAMPLE]
     assert script_args.reward_funcs == ["accuracy"]
     assert script_args.embedded_num_eval_prompts > 0 and script_args.summary_num_samples == 8
     # 8 prompts x G = 8 per optimizer step, generated once and used once; one pass over the training prompts.
@@ -117,16 +122,21 @@ def test_held_out_prompts_are_chat_questions_never_trained_on():
     train, heldout = train_script._datasets(script_args, embedded=False)
     assert len(train) == script_args.embedded_num_train_prompts
     assert 32 <= len(heldout) <= script_args.embedded_num_eval_prompts
-    for prompt in (train[0]["prompt"], heldout[0]["prompt"]):
-        assert len(prompt) == 1 and prompt[0]["role"] == "user"
-        question = prompt[0]["content"]
+    example_turns = [
+        {"role": "user", "content": PROMPT_TEMPLATE.replace("{question}", EXAMPLE[0])},
+        {"role": "assistant", "content": EXAMPLE[1]},
+    ]
+    for prompt in list(train["prompt"]) + list(heldout["prompt"]):
+        assert len(prompt) == 3 and prompt[:2] == example_turns and prompt[2]["role"] == "user"
+        question = prompt[2]["content"]
         assert question.startswith("What is ") and question.endswith("?\nPut your final answer within \\boxed{}.")
-    questions = [prompt[0]["content"] for prompt in heldout["prompt"]]
+    questions = [prompt[2]["content"] for prompt in heldout["prompt"]]
     assert len(set(questions)) == len(questions)
-    assert not set(questions) & {prompt[0]["content"] for prompt in train["prompt"]}
+    assert not set(questions) & {prompt[2]["content"] for prompt in train["prompt"]}
+    assert example_turns[0]["content"] not in questions
     # The gold answers are the expressions' values (one operation on operands 0..20).
     for prompt, solution in zip(heldout["prompt"], heldout["solution"]):
-        expression = prompt[0]["content"].removeprefix("What is ").split("?")[0]
+        expression = prompt[2]["content"].removeprefix("What is ").split("?")[0]
         assert int(solution) == eval(expression) and expression.count("+") + expression.count("-") == 1
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, main, make_parser
+from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, _datasets, main, make_parser
 
 
 TINY_RUN = [
@@ -97,6 +97,30 @@ def test_command_line_overrides_embedded_defaults():
     _, training_args, _ = parser.parse_args_and_config([])
     assert training_args.max_steps == EMBEDDED_TRAINING_DEFAULTS["max_steps"]
     assert training_args.output_dir == "outputs/embedded-rl_zvp"  # RL-ZVP is the default algorithm
+
+
+def test_prompt_options_from_the_command_line():
+    """--fewshot_examples (JSON) and --system_prompt reach the training prompts; bad values are refused by name."""
+    parser, _, _ = make_parser([])
+    argv = ["--dataset_name", "embedded", "--conversational", "true", "--system_prompt", "Be brief."]
+    argv += ["--fewshot_examples", '[["What is 25+17?", "\\\\boxed{42}"]]', "--embedded_num_train_prompts", "4"]
+    script_args, _, _ = parser.parse_args_and_config(argv)
+    assert script_args.fewshot_examples == [("What is 25+17?", "\\boxed{42}")]
+    train, heldout = _datasets(script_args, embedded=True)
+    for prompt in (train[0]["prompt"], heldout[0]["prompt"]):
+        assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user"]
+        assert prompt[0]["content"] == "Be brief." and prompt[1]["content"].startswith("What is 25+17?\n")
+        assert prompt[2]["content"] == "\\boxed{42}" and prompt[3]["content"].startswith("What is ")
+    # Plain (base-model) prompts get the example as text before the question.
+    script_args, _, _ = parser.parse_args_and_config(["--dataset_name", "embedded", *argv[6:]])
+    train, _ = _datasets(script_args, embedded=True)
+    assert train[0]["prompt"].startswith("What is 25+17?\n") and "\\boxed{42}\n\nWhat is " in train[0]["prompt"]
+    with pytest.raises(ValueError, match="fewshot_examples must be a JSON list"):
+        parser.parse_args_and_config(["--fewshot_examples", "[[What is 1+1?, 2]]"])
+    with pytest.raises(ValueError, match=r"fewshot_examples: examples\[0\] must be a \[question, answer\] pair"):
+        parser.parse_args_and_config(["--fewshot_examples", '[["What is 1+1?"]]'])
+    with pytest.raises(ValueError, match="system_prompt needs conversational=true"):
+        parser.parse_args_and_config(["--system_prompt", "Be brief."])
 
 
 def test_unknown_algorithm_names_the_choices():

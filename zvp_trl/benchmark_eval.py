@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import BOXED_PROMPT_TEMPLATE, format_prompt
+from .data import BOXED_PROMPT_TEMPLATE, format_prompt, parse_fewshot_examples
 from .evaluation import acc_pass_at_k, sample_completions
 from .math_benchmarks import BENCHMARKS, PAPER_BENCHMARKS, load_benchmark
 from .rewards import batch_math_verify_accuracy, extract_boxed_answer
@@ -56,12 +56,23 @@ class EvaluationArguments:
     conversational: bool | None = field(
         default=None, metadata={"help": "Render prompts with the chat template (default: when the tokenizer has one)."}
     )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "System message of chat prompts (only when prompts are rendered as chats)."}
+    )
+    fewshot_examples: str | None = field(
+        default=None,
+        metadata={
+            "help": "Worked examples shown before every question, a JSON list of [question, answer] pairs (as in "
+            "recipes/train.py, so a model is evaluated with the prompt it was trained with)."
+        },
+    )
     backend: str = field(default="auto", metadata={"help": "vllm, transformers, or auto (vllm when installed)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per generate call (transformers backend)."})
     output_dir: str = field(default="eval_results", metadata={"help": "Where the JSONL, summary and table go."})
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
 
     def __post_init__(self):
+        self.fewshot_examples = parse_fewshot_examples(self.fewshot_examples)
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}.")
         malformed = [item for item in self.benchmark_files if "=" not in item]
@@ -107,7 +118,13 @@ class _Generator:
     def render(self, question: str, raw_prompt: bool = False) -> str:
         if raw_prompt:
             return question
-        prompt = format_prompt(question, template=self.args.prompt_template, conversational=self.conversational)
+        prompt = format_prompt(
+            question,
+            template=self.args.prompt_template,
+            conversational=self.conversational,
+            system_prompt=self.args.system_prompt if self.conversational else None,
+            examples=self.args.fewshot_examples,
+        )
         if self.conversational:
             return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         return prompt

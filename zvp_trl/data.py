@@ -21,9 +21,10 @@ train_dataset = load_math_dataset("data/my_problems.jsonl", column_mapping={"que
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,10 +40,12 @@ __all__ = [
     "BOXED_PROMPT_TEMPLATE",
     "DATASETS",
     "DatasetSpec",
+    "check_examples",
     "check_prompt_column",
     "format_prompt",
     "last_boxed_content",
     "load_math_dataset",
+    "parse_fewshot_examples",
     "strip_dapo_instructions",
 ]
 
@@ -62,6 +65,7 @@ def format_prompt(
     template: str | None = BOXED_PROMPT_TEMPLATE,
     conversational: bool = False,
     system_prompt: str | None = None,
+    examples: Sequence[Sequence[str]] | None = None,
 ) -> str | list[dict[str, str]]:
     """Formats a question into a GRPO prompt.
 
@@ -75,23 +79,77 @@ def format_prompt(
             If `True`, return a list of chat messages (for chat models) instead of a plain string (for base models).
         system_prompt (`str` or `None`, *optional*):
             System message prepended to the conversation. Only valid with `conversational=True`.
+        examples (`Sequence[tuple[str, str]]` or `None`, *optional*):
+            Worked examples shown before the question, as `(question, answer)` pairs (few-shot prompting). Each
+            example question goes through the same template. With `conversational=True` every pair becomes a user turn
+            and an assistant turn before the final user turn; otherwise the pairs are written as
+            `"<formatted question> <answer>\n\n"` blocks before the formatted question.
 
     Returns:
         `str` or `list[dict[str, str]]`: The prompt string, or the list of messages if `conversational=True`.
+
+    Example:
+
+    >>> format_prompt("What is 3+4?", "{question}", conversational=True, examples=[("What is 1+1?", "2")])
+    [{'role': 'user', 'content': 'What is 1+1?'}, {'role': 'assistant', 'content': '2'}, {'role': 'user', 'content': \
+'What is 3+4?'}]
     """
     if template is not None and "{question}" not in template:
         raise ValueError(f"The prompt template must contain the '{{question}}' placeholder, got {template!r}.")
-    content = question if template is None else template.replace("{question}", question)
+    examples = check_examples(examples)
+
+    def fill(text: str) -> str:
+        return text if template is None else template.replace("{question}", text)
+
     if not conversational:
         if system_prompt is not None:
             raise ValueError(
                 "`system_prompt` is only supported with `conversational=True`; for base models, put the text in the "
                 "`template` instead."
             )
-        return content
+        return "".join(f"{fill(q)} {a}\n\n" for q, a in examples) + fill(question)
     messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-    messages.append({"role": "user", "content": content})
+    for example_question, example_answer in examples:
+        messages.append({"role": "user", "content": fill(example_question)})
+        messages.append({"role": "assistant", "content": example_answer})
+    messages.append({"role": "user", "content": fill(question)})
     return messages
+
+
+def check_examples(examples: Any) -> list[tuple[str, str]]:
+    """Validates few-shot `examples` (a sequence of `(question, answer)` string pairs; `None` for none) and returns
+    them as a list of tuples. Raises a `ValueError` naming the bad entry otherwise."""
+    if examples is None:
+        return []
+    if isinstance(examples, (str, dict)):
+        raise ValueError(
+            f"examples must be a list of [question, answer] pairs, got {type(examples).__name__} {examples!r}."
+        )
+    checked = []
+    for i, pair in enumerate(examples):
+        if isinstance(pair, (str, dict)) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+            raise ValueError(
+                f"examples[{i}] must be a [question, answer] pair of strings, got {pair!r}. Example: "
+                '[["What is 25+17?", "25+17 = 42. The answer is \\boxed{42}."]]'
+            )
+        checked.append((pair[0], pair[1]))
+    return checked
+
+
+def parse_fewshot_examples(value: Any, field_name: str = "fewshot_examples") -> list[tuple[str, str]] | None:
+    """Reads few-shot examples given as a JSON string (command line) or a list (YAML, Python) of `[question, answer]`
+    pairs; `None` or an empty list give `None`. Raises a `ValueError` naming `field_name` for anything else."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{field_name} must be a JSON list of [question, answer] pairs, got {value!r} ({error})."
+            ) from None
+    try:
+        return check_examples(value) or None
+    except ValueError as error:
+        raise ValueError(f"{field_name}: {error}") from None
 
 
 def last_boxed_content(text: str | None) -> str | None:
@@ -305,6 +363,7 @@ def load_math_dataset(
     template: str | None = BOXED_PROMPT_TEMPLATE,
     conversational: bool = False,
     system_prompt: str | None = None,
+    examples: Sequence[Sequence[str]] | None = None,
     max_samples: int | None = None,
     seed: int | None = None,
     dedupe: bool | None = None,
@@ -345,6 +404,8 @@ def load_math_dataset(
             Whether prompts are chat messages (chat models) rather than strings (base models).
         system_prompt (`str` or `None`, *optional*):
             System message for conversational prompts.
+        examples (`Sequence[tuple[str, str]]` or `None`, *optional*):
+            Few-shot `(question, answer)` pairs shown before every question; see [`format_prompt`].
         max_samples (`int` or `None`, *optional*):
             Keep at most this many rows (after filtering and deduplication): the first ones if `seed` is `None`, else a
             random subset drawn with `seed`.
@@ -398,7 +459,7 @@ def load_math_dataset(
         raise ValueError(f"`answer_from` must be 'column' or 'last_boxed', got {answer_from!r}.")
     dedupe = spec.dedupe if dedupe is None else dedupe
     # Fail early (not inside `map`) on an invalid template / system prompt combination.
-    format_prompt("", template=template, conversational=conversational, system_prompt=system_prompt)
+    format_prompt("", template=template, conversational=conversational, system_prompt=system_prompt, examples=examples)
 
     def extract(row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -435,7 +496,7 @@ def load_math_dataset(
         dataset = dataset.select(range(max_samples))
 
     def add_prompt(row: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": format_prompt(row["question"], template, conversational, system_prompt)}
+        return {"prompt": format_prompt(row["question"], template, conversational, system_prompt, examples)}
 
     dataset = dataset.map(add_prompt, desc="Formatting prompts")
     extra_columns = [c for c in dataset.column_names if c not in output_columns]

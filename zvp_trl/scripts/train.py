@@ -59,6 +59,18 @@ class TrainScriptArguments:
     conversational: bool = field(
         default=False, metadata={"help": "Build chat-message prompts (for instruct models with a chat template)."}
     )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "System message of the chat prompts (needs `conversational`)."}
+    )
+    fewshot_examples: str | None = field(
+        default=None,
+        metadata={
+            "help": "Worked examples shown before every question, as a JSON list of [question, answer] pairs, e.g. "
+            '\'[["What is 25+17?", "25+17 = 42. The answer is \\\\boxed{42}."]]\'. Each question goes through '
+            "`prompt_template`; with `conversational` every pair becomes a user and an assistant turn. Held-out and "
+            "training prompts get the same examples."
+        },
+    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={
@@ -112,7 +124,15 @@ class TrainScriptArguments:
     )
 
     def __post_init__(self):
+        from ..data import parse_fewshot_examples
+
         get_algorithm(self.algorithm)  # clear error for an unknown name
+        if self.system_prompt is not None and not self.conversational:
+            raise ValueError(
+                "system_prompt needs conversational=true (chat prompts); for a base model, put the text in "
+                "prompt_template instead."
+            )
+        self.fewshot_examples = parse_fewshot_examples(self.fewshot_examples)  # JSON (command line) or a list
         if self.embedded_num_eval_prompts < 0:
             raise ValueError("embedded_num_eval_prompts must be >= 0 (0 skips the before/after evaluation).")
 
@@ -225,7 +245,12 @@ def _embedded_as_questions(dataset, script_args):
 
     def render(row):
         expression = row["prompt"].removeprefix(prefix).removesuffix(suffix)
-        return {"prompt": format_prompt(f"What is {expression}?", template, script_args.conversational)}
+        question = f"What is {expression}?"
+        return {
+            "prompt": format_prompt(
+                question, template, script_args.conversational, script_args.system_prompt, script_args.fewshot_examples
+            )
+        }
 
     return dataset.map(render)
 
@@ -263,7 +288,7 @@ def _datasets(script_args, embedded: bool):
                     keep.append(i)
                     seen.add(prompt)
             heldout = heldout.select(keep)
-        if script_args.conversational or script_args.prompt_template is not None:
+        if script_args.conversational or script_args.prompt_template is not None or script_args.fewshot_examples:
             train = _embedded_as_questions(train, script_args)
             heldout = None if heldout is None else _embedded_as_questions(heldout, script_args)
         return train, heldout
@@ -276,6 +301,8 @@ def _datasets(script_args, embedded: bool):
         column_mapping=json.loads(script_args.dataset_column_mapping) if script_args.dataset_column_mapping else None,
         template=script_args.prompt_template or BOXED_PROMPT_TEMPLATE,
         conversational=script_args.conversational,
+        system_prompt=script_args.system_prompt,
+        examples=script_args.fewshot_examples,
         max_samples=script_args.dataset_max_samples,
         seed=0,
     )
@@ -353,6 +380,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         callbacks.append(DynamicsPlotCallback())
     if script_args.benchmark_eval:
         from ..callbacks import BenchmarkEvalCallback
+        from ..data import BOXED_PROMPT_TEMPLATE
 
         callbacks.append(
             BenchmarkEvalCallback(
@@ -364,6 +392,11 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
                 temperature=training_args.temperature,
                 top_p=script_args.benchmark_eval_top_p,
                 max_tokens=training_args.max_completion_length,
+                # the benchmark questions are asked the way the training prompts are
+                prompt_template=script_args.prompt_template or BOXED_PROMPT_TEMPLATE,
+                conversational=script_args.conversational,
+                system_prompt=script_args.system_prompt,
+                fewshot_examples=script_args.fewshot_examples,
             )
         )
     trainer = trainer_class(
