@@ -27,8 +27,19 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "zvp_cache"))
 
 
-def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys):
+def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys, monkeypatch):
+    from accelerate import Accelerator
+
+    # The run ends through Accelerator.end_training (trackers finished, process group torn down), after the summary.
+    ended = []
+    end_training = Accelerator.end_training
+    monkeypatch.setattr(
+        Accelerator,
+        "end_training",
+        lambda self: (ended.append((tmp_path / "summary.json").is_file()), end_training(self))[1],
+    )
     summary = main([*TINY_RUN, "--algorithm", "grpo", "--output_dir", str(tmp_path)])
+    assert ended == [True]
     assert summary["algorithm"] == "grpo" and summary["global_steps"] == 2
     for name in ("model.safetensors", "config.json", "tokenizer.json", "trainer_state.json", "summary.json"):
         assert (tmp_path / name).is_file(), name

@@ -438,6 +438,9 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     trainer.accelerator.wait_for_everyone()
+    # Finish trackers and tear the process group down here rather than at interpreter exit, where a multi-process CPU
+    # (gloo) run has been seen to abort a rank after its results were written.
+    trainer.accelerator.end_training()
     return summary
 
 
