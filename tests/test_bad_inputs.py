@@ -17,6 +17,7 @@ import time
 
 import pytest
 import torch
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from transformers import AutoTokenizer
 
@@ -36,25 +37,13 @@ G = 4
 # math-verify/sympy does not finish comparing this with 5 (10**(10**10) has ten billion digits); as in test_rewards.py.
 SLOW_ANSWER = r"The answer is \boxed{10^{10^{10}}}."
 TRAINED = ["rl_zvp", "erpo", "erpo_rl_zvp", "grpo_ds", "greso", "exgrpo"]  # the trainers run in the step tests
-CPU = dict(
-    use_cpu=True,
-    bf16=False,
-    gradient_checkpointing=False,
-    report_to="none",
-    per_device_train_batch_size=8,
-    num_generations=G,
-    max_completion_length=6,
-    max_steps=1,
-    logging_steps=1,
-    save_strategy="no",
-    seed=0,
-    shuffle_dataset=False,
-)
 
 
 def make_config(algorithm, tmp_path, **overrides):
     config_class, _ = get_algorithm(algorithm).load()
-    return config_class(output_dir=str(tmp_path), **{**CPU, **overrides})
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=6, shuffle_dataset=False)
+    values.update(overrides)
+    return config_class(**values)
 
 
 def make_trainer(algorithm, model_path, tmp_path, reward, dataset=None, **overrides):

@@ -1,6 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import pytest
 import torch
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
@@ -20,21 +21,7 @@ def constant_reward(completions, **kwargs):
 
 
 def make_config(tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=G,
-        max_completion_length=6,
-        max_steps=1,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        shuffle_dataset=False,
-    )
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=6, shuffle_dataset=False)
     values.update(overrides)
     return GRPODSConfig(**values)
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
@@ -130,21 +131,7 @@ def test_per_row_temperatures_in_one_generate_call(tiny_model_path):
 
 
 def make_config(tmp_path, config_class=ERPOConfig, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=G,
-        max_completion_length=8,
-        max_steps=1,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        epsilon_high=0.28,
-    )
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=8, epsilon_high=0.28)
     values.update(overrides)
     return config_class(**values)
 

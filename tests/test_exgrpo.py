@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl.exgrpo import (
@@ -157,20 +158,7 @@ def test_config_validation_and_defaults(tmp_path):
 
 
 def make_config(tmp_path, config_class=ExGRPOConfig, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=G,
-        max_completion_length=8,
-        max_steps=1,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-    )
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=8)
     values.update(overrides)
     return config_class(**values)
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl.greso import (
@@ -136,21 +137,7 @@ def make_dataset(kinds=KINDS):
 
 
 def make_config(tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=G,
-        max_completion_length=6,
-        max_steps=1,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        greso_prompt_id_column="pid",
-    )
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=6, greso_prompt_id_column="pid")
     values.update(overrides)
     return GRESOConfig(**values)
 

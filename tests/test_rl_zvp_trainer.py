@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from trl import GRPOTrainer
 
@@ -18,21 +19,7 @@ G = 4
 
 
 def make_config(tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=G,
-        max_completion_length=8,
-        max_steps=1,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        epsilon_high=0.28,
-    )
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=8, epsilon_high=0.28)
     values.update(overrides)
     return RLZVPConfig(**values)
 
