@@ -5,6 +5,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 import zvp_trl.dynamics as dynamics
@@ -215,20 +216,7 @@ def test_real_training_leaves_png(tiny_model_path, tmp_path):
     dataset = Dataset.from_dict(
         {"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)], "solution": [str(i + 1) for i in range(8)]}
     )
-    args = RLZVPConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=2,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-    )
+    args = RLZVPConfig(**cpu_config_kwargs(tmp_path, num_generations=4, max_completion_length=8, max_steps=2))
     callback = DynamicsPlotCallback(min_interval_seconds=0)
     trainer = RLZVPTrainer(
         model=tiny_model_path, reward_funcs=accuracy_reward, args=args, train_dataset=dataset, callbacks=[callback]
