@@ -522,3 +522,20 @@ def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path,
     model.zero_grad()
     trainer.train()  # a full run, the easy prompts sampled at raised temperatures from the second epoch on
     assert trainer.erpo_history.temperatures
+
+
+def test_per_row_sampling_agreement_by_hand():
+    from zvp_trl.per_row_temperature import per_row_sampling_agreement
+
+    logps = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, 0.0]])
+    sampling = torch.tensor([[-1.5, -2.0, float("nan")], [-0.5, -1.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    stats = per_row_sampling_agreement(logps, sampling, mask)
+    # Row 0: tokens 0 and 1 (token 2 has no sampling log-prob): diffs 0.5 and 0. Row 1: diffs 0 and 0.5.
+    expected_ratio = (torch.exp(torch.tensor(0.5)) + 1) / 2
+    assert stats[0, 0].item() == pytest.approx(expected_ratio.item())
+    assert stats[0, 1].item() == pytest.approx(0.25)
+    assert stats[1, 0].item() == pytest.approx(expected_ratio.item())
+    assert stats[1, 1].item() == pytest.approx(0.25)
+    empty = per_row_sampling_agreement(logps[:1], sampling[:1], torch.zeros(1, 3))
+    assert torch.isnan(empty).all()

@@ -161,3 +161,21 @@ def generate_grouped_by_temperature(generate, prompts: list, temperatures: list[
     result.update(per_prompt)
     result.update(per_completion)
     return result
+
+
+def per_row_sampling_agreement(
+    logps: torch.Tensor, sampling_logps: torch.Tensor, completion_mask: torch.Tensor
+) -> torch.Tensor:
+    """Per row, how well log-probs `logps` (the trainer's) match `sampling_logps` (the sampler's, e.g. vLLM's).
+
+    Returns a `(rows, 2)` tensor: column 0 the mean over the row's completion tokens of `exp(logps - sampling_logps)`
+    (the token-level importance ratio), column 1 the mean of `|logps - sampling_logps|`. Tokens whose sampling
+    log-prob is NaN (not returned by the sampler) are left out; a row without tokens gets NaN.
+    """
+    diff = logps.float() - sampling_logps.float()
+    mask = completion_mask.bool() & ~torch.isnan(diff)
+    diff = torch.where(mask, diff, torch.zeros_like(diff))
+    count = mask.sum(dim=1).float()
+    ratio = (torch.exp(diff) * mask).sum(dim=1) / count
+    absdiff = (diff.abs() * mask).sum(dim=1) / count
+    return torch.stack([ratio, absdiff], dim=1)

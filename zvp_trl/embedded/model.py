@@ -46,10 +46,20 @@ class EmbeddedModelSpec:
     max_ops: int = 7
     max_operand: int = 20
     carry_slip_rate: float = 0.3
+    # Attention head size; None = hidden_size // num_attention_heads (24 by default). vLLM's CPU attention only takes
+    # some sizes (32, 64, 80, 96, 112, 128, 256, ...): VLLM_EMBEDDED_SPEC sets 32.
+    head_dim: int | None = None
 
     def cache_key(self) -> str:
-        payload = json.dumps({"build_version": BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if fields["head_dim"] is None:
+            del fields["head_dim"]  # the key of a spec without head_dim is the one it had before the field existed
+        payload = json.dumps({"build_version": BUILD_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# The default embedded model with attention heads vLLM's CPU backend accepts (head_dim 32 instead of 24).
+VLLM_EMBEDDED_SPEC = EmbeddedModelSpec(head_dim=32)
 
 
 def model_config(spec: EmbeddedModelSpec, tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
@@ -60,7 +70,7 @@ def model_config(spec: EmbeddedModelSpec, tokenizer: PreTrainedTokenizerFast) ->
         num_hidden_layers=spec.num_hidden_layers,
         num_attention_heads=spec.num_attention_heads,
         num_key_value_heads=spec.num_key_value_heads,
-        head_dim=spec.hidden_size // spec.num_attention_heads,
+        head_dim=spec.head_dim or spec.hidden_size // spec.num_attention_heads,
         max_position_embeddings=256,
         tie_word_embeddings=True,
         bos_token_id=None,

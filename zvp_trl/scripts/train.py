@@ -356,7 +356,9 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     if embedded:
         from ..embedded import EmbeddedModelSpec, get_embedded_model_path
 
-        spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps)
+        # vLLM's CPU attention refuses the default head size (24): with use_vllm the embedded model has heads of 32.
+        head_dim = 32 if training_args.use_vllm else None
+        spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps, head_dim=head_dim)
         with state.main_process_first():  # one process builds the cached model, the others then load it
             model_args.model_name_or_path = str(get_embedded_model_path(spec))
     else:
@@ -365,6 +367,13 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         with state.main_process_first():  # `smollm2-offline`: the first use converts the offline SmolLM2 once
             model_args.model_name_or_path = resolve_model_name(model_args.model_name_or_path)
 
+    if training_args.use_vllm and training_args.vllm_mode == "colocate":
+        from ..vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
+
+        if vllm_platform_is_cpu():  # vLLM's CPU build: keep live weights so TRL's weight sync reaches generation
+            enable_vllm_cpu_weight_sync()
+            if state.is_main_process:
+                print("[zvp_trl] vLLM runs on the CPU: its linear layers keep live weights (zvp_trl.vllm_cpu)")
     training_args.model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),
         "revision": model_args.model_revision,

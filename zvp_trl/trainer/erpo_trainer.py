@@ -15,6 +15,7 @@ from ..per_row_temperature import (
     check_row_scalable,
     generate_grouped_by_temperature,
     per_request_sampling_params,
+    per_row_sampling_agreement,
 )
 from ..prompt_ids import prompt_id
 from .base import ZVPBaseTrainer
@@ -124,7 +125,31 @@ class ERPOTrainer(ZVPBaseTrainer):
         rewards_per_func, self._erpo_rewards = self._erpo_rewards, None
         self._update_history(output, local_ids, rewards_per_func)
         output["erpo_temperatures"] = torch.tensor(temperatures, dtype=torch.float32, device=self.accelerator.device)
+        self._log_sampling_agreement(output)
         return output
+
+    def _log_sampling_agreement(self, output) -> None:
+        """vLLM only: how well the trainer's log-probs match the sampler's, split by base and elevated rows.
+
+        With `erpo_logprob_temperature="sampling"`, the trainer scores each row at the temperature vLLM sampled it at,
+        so elevated rows agree with vLLM as well as base rows do; at the base temperature they would not. Logged as
+        `erpo/is_ratio_{base,elevated}` (mean over rows of the row's mean token ratio `exp(trainer - vLLM)`, before
+        TRL's clipping or masking) and `erpo/logp_diff_{base,elevated}` (mean over rows of the mean `|trainer - vLLM|`
+        per token); NaN when the batch has no such row.
+        """
+        old = output.get("old_per_token_logps")
+        sampling = output.get("sampling_per_token_logps")
+        if old is None or sampling is None:
+            return
+        stats = per_row_sampling_agreement(old, sampling, output["completion_mask"])
+        rows = torch.cat([stats, output["erpo_temperatures"][:, None].to(stats)], dim=1)
+        rows = self.accelerator.gather(rows) if self.accelerator.num_processes > 1 else rows
+        elevated = rows[:, 2] > self.erpo_history.base
+        metrics = self._metrics["train"]
+        for name, select in (("base", ~elevated), ("elevated", elevated)):
+            chosen = rows[select]
+            metrics[f"erpo/is_ratio_{name}"].append(chosen[:, 0].nanmean().item() if len(chosen) else float("nan"))
+            metrics[f"erpo/logp_diff_{name}"].append(chosen[:, 1].nanmean().item() if len(chosen) else float("nan"))
 
     def _update_history(self, output, local_ids, rewards_per_func) -> None:
         num_generations = self.num_generations

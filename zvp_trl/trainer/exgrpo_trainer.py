@@ -159,7 +159,10 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             for row, trajectory in injection.items():
                 completion_ids[row] = list(trajectory["ids"])
                 if logprobs is not None:
-                    logprobs[row] = list(trajectory["logps"])
+                    # vLLM did not sample this row: its sampling log-probs are unknown (NaN), which TRL reads as "no
+                    # vLLM/trainer mismatch to correct" (ratio 1) and leaves out of its sampling/* metrics. (The
+                    # recorded log-probs, used by the replay loss, travel separately as exgrpo_recorded_logps.)
+                    logprobs[row] = [float("nan")] * len(trajectory["ids"])
         return completion_ids, logprobs
 
     def _exgrpo_select_trajectory(self, entry: dict, generator: torch.Generator) -> int:

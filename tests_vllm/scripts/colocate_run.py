@@ -1,0 +1,141 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Run by the vLLM tests in a subprocess: a few steps of `--algorithm` with TRL's vLLM colocate mode on the CPU.
+
+Writes `--result` (JSON): TRL's log history, the per-run state (`zvp_state`-style dicts) right after a resume and at
+the end, and, with `--record_rows`, one record per generated row (sampling temperature, the trainer's and vLLM's
+log-probs of the row compared by `per_row_sampling_agreement`).
+
+--no_weight_sync      : TRL's weight sync to vLLM is switched off (a control: vLLM then keeps sampling from the
+                        initial weights while the policy moves on).
+--resume CHECKPOINT   : resume from that checkpoint.
+"""
+
+import argparse
+import json
+
+from datasets import Dataset
+from transformers import TrainerCallback
+
+
+ALGORITHM_OVERRIDES = {
+    "exgrpo": {"exgrpo_start_threshold": None},
+    "exgrpo_rl_zvp": {"exgrpo_start_threshold": None},
+    "greso": {"greso_adapt_from_epoch": 0},
+}
+ERPO_OVERRIDES = {"erpo_temperature_step": 0.5, "erpo_max_temperature": 2.0}
+
+
+def reward(completions, prompts, completion_ids, **kwargs):
+    """Prompts with n % 4 == 0 are always solved, n % 4 == 1 never, the others depending on the sampled tokens."""
+    values = []
+    for prompt, ids in zip(prompts, completion_ids):
+        n = int(prompt.split(":")[1].split("+")[0])
+        values.append({0: 1.0, 1: 0.0}.get(n % 4, float(sum(ids) % 2 == 0)))
+    return values
+
+
+class StateAtTrainBegin(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.state = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A copy: state_dict() may share lists with the live state, which training goes on to change.
+        self.state = json.loads(
+            json.dumps({n: obj.state_dict() for n, obj in self.trainer._checkpointed_state.items()})
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--algorithm", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--max_steps", type=int, default=3)
+    parser.add_argument("--save_steps", type=int, default=2)
+    parser.add_argument("--learning_rate", type=float, default=1e-2)
+    parser.add_argument("--num_prompts", type=int, default=8)
+    parser.add_argument("--prompts_per_step", type=int, default=4)
+    parser.add_argument("--resume")
+    parser.add_argument("--no_weight_sync", action="store_true")
+    parser.add_argument("--record_rows", action="store_true")
+    parser.add_argument("--erpo_logprob_temperature", default="sampling")
+    cli = parser.parse_args()
+
+    from zvp_trl.vllm_cpu import enable_vllm_cpu_weight_sync
+
+    enable_vllm_cpu_weight_sync()  # before the engine is built
+
+    from zvp_trl.algorithms import get_algorithm
+    from zvp_trl.per_row_temperature import per_row_sampling_agreement
+
+    config_class, trainer_class = get_algorithm(cli.algorithm).load()
+    overrides = dict(ALGORITHM_OVERRIDES.get(cli.algorithm, {}))
+    if cli.algorithm.startswith("erpo"):
+        overrides.update(ERPO_OVERRIDES, erpo_logprob_temperature=cli.erpo_logprob_temperature)
+    num_generations = 4
+    args = config_class(
+        output_dir=cli.output_dir,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        per_device_train_batch_size=num_generations * cli.prompts_per_step,
+        num_generations=num_generations,
+        max_completion_length=16,
+        learning_rate=cli.learning_rate,
+        max_steps=cli.max_steps,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cli.save_steps,
+        seed=0,
+        use_vllm=True,
+        vllm_mode="colocate",
+        vllm_max_model_length=128,
+        vllm_importance_sampling_correction=True,
+        **overrides,
+    )
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(cli.num_prompts)]})
+    trainer = trainer_class(model=cli.model, reward_funcs=reward, args=args, train_dataset=dataset)
+    if cli.no_weight_sync:
+        trainer.vllm_generation.sync_weights = lambda *a, **k: None
+    rows = []
+    if cli.record_rows:
+        generate_and_score = trainer._generate_and_score_completions
+
+        def recording(inputs):
+            output = generate_and_score(inputs)
+            if trainer.model.training and "sampling_per_token_logps" in output:
+                stats = per_row_sampling_agreement(
+                    output["old_per_token_logps"], output["sampling_per_token_logps"], output["completion_mask"]
+                )
+                temperatures = output.get("erpo_temperatures")
+                for i in range(stats.size(0)):
+                    rows.append(
+                        {
+                            "step": trainer.state.global_step,
+                            "temperature": None if temperatures is None else float(temperatures[i]),
+                            "is_ratio": float(stats[i, 0]),
+                            "logp_diff": float(stats[i, 1]),
+                            "tokens": int(output["completion_mask"][i].sum()),
+                        }
+                    )
+            return output
+
+        trainer._generate_and_score_completions = recording
+    at_begin = StateAtTrainBegin(trainer)
+    trainer.add_callback(at_begin)
+    trainer.train(resume_from_checkpoint=cli.resume)
+    result = {
+        "log_history": trainer.state.log_history,
+        "global_step": trainer.state.global_step,
+        "state_at_begin": at_begin.state,
+        "state_at_end": {name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()},
+        "rows": rows,
+    }
+    with open(cli.result, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
