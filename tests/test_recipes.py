@@ -262,15 +262,146 @@ def test_recipe_trains_on_two_processes_with_accelerate_launch(tmp_path):
     command += ["--config_file", str(REPO / "recipes" / "accelerate" / "multi_gpu.yaml"), "--num_processes", "2"]
     command += ["--mixed_precision", "no", str(REPO / "recipes" / "train.py"), "--config", str(config), *SMOKE_ARGS]
     command += ["--generation_batch_size", "16", "--max_steps", "4", "--logging_steps", "1", "--output_dir", str(out)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = _run_launch(command, tmp_path / "probes")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # From inside both processes: two processes that see each other, over gloo, in DDP on CPU.
+    probes = _probes(tmp_path / "probes")
+    assert [p["process_index"] for p in probes] == [0, 1]
+    assert all(p["num_processes"] == p["world_size_env"] == 2 for p in probes)
+    assert all(p["distributed_type"] == "MULTI_CPU" and p["backend"] == "gloo" for p in probes)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algorithm"] == "rl_zvp" and summary["global_steps"] == 4
+    assert summary["distributed"] == {"type": "MULTI_CPU", "num_processes": 2, "fsdp_version": None}
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     # 16 completions per generation over 2 processes x 4 per device -> a new generation every 2 optimizer steps
     # (on one process it would be every 4).
     assert [entry["rollouts/total"] for entry in history if "loss" in entry] == [16, 16, 32, 32]
+
+
+def _run_launch(command: list[str], probe_dir: Path, **env_overrides: str) -> subprocess.CompletedProcess:
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+    env.update(ZVP_TEST_PROBE_DIR=str(probe_dir), **env_overrides)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _probes(probe_dir: Path) -> list[dict]:
+    """What each launched process's Accelerator ran (written by recipe_two_processes.mixed_reward), by index."""
+    return [json.loads(path.read_text()) for path in sorted(probe_dir.glob("process*.json"))]
+
+
+def _cpu_fsdp2_config(tmp_path: Path) -> Path:
+    """recipes/accelerate/fsdp2.yaml for two CPU processes: use_cpu, no mixed precision, sharded state dicts."""
+    config = yaml.safe_load((REPO / "recipes" / "accelerate" / "fsdp2.yaml").read_text())
+    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    config["fsdp_config"]["fsdp_state_dict_type"] = "SHARDED_STATE_DICT"
+    path = tmp_path / "fsdp2_cpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _fsdp2_recipe_launch(tmp_path: Path, out: Path, *extra: str) -> list[str]:
+    config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(_cpu_fsdp2_config(tmp_path))]
+    command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *SMOKE_ARGS, "--save_steps", "1"]
+    return command + ["--dynamics_plot", "false", "--output_dir", str(out), *extra]
+
+
+def test_recipe_trains_under_fsdp2_on_two_cpu_processes(tmp_path):
+    """`accelerate launch` with recipes/accelerate/fsdp2.yaml made for CPU: really FSDP2 in both processes (accelerate
+    alone would run DDP), sharded checkpoints from both processes, and a full final model (which transformers'
+    `save_model` would not write under SHARDED_STATE_DICT)."""
+    out = tmp_path / "out"
+    result = _run_launch(_fsdp2_recipe_launch(tmp_path, out), tmp_path / "probes")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    probes = _probes(tmp_path / "probes")
+    assert [p["process_index"] for p in probes] == [0, 1]
+    assert all(p["distributed_type"] == "FSDP" and p["fsdp_version"] == 2 for p in probes)
+    assert all(p["num_processes"] == 2 and p["backend"] == "gloo" for p in probes)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["global_steps"] == 2
+    assert summary["distributed"] == {"type": "FSDP", "num_processes": 2, "fsdp_version": 2}
+    for part in ("pytorch_model_fsdp_0", "optimizer_0"):  # one shard file per process
+        assert sorted(p.name for p in (out / "checkpoint-2" / part).glob("*.distcp")) == [
+            "__0_0.distcp",
+            "__1_0.distcp",
+        ]
+    assert not (out / "checkpoint-2" / "model.safetensors").exists()
+    final = transformers.AutoModelForCausalLM.from_pretrained(out)  # the full model, gathered from the shards
+    assert final.num_parameters() > 0
+
+
+def test_recipe_refuses_a_silent_fsdp_downgrade_unless_allowed(tmp_path):
+    """The FSDP2 launch with the CPU FSDP path turned off (as accelerate alone runs it: DDP) is refused with the cause
+    and the fix; --allow_distributed_downgrade trains it as the DDP it is."""
+    out = tmp_path / "out"
+    result = _run_launch(_fsdp2_recipe_launch(tmp_path, out), tmp_path / "probes", ZVP_TRL_CPU_FSDP="0")
+    assert result.returncode != 0
+    error = result.stdout + result.stderr
+    assert "DistributedDowngradeError" in error
+    assert "the launch asks for FSDP2 but the Accelerator runs MULTI_CPU with 2 process(es)" in error
+    assert "accelerate selects FSDP only on GPUs" in error and "--allow_distributed_downgrade true" in error
+    assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")  # refused before training
+
+    command = _fsdp2_recipe_launch(tmp_path, out, "--allow_distributed_downgrade", "true")
+    result = _run_launch(command, tmp_path / "probes", ZVP_TRL_CPU_FSDP="0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Training anyway (--allow_distributed_downgrade)" in result.stderr
+    assert json.loads((out / "summary.json").read_text())["distributed"]["type"] == "MULTI_CPU"
+    assert {p["distributed_type"] for p in _probes(tmp_path / "probes")} == {"MULTI_CPU"}
+
+
+def test_recipe_refuses_processes_that_do_not_see_each_other(tmp_path):
+    """Two processes launched, but without --use_cpu on a machine without GPUs each Accelerator sees one process
+    (DistributedType.NO): refused before training."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without GPUs")
+    config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *SMOKE_ARGS, "--use_cpu", "false"]
+    command += ["--output_dir", str(tmp_path / "out")]
+    result = _run_launch(command, tmp_path / "probes")
+    assert result.returncode != 0
+    error = result.stdout + result.stderr
+    assert "the launcher started 2 processes but the Accelerator of each sees 1 (it runs NO" in error
+    assert "pass --use_cpu true" in error
+    assert not _probes(tmp_path / "probes")
+
+
+class _FakeAccelerator:
+    def __init__(self, distributed_type: str, num_processes: int, device: str = "cpu"):
+        from accelerate.utils import DistributedType
+
+        self.distributed_type = DistributedType(distributed_type)
+        self.num_processes, self.process_index, self.device = num_processes, 0, torch.device(device)
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, accelerator, expected",
+    [
+        ({"deepspeed": True}, ("MULTI_CPU", 2), "asks for DeepSpeed but the Accelerator runs MULTI_CPU with 2 "
+         "process(es): accelerate ignores DeepSpeed on CPU processes"),
+        ({"deepspeed": True}, ("DEEPSPEED", 1), "the launcher started 2 processes but the Accelerator of each sees 1"),
+        ({"fsdp": True}, ("MULTI_GPU", 2, "cuda"), "asks for FSDP2 but the Accelerator runs MULTI_GPU with 2 process(es): "
+         "the Accelerator was built without the FSDP plugin"),
+    ],
+)  # fmt: skip
+def test_check_distributed_mode_names_the_downgrade(request_kwargs, accelerator, expected):
+    request = train_script.DistributedRequest(
+        **{"fsdp": False, "fsdp_version": 2, "deepspeed": False, "launched_processes": 2, **request_kwargs}
+    )
+    with pytest.raises(train_script.DistributedDowngradeError, match=re.escape(expected)):
+        train_script.check_distributed_mode(_FakeAccelerator(*accelerator), request)
+    with pytest.warns(UserWarning, match=re.escape(expected)):
+        problems = train_script.check_distributed_mode(_FakeAccelerator(*accelerator), request, allow_downgrade=True)
+    assert len(problems) == 1
+
+
+def test_check_distributed_mode_accepts_what_was_asked():
+    request = train_script.DistributedRequest(fsdp=True, fsdp_version=2, deepspeed=False, launched_processes=2)
+    assert train_script.check_distributed_mode(_FakeAccelerator("FSDP", 2), request) == []
+    single = train_script.DistributedRequest(fsdp=False, fsdp_version=1, deepspeed=False, launched_processes=1)
+    assert train_script.check_distributed_mode(_FakeAccelerator("NO", 1), single) == []
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -122,6 +122,13 @@ class TrainScriptArguments:
     summary_num_samples: int = field(
         default=8, metadata={"help": "Samples per held-out prompt for the before/after accuracy (Acc@k, Pass@k)."}
     )
+    allow_distributed_downgrade: bool = field(
+        default=False,
+        metadata={
+            "help": "Accept a launch whose sharding (FSDP/DeepSpeed) or process count the Accelerator did not take "
+            "up (e.g. an FSDP config that runs as DDP); by default such a launch is refused. For smoke tests only."
+        },
+    )
 
     def __post_init__(self):
         from ..data import parse_fewshot_examples
@@ -346,6 +353,117 @@ def _zero_variance_history(log_history: list[dict]) -> dict:
     return {"first_logged": values[0], "last_logged": values[-1], "mean": sum(values) / len(values)}
 
 
+class DistributedDowngradeError(RuntimeError):
+    """The launch asked for a distributed mode (sharding, several processes) that the Accelerator did not take up."""
+
+
+@dataclass
+class DistributedRequest:
+    """What the launch asked for: from `accelerate launch`'s environment (its config file) and the training arguments."""
+
+    fsdp: bool
+    fsdp_version: int
+    deepspeed: bool
+    launched_processes: int
+
+    @classmethod
+    def from_launch(cls, training_args) -> "DistributedRequest":
+        def env_true(name: str) -> bool:
+            return os.environ.get(name, "false").lower() in ("1", "true", "yes")
+
+        fsdp_from_args = bool(training_args.fsdp)
+        if fsdp_from_args:
+            version = int((training_args.fsdp_config or {}).get("version", 2))
+        else:
+            version = int(os.environ.get("FSDP_VERSION", "1"))  # accelerate's default when its config names none
+        return cls(
+            fsdp=fsdp_from_args or env_true("ACCELERATE_USE_FSDP"),
+            fsdp_version=version,
+            deepspeed=bool(training_args.deepspeed) or env_true("ACCELERATE_USE_DEEPSPEED"),
+            launched_processes=int(os.environ.get("WORLD_SIZE", "1")),
+        )
+
+
+def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
+    """FSDP2 asked for on a machine without GPUs: let accelerate take its FSDP path on the CPU processes
+    (`zvp_trl.cpu_fsdp`); accelerate alone would run them as DDP. Never on a machine with a GPU; `ZVP_TRL_CPU_FSDP=0`
+    turns it off (the launch is then refused as a downgrade, unless --allow_distributed_downgrade)."""
+    from ..cpu_fsdp import accelerator_device_visible, enable_cpu_fsdp
+
+    if not request.fsdp or request.fsdp_version != 2 or accelerator_device_visible() is not None:
+        return False
+    if os.environ.get("ZVP_TRL_CPU_FSDP", "1") == "0":
+        return False
+    enable_cpu_fsdp()
+    if state.is_main_process:
+        print("[zvp_trl] FSDP2 on CPU processes (gloo): accelerate's FSDP path enabled by zvp_trl.cpu_fsdp")
+    return True
+
+
+def check_distributed_mode(accelerator, request: DistributedRequest, allow_downgrade: bool = False) -> list[str]:
+    """Compares what the launch asked for with what the Accelerator runs. Raises `DistributedDowngradeError` naming
+    each mismatch, its cause and the fix, unless `allow_downgrade` (then warns); returns the mismatches."""
+    from accelerate.utils import DistributedType
+
+    mode = f"{accelerator.distributed_type.value} with {accelerator.num_processes} process(es)"
+    cpu = accelerator.device.type == "cpu"
+    problems = []
+    if request.fsdp and accelerator.distributed_type != DistributedType.FSDP:
+        if cpu:
+            cause = (
+                "accelerate selects FSDP only on GPUs (and other accelerators); zvp_trl.cpu_fsdp enables FSDP2 on CPU "
+                "processes only on a machine without GPUs and unless ZVP_TRL_CPU_FSDP=0"
+            )
+            fix = "on a machine without GPUs, unset ZVP_TRL_CPU_FSDP and use fsdp_version 2; with GPUs, use them"
+        else:
+            cause = "the Accelerator was built without the FSDP plugin"
+            fix = "check the accelerate config (distributed_type: FSDP) and the --fsdp / --fsdp_config arguments"
+        problems.append(
+            f"the launch asks for FSDP{request.fsdp_version} but the Accelerator runs {mode}: {cause}. Fix: {fix}."
+        )
+    if request.deepspeed and accelerator.distributed_type != DistributedType.DEEPSPEED:
+        cause = (
+            "accelerate ignores DeepSpeed on CPU processes (use_cpu / --cpu)"
+            if cpu
+            else "the Accelerator was built without the DeepSpeed plugin"
+        )
+        problems.append(
+            f"the launch asks for DeepSpeed but the Accelerator runs {mode}: {cause}. Fix: run DeepSpeed on GPUs "
+            "(see recipes/README.md for what it did on CPU); on CPU processes use recipes/accelerate/fsdp2.yaml "
+            "with use_cpu: true and mixed_precision: no for sharded training."
+        )
+    if request.launched_processes > 1 and accelerator.num_processes != request.launched_processes:
+        problems.append(
+            f"the launcher started {request.launched_processes} processes but the Accelerator of each sees "
+            f"{accelerator.num_processes} (it runs {mode}, process_index {accelerator.process_index}): the "
+            "processes do not train together, each would train alone on its own data. Cause: accelerate set up no "
+            "process group for this device/mode combination (on a machine without GPUs: the run does not use the "
+            "CPU explicitly, or DeepSpeed was asked for on CPU). Fix: on a machine without GPUs pass --use_cpu true "
+            "(and use_cpu: true in the accelerate config); with DeepSpeed, run on GPUs."
+        )
+    if problems:
+        message = "Distributed launch not taken up as asked:\n- " + "\n- ".join(problems)
+        if not allow_downgrade:
+            raise DistributedDowngradeError(
+                message + "\nPass --allow_distributed_downgrade true to train anyway (smoke tests only)."
+            )
+        import warnings
+
+        warnings.warn(message + "\nTraining anyway (--allow_distributed_downgrade).", stacklevel=2)
+    return problems
+
+
+def _save_final_model(trainer, output_dir: str) -> None:
+    """`save_model` writes nothing under FSDP with SHARDED_STATE_DICT (transformers saves the model only as a full
+    state dict): the final model is gathered into one full state dict instead; checkpoints keep their shards."""
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if trainer.is_fsdp_enabled and plugin is not None and "SHARDED_STATE_DICT" in str(plugin.state_dict_type):
+        plugin.set_state_dict_type("FULL_STATE_DICT")
+        if trainer.accelerator.is_main_process:
+            print("[zvp_trl] FSDP SHARDED_STATE_DICT: the final model is saved as a full state dict")
+    trainer.save_model(output_dir)
+
+
 def run(script_args, training_args, model_args, embedded: bool) -> dict:
     """Trains with the parsed arguments; returns the summary written to `<output_dir>/summary.json`."""
     from accelerate import PartialState
@@ -353,6 +471,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
 
     _, trainer_class = get_algorithm(script_args.algorithm).load()
     state = PartialState()
+    distributed_request = DistributedRequest.from_launch(training_args)
+    _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
     if embedded:
         from ..embedded import EmbeddedModelSpec, get_embedded_model_path
 
@@ -416,6 +536,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
+    check_distributed_mode(trainer.accelerator, distributed_request, script_args.allow_distributed_downgrade)
 
     before = _heldout_accuracy(trainer, heldout, script_args)
     start = time.perf_counter()
@@ -426,7 +547,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     train_seconds = time.perf_counter() - start
     after = _heldout_accuracy(trainer, heldout, script_args)
 
-    trainer.save_model(training_args.output_dir)
+    _save_final_model(trainer, training_args.output_dir)
     output_dir = Path(training_args.output_dir)
     summary = {
         "algorithm": script_args.algorithm,
@@ -437,6 +558,11 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         "heldout_before": before,
         "heldout_after": after,
         "train_zero_variance_fraction": _zero_variance_history(trainer.state.log_history),
+        "distributed": {
+            "type": trainer.accelerator.distributed_type.value,
+            "num_processes": trainer.accelerator.num_processes,
+            "fsdp_version": trainer.accelerator.state.fsdp_plugin.fsdp_version if trainer.is_fsdp_enabled else None,
+        },
     }
     if hasattr(trainer, "rollouts"):
         summary["rollouts"] = {"total": trainer.rollouts.total, "kept": trainer.rollouts.kept}
