@@ -59,13 +59,13 @@ def colocate_runs(vllm_model_path, tmp_path_factory):
             first = root / "first.json"
             extra = ["--record_rows"] if algorithm in ERPO_ALGORITHMS else []
             run_script(
-                "colocate_run.py", "--algorithm", algorithm, "--model", vllm_model_path, "--output_dir",
+                "vllm_run.py", "--algorithm", algorithm, "--model", vllm_model_path, "--output_dir",
                 root / "out", "--result", first, "--max_steps", steps, "--save_steps", SAVE_STEPS, *extra,
             )  # fmt: skip
             checkpoint = root / "out" / f"checkpoint-{SAVE_STEPS}"
             resumed = root / "resumed.json"
             run_script(
-                "colocate_run.py", "--algorithm", algorithm, "--model", vllm_model_path, "--output_dir",
+                "vllm_run.py", "--algorithm", algorithm, "--model", vllm_model_path, "--output_dir",
                 root / "out", "--result", resumed, "--max_steps", steps, "--save_steps", SAVE_STEPS,
                 "--resume", checkpoint,
             )  # fmt: skip
@@ -114,7 +114,7 @@ def test_without_weight_sync_vllm_samples_from_stale_weights(vllm_model_path, tm
     """The control of the weight-sync assertion above: the same run with TRL's sync switched off."""
     result = tmp_path / "result.json"
     run_script(
-        "colocate_run.py", "--algorithm", "rl_zvp", "--model", vllm_model_path, "--output_dir", tmp_path / "out",
+        "vllm_run.py", "--algorithm", "rl_zvp", "--model", vllm_model_path, "--output_dir", tmp_path / "out",
         "--result", result, "--max_steps", 3, "--save_steps", 100, "--no_weight_sync",
     )  # fmt: skip
     logs = [entry for entry in json.loads(result.read_text())["log_history"] if "loss" in entry]
@@ -161,7 +161,7 @@ def test_erpo_logprobs_at_the_base_temperature_disagree_with_vllm(vllm_model_pat
     while vLLM sampled them hotter, and the per-row distance to vLLM's log-probs shows it."""
     result = tmp_path / "result.json"
     run_script(
-        "colocate_run.py", "--algorithm", "erpo", "--model", vllm_model_path, "--output_dir", tmp_path / "out",
+        "vllm_run.py", "--algorithm", "erpo", "--model", vllm_model_path, "--output_dir", tmp_path / "out",
         "--result", result, "--max_steps", 6, "--save_steps", 100, "--record_rows",
         "--erpo_logprob_temperature", "base",
     )  # fmt: skip

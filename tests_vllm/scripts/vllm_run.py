@@ -1,5 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""Run by the vLLM tests in a subprocess: a few steps of `--algorithm` with TRL's vLLM colocate mode on the CPU.
+"""Run by the vLLM tests in a subprocess: a few steps of `--algorithm` generating with vLLM on the CPU, in TRL's colocate
+mode (default) or, with `--server_base_url`, through a running vLLM server.
 
 Writes `--result` (JSON): TRL's log history, the per-run state (`zvp_state`-style dicts) right after a resume and at
 the end, and, with `--record_rows`, one record per generated row (sampling temperature, the trainer's and vLLM's
@@ -8,6 +9,10 @@ log-probs of the row compared by `per_row_sampling_agreement`).
 --no_weight_sync      : TRL's weight sync to vLLM is switched off (a control: vLLM then keeps sampling from the
                         initial weights while the policy moves on).
 --resume CHECKPOINT   : resume from that checkpoint.
+--server_base_url URL : server mode. TRL moves weights to the server over NCCL, which needs CUDA; on the CPU the
+                        run stops at that point (TRL's `init_communicator` raises). `--skip_weight_transfer` skips
+                        the communicator and the sync so generation through the server can be tested; with
+                        `--learning_rate 0` the server's weights stay the policy's, so nothing is lost by skipping.
 """
 
 import argparse
@@ -61,11 +66,18 @@ def main():
     parser.add_argument("--no_weight_sync", action="store_true")
     parser.add_argument("--record_rows", action="store_true")
     parser.add_argument("--erpo_logprob_temperature", default="sampling")
+    parser.add_argument("--server_base_url")
+    parser.add_argument("--skip_weight_transfer", action="store_true")
     cli = parser.parse_args()
 
-    from zvp_trl.vllm_cpu import enable_vllm_cpu_weight_sync
+    if cli.server_base_url is None:
+        from zvp_trl.vllm_cpu import enable_vllm_cpu_weight_sync
 
-    enable_vllm_cpu_weight_sync()  # before the engine is built
+        enable_vllm_cpu_weight_sync()  # before the engine is built
+    if cli.skip_weight_transfer:
+        from trl.generation.vllm_client import VLLMClient
+
+        VLLMClient.init_communicator = lambda self, *a, **k: None
 
     from zvp_trl.algorithms import get_algorithm
     from zvp_trl.per_row_temperature import per_row_sampling_agreement
@@ -90,14 +102,15 @@ def main():
         save_steps=cli.save_steps,
         seed=0,
         use_vllm=True,
-        vllm_mode="colocate",
-        vllm_max_model_length=128,
+        vllm_mode="colocate" if cli.server_base_url is None else "server",
+        vllm_server_base_url=cli.server_base_url,
+        vllm_max_model_length=128 if cli.server_base_url is None else None,
         vllm_importance_sampling_correction=True,
         **overrides,
     )
     dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(cli.num_prompts)]})
     trainer = trainer_class(model=cli.model, reward_funcs=reward, args=args, train_dataset=dataset)
-    if cli.no_weight_sync:
+    if cli.no_weight_sync or cli.skip_weight_transfer:
         trainer.vllm_generation.sync_weights = lambda *a, **k: None
     rows = []
     if cli.record_rows:

