@@ -12,10 +12,6 @@ and all-wrong on process 1, and a `mixed` prompt has k = G/2 correct completions
 the outcome of a prompt depends on which process rolled it out, which the other process can only learn by gathering.
 """
 
-import json
-import os
-import subprocess
-import sys
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +21,6 @@ import pytest
 from zvp_trl.algorithms import ALGORITHMS
 
 
-SCRIPT = Path(__file__).parent / "scripts" / "every_trainer_two_processes.py"
 WORLD = 2
 # Every `_checkpointed_state` entry must be checked below beyond equality; a new one fails here until it is.
 KNOWN_STATE = {"rollouts", "erpo_history", "ds_sampler", "dynamic_sampling", "greso", "exgrpo_buffer", "exgrpo_phase"}
@@ -68,15 +63,6 @@ def expected_reward(kind: str, rank: int, position: int, num_generations: int) -
         "split": float(rank == 0),
         "mixed": float(position < (num_generations // 2 if rank == 0 else 1)),
     }[kind]
-
-
-def launch(model_path: str, out: Path, algorithm: str) -> list[dict]:
-    env = dict(os.environ, ZVP_TEST_MODEL=model_path, ZVP_TEST_OUT=str(out))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)]
-    command += [str(SCRIPT), "--algorithm", algorithm]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
 def global_rounds(ranks: list[dict]) -> list[Round]:
@@ -363,8 +349,11 @@ def check_run(ranks: list[dict], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
-def test_two_processes_agree_and_decide_on_whole_groups(tiny_model_path, tmp_path, algorithm):
-    ranks = launch(tiny_model_path, tmp_path, algorithm)
+def test_two_processes_agree_and_decide_on_whole_groups(every_trainer_run, tmp_path, algorithm):
+    ranks = every_trainer_run(algorithm)
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == WORLD for r in ranks)
+    # What the processes ran, from inside: plain DDP over gloo, full (unsharded) parameters.
+    assert all(r["distributed_type"] == "MULTI_CPU" and r["backend"] == "gloo" and not r["is_fsdp2"] for r in ranks)
+    assert all(r["parameters"]["num_dtensor_shard0"] == 0 for r in ranks)
     assert all(r["algorithm"] == algorithm for r in ranks)
     check_run(ranks, tmp_path)

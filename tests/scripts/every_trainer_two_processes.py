@@ -1,6 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_two_processes.py under `torchrun --nproc_per_node 2` (gloo, CPU), once per registered algorithm:
-`every_trainer_two_processes.py --algorithm NAME`.
+`every_trainer_two_processes.py --algorithm NAME`; by tests/test_fsdp2.py with `--fsdp2` added: the same run under
+accelerate's FSDP2 (`zvp_trl.cpu_fsdp`, parameters sharded over the two CPU processes).
 
 Trains that algorithm's trainer for `MAX_STEPS` optimizer steps on a tiny dataset with a deterministic reward that
 depends on the dataset row's `kind`, on the process and (for `mixed`) on the row's position in its group, never on the
@@ -28,7 +29,9 @@ The layout is chosen by trying the split one first and falling back only when th
 Each rank writes `rank{r}.json`: the layout and dataset, `{name: state_dict()}` of every object in
 `trainer._checkpointed_state` before and after training, every reward computation it saw (`rounds`: step, the local
 rows' prompt ids / kinds / rewards and the gathered rewards) and every training batch it produced (`batches`:
-advantages plus whatever the trainer adds: RL-ZVP signs, ERPO temperatures, ExGRPO replay flags).
+advantages plus whatever the trainer adds: RL-ZVP signs, ERPO temperatures, ExGRPO replay flags), the state after
+the first optimizer step, and what the process runs (accelerate's distributed type, process count, how the model's
+parameters are held: `DTensor` shards or plain tensors).
 """
 
 import argparse
@@ -39,6 +42,7 @@ from pathlib import Path
 from accelerate import PartialState
 from datasets import Dataset
 from distributed_exit import exit_distributed
+from transformers import TrainerCallback
 
 from zvp_trl import get_algorithm, prompt_id
 
@@ -79,10 +83,22 @@ def reward(completions, kind, **kwargs):
     return [reward_value(k, rank, i % G) for i, k in enumerate(kind)]
 
 
-def build(algorithm: str, out: Path):
+# FSDP2 over the two CPU processes: decoder layers and the root sharded, state dicts sharded in checkpoints.
+FSDP2_ARGS = {
+    "fsdp": "full_shard",
+    "fsdp_config": {
+        "version": 2,
+        "reshard_after_forward": True,
+        "transformer_layer_cls_to_wrap": ["Qwen3DecoderLayer"],
+    },
+}
+
+
+def build(algorithm: str, out: Path, fsdp2: bool = False):
     config_class, trainer_class = get_algorithm(algorithm).load()
     fields = set(config_class.__dataclass_fields__)
     common = dict(
+        **(FSDP2_ARGS if fsdp2 else {}),
         output_dir=str(out / "run"),
         use_cpu=True,
         bf16=False,
@@ -113,14 +129,47 @@ def state_of(trainer) -> dict:
     return json.loads(json.dumps({name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()}))
 
 
+def parameter_layout(trainer) -> dict:
+    """How the prepared model holds its parameters: how many are `DTensor`s sharded on dim 0 over the processes, and
+    the local / global numbers of elements."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    params = list(trainer.model_wrapped.parameters())
+    sharded = [p for p in params if isinstance(p, DTensor) and tuple(p.placements) == (Shard(0),)]
+    local = sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in params)
+    return {
+        "model_class": type(trainer.model_wrapped).__name__,
+        "num_params": len(params),
+        "num_dtensor_shard0": len(sharded),
+        "local_numel": local,
+        "global_numel": sum(p.numel() for p in params),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--algorithm", required=True)
-    algorithm = parser.parse_args().algorithm
+    parser.add_argument("--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.cpu_fsdp)")
+    cli = parser.parse_args()
+    algorithm = cli.algorithm
+    if cli.fsdp2:
+        from zvp_trl.cpu_fsdp import enable_cpu_fsdp
+
+        enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])
-    trainer, layout, dataset = build(algorithm, out)
+    trainer, layout, dataset = build(algorithm, out, fsdp2=cli.fsdp2)
     rank = trainer.accelerator.process_index
     initial_state = state_of(trainer)
+    seen = {}
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                seen["state_after_first_step"] = state_of(trainer)
+            if "parameters" not in seen:  # the model is prepared (wrapped, sharded) by now
+                seen["parameters"] = parameter_layout(trainer)
+
+    trainer.add_callback(Snapshot())
 
     rounds, batches = [], []
     calculate_rewards, generate = trainer._calculate_rewards, trainer._generate_and_score_completions
@@ -156,10 +205,16 @@ def main():
     trainer._calculate_rewards, trainer._generate_and_score_completions = record_rewards, record_batch
     trainer.train()
 
+    accelerator = trainer.accelerator
     result = {
         "algorithm": algorithm,
         "rank": rank,
-        "world_size": trainer.accelerator.num_processes,
+        "world_size": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type.value),
+        "is_fsdp2": bool(accelerator.is_fsdp2),
+        "backend": accelerator.state.backend,
+        "exgrpo_collective_forwards": getattr(trainer, "_exgrpo_collective_forwards", None),
+        **seen,
         "layout": layout,
         "num_generations": G,
         "local_rows": trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation,

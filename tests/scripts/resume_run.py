@@ -8,6 +8,8 @@
 --resume                            : resumes with resume_from_checkpoint=True (the last complete checkpoint).
 --reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
                                       so both runs share the process's thread settings.
+--fsdp2 STATE_DICT_TYPE             : under `torchrun --nproc_per_node 2`, train with FSDP2 on the CPU processes
+                                      (zvp_trl.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
 """
 
 import argparse
@@ -41,9 +43,17 @@ def reward(completions, prompts, completion_ids, trainer_state, **kwargs):
 KILL = {"in": None, "at": None}
 
 
-def train(algorithm: str, model: str, output_dir: str, max_steps: int, resume: bool):
+def fsdp2_args(state_dict_type: str | None) -> dict:
+    if state_dict_type is None:
+        return {}
+    config = {"version": 2, "state_dict_type": state_dict_type, "transformer_layer_cls_to_wrap": ["Qwen3DecoderLayer"]}
+    return {"fsdp": "full_shard", "fsdp_config": config}
+
+
+def train(algorithm: str, model: str, output_dir: str, max_steps: int, resume: bool, fsdp2: str | None = None):
     config_class, trainer_class = get_algorithm(algorithm).load()
     args = config_class(
+        **fsdp2_args(fsdp2),
         output_dir=output_dir,
         use_cpu=True,
         bf16=False,
@@ -83,13 +93,22 @@ def main():
     parser.add_argument("--kill_in", choices=["generation", "save"])
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--reference")
+    parser.add_argument("--fsdp2", choices=["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
+    if cli.fsdp2:
+        from zvp_trl.cpu_fsdp import enable_cpu_fsdp
+
+        enable_cpu_fsdp()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})
-    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume)
+    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, cli.fsdp2)
     if cli.reference:
         KILL.update({"in": None, "at": None})
-        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, resume=False)
+        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, resume=False, fsdp2=cli.fsdp2)
+    if cli.fsdp2:
+        from distributed_exit import exit_distributed
+
+        exit_distributed()
 
 
 if __name__ == "__main__":
