@@ -13,12 +13,14 @@ from pathlib import Path
 from trl import TrlParser
 
 from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model
+from zvp_trl.offline_models import resolve_model_name
 
 
 def main(argv=None):
     (args,) = TrlParser((EvaluationArguments,)).parse_args_and_config(argv)
     if args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required.")
+    args.model_name_or_path = resolve_model_name(args.model_name_or_path)  # e.g. smollm2-offline
     summary = evaluate_model(args)
     print((Path(args.output_dir) / "results.md").read_text())
     print(f"per-sample results and summary in {args.output_dir}")

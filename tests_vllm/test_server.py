@@ -146,5 +146,5 @@ def test_erpo_trains_through_the_server_up_to_the_weight_transfer(algorithm, ser
         for t, rows in sorted(by_temperature.items())
     }
     print(f"{algorithm} via server: temperature -> (rows, mean per-row IS ratio, mean per-row |logp diff|)", summary)
-    for rows, ratio, difference in summary.values():
+    for _, ratio, difference in summary.values():
         assert abs(ratio - 1) < 0.01 and difference < 0.01, summary

@@ -140,7 +140,13 @@ class _Generator:
                 max_tokens=self.args.max_tokens,
                 seed=self.args.seed,
             )
-            outputs = self.llm.generate(prompts, params)
+            # Token ids, tokenized as the transformers backend does (special tokens only for plain-text prompts), so
+            # both backends see the same prompt tokens.
+            requests = [
+                {"prompt_token_ids": self.tokenizer(prompt, add_special_tokens=not self.conversational)["input_ids"]}
+                for prompt in prompts
+            ]
+            outputs = self.llm.generate(requests, params)
             return [[choice.text for choice in output.outputs] for output in outputs]
         return sample_completions(
             self.model,
