@@ -30,24 +30,64 @@ G = 4
 # ----------------------------------------------------------------------------------------------- pure functions
 
 
-def test_bucket_weights_paper_mode_by_hand():
-    # G=8, buckets k=1,4,7 (4 twice: one bucket). N(k/8; 0.5, 1): exp(-0.375^2/2)=0.932102, 1, 0.932102.
-    weights = exgrpo_bucket_weights([4, 1, 7, 4], 8, mode="paper")
-    assert list(weights) == [1, 4, 7]
-    assert weights[1] == pytest.approx(0.932102 / 2.864204, abs=1e-6)
-    assert weights[4] == pytest.approx(1 / 2.864204, abs=1e-6)
-    assert weights[7] == pytest.approx(weights[1])
+def normalised(raw):
+    total = sum(raw.values())
+    return {k: w / total for k, w in raw.items()}
 
 
-def test_bucket_weights_code_mode_by_hand():
-    # N(k; 4, 1): exp(-4.5)=0.011109, 1, 0.011109 -> sum 1.022218.
-    weights = exgrpo_bucket_weights([1, 4, 7], 8, mode="code")
-    assert weights[1] == pytest.approx(0.011109 / 1.022218, abs=1e-6)
-    assert weights[4] == pytest.approx(1 / 1.022218, abs=1e-6)
-    # G=4, buckets 1 and 2 only (empty buckets dropped): exp(-1/2) / (1 + exp(-1/2)) = 0.377541.
-    assert exgrpo_bucket_weights([1, 2], 4, mode="code") == pytest.approx({1: 0.377541, 2: 0.622459}, abs=1e-6)
+def weights_of(exponents):
+    """Normalised exp(-e) for each bucket's exponent e, computed by hand."""
+    return pytest.approx(normalised({k: math.exp(-e) for k, e in exponents.items()}), abs=1e-12)
+
+
+def test_bucket_weights_count_scale_is_the_default_g8():
+    # G=8, every bucket k=1..7 present (4 listed twice: one bucket). N(k; 4, 1) ∝ exp(-(k - 4)^2 / 2).
+    weights = exgrpo_bucket_weights([4, 1, 2, 3, 4, 5, 6, 7], 8)
+    expected = normalised({k: math.exp(-((k - 4) ** 2) / 2) for k in range(1, 8)})
+    assert list(weights) == list(range(1, 8))
+    assert weights == pytest.approx(expected, abs=1e-12)
+    # The values the official `_normal_mapping` gives, rounded: far from uniform.
+    assert weights[4] == pytest.approx(0.3991, abs=1e-4)
+    assert weights[3] == weights[5] == pytest.approx(0.2420, abs=1e-4)
+    assert weights[2] == weights[6] == pytest.approx(0.0540, abs=1e-4)
+    assert weights[1] == weights[7] == pytest.approx(0.0044, abs=1e-4)
+    assert exgrpo_bucket_weights([1, 4, 7], 8, mode="count") == weights_of({1: 4.5, 4: 0.0, 7: 4.5})
+    # Only the buckets that exist are normalised over: G=4, buckets 1 and 2.
+    assert exgrpo_bucket_weights([1, 2], 4) == pytest.approx({1: 0.377541, 2: 0.622459}, abs=1e-6)
     assert exgrpo_bucket_weights([], 4) == {}
-    with pytest.raises(ValueError, match="mode"):
+
+
+def test_bucket_weights_count_scale_g16_by_hand():
+    # G=16, buckets 1, 6, 8, 9, 15: N(k; 8, 1) -> exponents (k - 8)^2 / 2 = 24.5, 2, 0, 0.5, 24.5.
+    weights = exgrpo_bucket_weights([9, 1, 6, 8, 15, 9], 16)
+    total = math.exp(-24.5) * 2 + math.exp(-2) + 1 + math.exp(-0.5)
+    assert weights[8] == pytest.approx(1 / total, abs=1e-12)  # 0.5741
+    assert weights[9] == pytest.approx(math.exp(-0.5) / total, abs=1e-12)  # 0.3482
+    assert weights[6] == pytest.approx(math.exp(-2) / total, abs=1e-12)  # 0.0777
+    assert weights[1] == weights[15] == pytest.approx(math.exp(-24.5) / total, abs=1e-15)  # 1.3e-11
+    assert weights[8] == pytest.approx(0.5741, abs=1e-4) and weights[1] < 1e-10
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_bucket_weights_accuracy_scale_option_by_hand():
+    # N(k/G; 0.5, 1) ∝ exp(-(k/G - 0.5)^2 / 2): nearly uniform. G=8, buckets 1..7.
+    weights = exgrpo_bucket_weights(range(1, 8), 8, mode="accuracy")
+    expected = normalised({k: math.exp(-((k / 8 - 0.5) ** 2) / 2) for k in range(1, 8)})
+    assert weights == pytest.approx(expected, abs=1e-12)
+    assert 0.1373 < min(weights.values()) < max(weights.values()) < 0.1474  # 0.137-0.147, rounded
+    # G=16, buckets 1, 8, 15: exponents (7/16)^2 / 2 = 0.095703125, 0, 0.095703125.
+    assert exgrpo_bucket_weights([1, 8, 15], 16, mode="accuracy") == weights_of(
+        {1: 0.095703125, 8: 0.0, 15: 0.095703125}
+    )
+
+
+@pytest.mark.parametrize("old, new", [("paper", "accuracy"), ("code", "count")])
+def test_bucket_weighting_old_names_are_refused_with_the_new_ones(tmp_path, old, new):
+    with pytest.raises(ValueError, match=f"'{old}' was renamed: use '{new}'"):
+        exgrpo_bucket_weights([1], 4, mode=old)
+    with pytest.raises(ValueError, match=f"exgrpo_bucket_weighting='{old}' was renamed: use '{new}'"):
+        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_bucket_weighting=old)
+    with pytest.raises(ValueError, match="must be one of count, accuracy"):
         exgrpo_bucket_weights([1], 4, mode="uniform")
 
 
@@ -99,8 +139,8 @@ def test_buffer_collect_move_retire_dedup_and_bounds():
     assert entry["trajectories"] == [{"ids": [5, 6], "logps": [-0.1, -0.2]}, {"ids": [7], "logps": [-0.3]}]
     buf.update("p", 3, G, trajectories=[([8], [-0.4])])  # per-prompt cap 2: the oldest is dropped
     assert [t["ids"] for t in buf.entries["p"]["trajectories"]] == [[7], [8]]
-    buf.update("p", 0, G)  # a buffered prompt moves to bucket 0 and stays
-    assert buf.buckets() == {0: ["p"]}
+    buf.update("p", 0, G)  # no correct completion: no bucket 0, p keeps bucket 3 (official: no update at k <= 0)
+    assert buf.buckets() == {3: ["p"]} and buf.entries["p"]["k"] == 3
     buf.update("q", 2, G, row={"prompt": "q"}, prompt_ids=[2], trajectories=[([9], [-0.5])])
     buf.update("p", 1, G)  # p becomes the most recently updated
     buf.update("r", 3, G, row={"prompt": "r"}, prompt_ids=[3], trajectories=[([9], [-0.5])])
@@ -144,6 +184,7 @@ def test_dataset_prompt_ids_match_row_ids():
 def test_config_validation_and_defaults(tmp_path):
     config = ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8, num_generations=G)
     assert (config.loss_type, config.scale_rewards, config.exgrpo_replay_ratio) == ("dr_grpo", "none", 0.5)
+    assert (config.exgrpo_bucket_weighting, config.exgrpo_collect_during_warmup) == ("count", False)
     with pytest.raises(ValueError, match="exgrpo_replay_ratio"):
         ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_replay_ratio=1.0)
     with pytest.raises(ValueError, match="loss_type"):
@@ -293,24 +334,99 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     calls = []
 
     def reward(completions, **kwargs):
-        # Generation batches: all wrong (0 correct), half correct (0.5 > 0.35), then all wrong again.
+        # Generation batches: all wrong (0 correct), then half correct (0.5 > 0.35) from the second on.
         calls.append(1)
         n = len(calls)
-        return [float(n == 2 and i % 2 == 0) for i in range(len(completions))]
+        return [float(n >= 2 and i % 2 == 0) for i in range(len(completions))]
 
     trainer = make_trainer(tiny_model_path, tmp_path, reward, max_steps=4)
     outputs = run_and_record(trainer)
     assert [float(o["exgrpo_mixed"]) for o in outputs] == [0.0, 0.0, 1.0, 1.0]
     assert trainer.exgrpo_phase.active
-    # Batch 2 (2 prompts, 2 of 4 correct each) filled the buffer; batches 3-4 replay floor(0.5 * 2) = 1 group.
-    assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 0, 1, 1]
-    assert outputs[2]["exgrpo_replay"].tolist() == [True] + [False] * 7
+    # Batch 2 started the mixed phase but, being a warm-up batch, was not collected; batch 3 (mixed; 2 prompts, 2 of
+    # 4 correct each) filled the buffer; batch 4 replays floor(0.5 * 2) = 1 group.
+    assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 0, 0, 1]
+    assert outputs[3]["exgrpo_replay"].tolist() == [True] + [False] * 7
     actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
     assert actives == [0.0, 0.0, 1.0, 1.0]
     # The replayed row's completion is a stored trajectory of that question.
     stored = {tuple(t["ids"]) for e in trainer.exgrpo_buffer.entries.values() for t in e["trajectories"]}
-    row = outputs[2]["completion_ids"][0].tolist()
+    row = outputs[3]["completion_ids"][0].tolist()
     assert any(tuple(row[: len(s)]) == s for s in stored)
+
+
+@pytest.mark.parametrize("collect_during_warmup", [False, True])
+def test_no_collection_before_the_mixed_phase(tiny_model_path, tmp_path, collect_during_warmup):
+    calls = []
+
+    def reward(completions, **kwargs):
+        # Batches 1-2: 2 of 4 correct per group (0.5, partially solved); batch 3: 3 of 4 (0.75 > 0.6, starts the
+        # mixed phase); then 2 of 4 again.
+        calls.append(1)
+        if len(calls) == 3:
+            return [float(i % 4 != 3) for i in range(len(completions))]
+        return [float(i % 2 == 0) for i in range(len(completions))]
+
+    trainer = make_trainer(
+        tiny_model_path,
+        tmp_path,
+        reward,
+        max_steps=5,
+        exgrpo_start_threshold=0.6,
+        exgrpo_collect_during_warmup=collect_during_warmup,
+    )
+    generate = trainer._generate_and_score_completions
+    sizes = []  # buffered questions when each generation batch starts, and after the last one
+
+    def record(inputs):
+        sizes.append(len(trainer.exgrpo_buffer))
+        output = generate(inputs)
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    sizes.append(len(trainer.exgrpo_buffer))
+    replays = [h["exgrpo/replay_frac"] for h in trainer.state.log_history if "exgrpo/replay_frac" in h]
+    actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
+    assert actives == [0.0, 0.0, 0.0, 1.0, 1.0]
+    if collect_during_warmup:
+        # Every batch brings its 2 partially solved questions (8 prompts in the dataset, 2 per batch).
+        assert sizes[:4] == [0, 2, 4, 6] and sizes[-1] >= 6
+        assert replays == [0.0, 0.0, 0.0, 0.5, 0.5]
+    else:
+        # Nothing is buffered before the mixed phase; batch 4 (the first mixed one) collects, batch 5 replays.
+        assert sizes == [0, 0, 0, 0, 2, sizes[-1]] and sizes[-1] >= 2
+        assert replays == [0.0, 0.0, 0.0, 0.0, 0.5]
+
+
+def test_a_group_with_no_correct_completion_never_makes_a_bucket_0(tiny_model_path, tmp_path, monkeypatch):
+    import zvp_trl.trainer.exgrpo_trainer as exgrpo_trainer
+
+    calls = []
+
+    def reward(completions, **kwargs):
+        # Batch 1: 2 of 4 correct per group (both questions enter bucket 2); then nothing is ever correct, the
+        # replayed row included, so every later group has k = 0.
+        calls.append(1)
+        return [float(len(calls) == 1 and i % 2 == 0) for i in range(len(completions))]
+
+    drawn_from = []  # the buckets offered to each draw
+
+    def sample(buckets, probs, n, generator):
+        drawn_from.append(sorted(buckets))
+        return real_sample(buckets, probs, n, generator)
+
+    real_sample = exgrpo_trainer.sample_buffer_prompts
+    monkeypatch.setattr(exgrpo_trainer, "sample_buffer_prompts", sample)
+    trainer = make_trainer(tiny_model_path, tmp_path, reward, max_steps=4, exgrpo_start_threshold=None)
+    outputs = run_and_record(trainer)
+    # The two questions of batch 1 keep bucket 2 through the k = 0 groups (replayed or drawn fresh again).
+    assert trainer.exgrpo_buffer.buckets().keys() == {2}
+    assert all(entry["k"] == 2 for entry in trainer.exgrpo_buffer.entries.values())
+    assert drawn_from == [[2], [2], [2]]  # batches 2-4 draw, never from a bucket 0
+    assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 1, 1, 1]
+    logs = [h for h in trainer.state.log_history if "exgrpo/bucket_0" in h]
+    assert [h["exgrpo/bucket_0"] for h in logs] == [0.0] * 4 and logs[-1]["exgrpo/bucket_2"] == 2.0
 
 
 def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
@@ -385,15 +501,17 @@ def test_retired_question_is_not_rolled_out_again(tiny_model_path, tmp_path, exc
 
 
 def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
+    # Collection from the first (warm-up) batch, so that checkpoint-1 already holds a buffer.
+    options = dict(exgrpo_collect_during_warmup=True)
     trainer = make_trainer(
-        tiny_model_path, tmp_path, alternating_reward, max_steps=1, save_strategy="steps", save_steps=1
+        tiny_model_path, tmp_path, alternating_reward, max_steps=1, save_strategy="steps", save_steps=1, **options
     )
     trainer.train()
     state = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
     assert state["exgrpo_phase"] == {"active": True, "draws": 0}  # 0.5 correct > 0.35
     assert len(state["exgrpo_buffer"]["entries"]) == 2
     assert state["exgrpo_buffer"] == json.loads(json.dumps(trainer.exgrpo_buffer.state_dict()))
-    resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=1)
+    resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=1, **options)
     assert len(resumed.exgrpo_buffer) == 0 and not resumed.exgrpo_phase.active
     generate = resumed._generate_and_score_completions
     at_first_generation = []
@@ -467,7 +585,8 @@ def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path,
         learning_rate=0.0,  # the policy stays the one that generated
         gradient_accumulation_steps=accumulation,
         steps_per_generation=1,
-        exgrpo_start_threshold=0.99,  # on-policy only: every generation batch brings 2 new questions
+        exgrpo_start_threshold=None,  # collected from the first batch (mixed phase, no replay):
+        exgrpo_replay_ratio=0.0,  # every generation batch brings 2 new questions
     )
     trainer.train()
     entries = list(trainer.exgrpo_buffer.entries.values())

@@ -219,6 +219,8 @@ def test_recipe_maps_the_paper_hyperparameters(recipe, monkeypatch):
         assert (args.erpo_temperature_step, args.erpo_max_temperature, args.erpo_ra_advantage) == (0.1, 1.5, 0.0)
     if exgrpo:
         assert (args.exgrpo_replay_ratio, args.exgrpo_shaping_beta, args.exgrpo_start_threshold) == (0.5, 0.1, 0.35)
+        # The official code's bucket scale (N(k; G/2, 1)) and collection only in the mixed phase.
+        assert (args.exgrpo_bucket_weighting, args.exgrpo_collect_during_warmup) == ("count", False)
         assert (args.per_device_train_batch_size * args.steps_per_generation) % G == 0
     # The header's launch line names this file and an existing accelerate config.
     header = recipe.read_text()

@@ -275,10 +275,15 @@ def check_exgrpo(ranks, rounds, state):
     per_process = int(args["exgrpo_replay_ratio"] * local_groups)
     threshold = args["exgrpo_start_threshold"]
     active, draws, buffer, retired, last_owner = threshold is None, 0, OrderedDict(), set(), {}
+    collected_from = None  # the first batch that collected (the first mixed one, by default)
     for b, rnd in enumerate(rounds):
         # Replays: one group per process once the mixed phase started and the buffer holds questions.
         chosen = min(per_process * WORLD, len(buffer)) if active else 0
         draws += bool(active and buffer)
+        # Collection (and bucket moves) only in the mixed phase, unless asked for in the warm-up; retirement always.
+        collect = active or args["exgrpo_collect_during_warmup"]
+        if collect and collected_from is None:
+            collected_from = b
         for rank, r in enumerate(ranks):
             flags = r["batches"][b]["exgrpo_replay"]
             assert sum(flags) == len(range(rank, chosen, WORLD))
@@ -290,10 +295,12 @@ def check_exgrpo(ranks, rounds, state):
             if g.k == G:
                 buffer.pop(g.pid, None)
                 retired.add(g.pid)
+            elif not collect or g.k == 0:
+                pass  # no bucket 0: a group with no correct completion changes nothing
             elif g.pid in buffer:
                 buffer[g.pid] = g.k
                 buffer.move_to_end(g.pid)
-            elif 0 < g.k < G and any(r > 0 and not p for r, p in zip(g.rewards, g.replay)):
+            elif any(r > 0 and not p for r, p in zip(g.rewards, g.replay)):
                 buffer[g.pid] = g.k
             if not any(g.replay):
                 last_owner[g.pid] = g.owners[0]
@@ -313,7 +320,9 @@ def check_exgrpo(ranks, rounds, state):
     # Bucketed by the whole group's count: G/2 where process 0 rolled it out (last), 1 on process 1 -- unless a
     # replayed group updated it since, whose count includes the replayed row.
     assert any(k == G // 2 for k in buffer.values()) and any(k == 1 for k in buffer.values())
-    assert active and draws == ranks[0]["max_steps"] - 1  # mixed phase from the second step on
+    assert all(k > 0 for k in buffer.values())
+    # Mixed phase from the second step on; that step is the first to collect, and replays start at the third.
+    assert active and collected_from == 1 and draws == ranks[0]["max_steps"] - 2
 
 
 CHECKS = {

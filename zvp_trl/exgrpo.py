@@ -2,7 +2,7 @@
 """Building blocks of ExGRPO ("Learning to Reason from Experience", arXiv 2510.02245), free of any trainer.
 
 - `exgrpo_bucket_weights`: sampling probability of each non-empty bucket of buffered questions (bucket = the
-  question's latest number of correct completions `k` out of `G`).
+  question's latest number of correct completions `k` out of `G`), N(k; G/2, 1) by default as in the official code.
 - `policy_shaping`: the shaping `f(w) = w / (w + beta)` applied to the importance ratio of replayed tokens.
 - `sample_bucket_counts` / `sample_buffer_prompts`: how many questions each bucket gives to a batch (multinomial,
   overflow redistributed) and which ones (without replacement within a bucket).
@@ -18,11 +18,34 @@ from collections import OrderedDict
 import torch
 
 
-BUCKET_WEIGHTINGS = ("paper", "code")
+BUCKET_WEIGHTINGS = ("count", "accuracy")
+# Earlier names of the two weightings, refused with a message that names the new ones ("paper" was the accuracy
+# scale, "code" the count scale).
+_RENAMED_BUCKET_WEIGHTINGS = {"paper": "accuracy", "code": "count"}
 
 
-def exgrpo_bucket_weights(num_correct_values, num_generations: int, mode: str = "paper") -> dict[int, float]:
+def check_bucket_weighting(mode: str, name: str = "mode") -> None:
+    """Raises `ValueError` unless `mode` is one of `BUCKET_WEIGHTINGS`; the earlier names `"paper"` and `"code"` get a
+    message naming their replacement."""
+    if mode in BUCKET_WEIGHTINGS:
+        return
+    if mode in _RENAMED_BUCKET_WEIGHTINGS:
+        raise ValueError(
+            f"{name}={mode!r} was renamed: use {_RENAMED_BUCKET_WEIGHTINGS[mode]!r}. The weightings are 'count' "
+            "(N(k; G/2, 1), sigma in units of the success count k, the official code's and the default) and "
+            "'accuracy' (N(k/G; 0.5, 1), sigma in units of k/G, nearly uniform over the buckets)."
+        )
+    raise ValueError(f"{name} must be one of {', '.join(BUCKET_WEIGHTINGS)}, got {mode!r}.")
+
+
+def exgrpo_bucket_weights(num_correct_values, num_generations: int, mode: str = "count") -> dict[int, float]:
     """Normalised sampling weight of every non-empty bucket.
+
+    The paper's p ∝ N(Acc; μ=0.5, σ=1) is read, as in the official code (`WeightedBucketSampler._normal_mapping`), on
+    the success-count scale: μ = G/2 and σ = 1 correct completion. For G=8 that gives buckets k=4, 3/5, 2/6, 1/7 the
+    relative weights 1, 0.61, 0.14, 0.011 (the paper's σ=1.5 ablation is "near-uniform" only on this scale). Reading
+    σ=1 in units of Acc = k/G instead makes every bucket nearly equally likely (0.137-0.147 each for G=8); that
+    reading is the `"accuracy"` option, never the default.
 
     Args:
         num_correct_values (iterable of `int`):
@@ -30,19 +53,19 @@ def exgrpo_bucket_weights(num_correct_values, num_generations: int, mode: str = 
             values are the non-empty buckets.
         num_generations (`int`):
             Group size `G`.
-        mode (`str`, *optional*, defaults to `"paper"`):
-            `"paper"`: weight ∝ N(k/G; μ=0.5, σ=1) (EX-txt §4.1). `"code"`: weight ∝ N(k; μ=G/2, σ=1), i.e. σ in
-            units of `k` (the official `WeightedBucketSampler`'s `_normal_mapping`).
+        mode (`str`, *optional*, defaults to `"count"`):
+            `"count"`: weight ∝ exp(-(k - G/2)² / 2), i.e. N(k; G/2, 1) (the official code). `"accuracy"`: weight ∝
+            exp(-(k/G - 0.5)² / 2), i.e. N(k/G; 0.5, 1). The earlier names `"paper"` (= `"accuracy"`) and `"code"`
+            (= `"count"`) raise a `ValueError` naming the new ones.
 
     Returns:
         `dict[int, float]`: bucket `k` -> probability, summing to 1 (empty dict when there is no bucket).
     """
-    if mode not in BUCKET_WEIGHTINGS:
-        raise ValueError(f"mode must be one of {', '.join(BUCKET_WEIGHTINGS)}, got {mode!r}.")
+    check_bucket_weighting(mode)
     buckets = sorted({int(k) for k in num_correct_values})
     if not buckets:
         return {}
-    if mode == "paper":
+    if mode == "accuracy":
         raw = {k: math.exp(-((k / num_generations - 0.5) ** 2) / 2.0) for k in buckets}
     else:
         raw = {k: math.exp(-((k - num_generations / 2.0) ** 2) / 2.0) for k in buckets}
@@ -124,14 +147,15 @@ def mean_token_entropy(entropies: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 class ExperienceBuffer:
     """Replay buffer of correct trajectories, keyed by a stable prompt id (string).
 
-    Per buffered prompt: `k` (its latest number of correct completions out of `G`), the dataset row (to rebuild the
-    prompt; must be JSON-serialisable), the prompt token ids, and a list of trajectories, each
+    Per buffered prompt: `k` (its latest number of correct completions out of `G` with `0 < k < G`: a group with no
+    correct completion leaves it unchanged), the dataset row (to rebuild the prompt; must be JSON-serialisable), the
+    prompt token ids, and a list of trajectories, each
     `{"ids": completion token ids, "logps": per-token log-probs recorded when it was collected}`. Retired prompts
     (a group with all `G` correct) are removed and remembered in `retired`; they are never buffered again.
 
     Bounds and eviction: at most `max_prompts` prompts (`None`: unbounded) — when a new prompt would exceed it, the
-    least recently updated prompt is evicted (every update moves a prompt to the most-recent end); at most
-    `max_trajectories` trajectories per prompt — the oldest are dropped first. Trajectories are deduplicated by their
+    least recently updated prompt is evicted (every update with `0 < k < G` moves a prompt to the most-recent end);
+    at most `max_trajectories` trajectories per prompt — the oldest are dropped first. Trajectories are deduplicated by their
     token ids (a duplicate keeps its first recorded log-probs). The retired set only holds ids.
 
     Every update is deterministic, so processes that apply the same (gathered) updates in the same order hold the
@@ -171,17 +195,19 @@ class ExperienceBuffer:
         prompt_ids: list[int] | None = None,
         trajectories: list[tuple[list[int], list[float]]] = (),
     ) -> None:
-        """Applies one group's outcome: `k == G` retires the prompt; otherwise a buffered prompt moves to bucket `k`,
-        and an unbuffered, non-retired prompt with `0 < k < G` and at least one trajectory enters the buffer. New
-        correct `trajectories` (`(ids, logps)` pairs) are added to a (non-retired) buffered prompt."""
+        """Applies one group's outcome: `k == G` retires the prompt; `k == 0` changes nothing (a buffered prompt keeps
+        its bucket and its place in the eviction order, as the official code skips bucket updates at `k <= 0`, so no
+        buffered prompt is ever in a bucket 0); otherwise a buffered prompt moves to bucket `k`, and an unbuffered,
+        non-retired prompt with at least one trajectory enters the buffer. New correct `trajectories` (`(ids, logps)`
+        pairs) are added to a (non-retired) buffered prompt."""
         if k >= num_generations:
             self.retire(pid)
             return
-        if pid in self.retired:
+        if pid in self.retired or k <= 0:
             return
         entry = self.entries.get(pid)
         if entry is None:
-            if not (0 < k < num_generations) or not trajectories:
+            if not trajectories:
                 return
             entry = {"k": int(k), "row": row, "prompt_ids": list(prompt_ids or []), "trajectories": []}
             self.entries[pid] = entry

@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from ..exgrpo import BUCKET_WEIGHTINGS
+from ..exgrpo import BUCKET_WEIGHTINGS, check_bucket_weighting
 from .base_config import ZVPBaseConfig
 from .rl_zvp_config import RLZVPConfig
 
@@ -30,12 +30,21 @@ class ExGRPOConfig(ZVPBaseConfig):
         exgrpo_shaping_beta (`float`, *optional*, defaults to `0.1`):
             β of the policy shaping `f(w) = w / (w + β)` applied, unclipped, to the importance ratio of replayed
             tokens against their recorded log-probs.
-        exgrpo_bucket_weighting (`str`, *optional*, defaults to `"paper"`):
-            Bucket sampling weight: `"paper"` N(k/G; 0.5, 1) or `"code"` N(k; G/2, 1) (the official code's σ in units
-            of the success count `k`).
+        exgrpo_bucket_weighting (`str`, *optional*, defaults to `"count"`):
+            Bucket sampling weight, the paper's N(Acc; μ=0.5, σ=1) on one of two scales. `"count"`: N(k; G/2, 1), σ in
+            units of the success count `k` (the official code's `_normal_mapping`; for G=8 bucket 4 gets about 0.40,
+            3 and 5 0.24 each, 1 and 7 0.004 each). `"accuracy"`: N(k/G; 0.5, 1), σ in units of `k/G`, which makes
+            the buckets nearly equally likely (0.137-0.147 each for G=8). The earlier names `"paper"` (now
+            `"accuracy"`) and `"code"` (now `"count"`) are refused with an error naming the new ones.
         exgrpo_start_threshold (`float` or `None`, *optional*, defaults to `0.35`):
             Delayed start: training is on-policy until a generation batch's fraction of correct completions is above
             this value, then mixed for good. `None` starts mixed at once (the paper's Llama setting).
+        exgrpo_collect_during_warmup (`bool`, *optional*, defaults to `False`):
+            Whether the on-policy warm-up (before the mixed phase) already collects trajectories into the buffer. The
+            official code collects only in the mixed phase, "to mitigate the collection of low-quality trajectories
+            during the initial training stages"; the batch whose correct fraction starts the mixed phase is not
+            collected either. Retirement (a group with all `G` correct) applies in both phases. `True` collects from
+            the first batch.
         exgrpo_unclip_fresh (`bool`, *optional*, defaults to `False`):
             In the mixed phase, use the unclipped ratio for fresh tokens too (the official code's
             `loss_remove_clip=True`); `False` keeps the paper's clipped surrogate.
@@ -82,15 +91,23 @@ class ExGRPOConfig(ZVPBaseConfig):
         default=0.1, metadata={"help": "beta of the policy shaping f(w) = w / (w + beta) for replayed tokens."}
     )
     exgrpo_bucket_weighting: str = field(
-        default="paper",
+        default="count",
         metadata={
-            "help": "Bucket weight: 'paper' N(k/G; 0.5, 1) or 'code' N(k; G/2, 1).",
+            "help": "Bucket weight: 'count' N(k; G/2, 1), the official code's (default), or 'accuracy' N(k/G; 0.5, 1), "
+            "nearly uniform over the buckets. ('paper' is now 'accuracy', 'code' is now 'count'.)",
             "choices": list(BUCKET_WEIGHTINGS),
         },
     )
     exgrpo_start_threshold: float | None = field(
         default=0.35,
         metadata={"help": "Mixed phase starts after a batch's correct fraction exceeds this; None: from the start."},
+    )
+    exgrpo_collect_during_warmup: bool = field(
+        default=False,
+        metadata={
+            "help": "Collect trajectories during the on-policy warm-up too (default: only in the mixed phase, as the "
+            "official code)."
+        },
     )
     exgrpo_unclip_fresh: bool = field(
         default=False, metadata={"help": "Mixed phase: unclipped ratio for fresh tokens too (official code)."}
@@ -136,11 +153,7 @@ class ExGRPOConfig(ZVPBaseConfig):
             )
         if not self.exgrpo_shaping_beta > 0:
             raise ValueError(f"exgrpo_shaping_beta must be > 0, got {self.exgrpo_shaping_beta}. The paper uses 0.1.")
-        if self.exgrpo_bucket_weighting not in BUCKET_WEIGHTINGS:
-            raise ValueError(
-                f"exgrpo_bucket_weighting must be one of {', '.join(BUCKET_WEIGHTINGS)}, got "
-                f"{self.exgrpo_bucket_weighting!r}."
-            )
+        check_bucket_weighting(self.exgrpo_bucket_weighting, "exgrpo_bucket_weighting")
         for name, value, choices in (
             ("exgrpo_question_selection", self.exgrpo_question_selection, ("bucket", "random")),
             ("exgrpo_trajectory_selection", self.exgrpo_trajectory_selection, ("entropy", "random")),

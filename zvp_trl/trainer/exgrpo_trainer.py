@@ -64,18 +64,21 @@ class ExGRPOTrainer(ZVPBaseTrainer):
     On top of [`~trl.GRPOTrainer`] (with Dr.GRPO advantages by default), it keeps a buffer of correct trajectories of
     partially solved questions and replays them:
 
-    - **Collection** (every training generation batch, from the rewards and rows gathered over all processes, so every
-      process holds the same buffer): a question whose group has `0 < k < G` correct completions enters the buffer with
-      its correct completions (token ids and their log-probs under the policy that generated them, recomputed before
-      the update); a buffered question moves to bucket `k` (its latest `k`, including `k = 0`); a question with all
-      `G` correct is retired (removed, never buffered again). With `exgrpo_exclude_retired` (default) a retired
-      question is not rolled out again: a fresh group the dataset sampler draws for it is replaced, before generation,
-      by a non-retired question of `train_dataset`.
+    - **Collection** (every training generation batch of the mixed phase, from the rewards and rows gathered over all
+      processes, so every process holds the same buffer): a question whose group has `0 < k < G` correct completions
+      enters the buffer with its correct completions (token ids and their log-probs under the policy that generated
+      them, recomputed before the update); a buffered question moves to bucket `k` (its latest `k`); a group with
+      `k = 0` changes nothing (the question keeps its bucket, so there is no bucket 0, as in the official code). As in
+      the official code, the on-policy warm-up collects nothing (`exgrpo_collect_during_warmup=True` collects from the
+      first batch). In both phases a question with all `G` correct is retired (removed, never buffered again). With
+      `exgrpo_exclude_retired` (default) a retired question is not rolled out again: a fresh group the dataset sampler
+      draws for it is replaced, before generation, by a non-retired question of `train_dataset`.
     - **Delayed start**: on-policy training until a generation batch's fraction of correct completions is above
-      `exgrpo_start_threshold`, then the mixed phase for good.
+      `exgrpo_start_threshold`, then the mixed phase for good (from the next batch on).
     - **Mixed batches**: on each process, `floor(exgrpo_replay_ratio * groups)` prompt groups are replaced by buffered
       questions, drawn with a generator seeded identically on every process: bucket counts ~ multinomial over the
-      non-empty buckets' Gaussian weights (`exgrpo_bucket_weighting`), overflow redistributed, questions without
+      non-empty buckets' Gaussian weights (`exgrpo_bucket_weighting`, N(k; G/2, 1) by default), overflow
+      redistributed, questions without
       replacement. For each, the stored trajectory with the lowest mean token entropy under the current policy is
       chosen; the group is generated normally and its first completion is overwritten by that trajectory before
       scoring, so the group is 1 replayed + G-1 fresh completions and the replayed one takes part in the group mean.
@@ -300,7 +303,8 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         output["exgrpo_mixed"] = torch.tensor(float(mixed), device=device)  # 0-dim: copied into every chunk
 
         correct = self._exgrpo_correct(rewards_per_func)
-        self._exgrpo_update_buffer(inputs, output, correct, replay)
+        collect = mixed or self.args.exgrpo_collect_during_warmup
+        self._exgrpo_update_buffer(inputs, output, correct, replay, collect)
         if not self.exgrpo_phase.active and correct.float().mean().item() > self.args.exgrpo_start_threshold:
             self.exgrpo_phase.active = True  # from the next generation batch on, for good
 
@@ -321,10 +325,26 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         # NaN (unscored) compares False: never correct.
         return scalar_rewards(rewards_per_func, self.reward_weights) > self.args.exgrpo_correct_threshold
 
-    def _exgrpo_update_buffer(self, inputs, output, correct: torch.Tensor, replay: torch.Tensor) -> None:
+    def _exgrpo_update_buffer(
+        self, inputs, output, correct: torch.Tensor, replay: torch.Tensor, collect: bool = True
+    ) -> None:
         """Builds this process's updates (one per local group), gathers them in process order and applies them all,
-        so every process ends with the same buffer."""
+        so every process ends with the same buffer. With `collect=False` (the warm-up) only retirements apply: no
+        trajectory is stored, no log-prob is computed and no bucket changes. `collect` is the same on every
+        process (the phase is)."""
         G = self.num_generations
+        if not collect:
+            k_all = correct.view(-1, G).sum(dim=1).tolist()
+            local_groups = output["completion_ids"].size(0) // G
+            first_group = self.accelerator.process_index * local_groups
+            column = self.args.exgrpo_prompt_id_column
+            pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
+            retired = [pid for g, pid in enumerate(pids) if k_all[first_group + g] >= G]
+            if self.accelerator.num_processes > 1:
+                retired = gather_object(retired)
+            for pid in retired:
+                self.exgrpo_buffer.retire(pid)
+            return
         B = output["completion_ids"].size(0)
         local_groups = B // G
         first_group = self.accelerator.process_index * local_groups
