@@ -50,10 +50,14 @@ def test_skip_probability_custom_floor_and_bad_input():
 
 
 def test_trailing_count():
-    assert trailing_count([], 1) == 0
-    assert trailing_count([1, 1, 0, 1, 1, 1], 1) == 3
-    assert trailing_count([1, 1, 0, 1, 1, 1], -1) == 0
-    assert trailing_count([-1, -1, 1, -1, -1], -1) == 2
+    def easy(r):
+        return r is not None and r >= 0.98
+
+    assert trailing_count([], easy) == 0
+    assert trailing_count([1.0, 1.0, 0.5, 1.0, 1.0, 1.0], easy) == 3
+    assert trailing_count([1.0, 1.0, 0.5, 1.0, 1.0, 0.0], easy) == 0
+    assert trailing_count([0.0, None, 1.0, 1.0], easy) == 2
+    assert trailing_count([1.0, None], easy) == 0  # an unscored group breaks the run
 
 
 @pytest.mark.parametrize(
@@ -81,30 +85,80 @@ def test_adaptive_round_size():
 
 
 def test_state_skip_probabilities_from_traces():
+    # Records are group mean rewards: 1.0 all-correct, 0.0 all-wrong, 0.5 mixed.
     state = GRESOState(p_easy=0.5, p_hard=0.4)
-    for pid, trace in {"a": [0, 1, 1], "b": [1, -1, -1, -1], "c": [-1, 1], "d": [1, 0], "e": [1, 1, -1]}.items():
-        for outcome in trace:
-            state.record(pid, outcome)
-    assert state.skip_probability("a") == pytest.approx(0.75)  # 2 trailing all-correct, p_easy 0.5
-    assert state.skip_probability("b") == pytest.approx(1 - 0.4**3)  # 3 trailing all-wrong, p_hard 0.4
+    traces = {
+        "a": [0.5, 1.0, 1.0],
+        "b": [1.0, 0.0, 0.0, 0.0],
+        "c": [0.0, 1.0],
+        "d": [1.0, 0.5],
+        "e": [1.0, 1.0, 0.0],
+        "f": [0.0, None],
+    }
+    for pid, trace in traces.items():
+        for mean in trace:
+            state.record(pid, mean)
+    assert state.skip_probability("a") == pytest.approx(0.75)  # 2 trailing easy records, p_easy 0.5
+    assert state.skip_probability("b") == pytest.approx(1 - 0.4**3)  # 3 trailing hard records, p_hard 0.4
     assert state.skip_probability("c") == pytest.approx(0.5)
     assert state.skip_probability("d") == 0.0  # last record mixed
-    assert state.skip_probability("e") == pytest.approx(0.6)  # hard rule: 1 trailing all-wrong
+    assert state.skip_probability("e") == pytest.approx(0.6)  # hard rule: 1 trailing hard record
+    assert state.skip_probability("f") == 0.0  # last group had an unscored completion: neither easy nor hard
     assert state.skip_probability("never seen") == 0.0
+    state.record("g", float("nan"))  # NaN mean (unscored completion) is recorded as None
+    assert state.traces["g"] == [None]
+    with pytest.raises(TypeError):
+        state.record("a", "1")
     with pytest.raises(ValueError):
-        state.record("a", 2)
+        state.record("a", float("inf"))
+
+
+def test_official_thresholds_at_g16_differ_from_all_wrong():
+    # G=16, 0/1 rewards. Official rule (presampling_selector.py): hard when the group's mean reward is <= 0.11, easy
+    # when it is >= 0.98. One correct of 16: mean 1/16 = 0.0625 <= 0.11 -> hard, although the group is not all-wrong.
+    # Two correct: 0.125 > 0.11 -> not hard. Fifteen: 0.9375 < 0.98 -> not easy.
+    state = GRESOState(p_easy=0.5, p_hard=0.5)
+    for pid, ks in {"one": [1], "zero_then_one": [0, 1], "two": [2], "fifteen": [16, 15], "all": [16]}.items():
+        for k in ks:
+            state.record(pid, k / 16)
+    assert state.traces["one"] == [0.0625]
+    assert state.skip_probability("one") == 0.5  # 1 - 0.5**1; the "all wrong" rule would give 0
+    assert state.skip_probability("zero_then_one") == 0.75  # 2 trailing hard records: 1 - 0.5**2
+    assert state.skip_probability("two") == 0.0
+    assert state.skip_probability("fifteen") == 0.0  # 15/16 is not easy (the earlier 16/16 no longer trails)
+    assert state.skip_probability("all") == 0.5
+    # At G=8 the same rule is "all wrong": 1/8 = 0.125 > 0.11.
+    state.record("one_of_8", 1 / 8)
+    assert state.skip_probability("one_of_8") == 0.0
+    # hard_threshold=0.0: only all-wrong groups are hard, at any G.
+    strict = GRESOState(hard_threshold=0.0)
+    strict.record("one", 1 / 16)
+    strict.record("none", 0.0)
+    assert (strict.skip_probability("one"), strict.skip_probability("none")) == (0.0, 0.5)
 
 
 def test_state_update_probabilities_and_round_trip():
     state = GRESOState()
     state.update_probabilities(easy_ratio=0.2, hard_ratio=0.1)  # easy above 1/12 -> down; hard below 1/6 -> up
     assert (state.p_easy, state.p_hard) == (pytest.approx(0.49), pytest.approx(0.51))
-    state.record("x", 1)
+    state.record("x", 1.0)
+    state.record("x", None)
+    state.record("y", 0.0625)
     state.decide_skips(["x", "y"])
     restored = GRESOState()
     restored.load_state_dict(json.loads(json.dumps(state.state_dict())))
     assert restored.state_dict() == state.state_dict()
-    assert restored.draws == 1 and restored.traces == {"x": [1]}
+    assert restored.draws == 1 and restored.traces == {"x": [1.0, None], "y": [0.0625]}
+
+
+def test_state_from_an_outcome_checkpoint_is_converted():
+    # Earlier checkpoints recorded +1 all-correct, -1 all-wrong, 0 mixed (no "trace_values" key).
+    state = GRESOState()
+    state.load_state_dict({"traces": {"a": [1, 1], "b": [0, -1], "c": [-1, 0]}, "p_easy": 0.4, "p_hard": 0.6})
+    assert state.traces == {"a": [1.0, 1.0], "b": [None, 0.0], "c": [0.0, None]}
+    assert state.skip_probability("a") == pytest.approx(1 - 0.4**2)
+    assert state.skip_probability("b") == pytest.approx(1 - 0.6)
+    assert state.skip_probability("c") == 0.0
 
 
 def test_skip_decisions_are_reproducible_and_have_the_right_frequency():
@@ -112,8 +166,8 @@ def test_skip_decisions_are_reproducible_and_have_the_right_frequency():
     a, b = GRESOState(seed=3), GRESOState(seed=3)
     for state in (a, b):
         for pid in ids:
-            state.record(pid, 1)
-            state.record(pid, 1)  # z_easy = 2 -> skip probability 0.75
+            state.record(pid, 1.0)
+            state.record(pid, 1.0)  # z_easy = 2 -> skip probability 0.75
     first = a.decide_skips(ids)
     assert first == b.decide_skips(ids)  # same seed and counter: identical on every process
     assert a.decide_skips(ids) != first  # the counter advances the stream
@@ -160,6 +214,7 @@ def make_trainer(tiny_model_path, tmp_path, dataset=None, **overrides):
         (dict(greso_min_explore_prob=0.0), "greso_min_explore_prob"),
         (dict(greso_adapt_from_epoch=-1), "greso_adapt_from_epoch"),
         (dict(greso_delta_p=-0.01), "greso_delta_p"),
+        (dict(greso_hard_threshold=0.98), "greso_hard_threshold"),
     ],
 )
 def test_config_validation(tmp_path, overrides, match):
@@ -173,12 +228,13 @@ def test_config_defaults_are_the_official_ones(tmp_path):
     assert (args.greso_easy_target, args.greso_hard_target) == (1 / 12, 1 / 6)
     assert (args.greso_p_min, args.greso_p_max, args.greso_min_explore_prob) == (0.05, 0.95, 0.01)
     assert args.greso_adapt_from_epoch == 1 and args.ds_max_generation_rounds == 10
+    assert (args.greso_easy_threshold, args.greso_hard_threshold) == (0.98, 0.11)
 
 
 def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, greso_p_easy=0.05, greso_min_explore_prob=1e-6)
     for _ in range(40):  # prompt 0 was all-correct 40 times: skip probability 1 - max(0.05**40, 1e-6)
-        trainer.greso_state.record("0", 1)
+        trainer.greso_state.record("0", 1.0)
     rows = [trainer.train_dataset[i] for i in (0, 2) for _ in range(G)]
     selected = trainer._select_round_rows(rows)
     assert len(selected) == len(rows)
@@ -195,11 +251,11 @@ def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_p
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=2, shuffle_dataset=False, greso_adapt_from_epoch=0)
     trainer.train()
     state = trainer.greso_state
-    signs = {"mixed": 0, "correct": 1, "wrong": -1}
+    means = {"mixed": 0.5, "correct": 1.0, "wrong": 0.0}  # the groups' mean rewards
     recorded = sum(len(trace) for trace in state.traces.values())
     assert recorded == trainer.rollouts.total // G  # one record per group rolled out, none for skipped prompts
     for pid, trace in state.traces.items():
-        assert set(trace) == {signs[KINDS[int(pid)]]}
+        assert set(trace) == {means[KINDS[int(pid)]]}
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     # p moves by 0.01 per step, down when the step's fraction of such groups reached its target, up otherwise.
     for entry in logs:
@@ -212,6 +268,35 @@ def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_p
         assert entry["greso/p_easy"] == pytest.approx(p_easy)
         assert entry["greso/p_hard"] == pytest.approx(p_hard)
     assert (state.p_easy, state.p_hard) == (pytest.approx(p_easy), pytest.approx(p_hard))
+
+
+@pytest.mark.parametrize("hard_threshold, skip", [(0.11, 0.5), (0.0, 0.0)])
+def test_trainer_applies_the_official_hard_rule_at_g16(tiny_model_path, tmp_path, hard_threshold, skip):
+    G16 = 16
+
+    def reward(completions, kind, **kwargs):
+        # "one": 1 correct completion of 16 (the first of its group); "half": 8 of 16.
+        return [float(i % G16 == 0 if k == "one" else i % 2 == 0) for i, k in enumerate(kind)]
+
+    dataset = Dataset.from_dict({"prompt": ["Q: 1+1=?\nA:", "Q: 2+1=?\nA:"], "kind": ["one", "half"], "pid": [0, 1]})
+    trainer = GRESOTrainer(
+        model=tiny_model_path,
+        reward_funcs=reward,
+        args=make_config(
+            tmp_path,
+            num_generations=G16,
+            per_device_train_batch_size=2 * G16,
+            shuffle_dataset=False,
+            greso_hard_threshold=hard_threshold,
+        ),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    state = trainer.greso_state
+    assert state.traces == {"0": [0.0625], "1": [0.5]}  # one group each, both kept by dynamic sampling
+    # Official rule: 1/16 = 0.0625 <= 0.11 is hard, so the next draw skips "one" with 1 - p_hard = 0.5; an "all wrong"
+    # rule (hard_threshold=0.0) never skips it.
+    assert state.skip_probability("0") == skip and state.skip_probability("1") == 0.0
 
 
 def test_probabilities_frozen_in_first_epoch_by_default(tiny_model_path, tmp_path):

@@ -252,11 +252,12 @@ def check_greso(ranks, rounds, state):
     traces = {}
     for rnd in rounds:
         for g in rnd.groups:
-            traces.setdefault(g.pid, []).append(g.sign)  # the outcome on the process that rolled it out
+            # the group's mean reward on the process that rolled it out
+            traces.setdefault(g.pid, []).append(sum(g.rewards) / len(g.rewards))
     assert greso["traces"] == traces
-    # A split prompt's trace holds +1 and -1: all-correct where process 0 rolled it out, all-wrong on process 1.
+    # A split prompt's trace holds 1.0 and 0.0: all-correct where process 0 rolled it out, all-wrong on process 1.
     kinds = ranks[0]["dataset"]
-    assert any(kinds[pid] == "split" and {1, -1} <= set(t) for pid, t in traces.items())
+    assert any(kinds[pid] == "split" and {1.0, 0.0} <= set(t) for pid, t in traces.items())
     p_easy, p_hard = args["greso_p_easy"], args["greso_p_hard"]
     assert args["greso_adapt_from_epoch"] == 0
     for step in range(ranks[0]["max_steps"]):

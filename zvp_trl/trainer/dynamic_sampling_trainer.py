@@ -205,9 +205,10 @@ class GRPODSTrainer(ZVPBaseTrainer):
         replaces prompts it skips here."""
         return rows
 
-    def _on_round_scored(self, group_signs: torch.Tensor) -> None:
+    def _on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor) -> None:
         """Called after each round with the `(world * local groups,)` zero-variance signs of its groups, in process
-        order: +1 all-correct, -1 all-wrong, 0 kept."""
+        order (+1 all-correct, -1 all-wrong, 0 kept), and their mean scalar rewards (NaN for a group with an
+        unscored completion)."""
 
     def _on_batch_assembled(self, step_signs: torch.Tensor) -> None:
         """Called once per optimizer batch with the signs of every group rolled out for it (all rounds, all
@@ -291,8 +292,9 @@ class GRPODSTrainer(ZVPBaseTrainer):
             rounds += 1
             output = super()._generate_and_score_completions(rows)
             signs = self._group_signs(self._gathered_rewards).cpu()
+            means = scalar_rewards(self._gathered_rewards, self.reward_weights).view(-1, G).mean(dim=1).cpu()
             self._gathered_rewards = None
-            self._on_round_scored(signs)
+            self._on_round_scored(signs, means)
             step_signs.append(signs)
             keep = (signs == 0).view(world, -1)  # (process, local group)
             counts = counts + keep.sum(dim=1)

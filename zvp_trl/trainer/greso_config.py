@@ -18,12 +18,21 @@ class GRESOConfig(GRPODSConfig):
         > Parameters that control the pre-rollout skipping
 
         greso_p_easy (`float`, *optional*, defaults to `0.5`):
-            Initial exploration probability of prompts whose last rollouts were all-correct: such a prompt with `z`
-            trailing all-correct records is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`.
+            Initial exploration probability of easy prompts: a prompt whose last `z` records are easy (see
+            `greso_easy_threshold`) is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`.
         greso_p_hard (`float`, *optional*, defaults to `0.5`):
-            Initial exploration probability of prompts whose last rollouts were all-wrong (same rule with `p_hard`).
+            Initial exploration probability of hard prompts (same rule with `p_hard`, for a prompt whose last record
+            is hard, `z` counting its trailing hard records; see `greso_hard_threshold`).
+        greso_easy_threshold (`float`, *optional*, defaults to `0.98`):
+            A group's record is easy when its mean reward is at least this value (the official rule). With 0/1
+            rewards: all correct for G < 50.
+        greso_hard_threshold (`float`, *optional*, defaults to `0.11`):
+            A group's record is hard when its mean reward is at most this value (the official rule). The value fits
+            the official reward scale (1 correct, 0.1 wrong answer, 0 format error). With 0/1 rewards it means at
+            most `floor(0.11 * G)` correct: all wrong at G=8, but `k <= 1` at G=16 and `k <= 3` at G=32. To skip
+            only all-wrong prompts at any G with 0/1 rewards, set a value below `1 / G` (e.g. 0.0).
         greso_easy_target (`float`, *optional*, defaults to `1/12`):
-            Target fraction of all-correct groups among the groups rolled out in a training step (`alpha_easy`, a
+            Target fraction of all-correct (zero-variance) groups among the groups rolled out in a training step (`alpha_easy`, a
             third of the official target zero-variance ratio 0.25). Above it `p_easy` decreases by
             `greso_delta_p` (more skipping), below it increases.
         greso_hard_target (`float`, *optional*, defaults to `1/6`):
@@ -42,7 +51,9 @@ class GRESOConfig(GRPODSConfig):
             a trace yet, so skipping cannot act and the observed ratios say nothing about it). `0` adapts from the
             first step.
         greso_correct_threshold (`float`, *optional*, defaults to `0.0`):
-            A zero-variance group is all-correct when its common reward is above this value, all-wrong otherwise.
+            A zero-variance group is all-correct when its common reward is above this value, all-wrong otherwise
+            (for the adaptation of `p_easy` / `p_hard` and the logged fractions; the skip rules use
+            `greso_easy_threshold` / `greso_hard_threshold`).
         greso_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
             Dataset column whose value identifies a prompt in the traces. `None` identifies a prompt by a hash of its
             `prompt` content (identical prompts share a trace). With `remove_unused_columns=True` the column must
@@ -51,11 +62,22 @@ class GRESOConfig(GRPODSConfig):
 
     greso_p_easy: float = field(
         default=0.5,
-        metadata={"help": "Initial exploration probability of prompts whose last rollouts were all-correct."},
+        metadata={"help": "Initial exploration probability of prompts whose last records are easy."},
     )
     greso_p_hard: float = field(
         default=0.5,
-        metadata={"help": "Initial exploration probability of prompts whose last rollouts were all-wrong."},
+        metadata={"help": "Initial exploration probability of prompts whose last record is hard."},
+    )
+    greso_easy_threshold: float = field(
+        default=0.98,
+        metadata={"help": "A group is easy when its mean reward is >= this value (official: 0.98)."},
+    )
+    greso_hard_threshold: float = field(
+        default=0.11,
+        metadata={
+            "help": "A group is hard when its mean reward is <= this value (official: 0.11; with 0/1 rewards at "
+            "G=16 that includes 1 correct of 16)."
+        },
     )
     greso_easy_target: float = field(
         default=1 / 12,
@@ -82,7 +104,10 @@ class GRESOConfig(GRPODSConfig):
     )
     greso_correct_threshold: float = field(
         default=0.0,
-        metadata={"help": "A zero-variance group is all-correct when its common reward is above this value."},
+        metadata={
+            "help": "A zero-variance group is all-correct when its common reward is above this value (adaptation "
+            "of p_easy / p_hard and logged fractions)."
+        },
     )
     greso_prompt_id_column: str | None = field(
         default=None,
@@ -109,6 +134,11 @@ class GRESOConfig(GRPODSConfig):
             raise ValueError(
                 f"greso_min_explore_prob must be in (0, 1], got {self.greso_min_explore_prob}: with 0 a prompt could "
                 "be skipped forever."
+            )
+        if self.greso_hard_threshold >= self.greso_easy_threshold:
+            raise ValueError(
+                f"greso_hard_threshold ({self.greso_hard_threshold}) must be below greso_easy_threshold "
+                f"({self.greso_easy_threshold}); the official values are 0.11 and 0.98."
             )
         if self.greso_adapt_from_epoch < 0:
             raise ValueError(f"greso_adapt_from_epoch must be >= 0, got {self.greso_adapt_from_epoch}.")

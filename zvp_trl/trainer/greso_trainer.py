@@ -16,14 +16,17 @@ class GRESOTrainer(GRPODSTrainer):
     Rollouts](https://huggingface.co/papers/2506.02177), following its official code.
 
     On top of [`GRPODSTrainer`] (dynamic sampling after rollout, which GRESO also applies), prompts are skipped
-    **before** rollout. Every prompt keeps a trace of its rollout outcomes (all-correct, all-wrong or mixed group),
-    identified by [`~zvp_trl.prompt_ids.prompt_id`]. A prompt whose last `z` records are all-correct is skipped with
-    probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its last record is all-wrong, with
-    `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing all-wrong records. A skipped prompt is
+    **before** rollout. Every prompt keeps a trace of the mean reward of each of its groups, identified by
+    [`~zvp_trl.prompt_ids.prompt_id`]. As in the official code, a record is easy when its mean reward is at least
+    `greso_easy_threshold` (0.98) and hard when it is at most `greso_hard_threshold` (0.11). A prompt whose last `z`
+    records are easy is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its
+    last record is hard, with `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing hard records.
+    With 0/1 rewards, easy is all-correct (G < 50) and hard is at most `floor(0.11 * G)` correct: all-wrong at G=8,
+    but also one correct out of 16 at G=16. A skipped prompt is
     not rolled out (so not counted in `rollouts/total`) and gets no record; each process replaces its skipped prompts
     with fresh ones from the trainer's sampler, so every generation round stays full. Once per training step
     (generation batch), `p_easy` / `p_hard` move by `greso_delta_p` towards the target fractions of all-correct /
-    all-wrong groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
+    all-wrong (zero-variance) groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
 
     Skip decisions use a generator seeded from `args.seed` and a decision counter, and traces are updated from the
     gathered rewards, so the state is identical on every process; it is saved in checkpoints (`zvp_state.json`) and
@@ -60,6 +63,8 @@ class GRESOTrainer(GRPODSTrainer):
             p_hard=self.args.greso_p_hard,
             floor=self.args.greso_min_explore_prob,
             seed=self.args.seed,
+            easy_threshold=self.args.greso_easy_threshold,
+            hard_threshold=self.args.greso_hard_threshold,
         )
         self._checkpointed_state["greso"] = self.greso_state
         self._round_ids = None  # global prompt ids of the current round's groups, in process order
@@ -110,9 +115,9 @@ class GRESOTrainer(GRPODSTrainer):
         self._round_ids = [pid for per_process in selected for pid, _ in per_process]
         return [dict(row) for _, row in selected[rank] for _ in range(G)]
 
-    def _on_round_scored(self, group_signs: torch.Tensor) -> None:
-        for pid, sign in zip(self._round_ids, group_signs.tolist(), strict=True):
-            self.greso_state.record(pid, int(sign))
+    def _on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor) -> None:
+        for pid, mean in zip(self._round_ids, group_means.tolist(), strict=True):
+            self.greso_state.record(pid, mean)  # NaN (an unscored completion) is recorded as None
         self._round_ids = None
 
     def _on_batch_assembled(self, step_signs: torch.Tensor) -> None:
