@@ -502,3 +502,13 @@ def test_readme_names_existing_files():
     assert not missing, missing
     for recipe in RECIPES:
         assert recipe.name in readme, recipe.name
+
+
+def test_readme_table_of_differences_from_the_official_code():
+    readme = (REPO / "recipes" / "README.md").read_text()
+    section = readme.split("## Where we differ from the official code, and why", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [int(row[0]) for row in rows] == list(range(1, 10))  # every item of the review, in order
+    status = {int(row[0]): row[-1].strip() for row in rows}
+    assert all(s.startswith(("fixed", "not yet")) for s in status.values()), status
+    assert {n for n, s in status.items() if s == "not yet"} == {4, 5, 6, 8}
