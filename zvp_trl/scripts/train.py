@@ -474,10 +474,10 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     distributed_request = DistributedRequest.from_launch(training_args)
     _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
     if embedded:
-        from ..embedded import EmbeddedModelSpec, get_embedded_model_path
+        from ..embedded import VLLM_EMBEDDED_SPEC, EmbeddedModelSpec, get_embedded_model_path
 
         # vLLM's CPU attention refuses the default head size (24): with use_vllm the embedded model has heads of 32.
-        head_dim = 32 if training_args.use_vllm else None
+        head_dim = VLLM_EMBEDDED_SPEC.head_dim if training_args.use_vllm else None
         spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps, head_dim=head_dim)
         with state.main_process_first():  # one process builds the cached model, the others then load it
             model_args.model_name_or_path = str(get_embedded_model_path(spec))
