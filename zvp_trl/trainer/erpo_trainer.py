@@ -147,9 +147,9 @@ class ERPOTrainer(ZVPBaseTrainer):
         elevated = rows[:, 2] > self.erpo_history.base
         metrics = self._metrics["train"]
         for name, select in (("base", ~elevated), ("elevated", elevated)):
-            chosen = rows[select]
-            metrics[f"erpo/is_ratio_{name}"].append(chosen[:, 0].nanmean().item() if len(chosen) else float("nan"))
-            metrics[f"erpo/logp_diff_{name}"].append(chosen[:, 1].nanmean().item() if len(chosen) else float("nan"))
+            chosen = rows[select]  # nanmean of no rows is NaN
+            metrics[f"erpo/is_ratio_{name}"].append(chosen[:, 0].nanmean().item())
+            metrics[f"erpo/logp_diff_{name}"].append(chosen[:, 1].nanmean().item())
 
     def _update_history(self, output, local_ids, rewards_per_func) -> None:
         num_generations = self.num_generations

@@ -333,25 +333,20 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         trajectory is stored, no log-prob is computed and no bucket changes. `collect` is the same on every
         process (the phase is)."""
         G = self.num_generations
+        B = output["completion_ids"].size(0)
+        local_groups = B // G
+        first_group = self.accelerator.process_index * local_groups
+        k_all = correct.view(-1, G).sum(dim=1).tolist()
+        column = self.args.exgrpo_prompt_id_column
+        pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
         if not collect:
-            k_all = correct.view(-1, G).sum(dim=1).tolist()
-            local_groups = output["completion_ids"].size(0) // G
-            first_group = self.accelerator.process_index * local_groups
-            column = self.args.exgrpo_prompt_id_column
-            pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
             retired = [pid for g, pid in enumerate(pids) if k_all[first_group + g] >= G]
             if self.accelerator.num_processes > 1:
                 retired = gather_object(retired)
             for pid in retired:
                 self.exgrpo_buffer.retire(pid)
             return
-        B = output["completion_ids"].size(0)
-        local_groups = B // G
-        first_group = self.accelerator.process_index * local_groups
-        k_all = correct.view(-1, G).sum(dim=1).tolist()
         correct_local = correct[self.accelerator.process_index * B : (self.accelerator.process_index + 1) * B]
-        column = self.args.exgrpo_prompt_id_column
-        pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
         # Rows worth storing: correct, fresh, in a partially solved group of a non-retired question, non-empty mask.
         lengths = output["completion_mask"].sum(dim=1).tolist()
         store_rows = [
