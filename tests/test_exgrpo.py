@@ -304,7 +304,9 @@ def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_
 
 @pytest.mark.parametrize("loss_type", ["dr_grpo", "dapo", "grpo", "bnpo"])
 def test_mixed_loss_without_replay_equals_trl_loss(tiny_model_path, tmp_path, loss_type):
-    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, loss_type=loss_type)
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, alternating_reward, loss_type=loss_type, exgrpo_unclip_fresh=False
+    )
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()
     old = torch.tensor([[-2.0, -3.0, -1.0, -2.5], [-2.0, -2.0, -2.0, 0.0]])  # off-policy: clipping matters
@@ -314,6 +316,24 @@ def test_mixed_loss_without_replay_equals_trl_loss(tiny_model_path, tmp_path, lo
     inputs["exgrpo_mixed"] = torch.tensor(0.0)  # on-policy phase: TRL's own _compute_loss
     trl_loss = trainer._compute_loss(trainer.model, inputs)
     assert mixed.item() == pytest.approx(trl_loss.item(), rel=1e-5)
+
+
+def test_mixed_phase_fresh_tokens_are_unclipped_by_default(tiny_model_path, tmp_path):
+    # The official code removes the clip in the mixed phase (loss_remove_clip=True): fresh tokens' loss is -ratio * A,
+    # which is TRL's clipped loss with clip bounds so wide that they never bind.
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, loss_type="dr_grpo")
+    assert trainer.args.exgrpo_unclip_fresh is True
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    old = torch.tensor([[-2.0, -3.0, -1.0, -2.5], [-2.0, -2.0, -2.0, 0.0]])  # off-policy: the clip would bind
+    inputs = loss_inputs(trainer, [False, False], torch.zeros(2, 4), [0.75, -0.25])
+    inputs["old_per_token_logps"] = old
+    unclipped = trainer._compute_loss(trainer.model, inputs).item()
+    inputs["exgrpo_mixed"] = torch.tensor(0.0)  # on-policy phase: TRL's own clipped loss
+    clipped = trainer._compute_loss(trainer.model, inputs).item()
+    assert unclipped != pytest.approx(clipped, rel=1e-3)  # the clip binds for these log-probs
+    trainer.epsilon_low = trainer.epsilon_high = 1e9
+    assert unclipped == pytest.approx(trainer._compute_loss(trainer.model, inputs).item(), rel=1e-5)
 
 
 def run_and_record(trainer):

@@ -45,9 +45,10 @@ class ExGRPOConfig(ZVPBaseConfig):
             during the initial training stages"; the batch whose correct fraction starts the mixed phase is not
             collected either. Retirement (a group with all `G` correct) applies in both phases. `True` collects from
             the first batch.
-        exgrpo_unclip_fresh (`bool`, *optional*, defaults to `False`):
-            In the mixed phase, use the unclipped ratio for fresh tokens too (the official code's
-            `loss_remove_clip=True`); `False` keeps the paper's clipped surrogate.
+        exgrpo_unclip_fresh (`bool`, *optional*, defaults to `True`):
+            In the mixed phase, use the unclipped ratio for fresh tokens too, as the official code does
+            (`loss_remove_clip=True` in its runs). `False` keeps the clipped surrogate that the paper's Eq. 4 writes
+            (with `epsilon` / `epsilon_high`). The on-policy warm-up is TRL's clipped loss either way.
         exgrpo_correct_threshold (`float`, *optional*, defaults to `0.0`):
             A completion counts as correct when its (weighted, summed) reward is above this value.
         exgrpo_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
@@ -110,7 +111,11 @@ class ExGRPOConfig(ZVPBaseConfig):
         },
     )
     exgrpo_unclip_fresh: bool = field(
-        default=False, metadata={"help": "Mixed phase: unclipped ratio for fresh tokens too (official code)."}
+        default=True,
+        metadata={
+            "help": "Mixed phase: unclipped ratio for fresh tokens too, as the official code (loss_remove_clip). "
+            "False: the paper's clipped surrogate (Eq. 4)."
+        },
     )
     exgrpo_correct_threshold: float = field(
         default=0.0, metadata={"help": "A completion is correct when its weighted reward sum is above this value."}
