@@ -1,9 +1,16 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
+from zvp_trl.dynamic_sampling import groups_per_process, plan_groups
 from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
 from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer, PromptSampler, concat_outputs, select_rows
 
@@ -231,3 +238,91 @@ def test_requires_its_config_and_names_dapo_in_the_model_card(tiny_model_path, t
     trainer.create_model_card(model_name="tiny-ds")
     card = (tmp_path / "README.md").read_text()
     assert "GRPO-DS" in card and "2503.14476" in card and "DAPO" in card
+
+
+# ---------------------------------------------------------------------------------------------- batch plans
+
+
+def test_groups_per_process_global_and_process_scopes():
+    # kept[part][process]: 2 processes, 2 groups each needed.
+    assert groups_per_process([[0, 0], [4, 0]], 2, "global") == 2  # 4 groups in all: full for both
+    assert groups_per_process([[0, 0], [4, 0]], 2, "process") == 0  # process 1 holds none of its own
+    assert groups_per_process([[1, 0], [2, 2]], 2, "process") == 2
+    assert groups_per_process([[0, 0], [2, 1]], 2, "global") == 0  # 3 < 4
+    with pytest.raises(ValueError, match="scope"):
+        groups_per_process([[1, 1]], 1, "everywhere")
+
+
+def test_groups_per_process_short_batch_splits_into_micro_batches():
+    # GRESO's last round: 5 groups over 2 processes -> 2 each (a group of 4 rows, 2 micro-batches: any g works).
+    assert groups_per_process([[0, 0], [5, 0]], 4, "global", allow_short=True, num_generations=4,
+                              steps_per_generation=2) == 2  # fmt: skip
+    # G=3 rows per group, 2 micro-batches: g * 3 must be even, so 3 available per process -> 2.
+    assert groups_per_process([[0, 0], [3, 3]], 4, "global", allow_short=True, num_generations=3,
+                              steps_per_generation=2) == 2  # fmt: skip
+    # 1 group for 2 processes: nothing can be given to both.
+    assert groups_per_process([[0, 0], [1, 0]], 4, "global", allow_short=True, num_generations=4) == 0
+    assert groups_per_process([[0, 0], [1, 3]], 4, "process", allow_short=True, num_generations=4) == 1
+
+
+def test_plan_moves_a_surplus_to_the_process_that_lacks_groups():
+    plan = plan_groups([[0, 0], [4, 0]], groups=2, carry_per_process=2)
+    assert plan.train == [[(0, 0), (0, 1)], [(0, 2), (0, 3)]]
+    assert plan.carry == [[], []] and plan.discarded == 0 and plan.moved() == 2
+
+
+def test_plan_uses_carried_groups_first_and_keeps_same_age_groups_local():
+    # Process 0 carries 2 groups; the round gave 4 to each. The carried ones train first; from the round, process 1's
+    # own groups cover its share, so nothing moves. Surplus: oldest first (process 0's, then process 1's), 4 at most.
+    plan = plan_groups([[2, 0], [4, 4]], groups=2, carry_per_process=2)
+    assert plan.train == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+    assert plan.moved() == 0
+    assert plan.carry == [[2, 3, 4, 5], []] and plan.discarded == 2
+    # Without carry-over the surplus is discarded.
+    assert plan_groups([[2, 0], [4, 4]], groups=2, carry_per_process=0).discarded == 6
+
+
+def test_plan_process_scope_never_moves_groups():
+    plan = plan_groups([[2, 0], [4, 4]], groups=2, carry_per_process=2, scope="process")
+    assert plan.train == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+    assert plan.carry == [[2, 3], [2, 3]] and plan.discarded == 2 and plan.moved() == 0
+    with pytest.raises(ValueError, match="Every process needs 2"):
+        plan_groups([[0, 0], [4, 0]], groups=2, carry_per_process=0, scope="process")
+
+
+def test_plan_three_processes_fill_deficits_in_process_order():
+    # Round 1: process 0 kept 3, process 2 kept 1; round 2: process 1 kept 2. 2 groups per process needed (6 in all).
+    plan = plan_groups([[0, 0, 0], [3, 0, 1], [0, 2, 0]], groups=2, carry_per_process=0)
+    assert plan.train == [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 2), (2, 0)]]
+    assert plan.moved() == 1 and plan.discarded == 0
+    # The boundary part fills the processes that still lack groups first: round 2 gives 4 groups, room 2; process 1
+    # lacks 2 and process 2 lacks 1, so process 1 takes its own 2 (in process order) and nothing else is needed.
+    plan = plan_groups([[0, 0, 0], [3, 0, 1], [1, 2, 1]], groups=2, carry_per_process=0)
+    assert plan.train == [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 2), (2, 0)]]
+    assert plan.discarded == 2
+
+
+def test_global_fill_uses_other_processes_surplus_two_processes(tiny_model_path, tmp_path):
+    # Process 1's first round is all zero-variance; process 0's is all mixed with twice what it needs. Filled
+    # globally, process 0's surplus fills process 1's batch in one round; filled per process, process 1 needs a
+    # second round.
+    script = Path(__file__).parent / "scripts" / "ds_global_fill.py"
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for scope in ("global", "process"):  # every process takes the same decisions
+        assert ranks[0][scope]["steps"] == ranks[1][scope]["steps"]
+        assert ranks[0][scope]["ds_stats"] == ranks[1][scope]["ds_stats"]
+    for rank in ranks:
+        global_fill, process_fill = rank["global"], rank["process"]
+        # Step 1: 1 round and 2 groups moved (globally) against 2 rounds (per process).
+        assert global_fill["steps"][0] == {"rounds": 1.0, "moved": 2.0}
+        assert process_fill["steps"][0] == {"rounds": 2.0, "moved": 0.0}
+        assert global_fill["ds_stats"]["rounds"] < process_fill["ds_stats"]["rounds"]
+        assert global_fill["ds_stats"]["generated_groups"] < process_fill["ds_stats"]["generated_groups"]
+        for batch in global_fill["batches"] + process_fill["batches"]:
+            # Full batches of groups with distinct rewards on both processes: process 1's first batch can only hold
+            # process 0's groups (its own were all zero-variance, advantage 0).
+            assert batch["rows"] == 8 and batch["min_abs_advantage"] > 0

@@ -11,8 +11,8 @@ from datasets import Dataset
 
 from zvp_trl.greso import (
     GRESOState,
-    adaptive_round_size,
     greso_skip_probability,
+    next_round_size,
     trailing_count,
     update_exploration_probability,
 )
@@ -76,12 +76,21 @@ def test_update_exploration_probability(p, ratio, target, expected):
     assert update_exploration_probability(p, ratio, target) == pytest.approx(expected)
 
 
-def test_adaptive_round_size():
-    # 1024 completions missing, half of the last round was zero-variance, n=8: 1024 / 0.5 / 8 * 1.25 = 320 prompts.
-    assert adaptive_round_size(1024, 0.5, 8, default_size=384) == 320
-    assert adaptive_round_size(4096, 0.5, 8, default_size=384) == 384  # capped by the default size
-    assert adaptive_round_size(64, 0.0, 8, default_size=384) == 64  # 10 -> at least min_size
-    assert adaptive_round_size(64, 1.0, 8, default_size=384) == 384
+def test_next_round_size_and_last_round_by_hand():
+    # 1024 completions missing, half of the last round was zero-variance, n=8: 1024 / 0.5 / 8 * 1.25 = 320 prompts,
+    # at most the default 384: the last round.
+    assert next_round_size(1024, 0.5, 8, default_size=384) == (320, True)
+    # 4096 / 0.5 / 8 * 1.25 = 1280 > 384: a full round, not the last.
+    assert next_round_size(4096, 0.5, 8, default_size=384) == (384, False)
+    # Around the default: 1228 -> floor(383.75) = 383, 1231 -> floor(384.69) = 384 (the estimate equals the default:
+    # still the last round), 1232 -> 385 (more than one full round is needed: not the last).
+    assert next_round_size(1228, 0.5, 8, default_size=384) == (383, True)
+    assert next_round_size(1231, 0.5, 8, default_size=384) == (384, True)
+    assert next_round_size(1232, 0.5, 8, default_size=384) == (384, False)
+    assert next_round_size(64, 0.0, 8, default_size=384) == (64, True)  # estimate 10 -> at least min_size
+    assert next_round_size(64, 1.0, 8, default_size=384) == (384, False)  # only zero-variance groups: full round
+    with pytest.raises(ValueError, match="beta"):
+        next_round_size(64, 0.5, 8, default_size=384, beta=0.0)
 
 
 def test_state_skip_probabilities_from_traces():
@@ -215,6 +224,9 @@ def make_trainer(tiny_model_path, tmp_path, dataset=None, **overrides):
         (dict(greso_adapt_from_epoch=-1), "greso_adapt_from_epoch"),
         (dict(greso_delta_p=-0.01), "greso_delta_p"),
         (dict(greso_hard_threshold=0.98), "greso_hard_threshold"),
+        (dict(greso_round_beta=0.0), "greso_round_beta"),
+        (dict(greso_min_round_fraction=0.0), "greso_min_round_fraction"),
+        (dict(ds_fill_scope="node"), "ds_fill_scope"),
     ],
 )
 def test_config_validation(tmp_path, overrides, match):
@@ -229,6 +241,78 @@ def test_config_defaults_are_the_official_ones(tmp_path):
     assert (args.greso_p_min, args.greso_p_max, args.greso_min_explore_prob) == (0.05, 0.95, 0.01)
     assert args.greso_adapt_from_epoch == 1 and args.ds_max_generation_rounds == 10
     assert (args.greso_easy_threshold, args.greso_hard_threshold) == (0.98, 0.11)
+    assert args.greso_adaptive_rounds and args.greso_train_short_batch and args.ds_fill_scope == "global"
+    assert (args.greso_round_beta, args.greso_min_round_fraction) == (1.25, 0.25)
+
+
+def scripted_rounds_reward(mixed_per_round, round_sizes):
+    """Round i (one reward call on one process): its first `mixed_per_round[i]` groups mixed, the others
+    all-correct. Records each round's size in prompts."""
+
+    def reward(completions, **kwargs):
+        n = len(completions) // G
+        mixed = mixed_per_round[len(round_sizes)]
+        round_sizes.append(n)
+        return [float(i % 2 == 0) if i // G < mixed else 1.0 for i in range(len(completions))]
+
+    return reward
+
+
+@pytest.mark.parametrize(
+    "overrides, expected_rounds, expected_rows",
+    [
+        # The official rule, by hand. P = 4 groups (16 rows) per batch, first round 8 prompts (oversample 2), min
+        # ceil(0.25 * 4) = 1 prompt, G = 4.
+        # Step 1: round 1 (8 prompts) keeps 3, zvr 5/8; 1 group (4 completions) missing: floor(4 / (3/8) / 4 * 1.25)
+        #   = floor(3.33) = 3 <= 8, so the last round has 3 prompts. It keeps none: train on 3 groups (12 rows, two
+        #   micro-batches of 6).
+        # Step 2: round 1 keeps 0 (zvr 1: a full round, not last); round 2 keeps 2 (zvr 6/8, 8 completions missing:
+        #   floor(8 / 0.25 / 4 * 1.25) = 10 > 8: a full round); round 3 keeps 1 (zvr 7/8, 4 missing: floor(4 * 8 / 4
+        #   * 1.25) = 10 > 8: full); round 4 keeps 7: full batch (16 rows).
+        ({}, [[8, 3], [8, 8, 8, 8]], [12, 16]),
+        # No adaptive rounds: every round has 8 prompts. Step 1 keeps 3, 0, 0, 2 (full after 4 rounds); step 2 keeps
+        # 1, 7.
+        (dict(greso_adaptive_rounds=False), [[8, 8, 8, 8], [8, 8]], [16, 16]),
+        # No short batch: the 3-prompt round keeps none and rounds go on: zvr 1 -> 8, keeps 0 (zvr 1) -> 8, keeps 2:
+        # full. Step 2 keeps 1 (zvr 7/8, 12 completions missing: floor(12 * 8 / 4 * 1.25) = 30 > 8 -> 8), then 7.
+        (dict(greso_train_short_batch=False), [[8, 3, 8, 8], [8, 8]], [16, 16]),
+    ],
+)
+def test_adaptive_round_sizes_follow_the_official_rule(tiny_model_path, tmp_path, overrides, expected_rounds,
+                                                       expected_rows):  # fmt: skip
+    mixed_per_round = [3, 0, 0, 2, 1, 7, 8, 8]
+    round_sizes = []
+    trainer = GRESOTrainer(
+        model=tiny_model_path,
+        reward_funcs=scripted_rounds_reward(mixed_per_round, round_sizes),
+        args=make_config(
+            tmp_path,
+            max_steps=2,
+            gradient_accumulation_steps=2,
+            ds_oversample_factor=2.0,
+            ds_carry_over=False,
+            greso_p_easy=1.0,
+            greso_p_hard=1.0,
+            ds_max_generation_rounds=0,
+            **overrides,
+        ),  # fmt: skip
+        train_dataset=make_dataset(["mixed"] * 64),
+    )
+    batches, rounds_per_step = [], []
+    generate = trainer._generate_and_score_completions
+
+    def record(inputs):
+        output = generate(inputs)
+        batches.append(output["completion_ids"].size(0))
+        rounds_per_step.append(int(trainer._metrics["train"]["ds/generation_rounds"][-1]))
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    expected_sizes = [size for step in expected_rounds for size in step]
+    assert round_sizes == expected_sizes
+    assert rounds_per_step == [len(step) for step in expected_rounds]
+    assert batches == expected_rows
 
 
 def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_path):

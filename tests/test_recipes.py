@@ -214,10 +214,14 @@ def test_recipe_maps_the_paper_hyperparameters(recipe, monkeypatch):
         assert args.zvp_alpha == 0.1 and args.zvp_use_positive and args.zvp_use_negative and args.zvp_entropy_scaling
     if method.startswith(("grpo_ds", "greso")):
         assert args.ds_oversample_factor == 1.0 and args.ds_max_generation_rounds == 0 and not args.ds_carry_over
+        assert args.ds_fill_scope == "global"  # one batch for all processes, as verl
         assert (args.per_device_train_batch_size * args.steps_per_generation) % G == 0  # whole groups per process
     if method.startswith("greso"):
         assert (args.greso_p_easy, args.greso_p_hard, args.greso_delta_p) == (0.5, 0.5, 0.01)
         assert args.greso_easy_target == pytest.approx(1 / 12) and args.greso_hard_target == pytest.approx(1 / 6)
+        # The official adaptive rounds: beta 1.25, at least a quarter of the batch, a short last round.
+        assert args.greso_adaptive_rounds and args.greso_train_short_batch
+        assert (args.greso_round_beta, args.greso_min_round_fraction) == (1.25, 0.25)
     if method.startswith("erpo"):
         assert (args.erpo_temperature_step, args.erpo_max_temperature, args.erpo_ra_advantage) == (0.1, 1.5, 0.0)
     if exgrpo:
@@ -514,4 +518,4 @@ def test_readme_table_of_differences_from_the_official_code():
     assert [int(row[0]) for row in rows] == list(range(1, 10))  # every item of the review, in order
     status = {int(row[0]): row[-1].strip() for row in rows}
     assert all(s.startswith(("fixed", "not yet")) for s in status.values()), status
-    assert {n for n, s in status.items() if s == "not yet"} == {5, 6, 8}
+    assert {n for n, s in status.items() if s == "not yet"} == {8}

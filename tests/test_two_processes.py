@@ -213,25 +213,38 @@ def check_erpo(ranks, rounds, state):
 
 
 def check_dynamic_sampling(ranks, rounds, state):
-    target = ranks[0]["local_rows"] // ranks[0]["num_generations"]  # groups per process and optimizer batch
+    """One global batch (`ds_fill_scope="global"`): rounds go on only while all processes together lack kept groups;
+    then every process trains on the same number of groups (GRESO: fewer after a short last round), kept groups of
+    one process filling the other's batch where needed."""
+    G = ranks[0]["num_generations"]
+    target = ranks[0]["local_rows"] // G  # groups per process and optimizer batch
+    args = ranks[0]["args"]
+    assert args["ds_fill_scope"] == "global"
     groups = [g for rnd in rounds for g in rnd.groups]
-    carry_cap = target if ranks[0]["args"]["ds_carry_over"] else 0
-    carried, discarded, extra_rounds, waited_for_other = [0] * WORLD, 0, 0, False
+    carry_cap = WORLD * target if args["ds_carry_over"] else 0
+    carried, discarded, later_rounds_groups, borrowed = 0, 0, 0, False
     for step in range(ranks[0]["max_steps"]):
         step_rounds = [rnd for rnd in rounds if rnd.step == step]
-        counts = list(carried)
+        trained = [len(r["batches"][step]["advantages"]) for r in ranks]
+        assert trained[0] == trained[1] and trained[0] % G == 0  # the same whole groups on every process
+        trained = trained[0] // G
+        total, own = carried, [0] * WORLD
         for i, rnd in enumerate(step_rounds):
-            # Another round only while some process is short of groups with distinct rewards.
-            assert i == 0 or min(counts) < target
-            waited_for_other |= i > 0 and max(counts) >= target
+            # Another round only while all processes together lack groups with distinct rewards.
+            assert i == 0 or total < WORLD * target
+            later_rounds_groups += len(rnd.groups) if i > 0 else 0
             for g in rnd.groups:
-                counts[g.owners[0]] += g.sign == 0
-        assert min(counts) >= target
-        extra_rounds += len(step_rounds) - 1
-        surplus = [max(c - target, 0) for c in counts]
-        carried = [min(s, carry_cap) for s in surplus]
-        discarded += sum(surplus) - sum(carried)
-    assert waited_for_other  # a full process kept rolling out because the other one was not full
+                total += g.sign == 0
+                own[g.owners[0]] += g.sign == 0
+        if trained < target:  # GRESO's short last round
+            assert "greso" in state and args["greso_train_short_batch"] and total < WORLD * target
+        else:
+            assert trained == target and total >= WORLD * target
+        borrowed |= carried == 0 and min(own) < trained  # a process trained on the other one's groups
+        surplus = total - WORLD * trained
+        carried = min(surplus, carry_cap)
+        discarded += surplus - carried
+    assert borrowed  # per-process filling would have needed another round at some step
     assert state["dynamic_sampling"] == {
         "rounds": len(rounds),
         "generated_groups": len(groups),
@@ -240,11 +253,11 @@ def check_dynamic_sampling(ranks, rounds, state):
     }
     sampler = state["ds_sampler"]
     drawn = sampler["epoch"] * len(ranks[0]["dataset"]) + sampler["position"]
-    from_rounds = extra_rounds * WORLD * target  # every round after a step's first draws all its prompts
+    # Every round after a step's first draws all its prompts (the first round's come from the dataloader).
     if "greso" in state:
-        assert drawn >= from_rounds  # plus the fresh prompts that replaced skipped ones
+        assert drawn >= later_rounds_groups  # plus the fresh prompts that replaced skipped ones
     else:
-        assert drawn == from_rounds
+        assert drawn == later_rounds_groups
 
 
 def check_greso(ranks, rounds, state):

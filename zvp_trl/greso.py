@@ -54,21 +54,32 @@ def update_exploration_probability(
     return min(p + delta, p_max)
 
 
-def adaptive_round_size(
+def next_round_size(
     remaining_samples: int,
     zero_variance_ratio: float,
     num_generations: int,
     default_size: int,
     min_size: int = 64,
     beta: float = 1.25,
-) -> int:
-    """GRESO's next generation round size in prompts: `max(min_size, min(default_size, floor(remaining_samples /
-    (1 - zvr) / num_generations * beta)))`, where `remaining_samples` is the number of completions still missing and
-    `zvr` the last round's zero-variance fraction (a round with only zero-variance groups asks for `default_size`)."""
+) -> tuple[int, bool]:
+    """GRESO's size of the next generation round, in prompts, and whether it is the last round of the batch.
+
+    The official rule (`ray_trainer.py`): the estimate `floor(remaining_samples / (1 - zvr) / num_generations * beta)`
+    prompts, where `remaining_samples` is the number of completions the batch still misses and `zvr` the last round's
+    zero-variance fraction; the round rolls out `max(min_size, min(default_size, estimate))` prompts, and when the
+    estimate is at most `default_size` it is the last round: the batch trains after it even if it is still short. A
+    round with only zero-variance groups (`zvr = 1`, where the official code divides by zero) asks for a full,
+    non-final round.
+    """
+    if remaining_samples < 0 or num_generations < 1 or default_size < 1 or min_size < 1 or beta <= 0:
+        raise ValueError(
+            f"Invalid round-size inputs: remaining_samples={remaining_samples}, num_generations={num_generations}, "
+            f"default_size={default_size}, min_size={min_size}, beta={beta}."
+        )
     if zero_variance_ratio >= 1.0:
-        return default_size
-    wanted = math.floor(remaining_samples / (1.0 - zero_variance_ratio) / num_generations * beta)
-    return max(min_size, min(default_size, wanted))
+        return default_size, False
+    estimate = math.floor(remaining_samples / (1.0 - zero_variance_ratio) / num_generations * beta)
+    return max(min_size, min(default_size, estimate)), estimate <= default_size
 
 
 class GRESOState:

@@ -35,6 +35,12 @@ class GRPODSConfig(ZVPBaseConfig):
             used first, instead of discarding them. At most one optimizer batch is carried (the rest is discarded),
             so a carried group is at most one optimizer step old. Carried groups live in memory only: after resuming
             from a checkpoint they are gone and the batch is refilled by fresh rollouts.
+        ds_fill_scope (`str`, *optional*, defaults to `"global"`):
+            How the optimizer batch is filled. `"global"` (verl's DAPO trainer): generation rounds go on until all
+            processes together hold `num_processes * P` kept groups; then every process trains on `P` of them, groups
+            moving between processes where one holds a surplus and another a deficit (one collective). `"process"`:
+            rounds go on until every process holds `P` kept groups of its own (more rounds with several processes;
+            no group moves).
         ds_zero_variance_atol (`float`, *optional*, defaults to `1e-6`):
             A group is zero-variance (dropped) when the spread of its rewards (max - min) is at most this value. A
             group with an unscorable (NaN) reward is never dropped.
@@ -61,6 +67,14 @@ class GRPODSConfig(ZVPBaseConfig):
             "discarding them. Not saved in checkpoints: after a resume the batch is refilled by fresh rollouts."
         },
     )
+    ds_fill_scope: str = field(
+        default="global",
+        metadata={
+            "help": "'global' (verl's DAPO): kept groups of all processes fill one global batch, redistributed so that "
+            "every process trains on the same number. 'process': every process fills its own share.",
+            "choices": ["global", "process"],
+        },
+    )
     ds_zero_variance_atol: float = field(
         default=1e-6,
         metadata={"help": "A group is zero-variance (dropped) when max(R) - min(R) is at most this value."},
@@ -76,6 +90,11 @@ class GRPODSConfig(ZVPBaseConfig):
             raise ValueError(
                 f"ds_oversample_factor must be >= 1.0, got {self.ds_oversample_factor}: a generation round must roll "
                 "out at least the prompts of one optimizer batch."
+            )
+        if self.ds_fill_scope not in ("global", "process"):
+            raise ValueError(
+                f"ds_fill_scope must be 'global' (one batch for all processes, verl's DAPO) or 'process' (each process "
+                f"fills its own share), got {self.ds_fill_scope!r}."
             )
         if self.ds_zero_variance_atol < 0:
             raise ValueError(f"ds_zero_variance_atol must be >= 0, got {self.ds_zero_variance_atol}.")

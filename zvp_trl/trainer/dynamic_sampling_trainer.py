@@ -4,9 +4,11 @@ import random
 import textwrap
 
 import torch
+from accelerate.utils import gather_object
 from datasets import IterableDataset
 
 from ..advantages import scalar_rewards, zero_variance_signs
+from ..dynamic_sampling import GroupPlan, groups_per_process, kept_totals, plan_groups
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
 
@@ -87,6 +89,19 @@ def select_rows(output: dict, index: torch.Tensor) -> dict:
     return selected
 
 
+def _is_per_row(value) -> bool:
+    return isinstance(value, list) or (isinstance(value, torch.Tensor) and value.dim() > 0)
+
+
+def _per_row_to(output: dict, device) -> dict:
+    """The per-row values of a generation output (tensors moved to `device`)."""
+    return {
+        key: value.to(device) if isinstance(value, torch.Tensor) else value
+        for key, value in output.items()
+        if _is_per_row(value)
+    }
+
+
 def concat_outputs(parts: list[dict], pad_values: dict[str, float]) -> dict:
     """Concatenates generation outputs row-wise. 2-D tensors of different widths are padded first: `prompt_ids` /
     `prompt_mask` on the left (TRL left-pads prompts), every other one on the right, with `pad_values[key]` (default
@@ -134,12 +149,17 @@ class GRPODSTrainer(ZVPBaseTrainer):
     The only change w.r.t. [`~trl.GRPOTrainer`] is which groups reach the loss. After each generation round the groups
     whose completions all got the same reward (zero-variance groups, which give GRPO no gradient) are dropped, decided
     on the rewards of the whole group gathered over all processes; further rounds of fresh prompts are rolled out
-    until every process holds `per_device_train_batch_size * steps_per_generation` completions of groups with distinct
-    rewards. Fresh prompts come from the trainer's own seeded sampler over `train_dataset` (identical on every process,
-    each process taking its own contiguous share). Every process runs the same number of rounds, since rounds contain
-    collectives; all of them can tell when every process is full from the gathered rewards. The assembled batch is
-    re-padded, truncated to the configured size, and its `num_items_in_batch` (global count of loss tokens) recomputed.
-    Surplus kept groups are carried to the next optimizer batch (see `ds_carry_over`).
+    until the batch is full. With `ds_fill_scope="global"` (the default, as verl's DAPO trainer) the kept groups of
+    all processes fill one batch of `num_processes * P` groups (`P = per_device_train_batch_size *
+    steps_per_generation / num_generations`): each process trains on `P` of them, keeping its own where it can, and a
+    process with a surplus sends groups to one with a deficit (one collective, only when some group moves). With
+    `"process"` every process must hold `P` kept groups of its own, which takes more rounds. Fresh prompts come from
+    the trainer's own seeded sampler over `train_dataset` (identical on every process, each process taking its own
+    contiguous share). Every process runs the same number of rounds, since rounds contain collectives; all of them
+    know every process's kept groups from the gathered rewards, so they take the same decisions (see
+    [`~zvp_trl.dynamic_sampling.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
+    count of loss tokens) recomputed. Surplus kept groups are carried to the next optimizer batch (see
+    `ds_carry_over`).
 
     Advantages are TRL's, computed per generation round: with `scale_rewards="group"` (the default) they are what they
     would be after filtering; with `scale_rewards="batch"` the standard deviation is over the round, dropped groups
@@ -147,8 +167,9 @@ class GRPODSTrainer(ZVPBaseTrainer):
 
     Logged: `ds/generation_rounds` (rounds this optimizer batch), `ds/frac_dropped` (fraction of the groups rolled out
     that were zero-variance), `ds/carried_groups` and `ds/discarded_groups` (surplus groups carried / discarded, all
-    processes). `rollouts/total` counts every completion of every round; `rollouts/kept` only those that reach the
-    loss.
+    processes), `ds/moved_groups` (groups trained on another process than the one that rolled them out) and
+    `ds/batch_fill` (groups per process trained on / `P`: below 1 only after GRESO's short last round).
+    `rollouts/total` counts every completion of every round; `rollouts/kept` only those that reach the loss.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRPODSConfig`]. The training dataset must be map-style
     (indexable); vision-language inputs are not supported.
@@ -248,39 +269,46 @@ class GRPODSTrainer(ZVPBaseTrainer):
 
     # ------------------------------------------------------------------ the generation loop
 
+    def _next_round_groups(self, kept: list[list[int]], target: int, zero_variance_ratio: float, default: int):
+        """Prompts per process of the next generation round, and whether it is the batch's last round (after which
+        the batch trains even if short). GRPO-DS: always `default`, never last. GRESO adapts it."""
+        return default, False
+
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
         G = self.num_generations
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        scope = self.args.ds_fill_scope
         target_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
         target_groups = target_rows // G
         if len(inputs) != target_rows:
             raise ValueError(f"Expected a generation batch of {target_rows} rows per process, got {len(inputs)}.")
-        round_groups = math.ceil(self.args.ds_oversample_factor * target_groups)
-        device = self.accelerator.device
+        default_groups = math.ceil(self.args.ds_oversample_factor * target_groups)
 
         pool = []  # local parts (output dicts of kept rows), oldest first
-        local_groups = 0
+        local_carried = 0
         if self._carry is not None:
             pool.append(self._carry)
-            local_groups = self._carry["completion_ids"].size(0) // G
+            local_carried = self._carry["completion_ids"].size(0) // G
             self._carry = None
-        # Kept groups per process, known identically everywhere (one tiny collective per optimizer batch).
-        counts = self.accelerator.gather(torch.tensor([local_groups], device=device)).view(-1).cpu()
+        # kept[part][process]: kept groups per part (carried groups, then each round), known identically everywhere.
+        carried = self.accelerator.gather(torch.tensor([local_carried], device=self.accelerator.device))
+        kept = [carried.view(-1).cpu().tolist()]
 
-        rounds, step_signs = 0, []
+        rounds, step_signs, last, groups = 0, [], False, 0
+        round_groups = default_groups
         rows = list(inputs)
         if round_groups > target_groups:
             rows += self._draw_rows(round_groups - target_groups)
         # At least one round per optimizer batch, so every batch has fresh rollouts and carried groups are at most one
         # optimizer step old.
-        while rounds == 0 or int(counts.min()) < target_groups:
+        while True:
             max_rounds = self.args.ds_max_generation_rounds
             if max_rounds and rounds >= max_rounds:
                 raise RuntimeError(
-                    f"Dynamic sampling ran ds_max_generation_rounds={max_rounds} generation rounds and a process "
-                    f"still has only {int(counts.min())} of the {target_groups} groups with distinct rewards it needs "
+                    f"Dynamic sampling ran ds_max_generation_rounds={max_rounds} generation rounds and holds only "
+                    f"{self._fill_description(kept, target_groups)} groups with distinct rewards "
                     f"({sum(s.numel() for s in step_signs)} groups rolled out for this batch, "
                     f"{int(sum((s != 0).sum() for s in step_signs))} zero-variance). Nearly every prompt gets the "
                     "same reward for all its completions: raise ds_max_generation_rounds (0 = unlimited) or "
@@ -297,38 +325,79 @@ class GRPODSTrainer(ZVPBaseTrainer):
             self._on_round_scored(signs, means)
             step_signs.append(signs)
             keep = (signs == 0).view(world, -1)  # (process, local group)
-            counts = counts + keep.sum(dim=1)
+            kept.append(keep.sum(dim=1).tolist())
             local_keep = keep[rank].repeat_interleave(G).nonzero().view(-1)
             if local_keep.numel():
                 pool.append(select_rows(output, local_keep))
+            groups = groups_per_process(
+                kept, target_groups, scope, allow_short=last, num_generations=G,
+                steps_per_generation=self.args.steps_per_generation,
+            )  # fmt: skip
+            if groups:
+                break
+            zero_variance_ratio = (signs != 0).float().mean().item()
+            round_groups, last = self._next_round_groups(kept, target_groups, zero_variance_ratio, default_groups)
 
-        batch = concat_outputs(pool, self._pad_values())
-        batch_rows = batch["completion_ids"].size(0)
-        index = torch.arange(batch_rows)
         carry_cap = target_groups if self.args.ds_carry_over else 0
-        if batch_rows > target_rows:
-            surplus = index[target_rows : target_rows + carry_cap * G]
-            self._carry = select_rows(batch, surplus) if surplus.numel() else None
-            batch = select_rows(batch, index[:target_rows])
+        plan = plan_groups(kept, groups, carry_cap, scope)
+        batch, self._carry = self._distribute_groups(pool, plan, output)
         loss_mask = batch["completion_mask"]
         if "tool_mask" in batch:
             loss_mask = loss_mask * batch["tool_mask"]
         batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
 
         all_signs = torch.cat(step_signs)
-        surplus_groups = (counts - target_groups).clamp(min=0)
-        carried = surplus_groups.clamp(max=carry_cap)
+        carried_groups = sum(len(c) for c in plan.carry)
         self.ds_stats.rounds += rounds
         self.ds_stats.generated_groups += all_signs.numel()
         self.ds_stats.dropped_groups += int((all_signs != 0).sum())
-        self.ds_stats.discarded_groups += int((surplus_groups - carried).sum())
+        self.ds_stats.discarded_groups += plan.discarded
         metrics = self._metrics["train"]
         metrics["ds/generation_rounds"].append(float(rounds))
         metrics["ds/frac_dropped"].append((all_signs != 0).float().mean().item())
-        metrics["ds/carried_groups"].append(float(carried.sum()))
-        metrics["ds/discarded_groups"].append(float((surplus_groups - carried).sum()))
+        metrics["ds/carried_groups"].append(float(carried_groups))
+        metrics["ds/discarded_groups"].append(float(plan.discarded))
+        metrics["ds/moved_groups"].append(float(plan.moved()))
+        metrics["ds/batch_fill"].append(groups / target_groups)
         self._on_batch_assembled(all_signs)
         return batch
+
+    def _fill_description(self, kept: list[list[int]], target: int) -> str:
+        totals = kept_totals(kept)
+        if self.args.ds_fill_scope == "global":
+            return f"{sum(totals)} of the {len(totals) * target} (all processes)"
+        return f"{min(totals)} (the emptiest process) of the {target} per process"
+
+    def _distribute_groups(self, pool: list[dict], plan: GroupPlan, last_output: dict) -> tuple[dict, dict | None]:
+        """This process's batch and carry from the plan: its own groups that stay, plus the groups other processes
+        send it (one collective, only when some group moves). Groups travel on the CPU; per-row values only."""
+        G = self.num_generations
+        rank = self.accelerator.process_index
+        local = concat_outputs(pool, self._pad_values()) if pool else None
+
+        def rows_of(groups: list[int]) -> torch.Tensor:
+            return torch.tensor([j * G + i for j in groups for i in range(G)], dtype=torch.long)
+
+        parts = []
+        staying = [j for source, j in plan.train[rank] if source == rank]
+        if staying:
+            parts.append(select_rows(local, rows_of(staying)))
+        if plan.moved():
+            outgoing = {}
+            for dest, groups in enumerate(plan.train):
+                mine = [j for source, j in groups if source == rank and dest != rank]
+                if mine:
+                    outgoing[dest] = _per_row_to(select_rows(local, rows_of(mine)), "cpu")
+            received = gather_object([outgoing])
+            device = self.accelerator.device
+            for source, sent in enumerate(received):
+                if source != rank and rank in sent:
+                    rows = _per_row_to(sent[rank], device)
+                    # TRL reads the batch size from the first value: keep the generation output's key order.
+                    parts.append({key: rows.get(key, value) for key, value in last_output.items()})
+        batch = concat_outputs(parts, self._pad_values())
+        carry = select_rows(local, rows_of(plan.carry[rank])) if plan.carry[rank] else None
+        return batch, carry
 
     def _pad_values(self) -> dict[str, float]:
         pad_id = self._tokenizer.pad_token_id

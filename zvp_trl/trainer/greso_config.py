@@ -54,6 +54,22 @@ class GRESOConfig(GRPODSConfig):
             A zero-variance group is all-correct when its common reward is above this value, all-wrong otherwise
             (for the adaptation of `p_easy` / `p_hard` and the logged fractions; the skip rules use
             `greso_easy_threshold` / `greso_hard_threshold`).
+        greso_adaptive_rounds (`bool`, *optional*, defaults to `True`):
+            GRESO's adaptive round size (official code). The first round of a batch rolls out `ds_oversample_factor *
+            P` prompts per process; each later round `max(min, min(first, estimate))`, where `estimate =
+            floor(missing_completions / (1 - zvr) / num_generations * greso_round_beta)` over all processes and `zvr`
+            is the last round's zero-variance fraction; when the estimate fits in one first-size round it is the last
+            round (see `greso_train_short_batch`). `False`: every round has the first round's size.
+        greso_round_beta (`float`, *optional*, defaults to `1.25`):
+            The estimate's safety factor (`beta`; official 1.25).
+        greso_min_round_fraction (`float`, *optional*, defaults to `0.25`):
+            Smallest adaptive round, as a fraction of the optimizer batch's prompts over all processes (official: 64
+            of 256).
+        greso_train_short_batch (`bool`, *optional*, defaults to `True`):
+            After the last round, train even if the batch is still short, as the official code does: every process
+            trains on the same number of groups, the largest the kept groups allow whose rows split into
+            `steps_per_generation` equal micro-batches (logged as `ds/batch_fill` < 1). If no group can be given to
+            every process, rounds go on. `False`: rounds go on (adaptive sizes) until the batch is full.
         greso_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
             Dataset column whose value identifies a prompt in the traces. `None` identifies a prompt by a hash of its
             `prompt` content (identical prompts share a trace). With `remove_unused_columns=True` the column must
@@ -109,6 +125,29 @@ class GRESOConfig(GRPODSConfig):
             "of p_easy / p_hard and logged fractions)."
         },
     )
+    greso_adaptive_rounds: bool = field(
+        default=True,
+        metadata={
+            "help": "Adaptive size of later generation rounds from the missing completions and the last round's "
+            "zero-variance fraction (official). False: every round has the first round's size."
+        },
+    )
+    greso_round_beta: float = field(
+        default=1.25, metadata={"help": "Safety factor of the adaptive round-size estimate (official: 1.25)."}
+    )
+    greso_min_round_fraction: float = field(
+        default=0.25,
+        metadata={
+            "help": "Smallest adaptive round, as a fraction of the optimizer batch's prompts (official 64/256)."
+        },
+    )
+    greso_train_short_batch: bool = field(
+        default=True,
+        metadata={
+            "help": "Train after the last adaptive round even if the batch is short (official). False: rounds go on "
+            "until it is full."
+        },
+    )
     greso_prompt_id_column: str | None = field(
         default=None,
         metadata={"help": "Dataset column identifying a prompt in the traces (None: a hash of the prompt content)."},
@@ -139,6 +178,13 @@ class GRESOConfig(GRPODSConfig):
             raise ValueError(
                 f"greso_hard_threshold ({self.greso_hard_threshold}) must be below greso_easy_threshold "
                 f"({self.greso_easy_threshold}); the official values are 0.11 and 0.98."
+            )
+        if not self.greso_round_beta > 0:
+            raise ValueError(f"greso_round_beta must be > 0, got {self.greso_round_beta}; the official value is 1.25.")
+        if not 0.0 < self.greso_min_round_fraction <= 1.0:
+            raise ValueError(
+                f"greso_min_round_fraction must be in (0, 1], got {self.greso_min_round_fraction}; the official "
+                "value is 0.25 (64 of 256 prompts)."
             )
         if self.greso_adapt_from_epoch < 0:
             raise ValueError(f"greso_adapt_from_epoch must be >= 0, got {self.greso_adapt_from_epoch}.")

@@ -1,10 +1,12 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import math
 import textwrap
 
 import torch
 from accelerate.utils import gather_object
 
-from ..greso import GRESOState
+from ..dynamic_sampling import kept_totals
+from ..greso import GRESOState, next_round_size
 from ..prompt_ids import prompt_id
 from .dynamic_sampling_trainer import GRPODSTrainer
 from .greso_config import GRESOConfig
@@ -22,9 +24,13 @@ class GRESOTrainer(GRPODSTrainer):
     records are easy is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its
     last record is hard, with `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing hard records.
     With 0/1 rewards, easy is all-correct (G < 50) and hard is at most `floor(0.11 * G)` correct: all-wrong at G=8,
-    but also one correct out of 16 at G=16. A skipped prompt is
-    not rolled out (so not counted in `rollouts/total`) and gets no record; each process replaces its skipped prompts
-    with fresh ones from the trainer's sampler, so every generation round stays full. Once per training step
+    but also one correct out of 16 at G=16. A skipped prompt is not rolled out (so not counted in `rollouts/total`)
+    and gets no record; each process replaces its skipped prompts with fresh ones from the trainer's sampler, so every
+    generation round has its planned size. As in the official code, the first round of a batch rolls out
+    `ds_oversample_factor * P` prompts per process and later rounds adapt their size to what is missing
+    (`greso_adaptive_rounds`, `greso_round_beta` 1.25, at least `greso_min_round_fraction` of the batch); when the
+    estimate fits in one round, that round is the last and the batch trains even if short
+    (`greso_train_short_batch`, see [`~zvp_trl.greso.next_round_size`]). Once per training step
     (generation batch), `p_easy` / `p_hard` move by `greso_delta_p` towards the target fractions of all-correct /
     all-wrong (zero-variance) groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
 
@@ -114,6 +120,25 @@ class GRESOTrainer(GRPODSTrainer):
             candidate_rows = [row if k // n == rank else None for k, row in enumerate(candidate_rows)]
         self._round_ids = [pid for per_process in selected for pid, _ in per_process]
         return [dict(row) for _, row in selected[rank] for _ in range(G)]
+
+    def _next_round_groups(self, kept: list[list[int]], target: int, zero_variance_ratio: float, default: int):
+        if not self.args.greso_adaptive_rounds:
+            return default, False
+        G, world = self.num_generations, self.accelerator.num_processes
+        totals = kept_totals(kept)
+        if self.args.ds_fill_scope == "global":
+            missing_groups = max(world * target - sum(totals), 0)
+        else:
+            missing_groups = sum(max(target - count, 0) for count in totals)
+        size, last = next_round_size(
+            missing_groups * G,
+            zero_variance_ratio,
+            G,
+            default_size=default * world,
+            min_size=math.ceil(self.args.greso_min_round_fraction * target * world),
+            beta=self.args.greso_round_beta,
+        )
+        return math.ceil(size / world), last and self.args.greso_train_short_batch
 
     def _on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor) -> None:
         for pid, mean in zip(self._round_ids, group_means.tolist(), strict=True):

@@ -1,0 +1,80 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Run by tests/test_dynamic_sampling.py under `torchrun --nproc_per_node 2` (gloo, CPU): GRPO-DS with
+`ds_fill_scope="global"`, then `"process"`, 2 steps each, on a reward that makes every group rolled out by process 1
+in its first round zero-variance (constant reward) and every other group mixed.
+
+Writes `rank{r}.json` with, per scope, the generation rounds and groups moved per step, every assembled batch (rows,
+smallest |advantage|) and the dynamic-sampling totals.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import torch.distributed as dist
+from datasets import Dataset
+from distributed_exit import exit_distributed
+
+from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
+from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer
+
+
+G = 4
+
+
+def run(scope: str, out: Path) -> dict:
+    calls = [0]
+
+    def reward(completions, **kwargs):
+        first_round_of_process_1 = dist.get_rank() == 1 and calls[0] == 0
+        calls[0] += 1
+        if first_round_of_process_1:
+            return [1.0] * len(completions)
+        return [float(i % 2 == 0) for i in range(len(completions))]
+
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+2=?\nA:" for i in range(16)]})
+    args = GRPODSConfig(
+        output_dir=str(out),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,  # 8 rows = 2 groups per process per optimizer batch
+        num_generations=G,
+        max_completion_length=6,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        ds_oversample_factor=2.0,  # 4 prompts per process per round
+        ds_max_generation_rounds=0,
+        ds_fill_scope=scope,
+    )
+    trainer = GRPODSTrainer(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
+    batches, steps = [], []
+    generate = trainer._generate_and_score_completions
+
+    def record_batch(inputs):
+        output = generate(inputs)
+        metrics = trainer._metrics["train"]
+        steps.append({"rounds": metrics["ds/generation_rounds"][-1], "moved": metrics["ds/moved_groups"][-1]})
+        batches.append(
+            {"rows": output["completion_ids"].size(0), "min_abs_advantage": float(output["advantages"].abs().min())}
+        )
+        return output
+
+    trainer._generate_and_score_completions = record_batch
+    trainer.train()
+    return {"steps": steps, "batches": batches, "ds_stats": trainer.ds_stats.state_dict()}
+
+
+def main():
+    out = Path(os.environ["ZVP_TEST_OUT"])
+    results = {scope: run(scope, out / scope) for scope in ("global", "process")}
+    (out / f"rank{dist.get_rank()}.json").write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
+    exit_distributed()
