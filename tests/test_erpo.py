@@ -14,6 +14,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorLis
 
 from zvp_trl import (
     ERPOConfig,
+    ERPODSConfig,
+    ERPODSTrainer,
     ERPORLZVPConfig,
     ERPORLZVPTrainer,
     ERPOTrainer,
@@ -317,6 +319,57 @@ def test_combined_erpo_rl_zvp_run(tiny_model_path, tmp_path):
     trainer.create_model_card(model_name="tiny-erpo-rl-zvp")
     card = (tmp_path / "README.md").read_text()
     assert "ERPO + RL-ZVP" in card and "2511.04800" in card and "2509.21880" in card
+
+
+def run_erpo_ds(tiny_model_path, tmp_path, **overrides):
+    # 2 groups per optimizer batch, rounds of 4 prompts. The dataloader and the trainer's sampler both start at prompt
+    # 0 (no shuffling): round 1 holds the two easy prompts twice, later rounds hard, mixed, easy, easy.
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, reward_by_kind, trainer_class=ERPODSTrainer, config_class=ERPODSConfig,
+        shuffle_dataset=False, ds_oversample_factor=2.0, ds_max_generation_rounds=0, ds_carry_over=False, **overrides,
+    )  # fmt: skip
+    batches = []
+    generate = trainer._generate_and_score_completions
+
+    def record(inputs):
+        output = generate(inputs)
+        batches.append({k: output[k].clone() for k in ("advantages", "erpo_temperatures")})
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+    return trainer, batches
+
+
+def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, tmp_path):
+    trainer, batches = run_erpo_ds(tiny_model_path, tmp_path)
+    assert isinstance(trainer, ERPODSTrainer) and trainer.args.ds_fill_scope == "global"
+    # Round 1: 4 easy groups, all dropped; rounds 2 and 3 each keep the mixed group only.
+    assert trainer.ds_stats.state_dict() == {
+        "rounds": 3, "generated_groups": 12, "dropped_groups": 10, "discarded_groups": 0,
+    }  # fmt: skip
+    (batch,) = batches
+    assert batch["advantages"].numel() == 2 * G and bool((batch["advantages"] != 0).all())  # the mixed groups
+    assert batch["erpo_temperatures"].tolist() == [1.0] * (2 * G)  # a mixed prompt is never raised
+    # Every rolled-out group updated the history, dropped ones included: each easy prompt was all-correct 4 times
+    # (1.0 -> 1.4), the hard one stays at base.
+    ids = [prompt_id({"prompt": p}) for p in PROMPTS]
+    assert trainer.erpo_history.num_updates == {ids[0]: 4, ids[1]: 4, ids[2]: 2, ids[3]: 2}
+    assert trainer.erpo_history.temperatures == {ids[0]: pytest.approx(1.4), ids[1]: pytest.approx(1.4)}
+    trainer.create_model_card(model_name="tiny-erpo-ds")
+    card = (tmp_path / "README.md").read_text()
+    assert "ERPO + GRPO-DS" in card and "2511.04800" in card and "2503.14476" in card
+
+
+def test_erpo_ra_on_dynamic_sampling_keeps_all_correct_groups(tiny_model_path, tmp_path):
+    trainer, batches = run_erpo_ds(tiny_model_path, tmp_path, erpo_ra_advantage=0.1)
+    # RA gives the easy groups of round 1 an advantage: they fill the batch in one round.
+    assert trainer.ds_stats.state_dict() == {
+        "rounds": 1, "generated_groups": 4, "dropped_groups": 0, "discarded_groups": 2,
+    }  # fmt: skip
+    (batch,) = batches
+    assert batch["advantages"].tolist() == pytest.approx([-0.1] * (2 * G))
+    assert batch["erpo_temperatures"].tolist() == [1.0] * (2 * G)  # sampled before any update
 
 
 def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_path):

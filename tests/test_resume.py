@@ -17,7 +17,7 @@ from zvp_trl.checkpoints import is_complete_checkpoint, last_complete_checkpoint
 
 
 SCRIPT = Path(__file__).parent / "scripts" / "resume_run.py"
-STATEFUL = ["erpo", "erpo_rl_zvp", "grpo_ds", "greso", "exgrpo", "exgrpo_rl_zvp"]
+STATEFUL = ["erpo", "erpo_rl_zvp", "erpo_ds", "grpo_ds", "greso", "exgrpo", "exgrpo_rl_zvp"]
 # Wall-clock values differ between runs; everything else logged must not.
 TIMING_KEYS = ("runtime", "per_second", "time", "total_flos")
 

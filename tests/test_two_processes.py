@@ -190,16 +190,28 @@ def check_erpo(ranks, rounds, state):
     base, step, cap = history["base"], history["step"], history["max_temperature"]
     assert base == ranks[0]["base_temperature"]
     temperatures, updates = {}, Counter()
+    dynamic_sampling = "dynamic_sampling" in state
+    sampled_at = {}  # dynamic sampling: step -> temperatures of the kept groups of its rounds (and the step before)
     for b, rnd in enumerate(rounds):
-        for rank, r in enumerate(ranks):  # each row sampled at its prompt's temperature before this batch
-            expected = [temperatures.get(g.pid, base) for g, _ in rows_of(rnd, rank)]
-            assert r["batches"][b]["erpo_temperatures"] == pytest.approx(expected)
+        if dynamic_sampling:  # a batch gathers several rounds' kept groups (carried ones: one step older)
+            kept = {temperatures.get(g.pid, base) for g in rnd.groups if g.sign == 0}
+            sampled_at.setdefault(rnd.step, set()).update(kept)
+            sampled_at.setdefault(rnd.step + 1, set()).update(kept)
+        else:
+            for rank, r in enumerate(ranks):  # each row sampled at its prompt's temperature before this batch
+                expected = [temperatures.get(g.pid, base) for g, _ in rows_of(rnd, rank)]
+                assert r["batches"][b]["erpo_temperatures"] == pytest.approx(expected)
         for g in rnd.groups:  # raised after an all-correct group (whole group), held otherwise
             if g.k == len(g.rewards):
                 temperatures[g.pid] = min(temperatures.get(g.pid, base) + step, cap)
             updates[g.pid] += 1
     assert history["temperatures"] == pytest.approx(temperatures)
-    assert history["num_updates"] == dict(updates)
+    assert history["num_updates"] == dict(updates)  # every rolled-out group, dropped ones too
+    if dynamic_sampling:
+        for r in ranks:
+            for batch in r["batches"]:
+                allowed = sampled_at[batch["step"]]
+                assert all(any(t == pytest.approx(a) for a in allowed) for t in batch["erpo_temperatures"])
     if ranks[0]["layout"] == "split":
         # By hand: 6 prompts, 3 per step, 4 steps: each prompt drawn twice; only the correct ones climbed, to 1.2.
         kinds = ranks[0]["dataset"]

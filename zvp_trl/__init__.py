@@ -23,8 +23,8 @@ from .trainer.base import GRPOBaselineTrainer
 from .trainer.base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .trainer.dynamic_sampling_config import GRPODSConfig
 from .trainer.dynamic_sampling_trainer import GRPODSTrainer
-from .trainer.erpo_config import ERPOConfig, ERPORLZVPConfig
-from .trainer.erpo_trainer import ERPORLZVPTrainer, ERPOTrainer
+from .trainer.erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
+from .trainer.erpo_trainer import ERPODSTrainer, ERPORLZVPTrainer, ERPOTrainer
 from .trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
 from .trainer.greso_config import GRESOConfig
@@ -36,6 +36,8 @@ from .trainer.rl_zvp_trainer import RLZVPTrainer
 __all__ = [
     "ALGORITHMS",
     "ERPOConfig",
+    "ERPODSConfig",
+    "ERPODSTrainer",
     "ERPORLZVPConfig",
     "ERPORLZVPTrainer",
     "ERPOTrainer",

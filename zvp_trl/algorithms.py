@@ -49,6 +49,12 @@ ALGORITHMS: dict[str, Algorithm] = {
             "ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
         ),
         Algorithm(
+            "erpo_ds",
+            "zvp_trl.trainer.erpo_config:ERPODSConfig",
+            "zvp_trl.trainer.erpo_trainer:ERPODSTrainer",
+            "ERPO (per-prompt temperatures, RA) on DAPO's dynamic sampling, the combination of the ERPO paper",
+        ),
+        Algorithm(
             "grpo_ds",
             "zvp_trl.trainer.dynamic_sampling_config:GRPODSConfig",
             "zvp_trl.trainer.dynamic_sampling_trainer:GRPODSTrainer",

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 
 from ..erpo import ON_MIXED, TRIGGERS
 from .base_config import ZVPBaseConfig
+from .dynamic_sampling_config import GRPODSConfig
 from .rl_zvp_config import RLZVPConfig
 
 
@@ -130,3 +131,15 @@ class ERPORLZVPConfig(ERPOConfig, RLZVPConfig):
                 "let RA decide it."
             )
         super().__post_init__()
+
+
+@dataclass
+class ERPODSConfig(ERPOConfig, GRPODSConfig):
+    r"""
+    Configuration class for [`ERPODSTrainer`]: ERPO (per-prompt sampling temperatures and RA) on top of DAPO's
+    dynamic sampling, as the ERPO paper builds on DAPO. It has every field of [`ERPOConfig`] and [`GRPODSConfig`];
+    DAPO's other ingredients are TRL settings (clip-higher `epsilon_high=0.28`, token-level `loss_type="dapo"`).
+
+    With RA on (`erpo_ra_advantage > 0`), all-correct groups carry RA's negative advantage, so dynamic sampling keeps
+    them and drops only the groups that still have no signal (all-wrong ones; all-correct ones too with RA off).
+    """

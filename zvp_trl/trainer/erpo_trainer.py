@@ -19,7 +19,8 @@ from ..per_row_temperature import (
 )
 from ..prompt_ids import prompt_id
 from .base import ZVPBaseTrainer
-from .erpo_config import ERPOConfig, ERPORLZVPConfig
+from .dynamic_sampling_trainer import GRPODSTrainer
+from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer
 
 
@@ -55,6 +56,10 @@ class ERPOTrainer(ZVPBaseTrainer):
     gathered prompt ids and rewards, so it is identical on every process, and it is saved in every checkpoint. A group
     with an unscored completion (every reward function returned `None`/NaN for it) counts as mixed: it never raises
     the temperature and is not residual.
+
+    A prompt's temperature rises only when the prompt is drawn again (about once per epoch without dynamic
+    sampling), so in a run of a few epochs it is raised a few times at most; see [`ERPODSTrainer`] for ERPO on DAPO's
+    dynamic sampling, the combination of the ERPO paper.
 
     Not supported: transformers continuous batching, tools and environments (they generate on subsets of rows).
 
@@ -326,3 +331,32 @@ class ERPORLZVPTrainer(ERPOTrainer, RLZVPTrainer):
         if args is not None and not isinstance(args, ERPORLZVPConfig):
             raise TypeError(f"ERPORLZVPTrainer needs an ERPORLZVPConfig, got {type(args).__name__}.")
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+
+
+class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
+    """
+    ERPO on top of DAPO's dynamic sampling: the combination the ERPO paper trains (per-prompt temperatures and RA on a
+    DAPO baseline).
+
+    Each generation round of [`GRPODSTrainer`] is an ERPO generation: its prompts are sampled at their own
+    temperatures, every rolled-out group (kept or dropped) updates the prompt history, and RA sets the advantage of
+    all-correct groups. Dynamic sampling then drops the groups with no signal: all-wrong groups, and all-correct ones
+    unless RA gave them an advantage (`erpo_ra_advantage > 0`). A prompt is "all-correct" for both by
+    `erpo_correct_threshold`. Every option of [`ERPOTrainer`] and [`GRPODSTrainer`] applies; `args` is an
+    [`ERPODSConfig`]. The model card cites both papers.
+    """
+
+    _tag_names = ["trl", "erpo", "grpo-ds", "dapo"]
+    _name = "ERPO + GRPO-DS"
+    _paper = {**ERPO_PAPER, "citation": ERPO_PAPER["citation"] + "\n\n" + GRPODSTrainer._paper["citation"]}
+    _config_class = ERPODSConfig
+    _default_suffix = "ERPO-DS"
+
+    def _correct_threshold(self) -> float:
+        return self.args.erpo_correct_threshold
+
+    def _group_signs(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        signs = super()._group_signs(rewards_per_func)
+        if self.args.erpo_ra_advantage > 0:
+            signs = torch.where(signs > 0, torch.zeros_like(signs), signs)  # RA's signal: kept
+        return signs
