@@ -11,6 +11,7 @@ accuracy reward of the completions generated) against rollouts for all methods.
 
     python benchmarks/learning.py              # full: 80 steps' worth of rollouts (20480), 3 seeds
     python benchmarks/learning.py --quick      # <= 10 minutes on 2 CPU cores: 1 seed, 5120 rollouts, 64 prompts
+    python benchmarks/learning.py --algorithms greso exgrpo --merge   # re-run two methods, keep the other rows
 """
 
 import argparse
@@ -98,6 +99,12 @@ def main():
     parser.add_argument(
         "--reuse", action="store_true", help="only aggregate the runs already in --output_dir (those that finished)"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only these algorithms' rows in the existing JSON (same budget, held-out prompts and seeds) and "
+        "keep the others, each row dated",
+    )
     args = parser.parse_args()
     seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
     rollouts = args.rollouts or (20 * 256 if args.quick else 80 * 256)
@@ -132,7 +139,10 @@ def main():
             "rollouts_per_step": mean_std([s["rollouts"]["total"] / s["global_steps"] for s in summaries]),
             "frac_with_signal": mean_std([s["frac_with_signal"] for s in summaries]),
             "frac_zero_variance": mean_std([s["frac_zero_variance_mean"] for s in summaries]),
+            "date": date.today().isoformat(),
         }
+    if args.merge:
+        runs, table = merge_with_existing(HERE / f"{name}.json", runs, table, rollouts, eval_prompts, seeds)
     print(f"\nSame rollout budget: {rollouts} completions; held-out: {eval_prompts} prompts x 8 samples.\n")
     print("| method | seeds | Acc@8 | Pass@8 | grad steps | rollouts / step | completions with signal | ZV fraction |")
     print("|---|---|---|---|---|---|---|---|")
@@ -162,6 +172,22 @@ def main():
     (HERE / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot(runs, HERE / f"{name}.png", rollouts)
     print(f"\nwrote {HERE / (name + '.json')} and {HERE / (name + '.png')}")
+
+
+def merge_with_existing(path: Path, runs: dict, table: dict, rollouts: int, eval_prompts: int, seeds: list):
+    """The existing results with these algorithms' rows and runs replaced (in the package's algorithm order)."""
+    old = json.loads(path.read_text())
+    setting = (old["rollout_budget"], old["eval_prompts"], old["seeds"])
+    if setting != (rollouts, eval_prompts, seeds):
+        raise SystemExit(
+            f"--merge needs the setting of {path.name} (budget, held-out prompts, seeds) = {setting}, got "
+            f"{(rollouts, eval_prompts, seeds)}."
+        )
+    for row in old["table"].values():
+        row.setdefault("date", old["date"])
+    merged_table, merged_runs = {**old["table"], **table}, {**old["runs"], **runs}
+    order = [a for a in ALGORITHMS if a in merged_table] + [a for a in merged_table if a not in ALGORITHMS]
+    return {a: merged_runs[a] for a in order}, {a: merged_table[a] for a in order}
 
 
 def plot(runs: dict, path: Path, rollouts: int) -> None:
