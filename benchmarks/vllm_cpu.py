@@ -40,7 +40,7 @@ def _recipe_prompts() -> list[str]:
     from transformers import AutoTokenizer
 
     from zvp_trl.data import format_prompt, parse_fewshot_examples
-    from zvp_trl.offline_models import resolve_model_name
+    from zvp_trl.models import resolve_model_name
 
     recipe = yaml.safe_load(RECIPE.read_text())
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(recipe["model_name_or_path"]))
@@ -59,7 +59,7 @@ def _generation_worker(backend: str, repeats: int) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from zvp_trl.offline_models import resolve_model_name
+    from zvp_trl.models import resolve_model_name
 
     path = resolve_model_name("smollm2-offline")
     tokenizer = AutoTokenizer.from_pretrained(path)
