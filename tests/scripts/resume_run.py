@@ -83,6 +83,7 @@ def kill_while_writing_the_buffer(trainer) -> None:
             write(data)
             written[0] += len(data)
             if written[0] >= 1 << 20:
+                write.__self__.flush()  # what was written reaches the file, as when a larger save is cut off
                 os.kill(os.getpid(), signal.SIGKILL)
 
         serialise(write_or_die)
