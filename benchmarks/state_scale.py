@@ -10,8 +10,8 @@ vocabulary size and random log-probs, 150-token prompts, a short dataset row eac
 - `lists` (before): a reference copy of the earlier layout (`ListLayoutBuffer` below, the same update rules), Python
   lists of ints and floats filled from `.tolist()` as the trainer did, checkpointed as JSON inside zvp_state.json.
 
-Each case runs in two fresh processes: one fills the buffer, times the per-step work and saves a checkpoint, the
-other loads it, so each process's peak RSS is its own. Reported per case: the buffer's resident memory (RSS after
+Each case runs in two fresh processes: one fills the buffer, saves a checkpoint and times the per-step work, the
+other loads the checkpoint, so each process's peak RSS is its own. Reported per case: the buffer's resident memory (RSS after
 filling minus RSS before), the peak RSS increase over the whole fill/step/save process and over the load process,
 checkpoint size, save and load time, and the per-step buffer work of the 8B recipe (512 prompts per generation batch,
 replay ratio 0.5): drawing 256 questions, preparing their candidates for the entropy selection (the padded batch of
@@ -24,8 +24,9 @@ The per-prompt state of the other methods is measured at a 1M-prompt dataset, ev
 (2 groups per prompt, 10% at an elevated temperature), GRESO's traces (2 records per prompt), the dynamic-sampling
 prompt sampler, and ExGRPO's retired ids (500k retired prompts, an otherwise empty buffer).
 
-The `lists` layout is measured only up to `--max_list_tokens` stored tokens (default 32M: about 4 GB of Python
-objects); larger `lists` cases are extrapolated linearly per stored token from the largest measured one and marked so.
+The `lists` layout is measured only up to `--max_list_tokens` stored tokens (default 33M, i.e. up to 1000 x 8 x 4096:
+about 3 GB of Python objects); larger `lists` cases (up to 27 GB) are extrapolated linearly per stored token from the
+largest measured one and marked so.
 
     python benchmarks/state_scale.py [--cases 1000x1024 10000x2048 ...] [--layouts tensors lists] [--workdir /tmp]
 """
@@ -258,13 +259,12 @@ def fill_worker(layout: str, prompts: int, tokens: int, directory: str) -> dict:
     fill_s = time.perf_counter() - start
     gc.collect()
     memory = rss() - base
-    step = time_step(buffer, layout, tokens, generator)
-    gc.collect()
+    stored = sum(len(t["ids"]) for e in buffer.entries.values() for t in e["trajectories"])
     start = time.perf_counter()
     save(buffer, layout, directory)
     save_s = time.perf_counter() - start
     files = {name: os.path.getsize(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
-    stored = sum(len(t["ids"]) for e in buffer.entries.values() for t in e["trajectories"])
+    step = time_step(buffer, layout, tokens, generator)  # after saving: collecting changes the buffer
     return {
         "stored_tokens": stored,
         "buffer_memory_bytes": memory,
@@ -435,7 +435,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="PROMPTSxTOKENS (8 trajectories each)")
     parser.add_argument("--layouts", nargs="+", choices=["tensors", "lists"], default=["tensors", "lists"])
-    parser.add_argument("--max_list_tokens", type=float, default=32e6, help="largest `lists` case actually run")
+    parser.add_argument("--max_list_tokens", type=float, default=33e6, help="largest `lists` case actually run")
     parser.add_argument("--state_prompts", type=int, default=1_000_000, help="dataset size of the per-prompt state")
     parser.add_argument("--skip_state", action="store_true", help="skip ERPO / GRESO / DS / retired ids")
     parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where checkpoints are written")
