@@ -11,14 +11,14 @@ vocabulary size and random log-probs, 150-token prompts, a short dataset row eac
   lists of ints and floats filled from `.tolist()` as the trainer did, checkpointed as JSON inside zvp_state.json.
 
 Each case runs in two fresh processes: one fills the buffer, saves a checkpoint and times the per-step work, the
-other loads the checkpoint, so each process's peak RSS is its own. Reported per case: the buffer's resident memory (RSS after
-filling minus RSS before), the peak RSS increase over the whole fill/step/save process and over the load process,
-checkpoint size, save and load time, and the per-step buffer work of the 8B recipe (512 prompts per generation batch,
-replay ratio 0.5): drawing 256 questions, preparing their candidates for the entropy selection (the padded batch of
-each question's trajectories, as `ExGRPOTrainer._exgrpo_select_trajectory` builds it, without the forward) and the
-injected row (ids list and recorded log-probs), and collecting one generation batch (256 partially solved groups x 4
-new correct trajectories: half of them for buffered questions, half new ones that evict others). Under ZeRO-3 every
-process prepares all 256 candidates, so that is the number timed.
+other loads the checkpoint, so each process's peak RSS is its own. Reported per case: the buffer's resident memory
+(RSS after filling minus RSS before), the peak RSS increase over the whole fill/save/step process and over the load
+process, checkpoint size, save and load time, and the per-step buffer work of the 8B recipe (512 prompts per
+generation batch, replay ratio 0.5): drawing 256 questions, preparing their candidates for the entropy selection (the
+padded batch of each question's trajectories, as `ExGRPOTrainer._exgrpo_select_trajectory` builds it, without the
+forward) and the injected row (ids list and recorded log-probs), and collecting one generation batch (256 partially
+solved groups x 4 new correct trajectories: half of them for buffered questions, half new ones that evict others).
+Under ZeRO-3 every process prepares all 256 candidates, so that is the number timed.
 
 The per-prompt state of the other methods is measured at a 1M-prompt dataset, every prompt seen: ERPO's history
 (2 groups per prompt, 10% at an elevated temperature), GRESO's traces (2 records per prompt), the dynamic-sampling

@@ -240,7 +240,8 @@ def test_buffer_loads_the_inline_json_layout_of_older_checkpoints(tmp_path):
     old = json.loads(
         '{"entries": [["p", {"k": 2, "row": {"prompt": "P?"}, "prompt_ids": [11, 12], "trajectories": '
         '[{"ids": [5, 6], "logps": [-0.5, -0.25]}, {"ids": [7], "logps": [-0.30000001192092896]}]}], '
-        '["q", {"k": 1, "row": {"prompt": "Q?"}, "prompt_ids": [13], "trajectories": [{"ids": [8], "logps": [-1.0]}]}]], '
+        '["q", {"k": 1, "row": {"prompt": "Q?"}, "prompt_ids": [13], '
+        '"trajectories": [{"ids": [8], "logps": [-1.0]}]}]], '
         '"retired": ["r"]}'
     )
     buf = ExperienceBuffer()
