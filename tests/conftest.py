@@ -19,6 +19,14 @@ def tiny_model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tool_model_path(tmp_path_factory):
+    """A tiny Qwen3 model whose tokenizer and chat template support TRL's tool calling (tests/tool_model.py)."""
+    from tool_model import build_tool_model
+
+    return build_tool_model(tmp_path_factory.mktemp("tool_model"))
+
+
+@pytest.fixture(scope="session")
 def every_trainer_run(tiny_model_path, tmp_path_factory):
     """`run(algorithm, fsdp2=False)`: the rank results of tests/scripts/every_trainer_two_processes.py on two processes
     (torchrun, gloo), plain DDP or FSDP2. Each run is launched once per session and shared by test_two_processes.py

@@ -227,8 +227,6 @@ def test_erpo_per_row_temperatures_refuse_continuous_batching(tmp_path, algorith
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (dict(loss_type="vespo"), r"loss_type='vespo' is not supported by RL-ZVP.*Use one of grpo, bnpo"),
-        (dict(off_policy_mask_threshold=0.5), r"Set off_policy_mask_threshold=None to use RL-ZVP"),
         (
             dict(multi_objective_aggregation="normalize_then_sum"),
             r"Use multi_objective_aggregation='sum_then_normalize'",

@@ -27,6 +27,7 @@ from zvp_trl.per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
     generate_grouped_by_temperature,
     per_request_sampling_params,
+    temperatures_for_continuations,
 )
 
 
@@ -422,17 +423,80 @@ def test_bad_configurations_raise(tmp_path, config_class, overrides, match):
         make_config(tmp_path, config_class, **overrides)
 
 
-def test_tools_are_refused(tiny_model_path, tmp_path):
-    def calculator(a: int) -> int:
-        """Adds one.
+def tool_trainer(tool_model_path, tmp_path, **tool_kwargs):
+    dataset = Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": "What is 3 times 4?"}], [{"role": "user", "content": "Hello."}]],
+            "kind": ["easy", "mixed"],
+        }
+    )
+    args = make_config(tmp_path, per_device_train_batch_size=8, max_completion_length=96, shuffle_dataset=False)
+    return ERPOTrainer(
+        model=tool_model_path, reward_funcs=reward_by_kind, args=args, train_dataset=dataset, **tool_kwargs
+    )
 
-        Args:
-            a: a number
-        """
-        return a + 1
 
-    with pytest.raises(ValueError, match="tools"):
-        ERPOTrainer(model=tiny_model_path, reward_funcs=reward_by_kind, args=make_config(tmp_path), tools=[calculator])
+@pytest.mark.parametrize("kind", ["tools", "environment_factory"])
+def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
+    from tool_model import MultiplyEnvironment, multiply, scripted_generate
+
+    tool_kwargs = {"tools": [multiply]} if kind == "tools" else {"environment_factory": MultiplyEnvironment}
+    trainer = tool_trainer(tool_model_path, tmp_path, **tool_kwargs)
+    hot = prompt_id(trainer.train_dataset[0])
+    trainer.erpo_history.temperatures[hot] = 1.3  # the tool-calling prompt is elevated
+    calls, batches = [], []
+    trainer.model.generate = scripted_generate(trainer.processing_class, calls, tool_rows=G)
+    generate = trainer._generate_and_score_completions
+
+    def record(inputs):
+        output = generate(inputs)
+        batches.append({k: output[k].tolist() for k in ("erpo_temperatures", "tool_mask")})
+        return output
+
+    trainer._generate_and_score_completions = record
+    trainer.train()
+
+    def factors(call):
+        (processor,) = [p for p in call["logits_processor"] if isinstance(p, PerRowTemperatureLogitsProcessor)]
+        return processor.factors.tolist()
+
+    # First turn: 4 rows of the hot prompt, 4 at base. The tool loop continues the 4 rows that called the tool, each
+    # at its prompt's temperature (1.3), not at the base temperature.
+    assert [call["rows"] for call in calls] == [2 * G, G]
+    assert factors(calls[0]) == pytest.approx([1.3] * G + [1.0] * G)
+    assert factors(calls[1]) == pytest.approx([1.3] * G)
+    # The tool ran (its result tokens are masked out of the loss), and the batch carries each row's temperature.
+    (batch,) = batches
+    assert all(0 in mask for mask in batch["tool_mask"][:G]) and all(0 not in m for m in batch["tool_mask"][G:])
+    assert batch["erpo_temperatures"] == pytest.approx([1.3] * G + [1.0] * G)
+    (log,) = [entry for entry in trainer.state.log_history if "tools/call_frequency" in entry]
+    assert log["tools/call_frequency"] == pytest.approx(0.5) and log["tools/failure_frequency"] == 0.0
+    # The hot prompt came back all-correct: raised again.
+    assert trainer.erpo_history.temperatures[hot] == pytest.approx(1.4)
+
+
+def test_environment_owned_data_is_refused_with_the_reason(tool_model_path, tmp_path):
+    from tool_model import MultiplyEnvironment
+
+    with pytest.raises(ValueError, match="environment-owned data.*Pass a train_dataset whose rows identify the task"):
+        ERPOTrainer(
+            model=tool_model_path,
+            reward_funcs=reward_by_kind,
+            args=make_config(tmp_path, max_steps=1),
+            environment_factory=MultiplyEnvironment,
+        )
+
+
+def test_continuation_rows_take_their_prompt_temperature():
+    prompts = [[1, 2], [1, 2], [1, 2, 3], [7]]
+    temperatures = [1.2, 1.2, 1.5, 1.0]
+    rows = [[1, 2, 9, 9], [1, 2, 3, 4], [7, 1, 2], [1, 2]]
+    # [1, 2, 3, 4] starts with both [1, 2] and [1, 2, 3]: the longest prompt is its own.
+    assert temperatures_for_continuations(rows, prompts, temperatures) == [1.2, 1.5, 1.0, 1.2]
+    with pytest.raises(RuntimeError, match="does not start with any prompt"):
+        temperatures_for_continuations([[5, 5]], prompts, temperatures)
+    with pytest.raises(RuntimeError, match="identical prompt tokens"):
+        temperatures_for_continuations([[1, 2]], [[1, 2], [1, 2]], [1.0, 1.1])
 
 
 def test_model_card_names_erpo(tiny_model_path, tmp_path):

@@ -363,8 +363,11 @@ def test_config_validation_and_defaults(tmp_path):
     assert (config.exgrpo_bucket_weighting, config.exgrpo_collect_during_warmup) == ("count", False)
     with pytest.raises(ValueError, match="exgrpo_replay_ratio"):
         ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_replay_ratio=1.0)
-    with pytest.raises(ValueError, match="loss_type"):
-        ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, loss_type="cispo")
+    for loss_type in ("sapo", "vespo", "luspo"):
+        with pytest.raises(
+            ValueError, match=f"loss_type='{loss_type}' is not supported by ExGRPO.*no defined meaning"
+        ):
+            ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, loss_type=loss_type)
     with pytest.raises(ValueError, match="exgrpo_question_selection"):
         ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, exgrpo_question_selection="uniform")
     with pytest.raises(ValueError, match="exgrpo_trajectory_selection"):
@@ -478,20 +481,73 @@ def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_
     assert trainer._compute_loss(model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
 
 
-@pytest.mark.parametrize("loss_type", ["dr_grpo", "dapo", "grpo", "bnpo"])
-def test_mixed_loss_without_replay_equals_trl_loss(tiny_model_path, tmp_path, loss_type):
-    trainer = make_trainer(
-        tiny_model_path, tmp_path, alternating_reward, loss_type=loss_type, exgrpo_unclip_fresh=False
-    )
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(loss_type="dr_grpo"),
+        dict(loss_type="dapo"),
+        dict(loss_type="grpo"),
+        dict(loss_type="bnpo"),
+        dict(loss_type="cispo", epsilon_high=1.5),
+        dict(loss_type="dr_grpo", importance_sampling_level="sequence"),
+        dict(loss_type="grpo", importance_sampling_level="sequence"),
+        dict(loss_type="dapo", top_entropy_quantile=0.5),
+        dict(loss_type="dapo", off_policy_mask_threshold=0.05),
+        dict(loss_type="bnpo", entropy_coef=0.01),
+    ],
+    ids=lambda o: "-".join(f"{v}" for v in o.values()),
+)
+def test_mixed_loss_without_replay_equals_trl_loss_and_metrics(tiny_model_path, tmp_path, options):
+    # With no replayed row the mixed-phase loss is TRL's: same value and the same metrics, for every loss type and
+    # TRL option ExGRPO supports.
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, exgrpo_unclip_fresh=False, **options)
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()
     old = torch.tensor([[-2.0, -3.0, -1.0, -2.5], [-2.0, -2.0, -2.0, 0.0]])  # off-policy: clipping matters
     inputs = loss_inputs(trainer, [False, False], torch.zeros(2, 4), [0.75, -0.25])
     inputs["old_per_token_logps"] = old
+    inputs["sampling_per_token_logps"] = old - 0.5  # far from the policy: off-policy masking drops row 2
+    metrics = trainer._metrics["train"]
+    metrics.clear()
     mixed = trainer._compute_loss(trainer.model, inputs)
+    mixed_metrics = {k: v[-1] for k, v in metrics.items()}
+    metrics.clear()
     inputs["exgrpo_mixed"] = torch.tensor(0.0)  # on-policy phase: TRL's own _compute_loss
     trl_loss = trainer._compute_loss(trainer.model, inputs)
+    trl_metrics = {k: v[-1] for k, v in metrics.items()}
     assert mixed.item() == pytest.approx(trl_loss.item(), rel=1e-5)
+    assert set(trl_metrics) <= set(mixed_metrics), set(trl_metrics) - set(mixed_metrics)
+    for key, value in trl_metrics.items():
+        assert mixed_metrics[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(loss_type="cispo", epsilon_high=1.5),
+        dict(importance_sampling_level="sequence"),
+        dict(top_entropy_quantile=0.5),
+        dict(off_policy_mask_threshold=0.05),
+    ],
+    ids=lambda o: "-".join(f"{v}" for v in o.values()),
+)
+def test_mixed_loss_with_a_replayed_row_under_trl_options(tiny_model_path, tmp_path, options):
+    # A replayed row keeps its shaped loss under every option; a gradient flows and the loss is finite.
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, **options)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    recorded = torch.tensor([[-1.0, -2.0, -0.5, -3.0], [0.0, 0.0, 0.0, 0.0]])
+    inputs = loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
+    inputs["sampling_per_token_logps"] = torch.full((2, 4), -9.0)  # off-policy masking would drop row 2
+    trainer.model.zero_grad()
+    loss = trainer._compute_loss(trainer.model, inputs)
+    loss.backward()
+    grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+    assert torch.isfinite(loss) and sum(g.abs().sum().item() for g in grads) > 0
+    # The replayed row's loss changes with its recorded log-probs: it is still shaped against them.
+    inputs2 = loss_inputs(trainer, [True, False], recorded - 1.0, [0.75, -0.25])
+    inputs2["sampling_per_token_logps"] = inputs["sampling_per_token_logps"]
+    assert trainer._compute_loss(trainer.model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
 
 
 def test_mixed_phase_fresh_tokens_are_unclipped_by_default(tiny_model_path, tmp_path):
@@ -732,6 +788,29 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     assert at_first_generation[0]["contents"] == saved_contents
     assert at_first_generation[0]["exgrpo_phase"] == {"active": True, "draws": 0}
     assert resumed.exgrpo_phase.draws == 1  # step 2 was mixed and drew from the restored buffer
+
+
+def test_mixture_of_experts_logs_trl_aux_loss_in_the_mixed_phase(tiny_model_path, tmp_path):
+    # A tiny Qwen3-MoE with the router loss on: the mixed phase adds it to the loss and logs TRL's `aux_loss`.
+    from transformers import AutoTokenizer, Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    config = Qwen3MoeConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, moe_intermediate_size=16, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, num_local_experts=4, num_experts_per_tok=2,
+        output_router_logits=True, router_aux_loss_coef=0.01, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Qwen3MoeForCausalLM(config).save_pretrained(tmp_path / "moe")
+    tokenizer.save_pretrained(tmp_path / "moe")
+    trainer = make_trainer(str(tmp_path / "moe"), tmp_path / "out", alternating_reward, max_steps=2)
+    assert trainer.aux_loss_enabled
+    trainer.exgrpo_phase.active = True  # the mixed phase from the first step
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2 and all(entry["exgrpo/active"] == 1.0 for entry in logs)
+    assert all(math.isfinite(entry["aux_loss"]) and entry["aux_loss"] > 0 for entry in logs)
 
 
 def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path, tmp_path):

@@ -1,6 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -166,8 +167,6 @@ def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
         (dict(zvp_alpha=0.0), "zvp_alpha must be > 0"),
         (dict(zvp_alpha=-0.1), "zvp_alpha must be > 0"),
         (dict(zvp_constant_advantage=0.0), "zvp_constant_advantage"),
-        (dict(loss_type="vespo"), "loss_type='vespo' is not supported by RL-ZVP"),
-        (dict(off_policy_mask_threshold=0.5), "off_policy_mask_threshold"),
         (dict(multi_objective_aggregation="normalize_then_sum"), "multi_objective_aggregation"),
     ],
 )
@@ -176,12 +175,56 @@ def test_unsupported_configurations_raise(tmp_path, overrides, match):
         make_config(tmp_path, **overrides)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"])
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"])
 def test_supported_loss_types_give_a_gradient_on_zero_variance_batches(tiny_model_path, tmp_path, loss_type):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), loss_type=loss_type)
     inputs = batch(trainer)
     loss, grads = loss_and_grads(trainer, inputs, trainer._compute_loss)
     assert torch.isfinite(loss) and sum(g.abs().sum().item() for g in grads) > 0
+
+
+def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_path, tmp_path):
+    # Rows: all-correct ZV, all-wrong ZV, GRPO positive, GRPO negative; every row far off-policy (mean KL 1.0).
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, off_policy_mask_threshold=0.5)
+    signs = torch.tensor([1.0, -1.0, 0.0, 0.0])
+    grpo = torch.tensor([0.0, 0.0, 0.7, -0.7])
+    # RL-ZVP's token advantages: >= 0 on the all-correct row; <= 0 on the all-wrong row, with 0 at its max-entropy
+    # token (the second), which a token-level reading would keep.
+    token_advantages = torch.tensor(
+        [[0.2, 0.1, 0.3], [-0.2, 0.0, -0.1], [0.7, 0.7, 0.7], [-0.7, -0.7, -0.7]]
+    )  # fmt: skip
+    mask = torch.ones(4, 3)
+    logps = torch.full((4, 3), -2.0)
+    kwargs = dict(per_token_logps=logps, sampling_per_token_logps=logps + 1.0, mask=mask, off_policy_threshold=0.5)
+    trainer._sequence_advantages = torch.where(signs != 0, signs, grpo).unsqueeze(1)
+    kept = trainer.get_off_policy_mask(advantages=token_advantages, **kwargs)
+    # TRL's sequence rule on the group's sign: keep the non-negative sequences, drop the negative ones.
+    assert kept.tolist() == [[1.0], [0.0], [1.0], [0.0]]
+    assert torch.equal(kept, GRPOTrainer.get_off_policy_mask(advantages=torch.tensor([[1.0], [-1.0], [0.7], [-0.7]]),
+                                                             **kwargs))  # fmt: skip
+    # Read token by token, the all-wrong row would keep its max-entropy token: not a sequence rule.
+    assert GRPOTrainer.get_off_policy_mask(advantages=token_advantages, **kwargs)[1].tolist() == [0.0, 1.0, 0.0]
+    # VESPO's gamma weights: one weight per sequence, from the same signs.
+    gamma = dict(log_ratio_per_token=torch.zeros(4, 3), mask=mask, importance_sampling_ratio=None)
+    weights = trainer.get_gamma_weights(advantages=token_advantages, **gamma)
+    expected = GRPOTrainer.get_gamma_weights(advantages=torch.tensor([[1.0], [-1.0], [0.7], [-0.7]]), **gamma)
+    assert weights.shape == (4, 1) and torch.equal(weights, expected)
+    # Outside a loss computation (no sequence advantages), TRL's rule is applied unchanged.
+    trainer._sequence_advantages = None
+    assert trainer.get_off_policy_mask(advantages=token_advantages, **kwargs).shape == (4, 3)
+
+
+def test_off_policy_masking_trains_zero_variance_groups(tiny_model_path, tmp_path):
+    # num_iterations=2 makes the second pass off-policy; a tiny threshold drops every negative sequence then.
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, constant_reward(0.0), off_policy_mask_threshold=1e-9, num_iterations=2,
+        max_steps=2, learning_rate=1e-2,
+    )  # fmt: skip
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
 
 
 def test_requires_an_rl_zvp_config(tiny_model_path, tmp_path):

@@ -9,6 +9,9 @@ TRL's `GRPOTrainer` has one temperature for the whole run. These pieces let a su
 - vLLM colocate: one `SamplingParams` per request (`per_request_sampling_params`).
 - vLLM server (`trl vllm-serve` takes one temperature per call): `generate_grouped_by_temperature` issues one call per
   distinct temperature and restores the original order.
+- multi-turn tool calls: TRL's tool loop generates again for the rows that called a tool, from their prompt followed
+  by the completion so far and the tool results; `temperatures_for_continuations` finds each such row's prompt (the
+  longest original prompt it starts with), so a hot prompt stays hot for every turn.
 - log-probs and entropies: `RowScaledHiddenStates` multiplies the backbone's last hidden state of row i by
   `T_base / T_i` before TRL's fused LM head divides by `T_base`. For an LM head `z = s * h W^T` (no bias, no final
   logit soft-capping; `s` a constant logit scale) this gives exactly `z / T_i`, keeps TRL's memory-light fused
@@ -115,6 +118,40 @@ class RowScaledHiddenStates:
         self._cursor += rows
         output.last_hidden_state = hidden * scales.to(device=hidden.device, dtype=hidden.dtype)[:, None, None]
         return output
+
+
+def temperatures_for_continuations(
+    rows: list[list[int]], prompts: list[list[int]], temperatures: list[float]
+) -> list[float]:
+    """The sampling temperature of each continuation row: that of the prompt in `prompts` (token ids, one per original
+    row, with `temperatures` aligned to them) that the row starts with; the longest such prompt when several match.
+
+    Raises if a row starts with no prompt, or if the prompt it starts with was given different temperatures (two
+    prompts with identical tokens but different prompt ids).
+    """
+    if len(prompts) != len(temperatures):
+        raise ValueError(f"{len(prompts)} prompts for {len(temperatures)} temperatures.")
+    by_prompt = {}
+    for prompt, temperature in zip(prompts, temperatures, strict=True):
+        key = tuple(prompt)
+        if by_prompt.setdefault(key, temperature) != temperature:
+            raise RuntimeError(
+                "Two rows with identical prompt tokens were given different ERPO temperatures (their prompt ids "
+                "differ), so a tool-call continuation cannot tell which temperature it should keep. Give identical "
+                "prompts the same prompt id (erpo_prompt_id_column) or make their texts differ."
+            )
+    lengths = sorted({len(key) for key in by_prompt}, reverse=True)
+    result = []
+    for row in rows:
+        row = list(row)
+        temperature = next((by_prompt[k] for n in lengths if (k := tuple(row[:n])) in by_prompt), None)
+        if temperature is None:
+            raise RuntimeError(
+                "A tool-call continuation does not start with any prompt of its generation batch, so its ERPO "
+                "temperature is unknown."
+            )
+        result.append(temperature)
+    return result
 
 
 def per_request_sampling_params(sampling_params, temperatures: list[float]) -> list:

@@ -16,6 +16,7 @@ from ..per_row_temperature import (
     generate_grouped_by_temperature,
     per_request_sampling_params,
     per_row_sampling_agreement,
+    temperatures_for_continuations,
 )
 from ..prompt_ids import prompt_id
 from .base import ZVPBaseTrainer
@@ -61,7 +62,10 @@ class ERPOTrainer(ZVPBaseTrainer):
     sampling), so in a run of a few epochs it is raised a few times at most; see [`ERPODSTrainer`] for ERPO on DAPO's
     dynamic sampling, the combination of the ERPO paper.
 
-    Not supported: transformers continuous batching, tools and environments (they generate on subsets of rows).
+    Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
+    TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. Not supported:
+    transformers continuous batching (one generation config per call) and environment-owned data (no
+    `train_dataset`: no prompt is known before `reset()`).
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
     """
@@ -77,10 +81,14 @@ class ERPOTrainer(ZVPBaseTrainer):
             args = self._config_class(f"{model_name.split('/')[-1]}-{self._name}")
         elif not isinstance(args, ERPOConfig):
             raise TypeError(f"{type(self).__name__} needs an ERPOConfig, got {type(args).__name__}.")
-        if kwargs.get("tools") or kwargs.get("environment_factory") is not None:
+        train_dataset = kwargs.get("train_dataset", pargs[0] if pargs else None)
+        if kwargs.get("environment_factory") is not None and train_dataset is None:
             raise ValueError(
-                "ERPO does not support tools or environment_factory: the tool loop regenerates subsets of rows, which "
-                "breaks the per-row sampling temperatures. Train without tools, or use RLZVPTrainer/GRPOTrainer."
+                "ERPO keeps a sampling temperature per prompt and must know which prompt a row is before sampling it. "
+                "With environment-owned data (environment_factory and no train_dataset) every row is the same "
+                "placeholder until reset() returns its prompt, so there is no prompt to keep a history for. Pass a "
+                "train_dataset whose rows identify the task (its columns reach reset() as keyword arguments), or use "
+                "RLZVPTrainer/GRPOTrainer."
             )
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.erpo_history = PromptTemperatureHistory(
@@ -103,6 +111,7 @@ class ERPOTrainer(ZVPBaseTrainer):
                 self._row_scaler.attach(backbone_of(ref))
         self._erpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._sampling_temperatures = None  # local rows' sampling temperatures, during generation
+        self._sampled_prompts = None  # the prompt ids of the first generation call (tool-loop continuations follow)
         self._logprob_temperatures = None  # (rows,) temperatures of the next log-prob forward, when not all base
 
     # ----- generation -------------------------------------------------------------------------------------------
@@ -126,6 +135,7 @@ class ERPOTrainer(ZVPBaseTrainer):
             output = super()._generate_and_score_completions(inputs)
         finally:
             self._sampling_temperatures = None
+            self._sampled_prompts = None
             self._logprob_temperatures = None
         rewards_per_func, self._erpo_rewards = self._erpo_rewards, None
         self._update_history(output, local_ids, rewards_per_func)
@@ -213,10 +223,14 @@ class ERPOTrainer(ZVPBaseTrainer):
         args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         if temperatures is None:
             return super()._generate_single_turn(*args)
-        if len(temperatures) != len(prompt_ids):
-            raise RuntimeError(
-                f"Per-row temperatures were set for {len(temperatures)} rows but generation got {len(prompt_ids)}."
-            )
+        if self._sampled_prompts is None:  # the batch's first turn: one row per temperature
+            if len(temperatures) != len(prompt_ids):
+                raise RuntimeError(
+                    f"Per-row temperatures were set for {len(temperatures)} rows but generation got {len(prompt_ids)}."
+                )
+            self._sampled_prompts = [list(ids) for ids in prompt_ids]
+        else:  # TRL's tool loop: the rows that called a tool continue, each at its own prompt's temperature
+            temperatures = temperatures_for_continuations(prompt_ids, self._sampled_prompts, temperatures)
         if self.use_vllm:
             context = self._vllm_per_row_temperatures(temperatures, num_generations)
         elif all(t == self.erpo_history.base for t in temperatures):
@@ -233,6 +247,7 @@ class ERPOTrainer(ZVPBaseTrainer):
         factors = torch.tensor(temperatures, dtype=torch.float32) / self.erpo_history.base
         processor = PerRowTemperatureLogitsProcessor(factors)
         original = unwrapped.generate
+        shadowed = vars(unwrapped).get("generate")  # an instance-level generate (a user's wrapper) to put back
 
         def generate(*pargs, logits_processor=None, **kwargs):
             processors = LogitsProcessorList([*(logits_processor or []), processor])
@@ -242,7 +257,10 @@ class ERPOTrainer(ZVPBaseTrainer):
         try:
             yield
         finally:
-            del unwrapped.generate
+            if shadowed is None:
+                del unwrapped.generate
+            else:
+                unwrapped.generate = shadowed
 
     @contextlib.contextmanager
     def _vllm_per_row_temperatures(self, temperatures, num_generations):

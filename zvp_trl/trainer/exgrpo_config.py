@@ -2,12 +2,9 @@
 from dataclasses import dataclass, field
 
 from ..exgrpo import BUCKET_WEIGHTINGS, check_bucket_weighting
+from ..exgrpo_objective import EXGRPO_LOSS_TYPES
 from .base_config import ZVPBaseConfig
 from .rl_zvp_config import RLZVPConfig
-
-
-# Loss types whose per-token loss ExGRPOTrainer writes itself in the mixed phase (clipped surrogate + aggregation).
-EXGRPO_LOSS_TYPES = ("dr_grpo", "dapo", "grpo", "bnpo")
 
 
 @dataclass
@@ -171,23 +168,11 @@ class ExGRPOConfig(ZVPBaseConfig):
                 raise ValueError(f"{name} must be a positive integer or None (unbounded), got {value}.")
         if self.loss_type not in EXGRPO_LOSS_TYPES:
             raise ValueError(
-                f"loss_type={self.loss_type!r} is not supported by ExGRPO (its mixed-policy loss is written for the "
-                f"clipped surrogate). Use one of {', '.join(EXGRPO_LOSS_TYPES)}; the paper uses 'dr_grpo'."
-            )
-        if self.importance_sampling_level != "token":
-            raise ValueError(
-                f"importance_sampling_level={self.importance_sampling_level!r}: ExGRPO shapes the importance ratio of "
-                "each replayed token. Set importance_sampling_level='token'."
-            )
-        if self.off_policy_mask_threshold is not None:
-            raise ValueError(
-                "off_policy_mask_threshold (off-policy sequence masking) would mask the replayed trajectories that "
-                "ExGRPO learns from on purpose. Set off_policy_mask_threshold=None."
-            )
-        if self.top_entropy_quantile != 1.0:
-            raise ValueError(
-                f"top_entropy_quantile={self.top_entropy_quantile} is not supported by ExGRPOTrainer's mixed-policy "
-                "loss. Set top_entropy_quantile=1.0."
+                f"loss_type={self.loss_type!r} is not supported by ExGRPO: its mixed-policy loss shapes the importance "
+                f"ratio of replayed tokens (f(w) = w / (w + beta)), and {self.loss_type!r} replaces that ratio with its "
+                "own weighting (a soft gate, gamma weights or a length-unbiased sequence ratio), which has no defined "
+                f"meaning for a replayed trajectory. Use one of {', '.join(EXGRPO_LOSS_TYPES)}; the paper uses "
+                "'dr_grpo'."
             )
         if self.use_adaptive_entropy:
             raise ValueError(

@@ -6,16 +6,17 @@ import warnings
 
 import torch
 from accelerate.utils import gather_object
+from trl.trainer.utils import nanmax, nanmin
 
 from ..advantages import scalar_rewards
 from ..exgrpo import (
     ExperienceBuffer,
     exgrpo_bucket_weights,
     mean_token_entropy,
-    policy_shaping,
     replacements_for_retired,
     sample_buffer_prompts,
 )
+from ..exgrpo_objective import exgrpo_per_token_loss
 from ..prompt_ids import dataset_prompt_ids, prompt_id
 from .base import ZVPBaseTrainer
 from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
@@ -463,26 +464,43 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             advantages = advantages.unsqueeze(1)
         old_per_token_logps = inputs.get("old_per_token_logps")
         old_per_token_logps = per_token_logps.detach() if old_per_token_logps is None else old_per_token_logps
-        replay = inputs["exgrpo_replay"].bool().unsqueeze(1)
-
-        # Fresh tokens: TRL's clipped surrogate (or the plain ratio with exgrpo_unclip_fresh).
-        coef_1 = torch.exp(per_token_logps - old_per_token_logps)
-        if self.args.exgrpo_unclip_fresh:
-            fresh_loss = -coef_1 * advantages
-        else:
-            coef_2 = torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)
-            if self.args.delta is not None:
-                coef_1 = torch.clamp(coef_1, max=self.args.delta)
-            fresh_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
-        # Replayed tokens: shaped, unclipped ratio against the log-probs recorded at collection time.
-        replay_ratio = torch.exp(per_token_logps - inputs["exgrpo_recorded_logps"])
-        replay_loss = -policy_shaping(replay_ratio, self.args.exgrpo_shaping_beta) * advantages
-        per_token_loss = torch.where(replay, replay_loss, fresh_loss)
-
+        replay = inputs["exgrpo_replay"].bool()
+        per_token_loss, fresh_ratio, replay_ratio = exgrpo_per_token_loss(
+            per_token_logps,
+            old_per_token_logps,
+            inputs["exgrpo_recorded_logps"],
+            advantages,
+            replay,
+            mask,
+            loss_type=self.loss_type,
+            importance_sampling_level=self.importance_sampling_level,
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            delta=self.args.delta,
+            unclip_fresh=self.args.exgrpo_unclip_fresh,
+            shaping_beta=self.args.exgrpo_shaping_beta,
+        )
+        fresh = (~replay).unsqueeze(1)
+        # TRL's masks, as GRPOTrainer applies them. Off-policy sequence masking acts on fresh rows only: a replayed
+        # trajectory is off-policy on purpose (its ratio is shaped instead), and correct, so it would be kept anyway.
+        if self.off_policy_mask_threshold is not None:
+            sampling = inputs.get("sampling_per_token_logps", old_per_token_logps)
+            off_policy_mask = self.get_off_policy_mask(
+                advantages=advantages,
+                per_token_logps=per_token_logps,
+                sampling_per_token_logps=sampling,
+                mask=mask,
+                off_policy_threshold=self.off_policy_mask_threshold,
+            )
+            per_token_loss = per_token_loss * torch.where(fresh, off_policy_mask, torch.ones_like(off_policy_mask))
+        entropy_mask = None
+        if self.top_entropy_quantile < 1.0:  # entropy filtering: every row's highest-entropy tokens
+            entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
+            per_token_loss = per_token_loss * entropy_mask
         if self.use_vllm and self.vllm_importance_sampling_correction:
             # The vLLM/trainer mismatch correction applies to freshly sampled tokens only.
             is_ratio = inputs["importance_sampling_ratio"]
-            per_token_loss = per_token_loss * torch.where(replay, torch.ones_like(is_ratio), is_ratio)
+            per_token_loss = per_token_loss * torch.where(fresh, is_ratio, torch.ones_like(is_ratio))
         if self.beta != 0.0:
             ref = inputs["ref_per_token_logps"]
             per_token_kl = torch.exp(ref - per_token_logps) - (ref - per_token_logps) - 1
@@ -492,43 +510,70 @@ class ExGRPOTrainer(ZVPBaseTrainer):
 
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         if self.loss_type == "grpo":
-            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
         elif self.loss_type == "bnpo":
-            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
         elif self.loss_type == "dr_grpo":
             loss = (per_token_loss * mask).sum() / (per_token_loss.size(0) * self.max_completion_length)
-            loss = loss / accumulation
-        elif self.loss_type == "dapo":
+        else:  # dapo, cispo: the generation batch's mean tokens per optimizer batch, as TRL
             normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
             if mode == "train":
                 normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
             loss = (per_token_loss * mask).sum() / normalizer
-        else:
-            raise ValueError(f"ExGRPOTrainer does not support loss_type={self.loss_type!r}.")
+            accumulation = 1.0  # the normaliser already spans one accumulation window
+        policy_loss = loss.detach()
+        loss = loss / accumulation
 
-        if self._entropy_bonus_enabled:  # static coefficient only (ExGRPOConfig rejects the adaptive one)
-            loss = loss - self.entropy_coef * (entropies * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
-        if self.aux_loss_enabled:
-            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
-
-        def global_masked_mean(x, m):
-            m = m.to(x.dtype)
-            totals = self.accelerator.reduce(torch.stack([(x * m).sum(), m.sum()]).detach(), reduction="sum")
-            return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
-
-        fresh_mask = mask * (~replay).to(mask.dtype)
-        replay_mask = mask * replay.to(mask.dtype)
         metrics = self._metrics[mode]
-        metrics["entropy"].append(global_masked_mean(entropies, mask))
+        if self._entropy_bonus_enabled:  # static coefficient only (ExGRPOConfig rejects the adaptive one)
+            effective_mask = mask if entropy_mask is None else mask * entropy_mask
+            bonus_accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+            entropy_loss = (entropies * effective_mask).sum() / effective_mask.sum().clamp(min=1.0)
+            loss = loss - self.entropy_coef * entropy_loss / bonus_accumulation
+            metrics["policy_loss"].append(self.accelerator.gather(policy_loss).nanmean().item())
+            if mode == "train" and self.accelerator.sync_gradients:
+                metrics["entropy_coef"].append(self.entropy_coef)
+        if self.aux_loss_enabled:
+            aux_accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+            loss = loss + self.router_aux_loss_coef * aux_loss / aux_accumulation
+            metrics["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
+        self._log_mixed_loss_metrics(metrics, mask, replay, entropies, advantages, fresh_ratio, replay_ratio)
         if self.beta != 0.0:
-            metrics["kl"].append(global_masked_mean(per_token_kl, mask))
-        ratio = torch.exp(per_token_logps - old_per_token_logps).detach()
-        clipped = ((ratio < 1 - self.epsilon_low) & (advantages < 0)) | (
-            (ratio > 1 + self.epsilon_high) & (advantages > 0)
-        )
-        metrics["clip_ratio/region_mean"].append(global_masked_mean(clipped.float(), fresh_mask))
-        metrics["exgrpo/replay_ratio_mean"].append(global_masked_mean(replay_ratio.detach(), replay_mask))
+            metrics["kl"].append(self._global_masked_mean(per_token_kl, mask))
         return loss
+
+    def _global_masked_mean(self, x: torch.Tensor, mask: torch.Tensor) -> float:
+        """Mean of `x` over the masked tokens of every process (`x` may be `(B, 1)`: one value per sequence)."""
+        mask = mask.to(x.dtype)
+        if x.size(1) == 1:
+            mask = (mask.sum(-1, keepdim=True) > 0).to(x.dtype)
+        totals = self.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum()]).detach(), reduction="sum")
+        return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
+
+    def _log_mixed_loss_metrics(self, metrics, mask, replay, entropies, advantages, fresh_ratio, replay_ratio):
+        """TRL's loss metrics (entropy; the clip ratios of the fresh tokens: low/high/region means and the per-process
+        low_min / high_max, or CISPO's clip ratio), plus `exgrpo/replay_ratio_mean`."""
+        mask = mask.to(entropies.dtype)
+        fresh_mask = mask * (~replay).unsqueeze(1).to(mask.dtype)
+        replay_mask = mask * replay.unsqueeze(1).to(mask.dtype)
+        metrics["entropy"].append(self._global_masked_mean(entropies, mask))
+        if self.loss_type == "cispo":
+            clipped = (fresh_ratio > self.epsilon_high) & (advantages > 0)
+            metrics["cispo_clip_ratio"].append(self._global_masked_mean(clipped.float(), fresh_mask))
+        else:
+            # (B, T), or (B, 1) at sequence level: then one value per sequence, as TRL averages them.
+            low = ((fresh_ratio < 1 - self.epsilon_low) & (advantages < 0)).float()
+            high = ((fresh_ratio > 1 + self.epsilon_high) & (advantages > 0)).float()
+            metrics["clip_ratio/low_mean"].append(self._global_masked_mean(low, fresh_mask))
+            metrics["clip_ratio/high_mean"].append(self._global_masked_mean(high, fresh_mask))
+            metrics["clip_ratio/region_mean"].append(self._global_masked_mean(((low + high) > 0).float(), fresh_mask))
+            # Per-sequence clip fractions of the fresh rows, gathered: the smallest low and the largest high.
+            rows = fresh_mask.sum(-1)
+            low_seq = torch.where(rows > 0, (low * fresh_mask).sum(-1) / rows.clamp(min=1.0), torch.nan)
+            high_seq = torch.where(rows > 0, (high * fresh_mask).sum(-1) / rows.clamp(min=1.0), torch.nan)
+            metrics["clip_ratio/low_min"].append(nanmin(self.accelerator.gather(low_seq)).item())
+            metrics["clip_ratio/high_max"].append(nanmax(self.accelerator.gather(high_seq)).item())
+        metrics["exgrpo/replay_ratio_mean"].append(self._global_masked_mean(replay_ratio.expand_as(mask), replay_mask))
 
 
 class ExGRPORLZVPTrainer(ExGRPOTrainer, RLZVPTrainer):

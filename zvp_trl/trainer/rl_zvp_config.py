@@ -6,7 +6,7 @@ from .base_config import ZVPBaseConfig
 
 
 # Loss types whose per-token loss is linear in a (B, T) advantage, so token-level advantages are well defined.
-RL_ZVP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo")
+RL_ZVP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 
 
 @dataclass
@@ -84,11 +84,6 @@ class RLZVPConfig(ZVPBaseConfig):
                 f"loss_type={self.loss_type!r} is not supported by RL-ZVP: its weighting is defined per sequence, so "
                 f"token-level advantages are ill-defined. Use one of {', '.join(RL_ZVP_LOSS_TYPES)} (the paper uses "
                 "'dapo', token-level)."
-            )
-        if self.off_policy_mask_threshold is not None:
-            raise ValueError(
-                "off_policy_mask_threshold (off-policy sequence masking) decides per sequence from the sign of its "
-                "advantage, which RL-ZVP makes token-level. Set off_policy_mask_threshold=None to use RL-ZVP."
             )
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(

@@ -48,6 +48,7 @@ class RLZVPTrainer(ZVPBaseTrainer):
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self._gathered_rewards = None  # set by _calculate_rewards, read right after in _generate_and_score_completions
         self._pending_loss_inputs = None  # armed by _compute_loss, consumed by the policy forward it triggers
+        self._sequence_advantages = None  # (B, 1) per-sequence advantage signs of the loss being computed
         # Per mode, summed since the last log: positive adv sum/count, negative adv sum/count, sum of row max entropy,
         # rows.
         self._zvp_window = {"train": None, "eval": None}
@@ -84,6 +85,22 @@ class RLZVPTrainer(ZVPBaseTrainer):
             return super()._compute_loss(model, inputs)
         finally:
             self._pending_loss_inputs = None
+            self._sequence_advantages = None
+
+    def _per_sequence(self, advantages: torch.Tensor) -> torch.Tensor:
+        """TRL's sequence-level rules (off-policy masking, VESPO's gamma weights) read the sign of a sequence's
+        advantage. RL-ZVP's token advantages of a zero-variance row all have its group's sign (all-correct >= 0,
+        all-wrong <= 0), so the sequence's sign is the group's; other rows keep GRPO's sequence advantage."""
+        sequence = self._sequence_advantages
+        if sequence is None or advantages.dim() != 2 or sequence.size(0) != advantages.size(0):
+            return advantages
+        return sequence.to(advantages.device, advantages.dtype)
+
+    def get_off_policy_mask(self, advantages, **kwargs):
+        return super().get_off_policy_mask(advantages=self._per_sequence(advantages), **kwargs)
+
+    def get_gamma_weights(self, advantages, **kwargs):
+        return super().get_gamma_weights(advantages=self._per_sequence(advantages), **kwargs)
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
@@ -113,6 +130,8 @@ class RLZVPTrainer(ZVPBaseTrainer):
             constant_advantage=self.args.zvp_constant_advantage,
         )
         self._accumulate_metrics(token_advantages, signs, entropies.detach(), mask)
+        # Per-sequence advantages for TRL's sequence-level rules: the group's sign on zero-variance rows.
+        self._sequence_advantages = torch.where(signs != 0, signs.to(advantages.dtype), advantages).unsqueeze(1)
         return token_advantages
 
     def _accumulate_metrics(self, token_advantages, signs, entropies, mask) -> None:
