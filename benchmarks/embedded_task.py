@@ -18,7 +18,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
-from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_split
+from zvp_trl.embedded import EmbeddedModelSpec, make_split
+from zvp_trl.models import resolve_model_name
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
 
 
@@ -32,7 +33,7 @@ def main():
     if not args.reuse_cache:
         os.environ["ZVP_TRL_CACHE"] = tempfile.mkdtemp(prefix="zvp_bench_")
     start = time.perf_counter()
-    path = get_embedded_model_path(EmbeddedModelSpec(warmup_steps=defaults.embedded_warmup_steps))
+    path = resolve_model_name("embedded", embedded_spec=EmbeddedModelSpec(warmup_steps=defaults.embedded_warmup_steps))
     build_seconds = time.perf_counter() - start
 
     # The first prompts of the exact training set of the default run.

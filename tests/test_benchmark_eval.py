@@ -1,14 +1,14 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import json
-from pathlib import Path
 
 import pytest
+from math_eval_data import ENV_VAR, FIXTURE_DIR, FIXTURE_ROWS, data_dirs, expected_rows, math_eval_dir, read_rows
 
 from zvp_trl.benchmark_eval import EvaluationArguments, _Generator, evaluate_model, markdown_table
 from zvp_trl.math_benchmarks import BENCHMARKS, load_benchmark
 
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval"
+DATA_DIR = math_eval_dir()  # the fixtures' first rows, or the complete copies named by ZVP_TRL_MATH_EVAL_DIR
 
 
 @pytest.mark.parametrize(
@@ -40,22 +40,40 @@ def test_olympiad_question_includes_context():
     assert spec.question({"question": "Find x.", "context": "None"}) == "Find x."
 
 
+@pytest.mark.parametrize("copies", list(data_dirs()))
 @pytest.mark.parametrize(
-    "name, rows, first_answer",
+    "name, first_answer",
     [
-        ("math500", 500, "\\left( 3, \\frac{\\pi}{2} \\right)"),
-        ("aime24", 30, "204"),
-        ("aime25", 30, "70"),
-        ("amc23", 40, "27"),
-        ("minerva", 272, "1.6"),
-        ("olympiadbench", 675, "2"),
-        ("gsm8k", 1319, "18"),
+        ("math500", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("aime24", "204"),
+        ("aime25", "70"),
+        ("amc23", "27"),
+        ("minerva", "1.6"),
+        ("olympiadbench", "2"),
+        ("gsm8k", "18"),
     ],
 )
-def test_local_copies_load(name, rows, first_answer):
-    dataset = load_benchmark(name, data_dir=DATA_DIR)
-    assert len(dataset) == rows and dataset[0]["answer"] == first_answer and dataset[0]["question"]
-    assert len(load_benchmark(name, data_dir=DATA_DIR, limit=3)) == 3
+def test_local_copies_load(name, first_answer, copies):
+    data_dir = data_dirs()[copies]
+    dataset = load_benchmark(name, data_dir=data_dir)
+    assert len(dataset) == expected_rows(name, data_dir) and dataset[0]["answer"] == first_answer
+    assert all(dataset["question"]) and all(dataset["answer"])
+    assert dataset["index"] == list(range(len(dataset)))
+    first = load_benchmark(name, data_dir=data_dir, limit=3)
+    assert len(first) == 3 and first["question"] == dataset["question"][:3]
+    if copies == "full":  # the fixtures are the complete copies' first rows, unchanged
+        file = BENCHMARKS[name].local_file
+        assert read_rows(FIXTURE_DIR / file) == read_rows(data_dir / file, limit=FIXTURE_ROWS)
+
+
+def test_complete_copies_are_tested_only_where_the_variable_names_a_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert data_dirs() == {"fixtures": FIXTURE_DIR} and math_eval_dir() == FIXTURE_DIR
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert data_dirs() == {"fixtures": FIXTURE_DIR, "full": tmp_path} and math_eval_dir() == tmp_path
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match=ENV_VAR):
+        data_dirs()
 
 
 def test_missing_local_copy_and_unknown_name(tmp_path):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from math_eval_data import expected_rows, math_eval_dir
 
 from zvp_trl.data import (
     BOXED_PROMPT_TEMPLATE,
@@ -19,7 +20,7 @@ from zvp_trl.data import (
 
 
 SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval" / "math500.jsonl"
+MATH500 = math_eval_dir() / "math500.jsonl"  # the fixture's first rows, or the complete copy (ZVP_TRL_MATH_EVAL_DIR)
 DAPO_PREFIX = (
     "Solve the following math problem step by step. The last line of your response should be of the form "
     "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
@@ -371,7 +372,7 @@ class TestErrors:
 
 def test_math500_local_copy():
     ds = load_math_dataset(str(MATH500))  # inferred mapping: problem -> question, answer -> answer
-    assert len(ds) == 500
+    assert len(ds) == expected_rows("math500", MATH500.parent)
     assert ds.column_names == ["prompt", "solution", "question"]
     first = ds[0]
     assert first["solution"] == "\\left( 3, \\frac{\\pi}{2} \\right)"

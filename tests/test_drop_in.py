@@ -88,6 +88,7 @@ REFUSED = {
         (a, "multi_objective_aggregation=normalize_then_sum"): "multi_objective_aggregation"
         for a in ("rl_zvp", "erpo_rl_zvp", "exgrpo_rl_zvp")
     },
+    **{(a, s): s for a in ("exgrpo", "exgrpo_rl_zvp") for s in ("tools", "environment_factory")},
 }
 
 

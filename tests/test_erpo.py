@@ -475,16 +475,28 @@ def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     assert trainer.erpo_history.temperatures[hot] == pytest.approx(1.4)
 
 
-def test_environment_owned_data_is_refused_with_the_reason(tool_model_path, tmp_path):
-    from tool_model import MultiplyEnvironment
+def test_environment_owned_data_keeps_a_history_per_reset_prompt(tool_model_path, tmp_path):
+    # No train_dataset: the environment's reset() supplies the prompt, which identifies the row by its token ids.
+    from tool_model import TaskEnvironment, scripted_generate
 
-    with pytest.raises(ValueError, match="environment-owned data.*Pass a train_dataset whose rows identify the task"):
-        ERPOTrainer(
-            model=tool_model_path,
-            reward_funcs=reward_by_kind,
-            args=make_config(tmp_path, max_steps=1),
-            environment_factory=MultiplyEnvironment,
-        )
+    def always_right(completions, **kwargs):
+        return [1.0] * len(completions)
+
+    args = make_config(tmp_path, per_device_train_batch_size=8, max_completion_length=96, max_steps=2)
+    trainer = ERPOTrainer(
+        model=tool_model_path, reward_funcs=always_right, args=args, environment_factory=TaskEnvironment
+    )
+    calls = []
+    trainer.model.generate = scripted_generate(trainer.processing_class, calls, tool_rows=0)
+    trainer.train()
+    # One prompt (the task reset() returns), 2 all-correct groups per step, each raising it by 0.1: sampled at 1.0 in
+    # step 1, at 1.2 in step 2; now 1.4.
+    ((pid, temperature),) = trainer.erpo_history.temperatures.items()
+    assert pid.startswith("tokens:") and temperature == pytest.approx(1.4)
+    assert trainer.erpo_history.num_updates == {pid: 2 * 8 // G}
+    processors = [[p for p in c["logits_processor"] if isinstance(p, PerRowTemperatureLogitsProcessor)] for c in calls]
+    assert processors[0] == []  # step 1: every row at the base temperature
+    assert processors[1][0].factors.tolist() == pytest.approx([1.2] * 8)
 
 
 def test_continuation_rows_take_their_prompt_temperature():

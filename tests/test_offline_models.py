@@ -104,12 +104,12 @@ def test_resolve_model_name(smollm2, monkeypatch):
 
 
 def test_end_to_end_evaluation_on_two_local_benchmarks(smollm2, tmp_path):
-    from pathlib import Path
+    from math_eval_data import math_eval_dir
 
     from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model
 
     path, _ = smollm2
-    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data" / "math_eval"
+    data_dir = math_eval_dir()
     args = EvaluationArguments(
         model_name_or_path=str(path),
         benchmarks=["gsm8k", "math500"],

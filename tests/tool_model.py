@@ -60,6 +60,14 @@ class MultiplyEnvironment:
         return a * b
 
 
+class TaskEnvironment(MultiplyEnvironment):
+    """An environment that owns the data: `reset` returns the task (always the same one here)."""
+
+    def reset(self, **kwargs):
+        super().reset(**kwargs)
+        return "What is 3 times 4?"
+
+
 def build_tool_tokenizer() -> PreTrainedTokenizerFast:
     characters = [c for c in string.printable if c not in "\x0b\x0c"]
     vocab = {token: i for i, token in enumerate(SPECIAL + characters + ["<|unk|>"])}

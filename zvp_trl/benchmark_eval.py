@@ -92,6 +92,16 @@ def _read_done(path: Path) -> dict[int, list[dict]]:
     return done
 
 
+def uses_vllm(args: EvaluationArguments, model=None) -> bool:
+    """Whether `args` evaluate with vLLM: `backend="vllm"`, or `"auto"` while vLLM is installed and no loaded model is
+    passed in."""
+    if args.backend == "auto":
+        import importlib.util
+
+        return importlib.util.find_spec("vllm") is not None and model is None
+    return args.backend == "vllm"
+
+
 class _Generator:
     """Samples `n` completions per rendered prompt with vLLM or transformers."""
 
@@ -99,11 +109,7 @@ class _Generator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.args = args
-        backend = args.backend
-        if backend == "auto":
-            import importlib.util
-
-            backend = "vllm" if importlib.util.find_spec("vllm") is not None and model is None else "transformers"
+        backend = "vllm" if uses_vllm(args, model) else "transformers"
         self.backend = backend
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
         if backend == "vllm":

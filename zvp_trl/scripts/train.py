@@ -5,9 +5,10 @@ Configured the TRL way: a `TrlParser` over the script arguments below, the chose
 `ModelConfig`, from the command line and/or `--config file.yaml`. The algorithm is picked with `--algorithm NAME`
 (or `algorithm:` in the YAML) before the parser is built, so `--help` lists that algorithm's own fields.
 
-With no model given (no `--model_name_or_path` on the command line or in the YAML), the run uses the embedded task:
-the tiny warm-started Qwen3 model the package builds and caches itself, the offline arithmetic dataset, and
-CPU-sized defaults (see `EMBEDDED_TRAINING_DEFAULTS`); any flag you pass overrides those defaults.
+With no model given (no `--model_name_or_path` on the command line or in the YAML, or the name `embedded`), the run
+uses the embedded task: the tiny warm-started Qwen3 model the package builds and caches itself, the offline arithmetic
+dataset, and CPU-sized defaults (see `EMBEDDED_TRAINING_DEFAULTS`); any flag you pass overrides those defaults. Model
+names go through `zvp_trl.models.resolve_model_name`, as in `recipes/evaluate.py` and the benchmarks.
 """
 
 import json
@@ -188,8 +189,14 @@ def _yaml_config(argv: list[str]) -> dict:
 
 
 def uses_embedded_model(argv: list[str]) -> bool:
-    """True when no model is named on the command line or in the YAML config: the embedded task runs."""
-    return _flag_value(argv, "model_name_or_path") is None and "model_name_or_path" not in _yaml_config(argv)
+    """True when no model is named on the command line or in the YAML config, or the model named is `embedded`: the
+    embedded task runs."""
+    from ..models import EMBEDDED_MODEL_NAME
+
+    name = _flag_value(argv, "model_name_or_path")
+    if name is None:
+        name = _yaml_config(argv).get("model_name_or_path")
+    return name in (None, EMBEDDED_MODEL_NAME)
 
 
 def make_parser(argv: list[str]):
@@ -473,19 +480,17 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     state = PartialState()
     distributed_request = DistributedRequest.from_launch(training_args)
     _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
-    if embedded:
-        from ..embedded import VLLM_EMBEDDED_SPEC, EmbeddedModelSpec, get_embedded_model_path
+    from ..embedded import EmbeddedModelSpec
+    from ..models import resolve_model_name
 
-        # vLLM's CPU attention refuses the default head size (24): with use_vllm the embedded model has heads of 32.
-        head_dim = VLLM_EMBEDDED_SPEC.head_dim if training_args.use_vllm else None
-        spec = EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps, head_dim=head_dim)
-        with state.main_process_first():  # one process builds the cached model, the others then load it
-            model_args.model_name_or_path = str(get_embedded_model_path(spec))
-    else:
-        from ..offline_models import resolve_model_name
-
-        with state.main_process_first():  # `smollm2-offline`: the first use converts the offline SmolLM2 once
-            model_args.model_name_or_path = resolve_model_name(model_args.model_name_or_path)
+    # No model, or `embedded`: the embedded task's model (heads of 32 with use_vllm, which vLLM's CPU attention takes);
+    # `smollm2-offline`: the offline SmolLM2. The first use builds or converts it once, the other processes then load it.
+    with state.main_process_first():
+        model_args.model_name_or_path = resolve_model_name(
+            model_args.model_name_or_path,
+            embedded_spec=EmbeddedModelSpec(warmup_steps=script_args.embedded_warmup_steps),
+            use_vllm=training_args.use_vllm,
+        )
 
     if training_args.use_vllm and training_args.vllm_mode == "colocate":
         from ..vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu

@@ -18,7 +18,7 @@ from ..per_row_temperature import (
     per_row_sampling_agreement,
     temperatures_for_continuations,
 )
-from ..prompt_ids import prompt_id
+from ..prompt_ids import prompt_id, token_prompt_id
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_trainer import GRPODSTrainer
 from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
@@ -63,9 +63,10 @@ class ERPOTrainer(ZVPBaseTrainer):
     dynamic sampling, the combination of the ERPO paper.
 
     Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
-    TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. Not supported:
-    transformers continuous batching (one generation config per call) and environment-owned data (no
-    `train_dataset`: no prompt is known before `reset()`).
+    TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. With
+    environment-owned data (`environment_factory` and no `train_dataset`) a prompt is the one `reset()` returned,
+    identified by its token ids ([`~zvp_trl.prompt_ids.token_prompt_id`]). Not supported: transformers continuous
+    batching (one generation config per call).
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
     """
@@ -82,14 +83,9 @@ class ERPOTrainer(ZVPBaseTrainer):
         elif not isinstance(args, ERPOConfig):
             raise TypeError(f"{type(self).__name__} needs an ERPOConfig, got {type(args).__name__}.")
         train_dataset = kwargs.get("train_dataset", pargs[0] if pargs else None)
-        if kwargs.get("environment_factory") is not None and train_dataset is None:
-            raise ValueError(
-                "ERPO keeps a sampling temperature per prompt and must know which prompt a row is before sampling it. "
-                "With environment-owned data (environment_factory and no train_dataset) every row is the same "
-                "placeholder until reset() returns its prompt, so there is no prompt to keep a history for. Pass a "
-                "train_dataset whose rows identify the task (its columns reach reset() as keyword arguments), or use "
-                "RLZVPTrainer/GRPOTrainer."
-            )
+        # Environment-owned data: the rows are placeholders and each prompt comes from the environment's reset(), so a
+        # prompt is identified by its token ids, at its first generation call.
+        self._prompts_from_environment = kwargs.get("environment_factory") is not None and train_dataset is None
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.erpo_history = PromptTemperatureHistory(
             base=args.temperature,
@@ -112,6 +108,7 @@ class ERPOTrainer(ZVPBaseTrainer):
         self._erpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._sampling_temperatures = None  # local rows' sampling temperatures, during generation
         self._sampled_prompts = None  # the prompt ids of the first generation call (tool-loop continuations follow)
+        self._environment_prompt_ids = None  # environment-owned data: this batch's prompt ids, from its token ids
         self._logprob_temperatures = None  # (rows,) temperatures of the next log-prob forward, when not all base
 
     # ----- generation -------------------------------------------------------------------------------------------
@@ -125,23 +122,34 @@ class ERPOTrainer(ZVPBaseTrainer):
         if not self.model.training:
             # Evaluation samples at the base temperature and leaves the history alone.
             return super()._generate_and_score_completions(inputs)
-        base = self.erpo_history.base
-        local_ids = [prompt_id(row, self.args.erpo_prompt_id_column) for row in inputs]
-        temperatures = [self.erpo_history.temperature(pid) for pid in local_ids]
-        self._sampling_temperatures = temperatures
-        if self._row_scaler is not None and any(t != base for t in temperatures):
-            self._logprob_temperatures = torch.tensor(temperatures, dtype=torch.float32)
+        if self._prompts_from_environment:
+            local_ids = None  # known at the first generation call, from the prompts reset() returned
+            self._sampling_temperatures = "from_prompts"
+        else:
+            local_ids = [prompt_id(row, self.args.erpo_prompt_id_column) for row in inputs]
+            self._set_sampling_temperatures([self.erpo_history.temperature(pid) for pid in local_ids])
         try:
             output = super()._generate_and_score_completions(inputs)
+            if local_ids is None:
+                local_ids = self._environment_prompt_ids
+            temperatures = self._sampling_temperatures
         finally:
             self._sampling_temperatures = None
             self._sampled_prompts = None
+            self._environment_prompt_ids = None
             self._logprob_temperatures = None
         rewards_per_func, self._erpo_rewards = self._erpo_rewards, None
         self._update_history(output, local_ids, rewards_per_func)
         output["erpo_temperatures"] = torch.tensor(temperatures, dtype=torch.float32, device=self.accelerator.device)
         self._log_sampling_agreement(output)
         return output
+
+    def _set_sampling_temperatures(self, temperatures: list[float]) -> None:
+        """This generation batch's per-row sampling temperatures (and, when some are raised, those of the log-prob
+        forwards of the batch's old/reference log-probs)."""
+        self._sampling_temperatures = temperatures
+        if self._row_scaler is not None and any(t != self.erpo_history.base for t in temperatures):
+            self._logprob_temperatures = torch.tensor(temperatures, dtype=torch.float32)
 
     def _log_sampling_agreement(self, output) -> None:
         """vLLM only: how well the trainer's log-probs match the sampler's, split by base and elevated rows.
@@ -179,7 +187,8 @@ class ERPOTrainer(ZVPBaseTrainer):
             if any(other != pid for other in all_ids[g * num_generations : (g + 1) * num_generations]):
                 raise RuntimeError(
                     "The rows of one group carry different prompt ids; erpo_prompt_id_column must be constant across "
-                    "the copies of a prompt."
+                    "the copies of a prompt. With environment-owned data, reset() must return the same prompt to "
+                    "every rollout of a group."
                 )
         rewards = scalar_rewards(rewards_per_func, self.reward_weights)
         correct = rewards > self.args.erpo_correct_threshold  # NaN (unscored) compares False: never correct
@@ -223,6 +232,10 @@ class ERPOTrainer(ZVPBaseTrainer):
         args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         if temperatures is None:
             return super()._generate_single_turn(*args)
+        if temperatures == "from_prompts":  # environment-owned data: the prompts reset() returned identify the rows
+            self._environment_prompt_ids = [token_prompt_id(ids) for ids in prompt_ids]
+            self._set_sampling_temperatures([self.erpo_history.temperature(i) for i in self._environment_prompt_ids])
+            temperatures = self._sampling_temperatures
         if self._sampled_prompts is None:  # the batch's first turn: one row per temperature
             if len(temperatures) != len(prompt_ids):
                 raise RuntimeError(

@@ -115,6 +115,14 @@ class ExGRPOTrainer(ZVPBaseTrainer):
                 "ExGRPOTrainer injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
                 "supported. Leave rollout_func=None."
             )
+        for name in ("tools", "environment_factory"):
+            if kwargs.get(name):
+                raise ValueError(
+                    f"ExGRPOTrainer does not support {name}: a stored trajectory keeps only its completion tokens, not "
+                    "which of them were tool results, so replaying a multi-turn trajectory would train on tool outputs "
+                    "as if the model had written them (and its tool calls would be run again). Train ExGRPO without "
+                    f"{name}, or use GRPOTrainer / RLZVPTrainer / ERPOTrainer, which support it."
+                )
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.exgrpo_buffer = ExperienceBuffer(
             max_prompts=self.args.exgrpo_max_buffer_prompts,

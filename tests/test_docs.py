@@ -1,0 +1,91 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""The README is the front door (its sections in order, a table of every registered method), and the documentation
+it points to exists: every link resolves, every option a method adds is on a page under docs/, every recipe file and
+algorithm named in a command exists."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import trl
+
+from zvp_trl.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+DOCS = sorted((REPO / "docs").glob("*.md"))
+PAGES = [README, *DOCS, REPO / "CHANGELOG.md", REPO / "benchmarks" / "README.md"]
+SECTIONS = [
+    "Set up",
+    "Methods",
+    "The default run",
+    "Using a trainer from Python",
+    "Recipes, multi-GPU and evaluation",
+    "Where to read more",
+]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _methods_table() -> list[list[str]]:
+    lines = README.read_text().split("## Methods", 1)[1].split("\n## ", 1)[0].splitlines()
+    rows = [line for line in lines if line.startswith("| `") and not line.startswith("| `--")]  # not the header
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_readme_sections_come_in_the_front_door_order():
+    text = README.read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert headings == SECTIONS
+    # What it is comes first: one paragraph under the title, before the set-up commands.
+    intro = text.split("\n## ", 1)[0].split("\n", 1)[1].strip()
+    assert intro and "\n\n" not in intro and "zero-variance" in intro
+    setup = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    assert setup.count("```bash") == 2, "the set-up section holds the two commands: the main job and the tests"
+    assert "accelerate launch recipes/train.py" in setup and "pytest -q" in setup
+
+
+def test_the_method_table_lists_every_registered_algorithm():
+    rows = _methods_table()
+    names = [re.match(r"`(\w+)`", row[0]).group(1) for row in rows]
+    assert sorted(names) == sorted(ALGORITHMS), "a registered algorithm is missing from the README's method table"
+    for name, row in zip(names, rows):
+        config, trainer = (path.rpartition(":")[2] for path in (ALGORITHMS[name].config, ALGORITHMS[name].trainer))
+        assert row[1] == f"`{trainer}` / `{config}`", name
+        assert len(row) == 4 and all(row), name
+        page = LINK.findall(row[3])
+        assert page and page[0].startswith("docs/"), f"{name}: the row links no page under docs/"
+    assert "(default)" in rows[names.index(DEFAULT_ALGORITHM)][0]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_relative_link_resolves(page):
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "#")):
+            continue
+        assert (page.parent / target.split("#")[0]).exists(), f"{page.name} links {target}, which does not exist"
+
+
+def test_every_option_a_method_adds_is_documented_under_docs():
+    documented = "\n".join(page.read_text() for page in DOCS)
+    base = {field.name for field in dataclasses.fields(trl.GRPOConfig)}
+    missing = {}
+    for name, algorithm in ALGORITHMS.items():
+        config, _ = algorithm.load()
+        fields = {field.name for field in dataclasses.fields(config)} - base
+        undocumented = sorted(field for field in fields if f"`{field}" not in documented)
+        if undocumented:
+            missing[name] = undocumented
+    assert not missing, f"options without a mention under docs/: {missing}"
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.relative_to(REPO).as_posix())
+def test_commands_name_existing_recipes_and_algorithms(page):
+    text = page.read_text()
+    for path in re.findall(r"(?<![\w/])recipes/[\w./-]+\.(?:py|yaml)", text):
+        assert (REPO / path).is_file(), f"{page.name} names {path}, which does not exist"
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    commands = "\n".join(line.split(" # ")[0] for block in blocks for line in block.splitlines())
+    for name in re.findall(r"--algorithm (\w+)", commands):
+        assert name in ALGORITHMS, f"{page.name} runs --algorithm {name}, which is not registered"
