@@ -1,4 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import hashlib
 import json
 import math
 import os
@@ -12,6 +13,7 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl.exgrpo import (
+    BUFFER_FILE,
     ExperienceBuffer,
     exgrpo_bucket_weights,
     mean_token_entropy,
@@ -33,6 +35,11 @@ G = 4
 def normalised(raw):
     total = sum(raw.values())
     return {k: w / total for k, w in raw.items()}
+
+
+def f32(values):
+    """`values` rounded to float32, as the buffer stores log-probs."""
+    return torch.tensor(values, dtype=torch.float32).tolist()
 
 
 def weights_of(exponents):
@@ -136,9 +143,13 @@ def test_buffer_collect_move_retire_dedup_and_bounds():
     buf.update("p", 1, G, trajectories=[([5, 6], [-9.0, -9.0]), ([7], [-0.3])])  # duplicate ids ignored
     entry = buf.entries["p"]
     assert entry["k"] == 1
-    assert entry["trajectories"] == [{"ids": [5, 6], "logps": [-0.1, -0.2]}, {"ids": [7], "logps": [-0.3]}]
+    # Stored as int32 ids and float32 log-probs (the first recorded log-probs of a duplicate are kept).
+    assert [(t["ids"].dtype, t["logps"].dtype) for t in entry["trajectories"]] == [(torch.int32, torch.float32)] * 2
+    assert [t["ids"].tolist() for t in entry["trajectories"]] == [[5, 6], [7]]
+    assert [t["logps"].tolist() for t in entry["trajectories"]] == [f32([-0.1, -0.2]), f32([-0.3])]
+    assert entry["prompt_ids"].tolist() == [1]
     buf.update("p", 3, G, trajectories=[([8], [-0.4])])  # per-prompt cap 2: the oldest is dropped
-    assert [t["ids"] for t in buf.entries["p"]["trajectories"]] == [[7], [8]]
+    assert [t["ids"].tolist() for t in buf.entries["p"]["trajectories"]] == [[7], [8]]
     buf.update("p", 0, G)  # no correct completion: no bucket 0, p keeps bucket 3 (official: no update at k <= 0)
     assert buf.buckets() == {3: ["p"]} and buf.entries["p"]["k"] == 3
     buf.update("q", 2, G, row={"prompt": "q"}, prompt_ids=[2], trajectories=[([9], [-0.5])])
@@ -149,10 +160,175 @@ def test_buffer_collect_move_retire_dedup_and_bounds():
     assert "p" not in buf and buf.retired == {"p"}
     buf.update("p", 2, G, row={"prompt": "p"}, prompt_ids=[1], trajectories=[([5], [-0.1])])
     assert "p" not in buf  # retired prompts never come back
-    state = json.loads(json.dumps(buf.state_dict()))
+    contents = json.loads(json.dumps(buf.contents()))
     other = ExperienceBuffer(max_prompts=2, max_trajectories=2)
-    other.load_state_dict(state)
-    assert other.state_dict() == buf.state_dict() and other.retired == {"p"}
+    other.load_state_dict(contents)
+    assert other.contents() == buf.contents() and other.retired == {"p"}
+    assert other.state_dict() == buf.state_dict()
+
+
+def small_buffer() -> ExperienceBuffer:
+    buf = ExperienceBuffer(max_prompts=3, max_trajectories=2)
+    buf.update("p", 2, G, row={"prompt": "P?", "n": 1}, prompt_ids=[11, 12], trajectories=[([5, 6], [-0.5, -0.25])])
+    buf.update(
+        "q", 1, G, row={"prompt": "Q?"}, prompt_ids=[13], trajectories=[([7], [-1.0]), ([8, 9, 10], [0, -2, -3])]
+    )
+    buf.retire("r")
+    buf.retire("a")
+    return buf
+
+
+def test_buffer_save_writes_one_safetensors_file_by_hand(tmp_path):
+    from safetensors.torch import load_file
+
+    buf = small_buffer()
+    summary = buf.save(str(tmp_path))
+    data = (tmp_path / BUFFER_FILE).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BUFFER_FILE]  # no temporary file left
+    assert summary == {
+        "file": BUFFER_FILE,
+        "prompts": 2,
+        "trajectories": 3,
+        "tokens": 6,
+        "retired": 2,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert buf.state_dict() == summary  # computed without writing, the same bytes
+    tensors = load_file(tmp_path / BUFFER_FILE)  # a standard safetensors file
+    assert {k: (v.dtype, v.tolist()) for k, v in tensors.items() if k != "metadata"} == {
+        "prompt_k": (torch.int64, [2, 1]),
+        "prompt_lengths": (torch.int64, [2, 1]),
+        "trajectory_counts": (torch.int64, [1, 2]),
+        "trajectory_lengths": (torch.int64, [2, 1, 3]),
+        "prompt_token_ids": (torch.int32, [11, 12, 13]),
+        "token_ids": (torch.int32, [5, 6, 7, 8, 9, 10]),
+        "token_logps": (torch.float32, [-0.5, -0.25, -1.0, 0.0, -2.0, -3.0]),
+    }
+    assert json.loads(bytes(tensors["metadata"].tolist())) == {
+        "pids": ["p", "q"],
+        "rows": [{"prompt": "P?", "n": 1}, {"prompt": "Q?"}],
+        "retired": ["a", "r"],
+    }
+    # 8 bytes per token (int32 id + float32 log-prob) and 8 per length: the file is the header plus exactly that.
+    header = int.from_bytes(data[:8], "little")
+    metadata_bytes = tensors["metadata"].numel()
+    assert len(data) == 8 + header + 8 * (2 + 2 + 2 + 3) + 4 * 3 + 8 * 6 + metadata_bytes
+
+
+def test_buffer_load_restores_it_exactly_and_it_evolves_the_same(tmp_path):
+    buf = small_buffer()
+    summary = buf.save(str(tmp_path))
+    other = ExperienceBuffer(max_prompts=3, max_trajectories=2)
+    other.update("old", 1, G, row={"prompt": "O?"}, prompt_ids=[1], trajectories=[([1], [-1.0])])
+    assert other.load(str(tmp_path)) == summary
+    assert "old" not in other and other.contents() == buf.contents() and other.state_dict() == summary
+    assert other.retired == {"a", "r"} and list(other.entries) == ["p", "q"]  # eviction order kept
+    assert other.entries["q"]["trajectories"][1]["ids"].dtype == torch.int32
+    for b in (buf, other):  # the same updates: the same evictions and dedups
+        b.update("p", 3, G, trajectories=[([5, 6], [-9.0, -9.0]), ([4], [-0.1]), ([3], [-0.2])])
+        b.update("s", 2, G, row={"prompt": "S?"}, prompt_ids=[14], trajectories=[([2], [-0.3])])
+        b.update("t", 2, G, row={"prompt": "T?"}, prompt_ids=[15], trajectories=[([2], [-0.3])])
+    assert list(other.entries) == ["p", "s", "t"]  # q, least recently updated, evicted
+    assert [t["ids"].tolist() for t in other.entries["p"]["trajectories"]] == [[4], [3]]
+    assert other.contents() == buf.contents() and other.state_dict() == buf.state_dict()
+    assert other.state_dict() != summary
+
+
+def test_buffer_loads_the_inline_json_layout_of_older_checkpoints(tmp_path):
+    # zvp_state.json's "exgrpo_buffer" as zvp_trl wrote it before the binary file (log-probs were float32 values
+    # written as JSON floats).
+    old = json.loads(
+        '{"entries": [["p", {"k": 2, "row": {"prompt": "P?"}, "prompt_ids": [11, 12], "trajectories": '
+        '[{"ids": [5, 6], "logps": [-0.5, -0.25]}, {"ids": [7], "logps": [-0.30000001192092896]}]}], '
+        '["q", {"k": 1, "row": {"prompt": "Q?"}, "prompt_ids": [13], '
+        '"trajectories": [{"ids": [8], "logps": [-1.0]}]}]], '
+        '"retired": ["r"]}'
+    )
+    buf = ExperienceBuffer()
+    buf.load_state_dict(old)
+    assert buf.contents() == old  # nothing lost (the log-probs were float32 values)
+    assert buf.entries["p"]["trajectories"][1]["logps"].dtype == torch.float32
+    assert buf.entries["p"]["prompt_ids"].tolist() == [11, 12] and buf.retired == {"r"}
+    again = ExperienceBuffer()
+    again.load_state_dict(buf.save(str(tmp_path)), directory=str(tmp_path))
+    assert again.contents() == old
+
+
+def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_path):
+    buf = small_buffer()
+    summary = buf.save(str(tmp_path / "a"))
+    fresh = ExperienceBuffer()
+    with pytest.raises(FileNotFoundError, match=BUFFER_FILE):
+        fresh.load(str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="whole checkpoint folder"):
+        fresh.load_state_dict(summary, directory=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="directory"):
+        fresh.load_state_dict(summary)
+    data = (tmp_path / "a" / BUFFER_FILE).read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / BUFFER_FILE).write_bytes(data[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        fresh.load(str(tmp_path / "cut"))
+    from safetensors.torch import save_file
+
+    (tmp_path / "foreign").mkdir()
+    save_file({"token_ids": torch.zeros(3, dtype=torch.int32)}, str(tmp_path / "foreign" / BUFFER_FILE))
+    with pytest.raises(ValueError, match="not a saved ExGRPO buffer"):
+        fresh.load(str(tmp_path / "foreign"))
+    # A file that is not the one zvp_state.json describes (one log-prob changed).
+    buf.entries["q"]["trajectories"][1]["logps"][0] = -2.5
+    buf.save(str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="does not match"):
+        fresh.load_state_dict(summary, directory=str(tmp_path / "b"))
+    assert len(fresh) == 0 and not fresh.retired  # every refusal left the buffer as it was
+    fresh.load_state_dict(summary, directory=str(tmp_path / "a"))
+    assert fresh.state_dict() == summary
+
+
+def test_buffer_save_is_atomic(tmp_path, monkeypatch):
+    import zvp_trl.exgrpo as exgrpo
+
+    buf = small_buffer()
+    summary = buf.save(str(tmp_path))
+    before = (tmp_path / BUFFER_FILE).read_bytes()
+    buf.update("z", 1, G, row={"prompt": "Z?"}, prompt_ids=[1], trajectories=[([1, 2], [-1.0, -1.0])])
+    calls = []
+
+    def fail_midway(t):
+        calls.append(1)
+        if len(calls) == 6:
+            raise OSError("disk full")
+        return real(t)
+
+    real = exgrpo._little_endian_bytes
+    monkeypatch.setattr(exgrpo, "_little_endian_bytes", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        buf.save(str(tmp_path))
+    # The previous file is intact and no temporary file is left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BUFFER_FILE]
+    assert (tmp_path / BUFFER_FILE).read_bytes() == before
+    assert ExperienceBuffer().load(str(tmp_path)) == summary
+
+
+def test_buffer_stores_compact_copies_and_checks_its_inputs():
+    batch_ids = torch.arange(4000, dtype=torch.long).view(4, 1000)
+    batch_logps = -torch.rand(4, 1000, dtype=torch.float64)
+    buf = ExperienceBuffer()
+    buf.update("p", 1, G, {"prompt": "P?"}, batch_ids[0, :3], [(batch_ids[1, :500], batch_logps[1, :500])])
+    t = buf.entries["p"]["trajectories"][0]
+    # Own storage of exactly 500 tokens (a view would keep the whole batch alive), int32 / float32.
+    assert t["ids"].untyped_storage().nbytes() == 500 * 4 and t["logps"].untyped_storage().nbytes() == 500 * 4
+    assert t["ids"].tolist() == list(range(1000, 1500))
+    assert torch.equal(t["logps"], batch_logps[1, :500].float())
+    assert buf.entries["p"]["prompt_ids"].untyped_storage().nbytes() == 3 * 4
+    batch_ids[1, 0] = -7  # the caller's tensors may change afterwards
+    assert t["ids"][0].item() == 1000
+    with pytest.raises(ValueError, match="int32"):
+        buf.update("p", 1, G, trajectories=[([2**31], [-1.0])])
+    with pytest.raises(ValueError, match="must match"):
+        buf.update("p", 1, G, trajectories=[([1, 2], [-1.0])])
+    with pytest.raises(TypeError, match="integers"):
+        buf.update("p", 1, G, trajectories=[(torch.tensor([1.0]), [-1.0])])
 
 
 def test_replacements_for_retired_by_hand():
@@ -426,7 +602,7 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
     assert actives == [0.0, 0.0, 1.0, 1.0]
     # The replayed row's completion is a stored trajectory of that question.
-    stored = {tuple(t["ids"]) for e in trainer.exgrpo_buffer.entries.values() for t in e["trajectories"]}
+    stored = {tuple(t["ids"].tolist()) for e in trainer.exgrpo_buffer.entries.values() for t in e["trajectories"]}
     row = outputs[3]["completion_ids"][0].tolist()
     assert any(tuple(row[: len(s)]) == s for s in stored)
 
@@ -585,8 +761,13 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     trainer.train()
     state = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
     assert state["exgrpo_phase"] == {"active": True, "draws": 0}  # 0.5 correct > 0.35
-    assert len(state["exgrpo_buffer"]["entries"]) == 2
-    assert state["exgrpo_buffer"] == json.loads(json.dumps(trainer.exgrpo_buffer.state_dict()))
+    # zvp_state.json holds the buffer's summary; the buffer itself is in its own file next to it.
+    assert state["exgrpo_buffer"]["prompts"] == 2 and state["exgrpo_buffer"]["file"] == BUFFER_FILE
+    assert state["exgrpo_buffer"] == trainer.exgrpo_buffer.state_dict()
+    data = (tmp_path / "checkpoint-1" / BUFFER_FILE).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == state["exgrpo_buffer"]["sha256"]
+    saved_contents = trainer.exgrpo_buffer.contents()
+    assert len(saved_contents["entries"]) == 2
     resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=1, **options)
     assert len(resumed.exgrpo_buffer) == 0 and not resumed.exgrpo_phase.active
     generate = resumed._generate_and_score_completions
@@ -595,6 +776,7 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     def record(inputs):  # the state the resumed run starts its next generation batch from
         snapshot = {
             "exgrpo_buffer": resumed.exgrpo_buffer.state_dict(),
+            "contents": resumed.exgrpo_buffer.contents(),
             "exgrpo_phase": resumed.exgrpo_phase.state_dict(),
         }
         at_first_generation.append(json.loads(json.dumps(snapshot)))
@@ -603,6 +785,7 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     resumed._generate_and_score_completions = record
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))  # runs step 2
     assert at_first_generation[0]["exgrpo_buffer"] == state["exgrpo_buffer"]
+    assert at_first_generation[0]["contents"] == saved_contents
     assert at_first_generation[0]["exgrpo_phase"] == {"active": True, "draws": 0}
     assert resumed.exgrpo_phase.draws == 1  # step 2 was mixed and drew from the restored buffer
 
@@ -693,9 +876,9 @@ def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path,
     with torch.no_grad():
         for entry in entries:
             for t in entry["trajectories"]:
-                ids = torch.tensor([entry["prompt_ids"] + t["ids"]])
+                ids = torch.cat([entry["prompt_ids"], t["ids"]]).long().unsqueeze(0)
                 logps, _ = hand_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), len(t["ids"]))
-                assert torch.allclose(logps[0], torch.tensor(t["logps"]), atol=1e-4)
+                assert torch.allclose(logps[0], t["logps"], atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------- sharded training
@@ -758,7 +941,7 @@ def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, t
 
         trainer._generate_and_score_completions = record
         trainer.train()
-        return trainer.exgrpo_buffer.state_dict(), replayed, calls
+        return trainer.exgrpo_buffer.contents(), replayed, calls
 
     buffer, replayed, calls = run(False)
     buffer_c, replayed_c, calls_c = run(True)

@@ -2,6 +2,7 @@
 """Crash and resume: a run SIGKILLed partway and resumed from its last complete checkpoint ends with exactly the
 per-prompt state, logs and weights of the uninterrupted run, for every stateful trainer."""
 
+import hashlib
 import json
 import math
 import subprocess
@@ -14,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from zvp_trl.checkpoints import is_complete_checkpoint, last_complete_checkpoint
+from zvp_trl.exgrpo import BUFFER_FILE, ExperienceBuffer
 
 
 SCRIPT = Path(__file__).parent / "scripts" / "resume_run.py"
@@ -32,6 +34,16 @@ def launch(*args, expect_killed=False):
 
 def state(checkpoint: Path) -> dict:
     return json.loads((checkpoint / "zvp_state.json").read_text())
+
+
+def buffer_file(checkpoint: Path) -> bytes | None:
+    """The ExGRPO buffer file of a checkpoint (None when there is none), checked against zvp_state.json's summary."""
+    path = checkpoint / BUFFER_FILE
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == state(checkpoint)["exgrpo_buffer"]["sha256"]
+    return data
 
 
 def log_after(checkpoint: Path, step: int) -> list[dict]:
@@ -65,6 +77,10 @@ def test_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_p
     final, expected = state(run / "checkpoint-6"), state(reference / "checkpoint-6")
     assert final == expected
     assert final != state(reference / "checkpoint-3")  # the state moved after the resume point
+    # ExGRPO's buffer is in a file of its own: the same bytes (the summaries above hold their SHA-256).
+    for name in ("checkpoint-3", "checkpoint-6"):
+        assert buffer_file(run / name) == buffer_file(reference / name)
+        assert (buffer_file(run / name) is not None) == algorithm.startswith("exgrpo")
     resumed_logs = log_after(run / "checkpoint-6", 3)
     assert len(resumed_logs) == 3 and same_floats(resumed_logs, log_after(reference / "checkpoint-6", 3))
     weights, expected_weights = (
@@ -72,6 +88,78 @@ def test_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_p
         load_file(reference / "checkpoint-6" / "model.safetensors"),
     )
     assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights)
+
+
+def assert_same_run_from(run: Path, reference: Path, resumed_from: int, last: int) -> None:
+    """The resumed run ends with the uninterrupted run's state, buffer file, logs and weights."""
+    final = state(run / f"checkpoint-{last}")
+    assert final == state(reference / f"checkpoint-{last}")
+    assert buffer_file(run / f"checkpoint-{last}") == buffer_file(reference / f"checkpoint-{last}") is not None
+    resumed_logs = log_after(run / f"checkpoint-{last}", resumed_from)
+    assert len(resumed_logs) == last - resumed_from
+    assert same_floats(resumed_logs, log_after(reference / f"checkpoint-{last}", resumed_from))
+    weights = load_file(run / f"checkpoint-{last}" / "model.safetensors")
+    expected_weights = load_file(reference / f"checkpoint-{last}" / "model.safetensors")
+    assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights)
+
+
+def test_realistic_buffer_killed_mid_step_resumes_bit_identically(tiny_model_path, tmp_path):
+    # 64 extra questions x 8 trajectories x 2,048 tokens (1M tokens, an 8 MB buffer file) on top of what training
+    # collects; their groups are drawn and replayed (2,048-token rows) like the others.
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    common = ["--algorithm", "exgrpo", "--model", tiny_model_path, "--max_steps", "6", "--prefill_buffer", "64,2048"]
+    launch(*common, "--output_dir", str(run), "--kill_at", "4", "--kill_in", "generation", expect_killed=True)
+    launch(*common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+    saved = state(run / "checkpoint-3")
+    assert saved == state(reference / "checkpoint-3")
+    assert saved["exgrpo_buffer"]["tokens"] >= 64 * 8 * 2048 and saved["exgrpo_buffer"]["prompts"] >= 64
+    assert (run / "checkpoint-3" / BUFFER_FILE).stat().st_size > 8 * 64 * 8 * 2048  # int32 id + float32 log-prob
+    assert (run / "checkpoint-3" / "zvp_state.json").stat().st_size < 2000  # the summary only
+    assert buffer_file(run / "checkpoint-3") == buffer_file(reference / "checkpoint-3")
+    assert_same_run_from(run, reference, 3, 6)
+    assert state(run / "checkpoint-6")["exgrpo_phase"]["draws"] == 6  # every step replayed
+    assert state(run / "checkpoint-6") != saved
+
+
+def test_killed_while_writing_the_buffer_resumes_from_the_checkpoint_before(tiny_model_path, tmp_path):
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    # A 2 MB buffer file; the process is killed once 1 MB of checkpoint-3's is written.
+    common = ["--algorithm", "exgrpo", "--model", tiny_model_path, "--max_steps", "5", "--prefill_buffer", "16,2048"]
+    launch(*common, "--output_dir", str(run), "--kill_at", "3", "--kill_in", "buffer_save", expect_killed=True)
+    checkpoint = run / "checkpoint-3"
+    partial = checkpoint / (BUFFER_FILE + ".tmp")
+    assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "optimizer.pt").is_file()
+    assert 1 << 20 <= partial.stat().st_size < (run / "checkpoint-2" / BUFFER_FILE).stat().st_size
+    assert not (checkpoint / BUFFER_FILE).exists() and not (checkpoint / "zvp_state.json").exists()
+    assert not is_complete_checkpoint(str(checkpoint))
+    with pytest.warns(UserWarning, match="checkpoint-3"):
+        assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-2")
+    launch(*common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+    assert not partial.exists() and is_complete_checkpoint(str(checkpoint))  # rewritten by the resumed run
+    assert state(checkpoint) == state(reference / "checkpoint-3")
+    assert_same_run_from(run, reference, 2, 5)
+
+
+def test_checkpoint_with_the_buffer_inline_in_json_resumes(tiny_model_path, tmp_path):
+    """Checkpoints written before the binary buffer file held the buffer as lists in zvp_state.json: they resume to
+    the same run."""
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    common = ["--algorithm", "exgrpo", "--model", tiny_model_path, "--max_steps", "6"]
+    launch(*common, "--output_dir", str(run), "--kill_at", "4", "--kill_in", "generation", expect_killed=True)
+    # Rewrite checkpoint-3 in the earlier layout: the buffer as JSON lists in zvp_state.json, no buffer file.
+    checkpoint = run / "checkpoint-3"
+    saved = state(checkpoint)
+    buffer = ExperienceBuffer()
+    assert buffer.load(str(checkpoint)) == saved["exgrpo_buffer"]
+    inline = json.loads(json.dumps(buffer.contents()))
+    entries = inline["entries"]
+    assert entries and all(isinstance(t["ids"], list) for _, entry in entries for t in entry["trajectories"])
+    (checkpoint / "zvp_state.json").write_text(json.dumps({**saved, "exgrpo_buffer": inline}))
+    (checkpoint / BUFFER_FILE).unlink()
+    launch(*common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+    assert not (checkpoint / BUFFER_FILE).exists()  # resumed from it, not rewritten
+    assert saved == state(reference / "checkpoint-3")
+    assert_same_run_from(run, reference, 3, 6)
 
 
 def test_killed_while_saving_resumes_from_the_checkpoint_before(tiny_model_path, tmp_path):

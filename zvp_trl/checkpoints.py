@@ -5,7 +5,8 @@ transformers' `get_last_checkpoint` returns the highest-numbered `checkpoint-*` 
 to the end; a process killed while saving leaves such a folder behind, and resuming from it fails (or, with state
 files missing, would silently restart per-prompt state from scratch). `last_complete_checkpoint` skips incomplete
 folders. A checkpoint is complete when the files transformers writes last (`trainer_state.json`, parseable) and the
-zvp_trl state (`zvp_state.json`, parseable) are there: both are written after the model, optimizer and RNG states.
+zvp_trl state (`zvp_state.json`, parseable) are there: both are written after the model, optimizer and RNG states,
+and zvp_state.json after the files of per-run state kept apart from it (ExGRPO's `exgrpo_buffer.safetensors`).
 """
 
 import json

@@ -27,7 +27,7 @@ Layouts (TRL's dataloader gives process `r` the rows `[r * L, (r + 1) * L)` of e
 The layout is chosen by trying the split one first and falling back only when the config rejects it for that reason.
 
 Each rank writes `rank{r}.json`: the layout and dataset, `{name: state_dict()}` of every object in
-`trainer._checkpointed_state` before and after training, every reward computation it saw (`rounds`: step, the local
+`trainer._checkpointed_state` (the ExGRPO buffer's whole `contents()`) before and after training, every reward computation it saw (`rounds`: step, the local
 rows' prompt ids / kinds / rewards and the gathered rewards) and every training batch it produced (`batches`:
 advantages plus whatever the trainer adds: RL-ZVP signs, ERPO temperatures, ExGRPO replay flags), the state after
 the first optimizer step, and what the process runs (accelerate's distributed type, process count, how the model's
@@ -125,8 +125,16 @@ def build(algorithm: str, out: Path, fsdp2: bool = False):
 
 
 def state_of(trainer) -> dict:
-    # Through JSON, as in a checkpoint's zvp_state.json (the deep copy also freezes the "before" snapshot).
-    return json.loads(json.dumps({name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()}))
+    # Through JSON, as in a checkpoint's zvp_state.json (the deep copy also freezes the "before" snapshot); the ExGRPO
+    # buffer, which checkpoints keep in a binary file, as its whole contents.
+    return json.loads(
+        json.dumps(
+            {
+                name: obj.contents() if hasattr(obj, "contents") else obj.state_dict()
+                for name, obj in trainer._checkpointed_state.items()
+            }
+        )
+    )
 
 
 def parameter_layout(trainer) -> dict:

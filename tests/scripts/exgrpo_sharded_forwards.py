@@ -82,7 +82,7 @@ def replay_draw(out: Path, collective: bool) -> dict:
     rows = [{"prompt": f"Q: {g}+2=?\nA:"} for g in range(2) for _ in range(G)]  # 2 local groups: 1 replayed
     with torch.no_grad():
         _, replays, _ = trainer._exgrpo_plan_replays(rows)
-    return {**counts, "replayed": [t["ids"] for t in replays.values()]}
+    return {**counts, "replayed": [t["ids"].tolist() for t in replays.values()]}
 
 
 def training_run(out: Path, collective: bool) -> dict:
@@ -97,7 +97,7 @@ def training_run(out: Path, collective: bool) -> dict:
 
     trainer._generate_and_score_completions = record
     trainer.train()
-    return {**counts, "replayed": replayed, "buffer": trainer.exgrpo_buffer.state_dict()}
+    return {**counts, "replayed": replayed, "buffer": trainer.exgrpo_buffer.contents()}
 
 
 def main():

@@ -5,6 +5,11 @@
                                       step STEP, i.e. mid-step, after checkpoint-(STEP-1) was saved.
 --kill_at STEP --kill_in save       : it kills itself while saving checkpoint-STEP, after the model weights were
                                       written and before the optimizer, RNG, zvp_state.json and trainer_state.json.
+--kill_at STEP --kill_in buffer_save: (ExGRPO) it kills itself while writing the buffer file of checkpoint-STEP,
+                                      once part of it is written (before zvp_state.json and trainer_state.json).
+--prefill_buffer PROMPTS,TOKENS     : (ExGRPO, not when resuming) before training, buffers PROMPTS extra questions
+                                      with 8 trajectories of TOKENS tokens each (seeded), a checkpoint of realistic
+                                      size; their groups are replayed like any other.
 --resume                            : resumes with resume_from_checkpoint=True (the last complete checkpoint).
 --reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
                                       so both runs share the process's thread settings.
@@ -50,7 +55,57 @@ def fsdp2_args(state_dict_type: str | None) -> dict:
     return {"fsdp": "full_shard", "fsdp_config": config}
 
 
-def train(algorithm: str, model: str, output_dir: str, max_steps: int, resume: bool, fsdp2: str | None = None):
+def prefill_buffer(trainer, prompts: int, tokens: int) -> None:
+    """Buffers `prompts` questions (not in the dataset) with 8 distinct trajectories of `tokens` tokens each."""
+    generator = torch.Generator().manual_seed(1234)
+    vocab = len(trainer.processing_class)
+    G = trainer.num_generations
+    for i in range(prompts):
+        prompt = f"Q:{100 + i}+1=?\nA:"
+        trajectories = [
+            (torch.randint(3, vocab, (tokens,), generator=generator), -torch.rand(tokens, generator=generator) * 5)
+            for _ in range(8)
+        ]
+        prompt_ids = trainer.processing_class(prompt)["input_ids"]
+        trainer.exgrpo_buffer.update(f"prefill-{i}", 1 + i % (G - 1), G, {"prompt": prompt}, prompt_ids, trajectories)
+
+
+def kill_while_writing_the_buffer(trainer) -> None:
+    """At step KILL["at"], SIGKILLs the process once 1 MB of the buffer file is written (or, for a smaller buffer,
+    once all of it is written, before it is renamed into place)."""
+    buffer = trainer.exgrpo_buffer
+    save, serialise = buffer.save, buffer._serialise
+
+    def serialise_and_die(write):
+        written = [0]
+
+        def write_or_die(data):
+            write(data)
+            written[0] += len(data)
+            if written[0] >= 1 << 20:
+                write.__self__.flush()  # what was written reaches the file, as when a larger save is cut off
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        serialise(write_or_die)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def save_or_die(directory):
+        if trainer.state.global_step == KILL["at"]:
+            buffer._serialise = serialise_and_die
+        return save(directory)
+
+    buffer.save = save_or_die
+
+
+def train(
+    algorithm: str,
+    model: str,
+    output_dir: str,
+    max_steps: int,
+    resume: bool,
+    fsdp2: str | None = None,
+    prefill: tuple[int, int] | None = None,
+):
     config_class, trainer_class = get_algorithm(algorithm).load()
     args = config_class(
         **fsdp2_args(fsdp2),
@@ -80,6 +135,10 @@ def train(algorithm: str, model: str, output_dir: str, max_steps: int, resume: b
             return save(output_dir)
 
         trainer._save_optimizer_and_scheduler = save_or_die
+    if KILL["in"] == "buffer_save":
+        kill_while_writing_the_buffer(trainer)
+    if prefill and not resume:
+        prefill_buffer(trainer, *prefill)
     trainer.train(resume_from_checkpoint=True if resume else None)
 
 
@@ -90,10 +149,11 @@ def main():
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--max_steps", type=int, default=6)
     parser.add_argument("--kill_at", type=int)
-    parser.add_argument("--kill_in", choices=["generation", "save"])
+    parser.add_argument("--kill_in", choices=["generation", "save", "buffer_save"])
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--reference")
     parser.add_argument("--fsdp2", choices=["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
+    parser.add_argument("--prefill_buffer", type=lambda s: tuple(int(x) for x in s.split(",")))
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
     if cli.fsdp2:
@@ -101,10 +161,10 @@ def main():
 
         enable_cpu_fsdp()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})
-    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, cli.fsdp2)
+    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, cli.fsdp2, cli.prefill_buffer)
     if cli.reference:
         KILL.update({"in": None, "at": None})
-        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, resume=False, fsdp2=cli.fsdp2)
+        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, False, cli.fsdp2, cli.prefill_buffer)
     if cli.fsdp2:
         from distributed_exit import exit_distributed
 

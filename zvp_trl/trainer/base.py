@@ -7,7 +7,10 @@
   compared at the same rollout budget. `args.max_rollouts` (see `ZVPBaseConfig`) stops training once the budget is
   spent.
 - Checkpointed state: objects with `state_dict()` / `load_state_dict()` registered in `self._checkpointed_state` are
-  written to `zvp_state.json` in every checkpoint and restored when training resumes from it.
+  written to `zvp_state.json` in every checkpoint and restored when training resumes from it. An object that also
+  has `save(directory)` keeps its bulk data in files of its own (ExGRPO's buffer): `save(checkpoint)` writes them
+  before zvp_state.json and returns the small JSON state stored there, and on resume
+  `load_state_dict(state, directory=checkpoint)` reads them back.
 """
 
 import dataclasses
@@ -202,7 +205,12 @@ class ZVPBaseTrainer(GRPOTrainer):
         # complete also holds this state; tmp file + rename, so a crash never leaves half a file.
         super()._save_optimizer_and_scheduler(output_dir)
         if self.args.should_save:
-            state = {name: obj.state_dict() for name, obj in self._checkpointed_state.items()}
+            # Objects with files of their own write them first (each atomically), so that zvp_state.json, once
+            # there, never refers to a file that is not.
+            state = {
+                name: obj.save(output_dir) if hasattr(obj, "save") else obj.state_dict()
+                for name, obj in self._checkpointed_state.items()
+            }
             tmp = os.path.join(output_dir, STATE_FILE + ".tmp")
             with open(tmp, "w") as f:
                 json.dump(state, f)
@@ -228,7 +236,10 @@ class ZVPBaseTrainer(GRPOTrainer):
                 "run from its model weights (model_name_or_path) instead of resuming."
             )
         for name, obj in self._checkpointed_state.items():
-            obj.load_state_dict(state[name])
+            if hasattr(obj, "save"):
+                obj.load_state_dict(state[name], directory=checkpoint)
+            else:
+                obj.load_state_dict(state[name])
 
 
 class GRPOBaselineTrainer(ZVPBaseTrainer):

@@ -54,7 +54,7 @@ class ExGRPOPhase:
 
 
 def _json_safe(row: dict) -> dict:
-    # The buffer is saved as JSON: values JSON cannot hold (e.g. numpy scalars) are stored as their string form.
+    # The buffer saves its rows as JSON: values JSON cannot hold (e.g. numpy scalars) are stored as their string form.
     return json.loads(json.dumps(row, default=str))
 
 
@@ -169,7 +169,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         if injection:
             completion_ids = list(completion_ids)
             for row, trajectory in injection.items():
-                completion_ids[row] = list(trajectory["ids"])
+                completion_ids[row] = trajectory["ids"].tolist()
                 if logprobs is not None:
                     # vLLM did not sample this row: its sampling log-probs are unknown (NaN), which TRL reads as "no
                     # vLLM/trainer mismatch to correct" (ratio 1) and leaves out of its sampling/* metrics. (The
@@ -192,9 +192,9 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         completion_ids = torch.full((len(trajectories), width), pad, dtype=torch.long, device=device)
         completion_mask = torch.zeros((len(trajectories), width), dtype=torch.long, device=device)
         for i, t in enumerate(trajectories):
-            completion_ids[i, : len(t["ids"])] = torch.tensor(t["ids"], device=device)
+            completion_ids[i, : len(t["ids"])] = torch.as_tensor(t["ids"], dtype=torch.long, device=device)
             completion_mask[i, : len(t["ids"])] = 1
-        prompt = torch.tensor(entry["prompt_ids"], dtype=torch.long, device=device).expand(len(trajectories), -1)
+        prompt = torch.as_tensor(entry["prompt_ids"], dtype=torch.long, device=device).expand(len(trajectories), -1)
         input_ids = torch.cat([prompt, completion_ids], dim=1)
         attention_mask = torch.cat([torch.ones_like(prompt), completion_mask], dim=1)
         with torch.no_grad():
@@ -303,10 +303,10 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         for group, trajectory in replays.items():
             row = group * G
             ids = trajectory["ids"][:T]
-            if completion_ids[row, : len(ids)].tolist() != ids:
+            if not torch.equal(completion_ids[row, : len(ids)].cpu(), ids.to(completion_ids.dtype)):
                 raise RuntimeError("ExGRPO: the replayed trajectory was not injected into its row.")
             replay[row] = True
-            recorded[row, : len(ids)] = torch.tensor(trajectory["logps"][:T], dtype=torch.float32, device=device)
+            recorded[row, : len(ids)] = trajectory["logps"][:T].to(device=device, dtype=torch.float32)
         output["exgrpo_replay"] = replay
         output["exgrpo_recorded_logps"] = recorded
         output["exgrpo_mixed"] = torch.tensor(float(mixed), device=device)  # 0-dim: copied into every chunk
@@ -380,16 +380,16 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         elif store_rows:
             logps = self._exgrpo_generating_logps(output, index)
         by_group: dict[int, list] = {}
+        if store_rows:  # one copy to the CPU; each stored row is cloned out (a view would carry the whole batch)
+            stored_ids, stored_logps = output["completion_ids"][index].cpu(), logps.float().cpu()
         for i, row in enumerate(store_rows):
             n = int(lengths[row])
-            by_group.setdefault(row // G, []).append(
-                (output["completion_ids"][row, :n].tolist(), logps[i, :n].float().tolist())
-            )
+            by_group.setdefault(row // G, []).append((stored_ids[i, :n].clone(), stored_logps[i, :n].clone()))
         updates = []
         for g in range(local_groups):
             trajectories = by_group.get(g, [])
             row = g * G
-            prompt_tokens = output["prompt_ids"][row][output["prompt_mask"][row].bool()].tolist()
+            prompt_tokens = output["prompt_ids"][row][output["prompt_mask"][row].bool()].cpu()
             updates.append(
                 {
                     "pid": pids[g],
