@@ -18,8 +18,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
-from zvp_trl.embedded import EmbeddedModelSpec, make_split
-from zvp_trl.models import resolve_model_name
+from zvp_trl.data.embedded import EmbeddedModelSpec, make_split
+from zvp_trl.models.resolve import resolve_model_name
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
 
 

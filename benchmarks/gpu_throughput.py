@@ -130,7 +130,7 @@ def check_dependencies() -> None:
 
 
 def _trainers() -> dict[str, tuple[str, str]]:
-    from zvp_trl.algorithms import ALGORITHMS
+    from zvp_trl.trainer.registry import ALGORITHMS
 
     trainers = {"trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer")}
     trainers.update({name: (a.config, a.trainer) for name, a in ALGORITHMS.items()})
@@ -138,7 +138,7 @@ def _trainers() -> dict[str, tuple[str, str]]:
 
 
 def _algorithm_names() -> list[str]:
-    from zvp_trl.algorithms import ALGORITHMS
+    from zvp_trl.trainer.registry import ALGORITHMS
 
     return list(ALGORITHMS)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 def _trainers() -> dict[str, tuple[str, str]]:
-    from zvp_trl.algorithms import ALGORITHMS
+    from zvp_trl.trainer.registry import ALGORITHMS
 
     trainers = {"trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer")}
     trainers.update({name: (a.config, a.trainer) for name, a in ALGORITHMS.items()})
@@ -51,8 +51,8 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
     from transformers import TrainerCallback
 
     from zvp_trl import accuracy_reward
-    from zvp_trl.embedded import make_split
-    from zvp_trl.models import resolve_model_name
+    from zvp_trl.data.embedded import make_split
+    from zvp_trl.models.resolve import resolve_model_name
 
     class StepTimer(TrainerCallback):
         def __init__(self):

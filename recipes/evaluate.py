@@ -7,29 +7,12 @@
     python recipes/evaluate.py --model_name_or_path outputs/embedded-rl_zvp --benchmarks embedded --top_p 1.0 \\
         --max_tokens 96                     # a trained embedded model; `embedded` names the untrained base model
 
-Model names are resolved as in recipes/train.py (`zvp_trl.models.resolve_model_name`).
+Model names are resolved as in recipes/train.py (`zvp_trl.models.resolve.resolve_model_name`).
 
 Writes <output_dir>/<benchmark>.jsonl, summary.json and results.md; rerunning resumes.
 """
 
-from pathlib import Path
-
-from trl import TrlParser
-
-from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model, uses_vllm
-from zvp_trl.models import resolve_model_name
-
-
-def main(argv=None):
-    (args,) = TrlParser((EvaluationArguments,)).parse_args_and_config(argv)
-    if args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required.")
-    # The names recipes/train.py takes: `embedded`, `smollm2-offline`, a Hub id or a local path.
-    args.model_name_or_path = resolve_model_name(args.model_name_or_path, use_vllm=uses_vllm(args))
-    summary = evaluate_model(args)
-    print((Path(args.output_dir) / "results.md").read_text())
-    print(f"per-sample results and summary in {args.output_dir}")
-    return summary
+from zvp_trl.scripts.evaluate import main
 
 
 if __name__ == "__main__":

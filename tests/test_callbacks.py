@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import zvp_trl.callbacks as callbacks
-from zvp_trl.callbacks import BenchmarkEvalCallback
+import zvp_trl.trainer.callbacks as callbacks
+from zvp_trl.trainer.callbacks import BenchmarkEvalCallback
 
 
 def test_best_and_final_selection(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 from datasets import Dataset
 from math_eval_data import expected_rows, math_eval_dir
 
-from zvp_trl.data import (
+from zvp_trl.data.math_datasets import (
     BOXED_PROMPT_TEMPLATE,
     DATASETS,
     DatasetSpec,
@@ -180,7 +180,7 @@ def test_registry():
 class TestLoadMathFormat:
     def test_jsonl(self, tmp_path, caplog):
         path = write_jsonl(tmp_path / "math.jsonl", MATH_ROWS)
-        with caplog.at_level(logging.WARNING, logger="zvp_trl.data"):
+        with caplog.at_level(logging.WARNING, logger="zvp_trl.data.math_datasets"):
             ds = load_math_dataset(str(path))
         assert "Dropped 1/4 rows" in caplog.text
         assert ds.column_names == ["prompt", "solution", "question"]
@@ -403,7 +403,7 @@ class TestHubRouting:
             calls.append((path, name, split, kwargs))
             return Dataset.from_list(data[path])
 
-        monkeypatch.setattr("zvp_trl.data.load_dataset", fake_load_dataset)
+        monkeypatch.setattr("zvp_trl.data.math_datasets.load_dataset", fake_load_dataset)
         return calls
 
     def test_registry_name(self, calls):

@@ -10,9 +10,15 @@ import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
-from zvp_trl.dynamic_sampling import groups_per_process, plan_groups
+from zvp_trl.algorithms.dynamic_sampling import (
+    PromptSampler,
+    concat_outputs,
+    groups_per_process,
+    plan_groups,
+    select_rows,
+)
 from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
-from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer, PromptSampler, concat_outputs, select_rows
+from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer
 
 
 G = 4

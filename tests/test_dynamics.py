@@ -8,9 +8,10 @@ import pytest
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
-import zvp_trl.dynamics as dynamics
+import zvp_trl.evaluation.dynamics as dynamics
 from zvp_trl import RLZVPConfig, RLZVPTrainer, accuracy_reward
-from zvp_trl.dynamics import DynamicsPlotCallback, dynamics_panels, plot_training_dynamics
+from zvp_trl.evaluation.dynamics import dynamics_panels, plot_training_dynamics
+from zvp_trl.trainer.callbacks import DynamicsPlotCallback
 
 
 pytest.importorskip("matplotlib")
@@ -191,14 +192,14 @@ def test_drawing_failure_only_warns(tmp_path, monkeypatch, caplog):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(dynamics, "plot_training_dynamics", boom)
-    with caplog.at_level(logging.WARNING, logger="zvp_trl.dynamics"):
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.callbacks"):
         DynamicsPlotCallback().on_train_end(SimpleNamespace(output_dir=str(tmp_path)), state(history({})), None)
     assert "disk full" in caplog.text
 
 
 def test_without_matplotlib_warns_and_skips(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(dynamics, "matplotlib_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="zvp_trl.dynamics"):
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.callbacks"):
         callback = DynamicsPlotCallback()
     assert "matplotlib is not installed" in caplog.text
     callback.on_train_end(SimpleNamespace(output_dir=str(tmp_path)), state(history({})), None)

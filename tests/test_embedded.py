@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from zvp_trl.embedded import (
+from zvp_trl.data.embedded import (
     EmbeddedModelSpec,
     build_embedded_model,
     build_tokenizer,
@@ -15,8 +15,8 @@ from zvp_trl.embedded import (
     make_dataset,
     sample_problem,
 )
-from zvp_trl.embedded.task import ArithmeticProblem, num_ops_weights
-from zvp_trl.rewards import accuracy_reward
+from zvp_trl.data.embedded.task import ArithmeticProblem, num_ops_weights
+from zvp_trl.data.rewards import accuracy_reward
 
 
 TINY = EmbeddedModelSpec(hidden_size=16, intermediate_size=32, num_hidden_layers=1, warmup_steps=3, batch_size=4)
@@ -77,7 +77,7 @@ def test_dataset_columns():
 
 
 def test_default_splits_are_fixed_and_disjoint_streams():
-    from zvp_trl.embedded import make_split
+    from zvp_trl.data.embedded import make_split
 
     train, heldout = make_split("train"), make_split("heldout")
     assert (len(train), len(heldout)) == (2048, 256)

@@ -3,7 +3,7 @@ from math import comb
 
 import pytest
 
-from zvp_trl.evaluation import pass_at_k
+from zvp_trl.evaluation.accuracy import pass_at_k
 
 
 @pytest.mark.parametrize(

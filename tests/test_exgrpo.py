@@ -12,9 +12,7 @@ import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
-from zvp_trl.exgrpo import (
-    BUFFER_FILE,
-    ExperienceBuffer,
+from zvp_trl.algorithms.exgrpo import (
     exgrpo_bucket_weights,
     mean_token_entropy,
     policy_shaping,
@@ -22,6 +20,7 @@ from zvp_trl.exgrpo import (
     sample_bucket_counts,
     sample_buffer_prompts,
 )
+from zvp_trl.algorithms.exgrpo_buffer import BUFFER_FILE, ExperienceBuffer
 from zvp_trl.trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from zvp_trl.trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
 
@@ -286,7 +285,7 @@ def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_
 
 
 def test_buffer_save_is_atomic(tmp_path, monkeypatch):
-    import zvp_trl.exgrpo as exgrpo
+    import zvp_trl.algorithms.exgrpo_buffer as exgrpo_buffer
 
     buf = small_buffer()
     summary = buf.save(str(tmp_path))
@@ -300,8 +299,8 @@ def test_buffer_save_is_atomic(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real(t)
 
-    real = exgrpo._little_endian_bytes
-    monkeypatch.setattr(exgrpo, "_little_endian_bytes", fail_midway)
+    real = exgrpo_buffer._little_endian_bytes
+    monkeypatch.setattr(exgrpo_buffer, "_little_endian_bytes", fail_midway)
     with pytest.raises(OSError, match="disk full"):
         buf.save(str(tmp_path))
     # The previous file is intact and no temporary file is left behind.
@@ -347,7 +346,7 @@ def test_replacements_for_retired_by_hand():
 
 
 def test_dataset_prompt_ids_match_row_ids():
-    from zvp_trl.prompt_ids import dataset_prompt_ids, prompt_id
+    from zvp_trl.algorithms.prompt_ids import dataset_prompt_ids, prompt_id
 
     dataset = Dataset.from_dict({"prompt": ["x", "y"], "uid": [7, 9]})
     assert dataset_prompt_ids(dataset) == [prompt_id(row) for row in dataset]
@@ -690,7 +689,7 @@ def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
         tiny_model_path, tmp_path, reward, max_steps=2, exgrpo_start_threshold=None, shuffle_dataset=False
     )
     trainer.train()
-    from zvp_trl.prompt_ids import prompt_content_id
+    from zvp_trl.algorithms.prompt_ids import prompt_content_id
 
     retired = prompt_content_id("Q: 0+1=?\nA:")
     assert trainer.exgrpo_buffer.retired == {retired}

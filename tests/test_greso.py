@@ -9,7 +9,7 @@ import pytest
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
-from zvp_trl.greso import (
+from zvp_trl.algorithms.greso import (
     GRESOState,
     greso_skip_probability,
     next_round_size,

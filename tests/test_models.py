@@ -1,5 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""One model-name resolution (`zvp_trl.models.resolve_model_name`) for every entry point: recipes/train.py,
+"""One model-name resolution (`zvp_trl.models.resolve.resolve_model_name`) for every entry point: recipes/train.py,
 recipes/evaluate.py and the benchmark scripts mean the same model by the same name."""
 
 import ast
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from zvp_trl import embedded, offline_models
-from zvp_trl.benchmark_eval import EvaluationArguments, uses_vllm
-from zvp_trl.embedded import EmbeddedModelSpec, get_embedded_model_path
-from zvp_trl.models import EMBEDDED_MODEL_NAME, resolve_model_name
+from zvp_trl.data import embedded
+from zvp_trl.data.embedded import EmbeddedModelSpec, get_embedded_model_path
+from zvp_trl.evaluation.benchmark_eval import EvaluationArguments, uses_vllm
+from zvp_trl.models import smollm2 as offline_models
+from zvp_trl.models.resolve import EMBEDDED_MODEL_NAME, resolve_model_name
 from zvp_trl.scripts.train import main as train_main
 from zvp_trl.scripts.train import uses_embedded_model
 
@@ -117,10 +118,14 @@ def test_the_evaluation_backend_decides_the_embedded_heads(monkeypatch):
 
 @pytest.mark.parametrize(
     "path",
-    ["recipes/evaluate.py", "zvp_trl/scripts/train.py", *sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))],
+    [
+        "zvp_trl/scripts/evaluate.py",
+        "zvp_trl/scripts/train.py",
+        *sorted(p.name for p in (REPO / "benchmarks").glob("*.py")),
+    ],
 )
 def test_no_entry_point_resolves_names_its_own_way(path):
-    """Entry points name models through zvp_trl.models only: no direct use of the builders a name stands for."""
+    """Entry points name models through zvp_trl.models.resolve only: no direct use of the builders a name stands for."""
     file = REPO / path if "/" in path else REPO / "benchmarks" / path
     tree = ast.parse(file.read_text())
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}

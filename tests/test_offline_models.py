@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from zvp_trl import offline_models
-from zvp_trl.offline_models import (
+from zvp_trl.models import smollm2 as offline_models
+from zvp_trl.models.smollm2 import (
     SMOLLM2_HUB_ID,
     find_smollm2_gguf,
     get_smollm2_135m_instruct,
@@ -106,7 +106,7 @@ def test_resolve_model_name(smollm2, monkeypatch):
 def test_end_to_end_evaluation_on_two_local_benchmarks(smollm2, tmp_path):
     from math_eval_data import math_eval_dir
 
-    from zvp_trl.benchmark_eval import EvaluationArguments, evaluate_model
+    from zvp_trl.evaluation.benchmark_eval import EvaluationArguments, evaluate_model
 
     path, _ = smollm2
     data_dir = math_eval_dir()

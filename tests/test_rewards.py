@@ -7,8 +7,8 @@ import pytest
 import trl.rewards
 from math_verify import parse, verify
 
-from zvp_trl import rewards
-from zvp_trl.rewards import (
+from zvp_trl.data import rewards
+from zvp_trl.data.rewards import (
     accuracy_reward,
     batch_math_verify_accuracy,
     boxed_format_reward,

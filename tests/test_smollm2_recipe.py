@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from zvp_trl.offline_models import SMOLLM2_OFFLINE_NAME
+from zvp_trl.models.smollm2 import SMOLLM2_OFFLINE_NAME
 from zvp_trl.scripts import train as train_script
 
 

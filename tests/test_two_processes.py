@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from zvp_trl.algorithms import ALGORITHMS
+from zvp_trl.trainer.registry import ALGORITHMS
 
 
 WORLD = 2

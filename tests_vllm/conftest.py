@@ -15,7 +15,7 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def pytest_configure(config):
-    from zvp_trl.vllm_cpu import vllm_platform_is_cpu
+    from zvp_trl.trainer.vllm_cpu import vllm_platform_is_cpu
 
     if not vllm_platform_is_cpu():
         raise pytest.UsageError(
@@ -26,7 +26,7 @@ def pytest_configure(config):
 
 def vllm_env() -> dict[str, str]:
     """The environment of a child process that runs vLLM on the CPU."""
-    from zvp_trl.vllm_cpu import vllm_cpu_environment
+    from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
 
     return {**os.environ, **vllm_cpu_environment(kv_cache_gib=1), "HF_HUB_OFFLINE": "1"}
 
@@ -52,7 +52,7 @@ def run_script(name: str, *args: str, timeout: int = 600, check: bool = True) ->
 def vllm_model_path(tmp_path_factory):
     """A small model of the embedded task that vLLM's CPU backend can load (heads of 32), briefly warm-started so its
     next-token distributions are peaked (temperature changes them)."""
-    from zvp_trl.embedded import EmbeddedModelSpec, build_embedded_model
+    from zvp_trl.data.embedded import EmbeddedModelSpec, build_embedded_model
 
     path = tmp_path_factory.mktemp("vllm_model")
     spec = EmbeddedModelSpec(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import vllm_env
 
-from zvp_trl.rewards import extract_boxed_answer
+from zvp_trl.data.rewards import extract_boxed_answer
 
 
 EVALUATE = Path(__file__).resolve().parents[1] / "recipes" / "evaluate.py"

@@ -77,7 +77,7 @@ def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.generation.vllm_client import VLLMClient
 
-    from zvp_trl.per_row_temperature import generate_grouped_by_temperature
+    from zvp_trl.trainer.per_row_temperature import generate_grouped_by_temperature
 
     tokenizer = AutoTokenizer.from_pretrained(vllm_model_path)
     model = AutoModelForCausalLM.from_pretrained(vllm_model_path).eval()

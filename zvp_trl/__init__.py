@@ -3,15 +3,14 @@
 
 __version__ = "0.1.0.dev0"
 
-from .advantages import rl_zvp_token_advantages, zero_variance_signs
-from .algorithms import ALGORITHMS, get_algorithm
-from .data import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
-from .erpo import PromptTemperatureHistory, erpo_next_temperature
-from .evaluation import evaluate_accuracy, pass_at_k, sample_completions
-from .exgrpo import ExperienceBuffer, exgrpo_bucket_weights, policy_shaping
-from .greso import GRESOState, greso_skip_probability
-from .prompt_ids import prompt_id
-from .rewards import (
+from .algorithms.erpo import PromptTemperatureHistory, erpo_next_temperature
+from .algorithms.exgrpo import exgrpo_bucket_weights, policy_shaping
+from .algorithms.exgrpo_buffer import ExperienceBuffer
+from .algorithms.greso import GRESOState, greso_skip_probability
+from .algorithms.prompt_ids import prompt_id
+from .algorithms.rl_zvp import rl_zvp_token_advantages, zero_variance_signs
+from .data.math_datasets import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
+from .data.rewards import (
     accuracy_reward,
     boxed_format_reward,
     extract_boxed_answer,
@@ -19,6 +18,7 @@ from .rewards import (
     make_accuracy_reward,
     math_verify_accuracy,
 )
+from .evaluation.accuracy import evaluate_accuracy, pass_at_k, sample_completions
 from .trainer.base import GRPOBaselineTrainer
 from .trainer.base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .trainer.dynamic_sampling_config import GRPODSConfig
@@ -29,6 +29,7 @@ from .trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
 from .trainer.greso_config import GRESOConfig
 from .trainer.greso_trainer import GRESOTrainer
+from .trainer.registry import ALGORITHMS, get_algorithm
 from .trainer.rl_zvp_config import RLZVPConfig
 from .trainer.rl_zvp_trainer import RLZVPTrainer
 

@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_two_processes.py under `torchrun --nproc_per_node 2` (gloo, CPU), once per registered algorithm:
 `every_trainer_two_processes.py --algorithm NAME`; by tests/test_fsdp2.py with `--fsdp2` added: the same run under
-accelerate's FSDP2 (`zvp_trl.cpu_fsdp`, parameters sharded over the two CPU processes).
+accelerate's FSDP2 (`zvp_trl.trainer.cpu_fsdp`, parameters sharded over the two CPU processes).
 
 Trains that algorithm's trainer for `MAX_STEPS` optimizer steps on a tiny dataset with a deterministic reward that
 depends on the dataset row's `kind`, on the process and (for `mixed`) on the row's position in its group, never on the
@@ -157,11 +157,13 @@ def parameter_layout(trainer) -> dict:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--algorithm", required=True)
-    parser.add_argument("--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.cpu_fsdp)")
+    parser.add_argument(
+        "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.trainer.cpu_fsdp)"
+    )
     cli = parser.parse_args()
     algorithm = cli.algorithm
     if cli.fsdp2:
-        from zvp_trl.cpu_fsdp import enable_cpu_fsdp
+        from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])

@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_fsdp2.py under `torchrun --nproc_per_node 2` (gloo, CPU): RL-ZVP with a LoRA adapter under FSDP2
-(zvp_trl.cpu_fsdp). Each rank writes `lora_rank{r}.json`: for every parameter of the prepared model, whether it is a
+(zvp_trl.trainer.cpu_fsdp). Each rank writes `lora_rank{r}.json`: for every parameter of the prepared model, whether it is a
 `DTensor` shard, whether it trains, and whether its full (gathered) value changed over training."""
 
 import json
@@ -14,7 +14,7 @@ from peft import LoraConfig
 from torch.distributed.tensor import DTensor
 from transformers import TrainerCallback
 
-from zvp_trl.cpu_fsdp import enable_cpu_fsdp
+from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
 
 
 def reward(completions, **kwargs):

@@ -14,7 +14,7 @@
 --reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
                                       so both runs share the process's thread settings.
 --fsdp2 STATE_DICT_TYPE             : under `torchrun --nproc_per_node 2`, train with FSDP2 on the CPU processes
-                                      (zvp_trl.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
+                                      (zvp_trl.trainer.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
 """
 
 import argparse
@@ -24,7 +24,7 @@ import signal
 import torch
 from datasets import Dataset
 
-from zvp_trl.algorithms import get_algorithm
+from zvp_trl.trainer.registry import get_algorithm
 
 
 ALGORITHM_OVERRIDES = {
@@ -157,7 +157,7 @@ def main():
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
     if cli.fsdp2:
-        from zvp_trl.cpu_fsdp import enable_cpu_fsdp
+        from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})

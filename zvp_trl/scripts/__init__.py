@@ -1,0 +1,2 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Entry points (`recipes/*.py` call them): `train`, `evaluate`, `prepare_smollm2`."""

@@ -8,7 +8,7 @@ Configured the TRL way: a `TrlParser` over the script arguments below, the chose
 With no model given (no `--model_name_or_path` on the command line or in the YAML, or the name `embedded`), the run
 uses the embedded task: the tiny warm-started Qwen3 model the package builds and caches itself, the offline arithmetic
 dataset, and CPU-sized defaults (see `EMBEDDED_TRAINING_DEFAULTS`); any flag you pass overrides those defaults. Model
-names go through `zvp_trl.models.resolve_model_name`, as in `recipes/evaluate.py` and the benchmarks.
+names go through `zvp_trl.models.resolve.resolve_model_name`, as in `recipes/evaluate.py` and the benchmarks.
 """
 
 import json
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
-from ..embedded.task import DIFFICULTY, MAX_OPS, SPLIT_SIZES
+from ..data.embedded.task import DIFFICULTY, MAX_OPS, SPLIT_SIZES
+from ..trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TrainScriptArguments:
     dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "Training data: a registered name of `zvp_trl.data.DATASETS` (e.g. `math`, `dapo_math_17k`), a "
+            "help": "Training data: a registered name of `zvp_trl.data.math_datasets.DATASETS` (e.g. `math`, `dapo_math_17k`), a "
             "Hub dataset id, a local json/jsonl/parquet file, or `embedded` (the embedded arithmetic prompts, with "
             "their held-out before/after evaluation, for any model). Default: the embedded arithmetic task."
         },
@@ -132,7 +132,7 @@ class TrainScriptArguments:
     )
 
     def __post_init__(self):
-        from ..data import parse_fewshot_examples
+        from ..data.math_datasets import parse_fewshot_examples
 
         get_algorithm(self.algorithm)  # clear error for an unknown name
         if self.system_prompt is not None and not self.conversational:
@@ -191,7 +191,7 @@ def _yaml_config(argv: list[str]) -> dict:
 def uses_embedded_model(argv: list[str]) -> bool:
     """True when no model is named on the command line or in the YAML config, or the model named is `embedded`: the
     embedded task runs."""
-    from ..models import EMBEDDED_MODEL_NAME
+    from ..models.resolve import EMBEDDED_MODEL_NAME
 
     name = _flag_value(argv, "model_name_or_path")
     if name is None:
@@ -221,7 +221,7 @@ def make_parser(argv: list[str]):
 def _reward_funcs(names: list[str], script_args, training_args):
     import importlib
 
-    from ..rewards import accuracy_reward, boxed_format_reward, get_soft_overlong_punishment
+    from ..data.rewards import accuracy_reward, boxed_format_reward, get_soft_overlong_punishment
 
     funcs = []
     for name in names:
@@ -251,8 +251,8 @@ EMBEDDED_DATASET_NAME = "embedded"
 def _embedded_as_questions(dataset, script_args):
     """The embedded prompts (`"Q: 3+4=?\\nA:"`) as questions (`"What is 3+4?"`) in the prompt template, as chat
     messages with `--conversational` (for pretrained chat models)."""
-    from ..data import BOXED_PROMPT_TEMPLATE, format_prompt
-    from ..embedded.task import PROMPT_FORMAT
+    from ..data.embedded.task import PROMPT_FORMAT
+    from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt
 
     prefix, suffix = PROMPT_FORMAT.split("{expression}")
     template = script_args.prompt_template or BOXED_PROMPT_TEMPLATE
@@ -277,7 +277,7 @@ def _datasets(script_args, embedded: bool):
                 "--dataset_name is required when --model_name_or_path is given (`embedded` for the embedded "
                 "arithmetic prompts)."
             )
-        from ..embedded import make_split
+        from ..data.embedded import make_split
 
         train = make_split(
             "train",
@@ -306,7 +306,7 @@ def _datasets(script_args, embedded: bool):
             train = _embedded_as_questions(train, script_args)
             heldout = None if heldout is None else _embedded_as_questions(heldout, script_args)
         return train, heldout
-    from ..data import BOXED_PROMPT_TEMPLATE, load_math_dataset
+    from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, load_math_dataset
 
     train = load_math_dataset(
         script_args.dataset_name,
@@ -326,8 +326,8 @@ def _datasets(script_args, embedded: bool):
 def _heldout_accuracy(trainer, heldout, script_args) -> dict | None:
     if heldout is None or len(heldout) == 0 or not trainer.accelerator.is_main_process:
         return None
-    from ..evaluation import evaluate_accuracy
-    from ..rewards import accuracy_reward
+    from ..data.rewards import accuracy_reward
+    from ..evaluation.accuracy import evaluate_accuracy
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     prompts = list(heldout["prompt"])
@@ -393,9 +393,9 @@ class DistributedRequest:
 
 def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
     """FSDP2 asked for on a machine without GPUs: let accelerate take its FSDP path on the CPU processes
-    (`zvp_trl.cpu_fsdp`); accelerate alone would run them as DDP. Never on a machine with a GPU; `ZVP_TRL_CPU_FSDP=0`
+    (`zvp_trl.trainer.cpu_fsdp`); accelerate alone would run them as DDP. Never on a machine with a GPU; `ZVP_TRL_CPU_FSDP=0`
     turns it off (the launch is then refused as a downgrade, unless --allow_distributed_downgrade)."""
-    from ..cpu_fsdp import accelerator_device_visible, enable_cpu_fsdp
+    from ..trainer.cpu_fsdp import accelerator_device_visible, enable_cpu_fsdp
 
     if not request.fsdp or request.fsdp_version != 2 or accelerator_device_visible() is not None:
         return False
@@ -403,7 +403,7 @@ def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
         return False
     enable_cpu_fsdp()
     if state.is_main_process:
-        print("[zvp_trl] FSDP2 on CPU processes (gloo): accelerate's FSDP path enabled by zvp_trl.cpu_fsdp")
+        print("[zvp_trl] FSDP2 on CPU processes (gloo): accelerate's FSDP path enabled by zvp_trl.trainer.cpu_fsdp")
     return True
 
 
@@ -418,7 +418,7 @@ def check_distributed_mode(accelerator, request: DistributedRequest, allow_downg
     if request.fsdp and accelerator.distributed_type != DistributedType.FSDP:
         if cpu:
             cause = (
-                "accelerate selects FSDP only on GPUs (and other accelerators); zvp_trl.cpu_fsdp enables FSDP2 on CPU "
+                "accelerate selects FSDP only on GPUs (and other accelerators); zvp_trl.trainer.cpu_fsdp enables FSDP2 on CPU "
                 "processes only on a machine without GPUs and unless ZVP_TRL_CPU_FSDP=0"
             )
             fix = "on a machine without GPUs, unset ZVP_TRL_CPU_FSDP and use fsdp_version 2; with GPUs, use them"
@@ -480,8 +480,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     state = PartialState()
     distributed_request = DistributedRequest.from_launch(training_args)
     _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
-    from ..embedded import EmbeddedModelSpec
-    from ..models import resolve_model_name
+    from ..data.embedded import EmbeddedModelSpec
+    from ..models.resolve import resolve_model_name
 
     # No model, or `embedded`: the embedded task's model (heads of 32 with use_vllm, which vLLM's CPU attention takes);
     # `smollm2-offline`: the offline SmolLM2. The first use builds or converts it once, the other processes then load it.
@@ -493,12 +493,12 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         )
 
     if training_args.use_vllm and training_args.vllm_mode == "colocate":
-        from ..vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
+        from ..trainer.vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
 
         if vllm_platform_is_cpu():  # vLLM's CPU build: keep live weights so TRL's weight sync reaches generation
             enable_vllm_cpu_weight_sync()
             if state.is_main_process:
-                print("[zvp_trl] vLLM runs on the CPU: its linear layers keep live weights (zvp_trl.vllm_cpu)")
+                print("[zvp_trl] vLLM runs on the CPU: its linear layers keep live weights (zvp_trl.trainer.vllm_cpu)")
     training_args.model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),
         "revision": model_args.model_revision,
@@ -509,12 +509,12 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     train_dataset, heldout = _datasets(script_args, embedded)
     callbacks = []
     if script_args.dynamics_plot:
-        from ..dynamics import DynamicsPlotCallback
+        from ..trainer.callbacks import DynamicsPlotCallback
 
         callbacks.append(DynamicsPlotCallback())
     if script_args.benchmark_eval:
-        from ..callbacks import BenchmarkEvalCallback
-        from ..data import BOXED_PROMPT_TEMPLATE
+        from ..data.math_datasets import BOXED_PROMPT_TEMPLATE
+        from ..trainer.callbacks import BenchmarkEvalCallback
 
         callbacks.append(
             BenchmarkEvalCallback(

@@ -18,13 +18,13 @@ import json
 import os
 
 import torch
-from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
-from ..checkpoints import STATE_FILE, last_complete_checkpoint
-from ..data import check_prompt_column
+from ..data.math_datasets import check_prompt_column
 from .base_config import GRPOBaselineConfig
+from .callbacks import RolloutBudgetCallback
+from .checkpoints import STATE_FILE, last_complete_checkpoint
 
 
 class RolloutCounter:
@@ -40,30 +40,6 @@ class RolloutCounter:
     def load_state_dict(self, state: dict) -> None:
         self.total = int(state["total"])
         self.kept = int(state.get("kept", 0))
-
-
-class RolloutBudgetCallback(TrainerCallback):
-    """Stops training once `counter.total >= max_rollouts`: at the end of that optimizer step (`stop="step"`) or of the
-    generation batch that spent the budget (`stop="generation"`: the step after which the buffered batch is used up,
-    every `steps_per_generation * num_iterations / gradient_accumulation_steps` optimizer steps). The count is
-    identical on every process, so every process stops at the same step."""
-
-    def __init__(self, counter: RolloutCounter, max_rollouts: int, stop: str = "generation"):
-        self.counter = counter
-        self.max_rollouts = max_rollouts
-        self.stop = stop
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.counter.total < self.max_rollouts:
-            return control
-        if self.stop == "generation":
-            per_generation = max(
-                1, args.steps_per_generation * getattr(args, "num_iterations", 1) // args.gradient_accumulation_steps
-            )
-            if state.global_step % per_generation != 0:
-                return control
-        control.should_training_stop = True
-        return control
 
 
 class EpochSeededRepeatSampler(RepeatSampler):
@@ -143,7 +119,7 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
-        `output_dir` (see `zvp_trl.checkpoints`), so a run killed while saving resumes from the one before."""
+        `output_dir` (see `zvp_trl.trainer.checkpoints`), so a run killed while saving resumes from the one before."""
         if resume_from_checkpoint is True:
             checkpoint = last_complete_checkpoint(self.args.output_dir)
             if checkpoint is None:

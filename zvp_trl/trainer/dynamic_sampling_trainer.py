@@ -1,60 +1,24 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import math
-import random
 import textwrap
 
 import torch
 from accelerate.utils import gather_object
 from datasets import IterableDataset
 
-from ..advantages import scalar_rewards, zero_variance_signs
-from ..dynamic_sampling import GroupPlan, groups_per_process, kept_totals, plan_groups
+from ..algorithms.dynamic_sampling import (
+    GroupPlan,
+    PromptSampler,
+    concat_outputs,
+    groups_per_process,
+    kept_totals,
+    per_row_to,
+    plan_groups,
+    select_rows,
+)
+from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
-
-
-# Keys of TRL's generation output that are left-padded; every other (B, T) tensor is right-padded.
-_LEFT_PADDED = ("prompt_ids", "prompt_mask")
-
-
-class PromptSampler:
-    """Draws dataset indices epoch by epoch from a seeded permutation (a fresh one per epoch), identically on every
-    process. Its position is checkpointed, so a resumed run draws the prompts the interrupted run would have drawn."""
-
-    def __init__(self, size: int, seed: int, shuffle: bool = True):
-        if size < 1:
-            raise ValueError("Dynamic sampling needs a non-empty train_dataset to draw prompts from.")
-        self.size = size
-        self.seed = seed
-        self.shuffle = shuffle
-        self.epoch = 0
-        self.position = 0
-        self._order = None
-
-    def _permutation(self) -> list[int]:
-        if self._order is None:
-            order = list(range(self.size))
-            if self.shuffle:
-                # Not the global RNG (TRL seeds it per device) and not the dataloader's permutation (same seed).
-                random.Random(f"zvp-ds-sampler-{self.seed}-{self.epoch}").shuffle(order)
-            self._order = order
-        return self._order
-
-    def draw(self, n: int) -> list[int]:
-        indices = []
-        while len(indices) < n:
-            if self.position >= self.size:
-                self.epoch, self.position, self._order = self.epoch + 1, 0, None
-            take = min(n - len(indices), self.size - self.position)
-            indices.extend(self._permutation()[self.position : self.position + take])
-            self.position += take
-        return indices
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
 
 
 class DynamicSamplingStats:
@@ -75,72 +39,6 @@ class DynamicSamplingStats:
             setattr(self, key, int(state.get(key, 0)))
 
 
-def select_rows(output: dict, index: torch.Tensor) -> dict:
-    """The rows `index` (1-D long tensor) of a generation output: every per-row tensor and list is indexed; 0-dim
-    tensors (batch-global scalars) and `None` are kept as they are."""
-    selected = {}
-    for key, value in output.items():
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            selected[key] = value[index.to(value.device)]
-        elif isinstance(value, list):
-            selected[key] = [value[i] for i in index.tolist()]
-        else:
-            selected[key] = value
-    return selected
-
-
-def _is_per_row(value) -> bool:
-    return isinstance(value, list) or (isinstance(value, torch.Tensor) and value.dim() > 0)
-
-
-def _per_row_to(output: dict, device) -> dict:
-    """The per-row values of a generation output (tensors moved to `device`)."""
-    return {
-        key: value.to(device) if isinstance(value, torch.Tensor) else value
-        for key, value in output.items()
-        if _is_per_row(value)
-    }
-
-
-def concat_outputs(parts: list[dict], pad_values: dict[str, float]) -> dict:
-    """Concatenates generation outputs row-wise. 2-D tensors of different widths are padded first: `prompt_ids` /
-    `prompt_mask` on the left (TRL left-pads prompts), every other one on the right, with `pad_values[key]` (default
-    0). 0-dim tensors and `None` are taken from the last part (recompute batch-global values afterwards)."""
-    if len(parts) == 1:
-        return dict(parts[0])
-    keys = parts[0].keys()
-    for part in parts[1:]:
-        if part.keys() != keys:
-            raise ValueError(
-                f"Cannot concatenate generation outputs with different keys: {sorted(keys)} vs {sorted(part.keys())}."
-            )
-    merged = {}
-    for key in keys:
-        values = [part[key] for part in parts]
-        first = values[-1]
-        if isinstance(first, torch.Tensor) and first.dim() > 0:
-            if first.dim() == 2:
-                width = max(v.size(1) for v in values)
-                padded = []
-                for v in values:
-                    missing = width - v.size(1)
-                    if missing:
-                        filler = v.new_full((v.size(0), missing), pad_values.get(key, 0))
-                        v = torch.cat([filler, v] if key in _LEFT_PADDED else [v, filler], dim=1)
-                    padded.append(v)
-                values = padded
-            elif first.dim() > 2:
-                raise NotImplementedError(
-                    f"Cannot concatenate the {first.dim()}-D output {key!r} (multimodal inputs)."
-                )
-            merged[key] = torch.cat(values, dim=0)
-        elif isinstance(first, list):
-            merged[key] = [item for v in values for item in v]
-        else:
-            merged[key] = first
-    return merged
-
-
 class GRPODSTrainer(ZVPBaseTrainer):
     """
     Trainer for GRPO with DAPO's dynamic sampling, from [DAPO: An Open-Source LLM Reinforcement Learning System at
@@ -157,7 +55,7 @@ class GRPODSTrainer(ZVPBaseTrainer):
     the trainer's own seeded sampler over `train_dataset` (identical on every process, each process taking its own
     contiguous share). Every process runs the same number of rounds, since rounds contain collectives; all of them
     know every process's kept groups from the gathered rewards, so they take the same decisions (see
-    [`~zvp_trl.dynamic_sampling.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
+    [`~zvp_trl.algorithms.dynamic_sampling.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
     count of loss tokens) recomputed. Surplus kept groups are carried to the next optimizer batch (see
     `ds_carry_over`).
 
@@ -387,12 +285,12 @@ class GRPODSTrainer(ZVPBaseTrainer):
             for dest, groups in enumerate(plan.train):
                 mine = [j for source, j in groups if source == rank and dest != rank]
                 if mine:
-                    outgoing[dest] = _per_row_to(select_rows(local, rows_of(mine)), "cpu")
+                    outgoing[dest] = per_row_to(select_rows(local, rows_of(mine)), "cpu")
             received = gather_object([outgoing])
             device = self.accelerator.device
             for source, sent in enumerate(received):
                 if source != rank and rank in sent:
-                    rows = _per_row_to(sent[rank], device)
+                    rows = per_row_to(sent[rank], device)
                     # TRL reads the batch size from the first value: keep the generation output's key order.
                     parts.append({key: rows.get(key, value) for key, value in last_output.items()})
         batch = concat_outputs(parts, self._pad_values())

@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from ..erpo import ON_MIXED, TRIGGERS
+from ..algorithms.erpo import ON_MIXED, TRIGGERS
 from .base_config import ZVPBaseConfig
 from .dynamic_sampling_config import GRPODSConfig
 from .rl_zvp_config import RLZVPConfig

@@ -6,9 +6,13 @@ import torch
 from accelerate.utils import gather_object
 from transformers import LogitsProcessorList
 
-from ..advantages import scalar_rewards, zero_variance_signs
-from ..erpo import PromptTemperatureHistory
-from ..per_row_temperature import (
+from ..algorithms.erpo import PromptTemperatureHistory
+from ..algorithms.prompt_ids import prompt_id, token_prompt_id
+from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
+from .base import ZVPBaseTrainer
+from .dynamic_sampling_trainer import GRPODSTrainer
+from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
+from .per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
     RowScaledHiddenStates,
     backbone_of,
@@ -18,10 +22,6 @@ from ..per_row_temperature import (
     per_row_sampling_agreement,
     temperatures_for_continuations,
 )
-from ..prompt_ids import prompt_id, token_prompt_id
-from .base import ZVPBaseTrainer
-from .dynamic_sampling_trainer import GRPODSTrainer
-from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer
 
 
@@ -44,7 +44,7 @@ class ERPOTrainer(ZVPBaseTrainer):
     Trainer for ERPO, from [Explore Data Left Behind in Reinforcement Learning for Reasoning Language
     Models](https://huggingface.co/papers/2511.04800).
 
-    A per-prompt history ([`~zvp_trl.erpo.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
+    A per-prompt history ([`~zvp_trl.algorithms.erpo.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
     group came back all-correct (a *residual* prompt, which gives GRPO no signal) is sampled at a higher temperature
     the next time it is drawn, raised by `erpo_temperature_step` up to `erpo_max_temperature`, so it yields incorrect
     completions and a learning signal again. Optional RA gives all-correct groups a small negative advantage.
@@ -65,7 +65,7 @@ class ERPOTrainer(ZVPBaseTrainer):
     Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
     TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. With
     environment-owned data (`environment_factory` and no `train_dataset`) a prompt is the one `reset()` returned,
-    identified by its token ids ([`~zvp_trl.prompt_ids.token_prompt_id`]). Not supported: transformers continuous
+    identified by its token ids ([`~zvp_trl.algorithms.prompt_ids.token_prompt_id`]). Not supported: transformers continuous
     batching (one generation config per call).
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].

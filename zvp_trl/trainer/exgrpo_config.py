@@ -1,8 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from ..exgrpo import BUCKET_WEIGHTINGS, check_bucket_weighting
-from ..exgrpo_objective import EXGRPO_LOSS_TYPES
+from ..algorithms.exgrpo import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
 from .base_config import ZVPBaseConfig
 from .rl_zvp_config import RLZVPConfig
 

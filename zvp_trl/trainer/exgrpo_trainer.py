@@ -8,16 +8,16 @@ import torch
 from accelerate.utils import gather_object
 from trl.trainer.utils import nanmax, nanmin
 
-from ..advantages import scalar_rewards
-from ..exgrpo import (
-    ExperienceBuffer,
+from ..algorithms.exgrpo import (
     exgrpo_bucket_weights,
+    exgrpo_per_token_loss,
     mean_token_entropy,
     replacements_for_retired,
     sample_buffer_prompts,
 )
-from ..exgrpo_objective import exgrpo_per_token_loss
-from ..prompt_ids import dataset_prompt_ids, prompt_id
+from ..algorithms.exgrpo_buffer import ExperienceBuffer
+from ..algorithms.prompt_ids import dataset_prompt_ids, prompt_id
+from ..algorithms.rl_zvp import scalar_rewards
 from .base import ZVPBaseTrainer
 from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer

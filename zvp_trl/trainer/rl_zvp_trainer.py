@@ -3,7 +3,7 @@ import textwrap
 
 import torch
 
-from ..advantages import masked_row_max, rl_zvp_token_advantages, scalar_rewards, zero_variance_signs
+from ..algorithms.rl_zvp import masked_row_max, rl_zvp_token_advantages, scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from ..cache import CACHE_ENV_VAR, build_once, cache_root  # noqa: F401 (CACHE_ENV_VAR re-exported)
+from ...models.cache import CACHE_ENV_VAR, build_once, cache_root  # noqa: F401 (CACHE_ENV_VAR re-exported)
 from .task import generate_problems
 from .tokenizer import build_tokenizer
 

@@ -1,14 +1,14 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """A one-file picture of the training dynamics the papers plot, drawn from the trainer's `state.log_history`.
 
-[`DynamicsPlotCallback`] keeps `<output_dir>/training_dynamics.png` up to date during training: one figure with a
+[`~zvp_trl.trainer.callbacks.DynamicsPlotCallback`] keeps `<output_dir>/training_dynamics.png` up to date during training: one figure with a
 panel per group of logged metrics (zero-variance fractions, reward, entropy, completion length, RL-ZVP advantages,
 ERPO temperatures, ExGRPO buffer, GRPO-DS / GRESO filtering, rollouts, benchmark accuracy), x = global step. Only the
 panels whose metrics were logged are drawn. [`dynamics_panels`] is the pure panel selection and
 [`plot_training_dynamics`] draws a figure from any log history, e.g. a finished run's `trainer_state.json`:
 
 ```bash
-python -m zvp_trl.dynamics runs/quick/trainer_state.json  # writes runs/quick/training_dynamics.png
+python -m zvp_trl.evaluation.dynamics runs/quick/trainer_state.json  # writes runs/quick/training_dynamics.png
 ```
 
 matplotlib is an optional dependency (the `dev` extra). Without it the callback warns once and draws nothing; training
@@ -20,16 +20,10 @@ import argparse
 import fnmatch
 import importlib.util
 import json
-import logging
 import math
 import os
-import time
 from pathlib import Path
 
-from transformers import TrainerCallback
-
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_FILENAME = "training_dynamics.png"
 
@@ -156,81 +150,6 @@ def plot_training_dynamics(
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-class DynamicsPlotCallback(TrainerCallback):
-    """Keeps a PNG of the training dynamics up to date: `<output_dir>/<filename>`, redrawn from `state.log_history`
-    every `every_n_logs` log events and at the end of training, on the main process only.
-
-    The callback only reads the log history (it adds nothing to the logs and leaves the `report_to` trackers alone). A
-    drawing failure is logged as a warning and never stops training. Without matplotlib it warns once and does nothing.
-
-    A redraw takes about a second on a busy CPU (ten panels), which is not free next to the embedded task's ~2 s steps
-    with a small `logging_steps`; `min_interval_seconds` bounds that cost whatever the logging frequency.
-
-    Args:
-        every_n_logs (`int`, *optional*, defaults to `1`): redraw every this many log events (`logging_steps`).
-        min_interval_seconds (`float`, *optional*, defaults to `30.0`): and at most once per this many seconds
-            (0 = every `every_n_logs` log events); the end of training always redraws.
-        filename (`str`, *optional*, defaults to `"training_dynamics.png"`): file name (or path relative to
-            `output_dir`; an absolute path is used as is).
-        panels (`dict[str, list[str]]`, *optional*): title -> metric names / fnmatch patterns; default `PANELS`.
-
-    Example:
-    ```python
-    trainer = RLZVPTrainer(..., callbacks=[DynamicsPlotCallback()])
-    ```
-    """
-
-    def __init__(
-        self,
-        every_n_logs: int = 1,
-        filename: str = DEFAULT_FILENAME,
-        panels=None,
-        min_interval_seconds: float = 30.0,
-    ):
-        if every_n_logs < 1:
-            raise ValueError(f"every_n_logs must be >= 1, got {every_n_logs}.")
-        if min_interval_seconds < 0:
-            raise ValueError(f"min_interval_seconds must be >= 0, got {min_interval_seconds}.")
-        self.every_n_logs = every_n_logs
-        self.min_interval_seconds = min_interval_seconds
-        self._last_draw: float | None = None
-        self.filename = filename
-        self.panels = panels
-        self.enabled = matplotlib_available()
-        if not self.enabled:
-            logger.warning(
-                "DynamicsPlotCallback: matplotlib is not installed, so no training-dynamics plot will be drawn "
-                "(`pip install matplotlib` to get one)."
-            )
-        self.num_logs = 0
-        self.last_path: Path | None = None
-
-    def _draw(self, args, state):
-        if not (self.enabled and state.is_world_process_zero):
-            return
-        self._last_draw = time.monotonic()
-        path = Path(args.output_dir) / self.filename
-        title = f"{getattr(args, 'run_name', None) or args.output_dir} - step {state.global_step}"
-        try:
-            written = plot_training_dynamics(state.log_history, path, title=title, panels=self.panels)
-        except Exception as error:  # a plot must never cost a training run
-            logger.warning(f"DynamicsPlotCallback: could not draw {path}: {error!r}")
-            return
-        if written is not None:
-            self.last_path = written
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.num_logs += 1
-        if self.num_logs % self.every_n_logs:
-            return
-        if self._last_draw is not None and time.monotonic() - self._last_draw < self.min_interval_seconds:
-            return
-        self._draw(args, state)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self._draw(args, state)
 
 
 def main(argv: list[str] | None = None) -> Path | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset, load_dataset
 
-from .rewards import extract_boxed_answer
+from ..data.rewards import extract_boxed_answer
 
 
 def _text(value: Any) -> str | None:
@@ -130,7 +130,7 @@ def load_benchmark(
         raise ValueError(f"Unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}.")
     spec = BENCHMARKS[name]
     if spec is EMBEDDED:
-        from .embedded import make_split
+        from ..data.embedded import make_split
 
         held_out = make_split("heldout")
         held_out = held_out.select(range(min(limit or len(held_out), len(held_out))))

@@ -11,12 +11,18 @@ holds, from the gathered rewards. These functions decide, identically on every p
   discarded (`plan_groups`), so that every process trains on the same number of groups and as few groups as possible
   move between processes.
 
+It also holds the pieces that draw and assemble the batch: `PromptSampler` (the seeded prompt order of the extra
+rounds, checkpointed), `select_rows` and `concat_outputs` (rows of TRL's generation outputs, re-padded).
+
 Kept groups are identified by `(process, local index)`, the local index counting a process's kept groups in the order
 they were kept (carried groups first, then round by round). Oldest groups are used first: the global order is by part
 (the carried groups, then each round), then by process, then by local index.
 """
 
+import random
 from dataclasses import dataclass
+
+import torch
 
 
 SCOPES = ("global", "process")
@@ -151,3 +157,113 @@ def _groups_by_part(kept: list[list[int]]) -> list[list[tuple[int, int]]]:
             offsets[r] += count
         parts.append(groups)
     return parts
+
+
+class PromptSampler:
+    """Draws dataset indices epoch by epoch from a seeded permutation (a fresh one per epoch), identically on every
+    process. Its position is checkpointed, so a resumed run draws the prompts the interrupted run would have drawn."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        if size < 1:
+            raise ValueError("Dynamic sampling needs a non-empty train_dataset to draw prompts from.")
+        self.size = size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.position = 0
+        self._order = None
+
+    def _permutation(self) -> list[int]:
+        if self._order is None:
+            order = list(range(self.size))
+            if self.shuffle:
+                # Not the global RNG (TRL seeds it per device) and not the dataloader's permutation (same seed).
+                random.Random(f"zvp-ds-sampler-{self.seed}-{self.epoch}").shuffle(order)
+            self._order = order
+        return self._order
+
+    def draw(self, n: int) -> list[int]:
+        indices = []
+        while len(indices) < n:
+            if self.position >= self.size:
+                self.epoch, self.position, self._order = self.epoch + 1, 0, None
+            take = min(n - len(indices), self.size - self.position)
+            indices.extend(self._permutation()[self.position : self.position + take])
+            self.position += take
+        return indices
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+# Keys of TRL's generation output that are left-padded; every other (B, T) tensor is right-padded.
+_LEFT_PADDED = ("prompt_ids", "prompt_mask")
+
+
+def select_rows(output: dict, index: torch.Tensor) -> dict:
+    """The rows `index` (1-D long tensor) of a generation output: every per-row tensor and list is indexed; 0-dim
+    tensors (batch-global scalars) and `None` are kept as they are."""
+    selected = {}
+    for key, value in output.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            selected[key] = value[index.to(value.device)]
+        elif isinstance(value, list):
+            selected[key] = [value[i] for i in index.tolist()]
+        else:
+            selected[key] = value
+    return selected
+
+
+def _is_per_row(value) -> bool:
+    return isinstance(value, list) or (isinstance(value, torch.Tensor) and value.dim() > 0)
+
+
+def per_row_to(output: dict, device) -> dict:
+    """The per-row values of a generation output (tensors moved to `device`)."""
+    return {
+        key: value.to(device) if isinstance(value, torch.Tensor) else value
+        for key, value in output.items()
+        if _is_per_row(value)
+    }
+
+
+def concat_outputs(parts: list[dict], pad_values: dict[str, float]) -> dict:
+    """Concatenates generation outputs row-wise. 2-D tensors of different widths are padded first: `prompt_ids` /
+    `prompt_mask` on the left (TRL left-pads prompts), every other one on the right, with `pad_values[key]` (default
+    0). 0-dim tensors and `None` are taken from the last part (recompute batch-global values afterwards)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    keys = parts[0].keys()
+    for part in parts[1:]:
+        if part.keys() != keys:
+            raise ValueError(
+                f"Cannot concatenate generation outputs with different keys: {sorted(keys)} vs {sorted(part.keys())}."
+            )
+    merged = {}
+    for key in keys:
+        values = [part[key] for part in parts]
+        first = values[-1]
+        if isinstance(first, torch.Tensor) and first.dim() > 0:
+            if first.dim() == 2:
+                width = max(v.size(1) for v in values)
+                padded = []
+                for v in values:
+                    missing = width - v.size(1)
+                    if missing:
+                        filler = v.new_full((v.size(0), missing), pad_values.get(key, 0))
+                        v = torch.cat([filler, v] if key in _LEFT_PADDED else [v, filler], dim=1)
+                    padded.append(v)
+                values = padded
+            elif first.dim() > 2:
+                raise NotImplementedError(
+                    f"Cannot concatenate the {first.dim()}-D output {key!r} (multimodal inputs)."
+                )
+            merged[key] = torch.cat(values, dim=0)
+        elif isinstance(first, list):
+            merged[key] = [item for v in values for item in v]
+        else:
+            merged[key] = first
+    return merged

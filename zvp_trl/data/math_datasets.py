@@ -12,7 +12,7 @@ json/jsonl/parquet file) into the format expected by TRL's [`~trl.GRPOTrainer`]:
 Example:
 
 ```python
-from zvp_trl.data import load_math_dataset
+from zvp_trl.data.math_datasets import load_math_dataset
 
 train_dataset = load_math_dataset("math")  # DigitalLearningGmbH/MATH-lighteval, train split
 train_dataset = load_math_dataset("data/my_problems.jsonl", column_mapping={"question": "q", "answer": "a"})

@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import BOXED_PROMPT_TEMPLATE, format_prompt, parse_fewshot_examples
-from .evaluation import acc_pass_at_k, sample_completions
+from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt, parse_fewshot_examples
+from ..data.rewards import batch_math_verify_accuracy, extract_boxed_answer
+from .accuracy import acc_pass_at_k, sample_completions
 from .math_benchmarks import BENCHMARKS, PAPER_BENCHMARKS, load_benchmark
-from .rewards import batch_math_verify_accuracy, extract_boxed_answer
 
 
 @dataclass

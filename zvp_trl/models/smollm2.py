@@ -144,7 +144,7 @@ def get_smollm2_135m_instruct(cache_dir: str | Path | None = None, dtype=torch.f
     ```python
     from transformers import AutoModelForCausalLM
 
-    from zvp_trl.offline_models import get_smollm2_135m_instruct
+    from zvp_trl.models.smollm2 import get_smollm2_135m_instruct
 
     model = AutoModelForCausalLM.from_pretrained(get_smollm2_135m_instruct())
     ```
@@ -162,9 +162,9 @@ def get_smollm2_135m_instruct(cache_dir: str | Path | None = None, dtype=torch.f
 
 
 def resolve_model_name(name: str) -> str:
-    """[`zvp_trl.models.resolve_model_name`], the one model-name resolution of the package, under its earlier import
+    """[`zvp_trl.models.resolve.resolve_model_name`], the one model-name resolution of the package, under its earlier import
     path: `"smollm2-offline"` is the checkpoint of [`get_smollm2_135m_instruct`], `"embedded"` the embedded task's
     model, and `"HuggingFaceTB/SmolLM2-135M-Instruct"` the offline checkpoint while `HF_HUB_OFFLINE=1`."""
-    from .models import resolve_model_name as resolve
+    from .resolve import resolve_model_name as resolve
 
     return resolve(name)

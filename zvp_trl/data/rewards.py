@@ -6,25 +6,21 @@ The accuracy reward compares the content of the last `\boxed{...}` of a completi
 [math-verify](https://github.com/huggingface/Math-Verify). math-verify relies on `signal.alarm()` for its timeouts,
 which only works in the main thread, and sympy can take arbitrarily long on adversarial inputs (e.g. `10^{10^{10}}`).
 To get a hard time bound that also holds when rewards are computed from a worker thread, parsing and verification
-run in a persistent helper process that is killed (and lazily restarted) when an item exceeds its time budget.
-Pairs of plain integers are compared in-process and never reach the helper process.
-
-Note: this file is also executed on its own (loaded by path) inside the helper process, so it must not use relative
-imports.
+run in a persistent helper process that is killed (and lazily restarted) when an item exceeds its time budget
+(`zvp_trl.data.math_verify_worker`). Pairs of plain integers are compared in-process and never reach the helper
+process.
 """
 
 import atexit
 import logging
 import os
 import re
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 
 from trl.rewards import get_soft_overlong_punishment
+
+from .math_verify_worker import MathVerifyWorker
 
 
 __all__ = [
@@ -45,7 +41,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0
 """Default time budget, in seconds, to parse and verify one (gold, prediction) pair."""
 
-_WORKER_START_TIMEOUT = 120.0  # importing sympy can be slow on a busy machine; this is not part of the item budget
 _BOXED_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BOXED_TOKEN = re.compile(r"\s+(\\[A-Za-z]+|[^\s${}\\]+)")  # argument of `\boxed 5` / `\boxed \pi`
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -142,170 +137,8 @@ def completion_text(completion: str | dict[str, Any] | list[dict[str, Any]]) -> 
     return "\n".join(texts)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# math-verify helper process
-# ---------------------------------------------------------------------------------------------------------------------
-
-# Run by the helper process: loads this file without importing the `zvp_trl` package (or the training script), so
-# that only math-verify and sympy get imported there.
-_WORKER_BOOTSTRAP = """\
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("_zvp_trl_math_verify_worker", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-module._worker_main(int(sys.argv[2]), int(sys.argv[3]))
-"""
-
-
-def _worker_main(read_fd: int, write_fd: int) -> None:
-    """Main loop of the helper process: receives lists of `(gold_latex, prediction_latex | None)` pairs and replies
-    with one score per pair, as soon as it is computed."""
-    import functools
-
-    # Timeouts are enforced by the parent process, which kills this process; silence the resulting warnings.
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-    from math_verify import parse, verify
-
-    @functools.lru_cache(maxsize=4096)  # each gold answer is shared by a whole group of completions
-    def parse_latex(latex: str) -> list:
-        return parse(latex, fallback_mode="no_fallback", parsing_timeout=None)
-
-    def score(gold: str, prediction: str | None) -> float | None:
-        gold_parsed = parse_latex(gold)
-        if not gold_parsed:
-            return None
-        if prediction is None:
-            return 0.0
-        prediction_parsed = parse_latex(prediction)
-        if not prediction_parsed:
-            return 0.0
-        return float(verify(gold_parsed, prediction_parsed, timeout_seconds=None))
-
-    requests = Connection(read_fd, writable=False)
-    replies = Connection(write_fd, readable=False)
-    replies.send("ready")
-    while True:
-        try:
-            batch = requests.recv()
-        except EOFError:  # the parent closed the pipe or died
-            return
-        for gold, prediction in batch:
-            try:
-                result = score(gold, prediction)
-            except Exception:  # math-verify catches its own errors; this is a last line of defense
-                result = 0.0
-            replies.send(result)
-
-
-class _MathVerifyWorker:
-    """Thread-safe client of the math-verify helper process, which is started lazily and restarted after a timeout."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
-        self._requests: Connection | None = None
-        self._replies: Connection | None = None
-        self._owner_pid = os.getpid()
-        self._warned = False
-        self.num_starts = 0  # number of helper processes started so far (exposed for tests and debugging)
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running helper process, or `None` if there is none."""
-        if self._process is None or self._process.poll() is not None:
-            return None
-        return self._process.pid
-
-    def _start(self) -> None:
-        parent_read, child_write = os.pipe()
-        child_read, parent_write = os.pipe()
-        bootstrap = [sys.executable, "-c", _WORKER_BOOTSTRAP, os.path.abspath(__file__)]
-        command = bootstrap + [str(child_read), str(child_write)]
-        try:
-            self._process = subprocess.Popen(command, pass_fds=(child_read, child_write), stdin=subprocess.DEVNULL)
-        except BaseException:
-            os.close(parent_read)
-            os.close(parent_write)
-            raise
-        finally:
-            os.close(child_read)
-            os.close(child_write)
-        self._requests = Connection(parent_write, readable=False)
-        self._replies = Connection(parent_read, writable=False)
-        self._owner_pid = os.getpid()
-        self.num_starts += 1
-        try:
-            ready = self._replies.poll(_WORKER_START_TIMEOUT) and self._replies.recv() == "ready"
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
-            self._stop()
-            raise RuntimeError("The math-verify helper process failed to start (see its error output above).")
-
-    def _stop(self) -> None:
-        for connection in (self._requests, self._replies):
-            if connection is not None:
-                connection.close()
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-        self._process = self._requests = self._replies = None
-
-    def _after_fork_in_child(self) -> None:
-        # The helper process belongs to the parent: forget it without killing it.
-        self._lock = threading.Lock()
-        self._process = self._requests = self._replies = None
-        self._owner_pid = os.getpid()
-
-    def shutdown(self) -> None:
-        """Stops the helper process, if any. A later call to `score` starts a new one."""
-        with self._lock:
-            if self._owner_pid == os.getpid():
-                self._stop()
-
-    def score(self, pairs: Sequence[tuple[str, str | None]], timeout: float) -> list[float | None]:
-        """Scores `(gold_latex, prediction_latex | None)` pairs, giving each pair `timeout` seconds.
-
-        A pair that times out (or crashes the helper process) scores 0.0; the helper process is then killed and the
-        remaining pairs are sent to a fresh one.
-        """
-        results: list[float | None] = []
-        with self._lock:
-            while len(results) < len(pairs):
-                if self.pid is None:
-                    self._stop()
-                    self._start()
-                pending = pairs[len(results) :]
-                try:
-                    self._requests.send(list(pending))
-                except OSError:  # the helper process died since the last call: restart it once
-                    self._stop()
-                    self._start()
-                    self._requests.send(list(pending))
-                for _ in pending:
-                    try:
-                        reply = self._replies.recv() if self._replies.poll(timeout) else TimeoutError()
-                    except (EOFError, OSError) as error:  # the helper process crashed (e.g. out of memory)
-                        reply = error
-                    if isinstance(reply, BaseException):
-                        self._stop()
-                        self._warn(reply, timeout)
-                        results.append(0.0)
-                        break
-                    results.append(reply)
-        return results
-
-    def _warn(self, error: BaseException, timeout: float) -> None:
-        reason = f"took more than {timeout} s" if isinstance(error, TimeoutError) else "crashed the helper process"
-        message = f"math-verify {reason} on one answer, which gets a reward of 0.0; restarting the helper process."
-        if self._warned:
-            logger.debug(message)
-        else:
-            logger.warning(message + " (This warning is only shown once.)")
-            self._warned = True
-
-
-_WORKER = _MathVerifyWorker()
+# This interpreter's helper process: started on first use, stopped at exit, forgotten (not killed) by forked children.
+_WORKER = MathVerifyWorker()
 atexit.register(_WORKER.shutdown)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WORKER._after_fork_in_child)

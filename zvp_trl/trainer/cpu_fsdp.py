@@ -46,7 +46,7 @@ def enable_cpu_fsdp() -> None:
     device = accelerator_device_visible()
     if device is not None:
         raise RuntimeError(
-            f"zvp_trl.cpu_fsdp.enable_cpu_fsdp() is a CPU-only workaround, but a {device} device is visible: on GPUs "
+            f"zvp_trl.trainer.cpu_fsdp.enable_cpu_fsdp() is a CPU-only workaround, but a {device} device is visible: on GPUs "
             "accelerate selects FSDP itself; do not call it there."
         )
     from accelerate.state import AcceleratorState, PartialState
@@ -66,7 +66,7 @@ def enable_cpu_fsdp() -> None:
             return
         if self._mixed_precision != "no":
             raise ValueError(
-                f"FSDP on CPU processes (zvp_trl.cpu_fsdp) runs in fp32 only, but mixed precision is "
+                f"FSDP on CPU processes (zvp_trl.trainer.cpu_fsdp) runs in fp32 only, but mixed precision is "
                 f"{self._mixed_precision!r}: launch with --mixed_precision no (and --bf16 false)."
             )
         # What accelerate does for the accelerator MULTI_* types (accelerate/state.py, AcceleratorState.__init__).

