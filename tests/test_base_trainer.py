@@ -1,11 +1,18 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""What every zvp_trl trainer shares: rollout accounting, the rollout budget, resumable data order."""
+"""What every zvp_trl trainer shares: rollout accounting, the rollout budget, resumable data order, the shared config
+fields (and their deprecated names), default configs and the generation batch's rewards."""
+
+import dataclasses
+import warnings
+from types import SimpleNamespace
 
 import pytest
+import torch
+import transformers
 from datasets import Dataset
 from trl.trainer.utils import RepeatSampler
 
-from zvp_trl import GRPOBaselineConfig, GRPOBaselineTrainer, ZVPBaseConfig
+from zvp_trl import ALGORITHMS, GRPOBaselineConfig, GRPOBaselineTrainer, ZVPBaseConfig, get_algorithm
 from zvp_trl.trainer.base import EpochSeededRepeatSampler
 
 
@@ -93,3 +100,117 @@ def test_max_rollouts_must_be_positive(tmp_path):
         ZVPBaseConfig(output_dir=str(tmp_path), max_rollouts=0)
     with pytest.raises(ValueError, match="max_rollouts_stop"):
         ZVPBaseConfig(output_dir=str(tmp_path), max_rollouts_stop="epoch")
+
+
+# ----------------------------------------------------------------------------- one config and one plumbing for all
+
+SHARED_FIELDS = {"correct_threshold": 0.0, "zero_variance_atol": 1e-6, "prompt_id_column": None}
+RENAMED = [  # (config, deprecated name, shared name, value)
+    ("rl_zvp", "zvp_correct_threshold", "correct_threshold", 0.5),
+    ("rl_zvp", "zvp_zero_variance_atol", "zero_variance_atol", 0.01),
+    ("erpo", "erpo_correct_threshold", "correct_threshold", 0.5),
+    ("erpo", "erpo_prompt_id_column", "prompt_id_column", "pid"),
+    ("exgrpo", "exgrpo_correct_threshold", "correct_threshold", 0.5),
+    ("exgrpo", "exgrpo_prompt_id_column", "prompt_id_column", "pid"),
+    ("greso", "greso_correct_threshold", "correct_threshold", 0.5),
+    ("greso", "greso_prompt_id_column", "prompt_id_column", "pid"),
+    ("grpo_ds", "ds_zero_variance_atol", "zero_variance_atol", 0.01),
+]
+
+
+def config_kwargs(tmp_path, **overrides):
+    return dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", **overrides)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
+    config_class, _ = get_algorithm(algorithm).load()
+    names = [f.name for f in dataclasses.fields(config_class)]
+    for name, default in SHARED_FIELDS.items():
+        assert names.count(name) == 1
+        assert getattr(config_class(**config_kwargs(tmp_path)), name) == default
+        assert next(f for f in dataclasses.fields(config_class) if f.name == name).metadata["help"]
+
+
+@pytest.mark.parametrize("algorithm, old, new, value", RENAMED)
+def test_deprecated_field_names_still_work_with_a_warning(algorithm, old, new, value, tmp_path):
+    config_class, _ = get_algorithm(algorithm).load()
+    with pytest.warns(FutureWarning, match=f"{old} is deprecated.*use {new}"):
+        args = config_class(**config_kwargs(tmp_path, **{old: value}))
+    assert getattr(args, new) == value
+    assert getattr(args, old) is None  # so that a config saved with the shared name loads without a warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert getattr(config_class(**config_kwargs(tmp_path, **{new: value})), new) == value
+    assert not [w for w in caught if "zvp_trl config" in str(w.message)]
+    # the same value under both names is no conflict; different values are
+    with pytest.warns(FutureWarning):
+        assert getattr(config_class(**config_kwargs(tmp_path, **{old: value, new: value})), new) == value
+    other = "other" if isinstance(value, str) else value * 2
+    with pytest.raises(ValueError, match=f"{old}=.*{new}=.*one setting"), pytest.warns(FutureWarning):
+        config_class(**config_kwargs(tmp_path, **{old: value, new: other}))
+
+
+def test_combined_config_refuses_two_thresholds_that_disagree(tmp_path):
+    config_class, _ = get_algorithm("erpo_rl_zvp").load()
+    with pytest.raises(ValueError, match="erpo_correct_threshold=0.5.*zvp_correct_threshold=0.0|zvp.*erpo"):
+        with pytest.warns(FutureWarning):
+            config_class(**config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.0))
+    with pytest.warns(FutureWarning):
+        args = config_class(**config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.5))
+    assert args.correct_threshold == 0.5
+
+
+def test_zero_variance_atol_is_checked_once_for_every_method(tmp_path):
+    for algorithm in ALGORITHMS:
+        config_class, _ = get_algorithm(algorithm).load()
+        with pytest.raises(ValueError, match="zero_variance_atol must be >= 0"):
+            config_class(**config_kwargs(tmp_path, zero_variance_atol=-1.0))
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_default_args_are_the_trainers_config_with_trls_naming(algorithm, monkeypatch):
+    # TRL's defaults train in bf16, which transformers refuses on a machine without a GPU; skip that one check here.
+    monkeypatch.setattr(transformers.TrainingArguments, "_validate_args", lambda self: None)
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    model = SimpleNamespace(config=SimpleNamespace(_name_or_path="org/Tiny-Model"))
+    for given in ("org/Tiny-Model", model):
+        args = trainer_class._default_args(given)
+        assert type(args) is config_class
+        assert args.output_dir.startswith("Tiny-Model-") and " " not in args.output_dir
+    suffixes = {get_algorithm(a).load()[1]._default_suffix for a in ALGORITHMS}
+    assert len(suffixes) == len(ALGORITHMS)  # every trainer writes to its own default directory
+
+
+@pytest.mark.parametrize("algorithm", sorted(set(ALGORITHMS) - {"grpo"}))
+def test_a_trainer_refuses_another_methods_config(algorithm, tmp_path):
+    _, trainer_class = get_algorithm(algorithm).load()
+    with pytest.raises(TypeError, match=f"needs a {trainer_class._config_class.__name__}"):
+        trainer_class(
+            model="unused", reward_funcs=alternating_reward, args=GRPOBaselineConfig(**config_kwargs(tmp_path))
+        )
+
+
+def test_row_signs_and_local_rows_of_the_base_trainer(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, correct_threshold=0.5, zero_variance_atol=0.1)
+    rewards = torch.tensor([1.0, 0.95, 0.6, 0.6, 0.0, 0.05, 0.0, 1.0, float("nan"), 1.0])
+    # groups of 2: all-correct (spread 0.05 <= 0.1), all-correct (0.6 > 0.5), all-wrong, mixed, unscored
+    assert trainer._row_signs(rewards, 2).tolist() == [1, 1, 1, 1, -1, -1, 0, 0, 0, 0]
+    assert trainer._local_rows(torch.arange(6), 3).tolist() == [0, 1, 2]  # process 0 of one
+    with pytest.raises(RuntimeError, match="No rewards"):
+        trainer._gathered_scalar_rewards()
+
+
+def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_path):
+    trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
+    seen = []
+    original = trainer._generate_and_score_completions
+
+    def spy(inputs):
+        output = original(inputs)
+        seen.append(trainer._gathered_scalar_rewards().tolist())
+        return output
+
+    trainer._generate_and_score_completions = spy
+    trainer.train()
+    assert seen == [[float(i % 2 == 0) for i in range(8)]]

@@ -109,7 +109,7 @@ def test_select_and_concat_repad_left_and_right():
     [
         (dict(ds_max_generation_rounds=-1), "ds_max_generation_rounds"),
         (dict(ds_oversample_factor=0.5), "ds_oversample_factor"),
-        (dict(ds_zero_variance_atol=-1.0), "ds_zero_variance_atol"),
+        (dict(zero_variance_atol=-1.0), "zero_variance_atol"),
     ],
 )
 def test_config_validation(tmp_path, overrides, match):

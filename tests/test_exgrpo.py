@@ -594,6 +594,8 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     outputs = run_and_record(trainer)
     assert [float(o["exgrpo_mixed"]) for o in outputs] == [0.0, 0.0, 1.0, 1.0]
     assert trainer.exgrpo_phase.active
+    # Every row reaches the loss, in both phases (the mixed loss replaces TRL's, the accounting is not in the loss).
+    assert trainer.rollouts.kept == trainer.rollouts.total == sum(o["completion_ids"].size(0) for o in outputs) > 0
     # Batch 2 started the mixed phase but, being a warm-up batch, was not collected; batch 3 (mixed; 2 prompts, 2 of
     # 4 correct each) filled the buffer; batch 4 replays floor(0.5 * 2) = 1 group.
     assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 0, 0, 1]

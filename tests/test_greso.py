@@ -200,7 +200,7 @@ def make_dataset(kinds=KINDS):
 
 
 def make_config(tmp_path, **overrides):
-    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=6, greso_prompt_id_column="pid")
+    values = cpu_config_kwargs(tmp_path, num_generations=G, max_completion_length=6, prompt_id_column="pid")
     values.update(overrides)
     return GRESOConfig(**values)
 

@@ -1,16 +1,40 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """What every zvp_trl trainer shares on top of TRL's `GRPOTrainer`.
 
+- Configuration: `args=None` builds the trainer's `_config_class` with the output directory
+  `<model name>-<_default_suffix>`, as TRL does; any other `args` must be an instance of it.
+- The generation batch's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
+  process order) for the `_generate_and_score_completions` that computed it. Trainers read it with
+  `_gathered_scalar_rewards()` (TRL's weighted sum), decide zero-variance groups with `_row_signs(...)` (by
+  `args.correct_threshold` and `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`.
 - Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
   that reached the loss so far: generated minus those a method dropped, plus any it replayed; counted once even when
   `num_iterations > 1`) and `rollouts/grad_steps` (optimizer steps so far), logged as running totals, so runs can be
   compared at the same rollout budget. `args.max_rollouts` (see `ZVPBaseConfig`) stops training once the budget is
-  spent.
+  spent. `kept` is counted in `_prepare_inputs`, which hands every micro-batch to the loss, so no loss override can
+  skip it.
 - Checkpointed state: objects with `state_dict()` / `load_state_dict()` registered in `self._checkpointed_state` are
   written to `zvp_state.json` in every checkpoint and restored when training resumes from it. An object that also
   has `save(directory)` keeps its bulk data in files of its own (ExGRPO's buffer): `save(checkpoint)` writes them
   before zvp_state.json and returns the small JSON state stored there, and on resume
   `load_state_dict(state, directory=checkpoint)` reads them back.
+
+TRL hooks the trainers override, and why (TRL 1.16; a private hook that is only forwarded takes `*args, **kwargs`,
+so that a change of its signature in TRL does not break it):
+
+| hook | overridden by | why |
+|---|---|---|
+| `_calculate_rewards` | base | keep the gathered rewards of the batch for the methods |
+| `_generate_and_score_completions` | base, every method | count rollouts; zero-variance signs (RL-ZVP), per-prompt temperatures and history (ERPO), generation rounds and dropped groups (GRPO-DS, GRESO), replay and buffer (ExGRPO) |
+| `_generate_single_turn` | ERPO, ExGRPO | per-row temperatures around TRL's generation (ERPO); a replayed trajectory in place of a generated one (ExGRPO) |
+| `_get_per_token_logps_and_entropies` | RL-ZVP, ERPO | token advantages from the loss's own entropies (RL-ZVP); log-probs at each row's temperature (ERPO) |
+| `_compute_loss` | RL-ZVP, ERPO, ExGRPO | arm the forward above (RL-ZVP, ERPO); the mixed-policy loss (ExGRPO) |
+| `get_off_policy_mask`, `get_gamma_weights` | RL-ZVP | TRL's sequence rules read the sign of a sequence's advantage: the group's sign on zero-variance rows |
+| `_prepare_inputs` | base | count `rollouts/kept` once per micro-batch |
+| `_get_train_sampler` | base | an epoch order that a resumed run reproduces |
+| `log` | base, RL-ZVP | running rollout totals; RL-ZVP's token-weighted advantage means |
+| `_save_optimizer_and_scheduler`, `_load_optimizer_and_scheduler` | base | `zvp_state.json` in every checkpoint |
+| `train`, `create_model_card` | base | resume from the last complete checkpoint; the method's hyperparameters in the card |
 """
 
 import dataclasses
@@ -19,10 +43,11 @@ import os
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import RepeatSampler
+from trl.trainer.utils import RepeatSampler, get_config_model_id
 
+from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
 from ..data.math_datasets import check_prompt_column
-from .base_config import GRPOBaselineConfig
+from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import STATE_FILE, last_complete_checkpoint
 
@@ -104,10 +129,24 @@ def hyperparameters_markdown(trainer_name: str, args) -> str:
 
 
 class ZVPBaseTrainer(GRPOTrainer):
-    """`GRPOTrainer` plus rollout accounting and checkpointed per-run state (see the module docstring)."""
+    """`GRPOTrainer` plus the plumbing every method shares (see the module docstring). Subclasses set
+    `_config_class` (the config `args` must be, built by default) and `_default_suffix` (of the default output
+    directory)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    _config_class: type = ZVPBaseConfig
+    _default_suffix: str = "ZVP"
+    _accepted_config: type | None = None  # what `args` may be, when wider than `_config_class`
+
+    def __init__(self, model, reward_funcs=None, args=None, *pargs, **kwargs):
+        if args is None:
+            args = self._default_args(model)
+        elif not isinstance(args, self._accepted_config or self._config_class):
+            expected = (self._accepted_config or self._config_class).__name__
+            raise TypeError(
+                f"{type(self).__name__} needs a {expected} (or a subclass of it), got {type(args).__name__}."
+            )
+        self._gathered_rewards = None  # set by _calculate_rewards during _generate_and_score_completions
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         check_prompt_column(self.train_dataset)  # a clear error now rather than a KeyError at the first step
         check_prompt_column(self.eval_dataset, "eval_dataset")
         self.rollouts = RolloutCounter()
@@ -116,6 +155,54 @@ class ZVPBaseTrainer(GRPOTrainer):
         if max_rollouts is not None:
             stop = getattr(self.args, "max_rollouts_stop", "generation")
             self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts, stop))
+
+    @classmethod
+    def _default_args(cls, model):
+        """The config `args=None` stands for: `_config_class` with TRL's default output directory naming."""
+        model_name = model if isinstance(model, str) else get_config_model_id(model.config)
+        return cls._config_class(f"{model_name.split('/')[-1]}-{cls._default_suffix}")
+
+    # ------------------------------------------------------------------ the generation batch's rewards
+
+    def _calculate_rewards(self, *args, **kwargs):
+        rewards_per_func = super()._calculate_rewards(*args, **kwargs)
+        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        return rewards_per_func
+
+    def _gathered_scalar_rewards(self) -> torch.Tensor:
+        """(all processes' rows,) TRL's scalar reward of the batch just scored: the weighted sum over the reward
+        functions, NaN where every function left a row unscored."""
+        if self._gathered_rewards is None:
+            raise RuntimeError("No rewards were computed for this generation batch yet.")
+        return scalar_rewards(self._gathered_rewards, self.reward_weights)
+
+    def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
+        """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of
+        `num_generations` consecutive rows; see [`~zvp_trl.algorithms.rl_zvp.zero_variance_signs`])."""
+        return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
+
+    def _local_rows(self, gathered: torch.Tensor, local_count: int) -> torch.Tensor:
+        """This process's `local_count` rows of a tensor gathered over processes in process order."""
+        start = self.accelerator.process_index * local_count
+        return gathered[start : start + local_count]
+
+    def _generate_and_score_completions(self, inputs):
+        self._gathered_rewards = None  # never a previous batch's
+        output = super()._generate_and_score_completions(inputs)
+        if self.model.training:
+            # Every process generated the same number of rows (TRL requires it), so the global count is local * world.
+            self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes
+        return output
+
+    def _prepare_inputs(self, generation_batch):
+        inputs = super()._prepare_inputs(generation_batch)
+        if self.model.training:
+            # TRL's micro-step counter: a buffered generation batch is used for `num_iterations` passes of
+            # `steps_per_generation` micro-batches each; count its rows on the first pass only.
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self._step % generate_every < self.args.steps_per_generation:
+                self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
+        return inputs
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
@@ -151,22 +238,6 @@ class ZVPBaseTrainer(GRPOTrainer):
         if type(sampler) is RepeatSampler:
             sampler = EpochSeededRepeatSampler.from_sampler(sampler)
         return sampler
-
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        if self.model.training:
-            # Every process generated the same number of rows (TRL requires it), so the global count is local * world.
-            self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes
-        return output
-
-    def _compute_loss(self, model, inputs):
-        if self.model.training:
-            # TRL's micro-step counter: a buffered generation batch is used for `num_iterations` passes of
-            # `steps_per_generation` micro-batches each; count its rows on the first pass only.
-            generate_every = self.args.steps_per_generation * self.num_iterations
-            if self._step % generate_every < self.args.steps_per_generation:
-                self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
-        return super()._compute_loss(model, inputs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.model.training:
@@ -220,10 +291,9 @@ class ZVPBaseTrainer(GRPOTrainer):
 
 class GRPOBaselineTrainer(ZVPBaseTrainer):
     """Plain GRPO (TRL's `GRPOTrainer`, unchanged) with the package's rollout accounting and `max_rollouts` budget, so
-    the baseline is compared with the other methods on the same terms. `args` is a [`GRPOBaselineConfig`]."""
+    the baseline is compared with the other methods on the same terms. `args` is a [`GRPOBaselineConfig`] (a plain
+    `GRPOConfig` works too, without the budget)."""
 
-    def __init__(self, model, reward_funcs=None, args: GRPOBaselineConfig | None = None, *pargs, **kwargs):
-        if args is None:
-            model_name = model if isinstance(model, str) else model.config._name_or_path
-            args = GRPOBaselineConfig(f"{model_name.split('/')[-1]}-GRPO")
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+    _config_class = GRPOBaselineConfig
+    _default_suffix = "GRPO"
+    _accepted_config = GRPOConfig

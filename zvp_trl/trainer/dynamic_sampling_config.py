@@ -1,7 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from .base_config import ZVPBaseConfig
+from .base_config import ZVPBaseConfig, deprecated_field
 
 
 @dataclass
@@ -41,9 +42,6 @@ class GRPODSConfig(ZVPBaseConfig):
             moving between processes where one holds a surplus and another a deficit (one collective). `"process"`:
             rounds go on until every process holds `P` kept groups of its own (more rounds with several processes;
             no group moves).
-        ds_zero_variance_atol (`float`, *optional*, defaults to `1e-6`):
-            A group is zero-variance (dropped) when the spread of its rewards (max - min) is at most this value. A
-            group with an unscorable (NaN) reward is never dropped.
     """
 
     ds_max_generation_rounds: int = field(
@@ -75,10 +73,10 @@ class GRPODSConfig(ZVPBaseConfig):
             "choices": ["global", "process"],
         },
     )
-    ds_zero_variance_atol: float = field(
-        default=1e-6,
-        metadata={"help": "A group is zero-variance (dropped) when max(R) - min(R) is at most this value."},
-    )
+
+    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
+    _renamed_fields: ClassVar[dict[str, str]] = {"ds_zero_variance_atol": "zero_variance_atol"}
+    ds_zero_variance_atol: float | None = deprecated_field("zero_variance_atol")
 
     def __post_init__(self):
         if self.ds_max_generation_rounds < 0:
@@ -96,8 +94,6 @@ class GRPODSConfig(ZVPBaseConfig):
                 f"ds_fill_scope must be 'global' (one batch for all processes, verl's DAPO) or 'process' (each process "
                 f"fills its own share), got {self.ds_fill_scope!r}."
             )
-        if self.ds_zero_variance_atol < 0:
-            raise ValueError(f"ds_zero_variance_atol must be >= 0, got {self.ds_zero_variance_atol}.")
         super().__post_init__()
         # steps_per_generation is resolved by GRPOConfig.__post_init__, so this check comes after it.
         local_rows = self.per_device_train_batch_size * self.steps_per_generation

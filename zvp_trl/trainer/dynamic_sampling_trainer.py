@@ -16,7 +16,6 @@ from ..algorithms.dynamic_sampling import (
     plan_groups,
     select_rows,
 )
-from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
 
@@ -90,13 +89,8 @@ class GRPODSTrainer(ZVPBaseTrainer):
     _config_class = GRPODSConfig
     _default_suffix = "GRPO-DS"
 
-    def __init__(self, model, reward_funcs=None, args: GRPODSConfig | None = None, *pargs, **kwargs):
-        if args is None:
-            model_name = model if isinstance(model, str) else model.config._name_or_path
-            args = self._config_class(f"{model_name.split('/')[-1]}-{self._default_suffix}")
-        elif not isinstance(args, self._config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         if isinstance(self.train_dataset, IterableDataset):
             raise NotImplementedError(
                 f"{type(self).__name__} draws extra prompts by index, so train_dataset must be a map-style "
@@ -104,7 +98,6 @@ class GRPODSTrainer(ZVPBaseTrainer):
             )
         if getattr(self, "_is_vlm", False):
             raise NotImplementedError(f"{type(self).__name__} does not support vision-language models.")
-        self._gathered_rewards = None  # set by _calculate_rewards, read right after each generation round
         self._carry = None  # local rows of kept groups carried to the next optimizer batch (in memory only)
         self._prompt_sampler = None
         if self.train_dataset is not None:
@@ -114,10 +107,6 @@ class GRPODSTrainer(ZVPBaseTrainer):
         self._checkpointed_state["dynamic_sampling"] = self.ds_stats
 
     # ------------------------------------------------------------------ hooks for subclasses (GRESO)
-
-    def _correct_threshold(self) -> float:
-        """A zero-variance group is all-correct when its common reward is above this value (for statistics)."""
-        return 0.0
 
     def _select_round_rows(self, rows: list[dict]) -> list[dict]:
         """Rows to roll out in a generation round, given the candidate rows (same count on every process). GRESO
@@ -151,19 +140,10 @@ class GRPODSTrainer(ZVPBaseTrainer):
             row = {k: v for k, v in row.items() if k in self._signature_columns}
         return row
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
-        return rewards_per_func
-
-    def _group_signs(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
-        """`(global groups,)` zero-variance signs from TRL's gathered reward matrix, with TRL's scalar reward (weighted
-        nansum; NaN when every function left the row unscored, which makes the group non-zero-variance)."""
-        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
-        signs = zero_variance_signs(
-            rewards, self.num_generations, self._correct_threshold(), self.args.ds_zero_variance_atol
-        )
-        return signs[:: self.num_generations]
+    def _group_signs(self, rewards: torch.Tensor) -> torch.Tensor:
+        """`(global groups,)` zero-variance signs (dropped when non-zero) from the gathered scalar rewards (NaN when
+        every function left the row unscored, which makes the group non-zero-variance)."""
+        return self._row_signs(rewards, self.num_generations)[:: self.num_generations]
 
     # ------------------------------------------------------------------ the generation loop
 
@@ -217,9 +197,9 @@ class GRPODSTrainer(ZVPBaseTrainer):
             rows = self._select_round_rows(rows)
             rounds += 1
             output = super()._generate_and_score_completions(rows)
-            signs = self._group_signs(self._gathered_rewards).cpu()
-            means = scalar_rewards(self._gathered_rewards, self.reward_weights).view(-1, G).mean(dim=1).cpu()
-            self._gathered_rewards = None
+            rewards = self._gathered_scalar_rewards()
+            signs = self._group_signs(rewards).cpu()
+            means = rewards.view(-1, G).mean(dim=1).cpu()
             self._on_round_scored(signs, means)
             step_signs.append(signs)
             keep = (signs == 0).view(world, -1)  # (process, local group)

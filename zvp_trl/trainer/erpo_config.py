@@ -1,8 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..algorithms.erpo import ON_MIXED, TRIGGERS
-from .base_config import ZVPBaseConfig
+from .base_config import ZVPBaseConfig, deprecated_field
 from .dynamic_sampling_config import GRPODSConfig
 from .rl_zvp_config import RLZVPConfig
 
@@ -40,10 +41,6 @@ class ERPOConfig(ZVPBaseConfig):
             Temperature of the old, new and reference log-probs and entropies: `"sampling"` (each row's own sampling
             temperature, so the ratio is on-policy) or `"base"` (the config's `temperature` for every row; elevated
             rows are then off-policy).
-        erpo_correct_threshold (`float`, *optional*, defaults to `0.0`):
-            A completion counts as correct when its (weighted, summed) reward is above this value.
-        erpo_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
-            Dataset column that identifies a prompt in the history. `None`: a hash of the prompt's content.
     """
 
     erpo_temperature_step: float = field(
@@ -72,13 +69,14 @@ class ERPOConfig(ZVPBaseConfig):
             "choices": list(LOGPROB_TEMPERATURES),
         },
     )
-    erpo_correct_threshold: float = field(
-        default=0.0, metadata={"help": "A completion is correct when its weighted reward sum is above this value."}
-    )
-    erpo_prompt_id_column: str | None = field(
-        default=None,
-        metadata={"help": "Dataset column identifying a prompt in the history (None: hash of the prompt content)."},
-    )
+
+    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
+    _renamed_fields: ClassVar[dict[str, str]] = {
+        "erpo_correct_threshold": "correct_threshold",
+        "erpo_prompt_id_column": "prompt_id_column",
+    }
+    erpo_correct_threshold: float | None = deprecated_field("correct_threshold")
+    erpo_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         if not self.erpo_temperature_step > 0:

@@ -8,7 +8,6 @@ from transformers import LogitsProcessorList
 
 from ..algorithms.erpo import PromptTemperatureHistory
 from ..algorithms.prompt_ids import prompt_id, token_prompt_id
-from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_trainer import GRPODSTrainer
 from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
@@ -75,18 +74,15 @@ class ERPOTrainer(ZVPBaseTrainer):
     _name = "ERPO"
     _paper = ERPO_PAPER
     _config_class = ERPOConfig
+    _default_suffix = "ERPO"
 
-    def __init__(self, model, reward_funcs=None, args: ERPOConfig | None = None, *pargs, **kwargs):
-        if args is None:
-            model_name = model if isinstance(model, str) else model.config._name_or_path
-            args = self._config_class(f"{model_name.split('/')[-1]}-{self._name}")
-        elif not isinstance(args, ERPOConfig):
-            raise TypeError(f"{type(self).__name__} needs an ERPOConfig, got {type(args).__name__}.")
+    def __init__(self, model, reward_funcs=None, args=None, *pargs, **kwargs):
         train_dataset = kwargs.get("train_dataset", pargs[0] if pargs else None)
         # Environment-owned data: the rows are placeholders and each prompt comes from the environment's reset(), so a
         # prompt is identified by its token ids, at its first generation call.
         self._prompts_from_environment = kwargs.get("environment_factory") is not None and train_dataset is None
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        args = self.args
         self.erpo_history = PromptTemperatureHistory(
             base=args.temperature,
             step=args.erpo_temperature_step,
@@ -105,18 +101,13 @@ class ERPOTrainer(ZVPBaseTrainer):
                 ref = self.accelerator.unwrap_model(self.ref_model)
                 check_row_scalable(ref)
                 self._row_scaler.attach(backbone_of(ref))
-        self._erpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._sampling_temperatures = None  # local rows' sampling temperatures, during generation
+        self._temperatures_from_prompts = False  # environment-owned data: set at the first generation call
         self._sampled_prompts = None  # the prompt ids of the first generation call (tool-loop continuations follow)
         self._environment_prompt_ids = None  # environment-owned data: this batch's prompt ids, from its token ids
         self._logprob_temperatures = None  # (rows,) temperatures of the next log-prob forward, when not all base
 
     # ----- generation -------------------------------------------------------------------------------------------
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._erpo_rewards = rewards_per_func
-        return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
         if not self.model.training:
@@ -124,9 +115,9 @@ class ERPOTrainer(ZVPBaseTrainer):
             return super()._generate_and_score_completions(inputs)
         if self._prompts_from_environment:
             local_ids = None  # known at the first generation call, from the prompts reset() returned
-            self._sampling_temperatures = "from_prompts"
+            self._temperatures_from_prompts = True
         else:
-            local_ids = [prompt_id(row, self.args.erpo_prompt_id_column) for row in inputs]
+            local_ids = [prompt_id(row, self.args.prompt_id_column) for row in inputs]
             self._set_sampling_temperatures([self.erpo_history.temperature(pid) for pid in local_ids])
         try:
             output = super()._generate_and_score_completions(inputs)
@@ -135,11 +126,11 @@ class ERPOTrainer(ZVPBaseTrainer):
             temperatures = self._sampling_temperatures
         finally:
             self._sampling_temperatures = None
+            self._temperatures_from_prompts = False
             self._sampled_prompts = None
             self._environment_prompt_ids = None
             self._logprob_temperatures = None
-        rewards_per_func, self._erpo_rewards = self._erpo_rewards, None
-        self._update_history(output, local_ids, rewards_per_func)
+        self._update_history(output, local_ids, self._gathered_scalar_rewards())
         output["erpo_temperatures"] = torch.tensor(temperatures, dtype=torch.float32, device=self.accelerator.device)
         self._log_sampling_agreement(output)
         return output
@@ -174,24 +165,25 @@ class ERPOTrainer(ZVPBaseTrainer):
             metrics[f"erpo/is_ratio_{name}"].append(chosen[:, 0].nanmean().item())
             metrics[f"erpo/logp_diff_{name}"].append(chosen[:, 1].nanmean().item())
 
-    def _update_history(self, output, local_ids, rewards_per_func) -> None:
+    def _update_history(self, output, local_ids, rewards: torch.Tensor) -> None:
+        """Updates the history from the gathered prompt ids and scalar rewards `(all processes' rows,)` of the batch,
+        logs ERPO's metrics and, with RA, sets the advantage of all-correct groups."""
         num_generations = self.num_generations
         all_ids = gather_object(local_ids) if self.accelerator.num_processes > 1 else list(local_ids)
-        if len(all_ids) != rewards_per_func.size(0) or len(all_ids) % num_generations:
+        if len(all_ids) != rewards.size(0) or len(all_ids) % num_generations:
             raise RuntimeError(
-                f"{len(all_ids)} gathered prompt ids for {rewards_per_func.size(0)} gathered rewards (groups of "
+                f"{len(all_ids)} gathered prompt ids for {rewards.size(0)} gathered rewards (groups of "
                 f"{num_generations})."
             )
         group_ids = all_ids[::num_generations]
         for g, pid in enumerate(group_ids):
             if any(other != pid for other in all_ids[g * num_generations : (g + 1) * num_generations]):
                 raise RuntimeError(
-                    "The rows of one group carry different prompt ids; erpo_prompt_id_column must be constant across "
+                    "The rows of one group carry different prompt ids; prompt_id_column must be constant across "
                     "the copies of a prompt. With environment-owned data, reset() must return the same prompt to "
                     "every rollout of a group."
                 )
-        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
-        correct = rewards > self.args.erpo_correct_threshold  # NaN (unscored) compares False: never correct
+        correct = rewards > self.args.correct_threshold  # NaN (unscored) compares False: never correct
         num_correct = correct.view(-1, num_generations).sum(dim=1).tolist()
         # A group with an unscored row is mixed (None), as for RL-ZVP and DS: never all-wrong nor residual, so a prompt
         # whose gold answer cannot be parsed is not elevated by the all_correct_or_all_wrong trigger.
@@ -216,10 +208,10 @@ class ERPOTrainer(ZVPBaseTrainer):
         metrics["erpo/num_elevated_prompts"].append(float(len(self.erpo_history.temperatures)))
 
         if self.args.erpo_ra_advantage > 0:
-            signs = zero_variance_signs(rewards, num_generations, self.args.erpo_correct_threshold)
-            rows = output["prompt_ids"].size(0)
-            start = self.accelerator.process_index * rows
-            local_positive = (signs[start : start + rows] > 0).to(output["advantages"].device)
+            signs = self._row_signs(rewards, num_generations)
+            local_positive = (self._local_rows(signs, output["prompt_ids"].size(0)) > 0).to(
+                output["advantages"].device
+            )
             output["advantages"] = torch.where(
                 local_positive,
                 torch.full_like(output["advantages"], -self.args.erpo_ra_advantage),
@@ -227,15 +219,15 @@ class ERPOTrainer(ZVPBaseTrainer):
             )
             metrics["erpo/frac_ra"].append((signs[::num_generations] > 0).float().mean().item())
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        temperatures = self._sampling_temperatures
-        args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        if temperatures is None:
-            return super()._generate_single_turn(*args)
-        if temperatures == "from_prompts":  # environment-owned data: the prompts reset() returned identify the rows
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
+        args = (prompt_ids, images, multimodal_fields, num_generations, *args)
+        if self._temperatures_from_prompts and self._sampling_temperatures is None:
+            # Environment-owned data: the prompts reset() returned identify the rows (at the batch's first turn).
             self._environment_prompt_ids = [token_prompt_id(ids) for ids in prompt_ids]
             self._set_sampling_temperatures([self.erpo_history.temperature(i) for i in self._environment_prompt_ids])
-            temperatures = self._sampling_temperatures
+        temperatures = self._sampling_temperatures
+        if temperatures is None:
+            return super()._generate_single_turn(*args, **kwargs)
         if self._sampled_prompts is None:  # the batch's first turn: one row per temperature
             if len(temperatures) != len(prompt_ids):
                 raise RuntimeError(
@@ -251,7 +243,7 @@ class ERPOTrainer(ZVPBaseTrainer):
         else:
             context = self._generate_per_row_temperatures(temperatures)
         with context:
-            return super()._generate_single_turn(*args)
+            return super()._generate_single_turn(*args, **kwargs)
 
     @contextlib.contextmanager
     def _generate_per_row_temperatures(self, temperatures):
@@ -357,11 +349,7 @@ class ERPORLZVPTrainer(ERPOTrainer, RLZVPTrainer):
     _name = "ERPO + RL-ZVP"
     _paper = {**ERPO_PAPER, "citation": ERPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
     _config_class = ERPORLZVPConfig
-
-    def __init__(self, model, reward_funcs=None, args: ERPORLZVPConfig | None = None, *pargs, **kwargs):
-        if args is not None and not isinstance(args, ERPORLZVPConfig):
-            raise TypeError(f"ERPORLZVPTrainer needs an ERPORLZVPConfig, got {type(args).__name__}.")
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+    _default_suffix = "ERPO-RL-ZVP"
 
 
 class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
@@ -373,7 +361,7 @@ class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
     temperatures, every rolled-out group (kept or dropped) updates the prompt history, and RA sets the advantage of
     all-correct groups. Dynamic sampling then drops the groups with no signal: all-wrong groups, and all-correct ones
     unless RA gave them an advantage (`erpo_ra_advantage > 0`). A prompt is "all-correct" for both by
-    `erpo_correct_threshold`. Every option of [`ERPOTrainer`] and [`GRPODSTrainer`] applies; `args` is an
+    `correct_threshold`. Every option of [`ERPOTrainer`] and [`GRPODSTrainer`] applies; `args` is an
     [`ERPODSConfig`]. The model card cites both papers.
     """
 
@@ -383,11 +371,8 @@ class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
     _config_class = ERPODSConfig
     _default_suffix = "ERPO-DS"
 
-    def _correct_threshold(self) -> float:
-        return self.args.erpo_correct_threshold
-
-    def _group_signs(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
-        signs = super()._group_signs(rewards_per_func)
+    def _group_signs(self, rewards: torch.Tensor) -> torch.Tensor:
+        signs = super()._group_signs(rewards)
         if self.args.erpo_ra_advantage > 0:
             signs = torch.where(signs > 0, torch.zeros_like(signs), signs)  # RA's signal: kept
         return signs

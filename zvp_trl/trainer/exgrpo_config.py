@@ -1,8 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..algorithms.exgrpo import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
-from .base_config import ZVPBaseConfig
+from .base_config import ZVPBaseConfig, deprecated_field
 from .rl_zvp_config import RLZVPConfig
 
 
@@ -45,10 +46,6 @@ class ExGRPOConfig(ZVPBaseConfig):
             In the mixed phase, use the unclipped ratio for fresh tokens too, as the official code does
             (`loss_remove_clip=True` in its runs). `False` keeps the clipped surrogate that the paper's Eq. 4 writes
             (with `epsilon` / `epsilon_high`). The on-policy warm-up is TRL's clipped loss either way.
-        exgrpo_correct_threshold (`float`, *optional*, defaults to `0.0`):
-            A completion counts as correct when its (weighted, summed) reward is above this value.
-        exgrpo_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
-            Dataset column that identifies a question in the buffer. `None`: a hash of the prompt's content.
         exgrpo_exclude_retired (`bool`, *optional*, defaults to `True`):
             Retired questions (a group came back all correct) are not rolled out again as fresh prompts: a fresh group
             whose question is retired is replaced, before generation, by a question drawn uniformly without
@@ -113,13 +110,6 @@ class ExGRPOConfig(ZVPBaseConfig):
             "False: the paper's clipped surrogate (Eq. 4)."
         },
     )
-    exgrpo_correct_threshold: float = field(
-        default=0.0, metadata={"help": "A completion is correct when its weighted reward sum is above this value."}
-    )
-    exgrpo_prompt_id_column: str | None = field(
-        default=None,
-        metadata={"help": "Dataset column identifying a question in the buffer (None: hash of the prompt content)."},
-    )
     exgrpo_exclude_retired: bool = field(
         default=True,
         metadata={"help": "Replace fresh groups of retired questions by non-retired ones from train_dataset."},
@@ -145,6 +135,14 @@ class ExGRPOConfig(ZVPBaseConfig):
     exgrpo_max_trajectories_per_prompt: int | None = field(
         default=8, metadata={"help": "Most distinct correct trajectories kept per question (oldest dropped)."}
     )
+
+    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
+    _renamed_fields: ClassVar[dict[str, str]] = {
+        "exgrpo_correct_threshold": "correct_threshold",
+        "exgrpo_prompt_id_column": "prompt_id_column",
+    }
+    exgrpo_correct_threshold: float | None = deprecated_field("correct_threshold")
+    exgrpo_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         if not 0.0 <= self.exgrpo_replay_ratio < 1.0:

@@ -17,7 +17,6 @@ from ..algorithms.exgrpo import (
 )
 from ..algorithms.exgrpo_buffer import ExperienceBuffer
 from ..algorithms.prompt_ids import dataset_prompt_ids, prompt_id
-from ..algorithms.rl_zvp import scalar_rewards
 from .base import ZVPBaseTrainer
 from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer
@@ -103,13 +102,9 @@ class ExGRPOTrainer(ZVPBaseTrainer):
     _name = "ExGRPO"
     _paper = EXGRPO_PAPER
     _config_class = ExGRPOConfig
+    _default_suffix = "ExGRPO"
 
-    def __init__(self, model, reward_funcs=None, args: ExGRPOConfig | None = None, *pargs, **kwargs):
-        if args is None:
-            model_name = model if isinstance(model, str) else model.config._name_or_path
-            args = self._config_class(f"{model_name.split('/')[-1]}-ExGRPO")
-        elif not isinstance(args, ExGRPOConfig):
-            raise TypeError(f"{type(self).__name__} needs an ExGRPOConfig, got {type(args).__name__}.")
+    def __init__(self, *args, **kwargs):
         if kwargs.get("rollout_func") is not None:
             raise ValueError(
                 "ExGRPOTrainer injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
@@ -123,7 +118,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
                     "as if the model had written them (and its tool calls would be run again). Train ExGRPO without "
                     f"{name}, or use GRPOTrainer / RLZVPTrainer / ERPOTrainer, which support it."
                 )
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        super().__init__(*args, **kwargs)
         self.exgrpo_buffer = ExperienceBuffer(
             max_prompts=self.args.exgrpo_max_buffer_prompts,
             max_trajectories=self.args.exgrpo_max_trajectories_per_prompt,
@@ -140,7 +135,6 @@ class ExGRPOTrainer(ZVPBaseTrainer):
                 f"map-style train_dataset (got {type(self.train_dataset).__name__}). Pass a map-style dataset or set "
                 "exgrpo_exclude_retired=False."
             )
-        self._exgrpo_rewards = None  # gathered rewards, stashed by _calculate_rewards
         self._exgrpo_injection = None  # {local row: trajectory}, consumed by _generate_single_turn
         # Sharded parameters: every no-grad forward is a collective (same calls on every process, see the docstring).
         self._exgrpo_collective_forwards = self._exgrpo_sharded_parameters()
@@ -155,11 +149,6 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         return False
 
     # ------------------------------------------------------------------ generation side
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._exgrpo_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
-        return rewards_per_func
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
         completion_ids, logprobs = super()._generate_single_turn(
@@ -256,7 +245,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         if not self.args.exgrpo_exclude_retired or not retired:
             return inputs, 0
         G = self.num_generations
-        column = self.args.exgrpo_prompt_id_column
+        column = self.args.prompt_id_column
         group_pids = [prompt_id(inputs[g * G], column) for g in range(len(inputs) // G)]
         if not any(pid in retired for pid in group_pids):
             return inputs, 0
@@ -293,7 +282,6 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             output = super()._generate_and_score_completions(inputs)
         finally:
             self._exgrpo_injection = None
-        rewards_per_func, self._exgrpo_rewards = self._exgrpo_rewards, None
 
         device = self.accelerator.device
         completion_ids = output["completion_ids"]
@@ -311,7 +299,8 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         output["exgrpo_recorded_logps"] = recorded
         output["exgrpo_mixed"] = torch.tensor(float(mixed), device=device)  # 0-dim: copied into every chunk
 
-        correct = self._exgrpo_correct(rewards_per_func)
+        # (all processes' rows,) bool: an unscored row (NaN) compares False, so it is never correct.
+        correct = self._gathered_scalar_rewards() > self.args.correct_threshold
         collect = mixed or self.args.exgrpo_collect_during_warmup
         self._exgrpo_update_buffer(inputs, output, correct, replay, collect)
         if not self.exgrpo_phase.active and correct.float().mean().item() > self.args.exgrpo_start_threshold:
@@ -329,11 +318,6 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             metrics[f"exgrpo/bucket_{k}"].append(float(sizes.get(k, 0)))
         return output
 
-    def _exgrpo_correct(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
-        """(all processes' rows,) bool: weighted reward sum above the threshold (an unscored row is not correct)."""
-        # NaN (unscored) compares False: never correct.
-        return scalar_rewards(rewards_per_func, self.reward_weights) > self.args.exgrpo_correct_threshold
-
     def _exgrpo_update_buffer(
         self, inputs, output, correct: torch.Tensor, replay: torch.Tensor, collect: bool = True
     ) -> None:
@@ -346,7 +330,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         local_groups = B // G
         first_group = self.accelerator.process_index * local_groups
         k_all = correct.view(-1, G).sum(dim=1).tolist()
-        column = self.args.exgrpo_prompt_id_column
+        column = self.args.prompt_id_column
         pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
         if not collect:
             retired = [pid for g, pid in enumerate(pids) if k_all[first_group + g] >= G]
@@ -355,7 +339,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
             for pid in retired:
                 self.exgrpo_buffer.retire(pid)
             return
-        correct_local = correct[self.accelerator.process_index * B : (self.accelerator.process_index + 1) * B]
+        correct_local = self._local_rows(correct, B)
         # Rows worth storing: correct, fresh, in a partially solved group of a non-retired question, non-empty mask.
         lengths = output["completion_mask"].sum(dim=1).tolist()
         store_rows = [
@@ -440,10 +424,6 @@ class ExGRPOTrainer(ZVPBaseTrainer):
 
     def _exgrpo_mixed_loss(self, model, inputs):
         mode = "train" if self.model.training else "eval"
-        if mode == "train":  # rollout accounting, as ZVPBaseTrainer._compute_loss does
-            generate_every = self.args.steps_per_generation * self.num_iterations
-            if self._step % generate_every < self.args.steps_per_generation:
-                self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -598,11 +578,7 @@ class ExGRPORLZVPTrainer(ExGRPOTrainer, RLZVPTrainer):
     _name = "ExGRPO + RL-ZVP"
     _paper = {**EXGRPO_PAPER, "citation": EXGRPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
     _config_class = ExGRPORLZVPConfig
-
-    def __init__(self, model, reward_funcs=None, args: ExGRPORLZVPConfig | None = None, *pargs, **kwargs):
-        if args is not None and not isinstance(args, ExGRPORLZVPConfig):
-            raise TypeError(f"ExGRPORLZVPTrainer needs an ExGRPORLZVPConfig, got {type(args).__name__}.")
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+    _default_suffix = "ExGRPO-RL-ZVP"
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)

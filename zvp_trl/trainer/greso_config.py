@@ -1,6 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from .base_config import deprecated_field
 from .dynamic_sampling_config import GRPODSConfig
 
 
@@ -50,10 +52,6 @@ class GRESOConfig(GRPODSConfig):
             The default `1` is the official code's (it adapts only when `epoch > 0`: in the first epoch no prompt has
             a trace yet, so skipping cannot act and the observed ratios say nothing about it). `0` adapts from the
             first step.
-        greso_correct_threshold (`float`, *optional*, defaults to `0.0`):
-            A zero-variance group is all-correct when its common reward is above this value, all-wrong otherwise
-            (for the adaptation of `p_easy` / `p_hard` and the logged fractions; the skip rules use
-            `greso_easy_threshold` / `greso_hard_threshold`).
         greso_adaptive_rounds (`bool`, *optional*, defaults to `True`):
             GRESO's adaptive round size (official code). The first round of a batch rolls out `ds_oversample_factor *
             P` prompts per process; each later round `max(min, min(first, estimate))`, where `estimate =
@@ -70,10 +68,6 @@ class GRESOConfig(GRPODSConfig):
             trains on the same number of groups, the largest the kept groups allow whose rows split into
             `steps_per_generation` equal micro-batches (logged as `ds/batch_fill` < 1). If no group can be given to
             every process, rounds go on. `False`: rounds go on (adaptive sizes) until the batch is full.
-        greso_prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
-            Dataset column whose value identifies a prompt in the traces. `None` identifies a prompt by a hash of its
-            `prompt` content (identical prompts share a trace). With `remove_unused_columns=True` the column must
-            survive column removal, so leave this `None` then.
     """
 
     greso_p_easy: float = field(
@@ -118,13 +112,6 @@ class GRESOConfig(GRPODSConfig):
             "'epoch > 0'; 0: from the first step)."
         },
     )
-    greso_correct_threshold: float = field(
-        default=0.0,
-        metadata={
-            "help": "A zero-variance group is all-correct when its common reward is above this value (adaptation "
-            "of p_easy / p_hard and logged fractions)."
-        },
-    )
     greso_adaptive_rounds: bool = field(
         default=True,
         metadata={
@@ -148,10 +135,14 @@ class GRESOConfig(GRPODSConfig):
             "until it is full."
         },
     )
-    greso_prompt_id_column: str | None = field(
-        default=None,
-        metadata={"help": "Dataset column identifying a prompt in the traces (None: a hash of the prompt content)."},
-    )
+
+    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
+    _renamed_fields: ClassVar[dict[str, str]] = {
+        "greso_correct_threshold": "correct_threshold",
+        "greso_prompt_id_column": "prompt_id_column",
+    }
+    greso_correct_threshold: float | None = deprecated_field("correct_threshold")
+    greso_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         for name in ("greso_p_easy", "greso_p_hard", "greso_p_min", "greso_p_max"):

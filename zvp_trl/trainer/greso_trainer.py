@@ -62,8 +62,8 @@ class GRESOTrainer(GRPODSTrainer):
     _config_class = GRESOConfig
     _default_suffix = "GRESO"
 
-    def __init__(self, model, reward_funcs=None, args: GRESOConfig | None = None, *pargs, **kwargs):
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.greso_state = GRESOState(
             p_easy=self.args.greso_p_easy,
             p_hard=self.args.greso_p_hard,
@@ -77,11 +77,8 @@ class GRESOTrainer(GRPODSTrainer):
         self._examined = 0  # prompts examined / skipped for the current optimizer batch (all processes)
         self._skipped = 0
 
-    def _correct_threshold(self) -> float:
-        return self.args.greso_correct_threshold
-
     def _prompt_id(self, row: dict) -> str:
-        return prompt_id(row, self.args.greso_prompt_id_column)
+        return prompt_id(row, self.args.prompt_id_column)
 
     def _select_round_rows(self, rows: list[dict]) -> list[dict]:
         G = self.num_generations

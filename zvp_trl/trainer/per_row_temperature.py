@@ -138,7 +138,7 @@ def temperatures_for_continuations(
             raise RuntimeError(
                 "Two rows with identical prompt tokens were given different ERPO temperatures (their prompt ids "
                 "differ), so a tool-call continuation cannot tell which temperature it should keep. Give identical "
-                "prompts the same prompt id (erpo_prompt_id_column) or make their texts differ."
+                "prompts the same prompt id (prompt_id_column) or make their texts differ."
             )
     lengths = sorted({len(key) for key in by_prompt}, reverse=True)
     result = []

@@ -1,8 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from .base_config import ZVPBaseConfig
+from .base_config import ZVPBaseConfig, deprecated_field
 
 
 # Loss types whose per-token loss is linear in a (B, T) advantage, so token-level advantages are well defined.
@@ -31,11 +32,6 @@ class RLZVPConfig(ZVPBaseConfig):
             every token instead of the entropy-scaled value (the paper's "w/o entropy scaling" ablation).
         zvp_constant_advantage (`float`, *optional*, defaults to `1.0`):
             Magnitude of the constant advantage used when `zvp_entropy_scaling=False`.
-        zvp_correct_threshold (`float`, *optional*, defaults to `0.0`):
-            A zero-variance group is all-correct when its common reward is above this value (the paper's `R > 0`),
-            all-wrong otherwise.
-        zvp_zero_variance_atol (`float`, *optional*, defaults to `1e-6`):
-            A group is zero-variance when the spread of its rewards (max - min) is at most this value.
     """
 
     zvp_alpha: float = field(
@@ -60,13 +56,14 @@ class RLZVPConfig(ZVPBaseConfig):
     zvp_constant_advantage: float = field(
         default=1.0, metadata={"help": "Magnitude of the constant advantage used when zvp_entropy_scaling=False."}
     )
-    zvp_correct_threshold: float = field(
-        default=0.0,
-        metadata={"help": "A zero-variance group is all-correct when its common reward is above this value."},
-    )
-    zvp_zero_variance_atol: float = field(
-        default=1e-6, metadata={"help": "A group is zero-variance when max(R) - min(R) is at most this value."}
-    )
+
+    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
+    _renamed_fields: ClassVar[dict[str, str]] = {
+        "zvp_correct_threshold": "correct_threshold",
+        "zvp_zero_variance_atol": "zero_variance_atol",
+    }
+    zvp_correct_threshold: float | None = deprecated_field("correct_threshold")
+    zvp_zero_variance_atol: float | None = deprecated_field("zero_variance_atol")
 
     def __post_init__(self):
         # Finite too: an infinite scale times a zero entropy (or a padded position) is NaN in the loss.
@@ -77,8 +74,6 @@ class RLZVPConfig(ZVPBaseConfig):
                 f"zvp_constant_advantage must be > 0 and finite, got {self.zvp_constant_advantage}. The default "
                 "is 1.0."
             )
-        if self.zvp_zero_variance_atol < 0:
-            raise ValueError(f"zvp_zero_variance_atol must be >= 0, got {self.zvp_zero_variance_atol}.")
         if self.loss_type not in RL_ZVP_LOSS_TYPES:
             raise ValueError(
                 f"loss_type={self.loss_type!r} is not supported by RL-ZVP: its weighting is defined per sequence, so "

@@ -3,7 +3,7 @@ import textwrap
 
 import torch
 
-from ..algorithms.rl_zvp import masked_row_max, rl_zvp_token_advantages, scalar_rewards, zero_variance_signs
+from ..algorithms.rl_zvp import masked_row_max, rl_zvp_token_advantages
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 
@@ -39,42 +39,28 @@ class RLZVPTrainer(ZVPBaseTrainer):
             }"""),
     }
 
-    def __init__(self, model, reward_funcs=None, args: RLZVPConfig | None = None, *pargs, **kwargs):
-        if args is None:
-            model_name = model if isinstance(model, str) else model.config._name_or_path
-            args = RLZVPConfig(f"{model_name.split('/')[-1]}-RL-ZVP")
-        elif not isinstance(args, RLZVPConfig):
-            raise TypeError(f"RLZVPTrainer needs an RLZVPConfig, got {type(args).__name__}.")
-        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
-        self._gathered_rewards = None  # set by _calculate_rewards, read right after in _generate_and_score_completions
+    _config_class = RLZVPConfig
+    _default_suffix = "RL-ZVP"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._pending_loss_inputs = None  # armed by _compute_loss, consumed by the policy forward it triggers
         self._sequence_advantages = None  # (B, 1) per-sequence advantage signs of the loss being computed
         # Per mode, summed since the last log: positive adv sum/count, negative adv sum/count, sum of row max entropy,
         # rows.
         self._zvp_window = {"train": None, "eval": None}
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
-        return rewards_per_func
-
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
-        rewards_per_func, self._gathered_rewards = self._gathered_rewards, None
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        # Same scalar reward as TRL's sum_then_normalize; a row that every reward function left unscored is NaN,
-        # which makes its group non-zero-variance (it keeps GRPO's advantage).
-        rewards = scalar_rewards(rewards_per_func, self.reward_weights)
-        signs = zero_variance_signs(
-            rewards, num_generations, self.args.zvp_correct_threshold, self.args.zvp_zero_variance_atol
-        )
+        # TRL's scalar reward (sum_then_normalize); a row that every reward function left unscored is NaN, which
+        # makes its group non-zero-variance (it keeps GRPO's advantage).
+        signs = self._row_signs(self._gathered_scalar_rewards(), num_generations)
         group_signs = signs[::num_generations]
         self._metrics[mode]["zvp/frac_zv_positive"].append((group_signs > 0).float().mean().item())
         self._metrics[mode]["zvp/frac_zv_negative"].append((group_signs < 0).float().mean().item())
-        local_rows = output["prompt_ids"].size(0)
-        start = self.accelerator.process_index * local_rows
-        output["zvp_signs"] = signs[start : start + local_rows].to(self.accelerator.device)
+        output["zvp_signs"] = self._local_rows(signs, output["prompt_ids"].size(0)).to(self.accelerator.device)
         return output
 
     def _compute_loss(self, model, inputs):
