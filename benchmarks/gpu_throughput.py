@@ -129,25 +129,14 @@ def check_dependencies() -> None:
         sys.exit(MISSING_DEPENDENCIES.format(what=f"trl 1.16 (found trl {trl.__version__})"))
 
 
-def _trainers() -> dict[str, tuple[str, str]]:
-    from zvp_trl.trainer.registry import ALGORITHMS
+def _trainers():
+    from zvp_trl.trainer.registry import with_trl_reference
 
-    trainers = {"trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer")}
-    trainers.update({name: (a.config, a.trainer) for name, a in ALGORITHMS.items()})
-    return trainers
+    return with_trl_reference()
 
 
 def _algorithm_names() -> list[str]:
-    from zvp_trl.trainer.registry import ALGORITHMS
-
-    return list(ALGORITHMS)
-
-
-def _load(path):
-    import importlib
-
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return [name for name in _trainers() if name != "trl_grpo"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -279,7 +268,7 @@ def worker(name: str, settings: dict) -> dict:
     completions_per_step = settings["prompts_per_step"] * settings["num_generations"]
     micro_batch_size = min(settings["micro_batch_size"], completions_per_step)
     total_steps = settings["warmup_steps"] + settings["steps"]
-    config_class, trainer_class = (_load(p) for p in _trainers()[name])
+    config_class, trainer_class = _trainers()[name].load()
     args = config_class(
         output_dir=str(Path(settings["work_dir"]) / f"run_{name}"),
         use_cpu=not cuda,

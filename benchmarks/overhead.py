@@ -27,22 +27,13 @@ from datetime import date
 from pathlib import Path
 
 
-def _trainers() -> dict[str, tuple[str, str]]:
-    from zvp_trl.trainer.registry import ALGORITHMS
+def _trainers():
+    from zvp_trl.trainer.registry import with_trl_reference
 
-    trainers = {"trl_grpo": ("trl:GRPOConfig", "trl:GRPOTrainer")}
-    trainers.update({name: (a.config, a.trainer) for name, a in ALGORITHMS.items()})
-    return trainers
+    return with_trl_reference()
 
 
 TRAINERS = _trainers()
-
-
-def _load(path):
-    import importlib
-
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
@@ -64,7 +55,7 @@ def worker(name: str, steps: int, warmup_steps: int, batch_size: int) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(time.perf_counter() - self.start)
 
-    config_class, trainer_class = (_load(p) for p in TRAINERS[name])
+    config_class, trainer_class = TRAINERS[name].load()
     cuda = torch.cuda.is_available()
     args = config_class(
         output_dir=f"/tmp/zvp_overhead_{name}",

@@ -10,6 +10,7 @@ import pytest
 import torch
 import transformers
 from datasets import Dataset
+from recording import record_generations
 from trl.trainer.utils import RepeatSampler
 
 from zvp_trl import ALGORITHMS, GRPOBaselineConfig, GRPOBaselineTrainer, ZVPBaseConfig, get_algorithm
@@ -203,14 +204,6 @@ def test_row_signs_and_local_rows_of_the_base_trainer(tiny_model_path, tmp_path)
 
 def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
-    seen = []
-    original = trainer._generate_and_score_completions
-
-    def spy(inputs):
-        output = original(inputs)
-        seen.append(trainer._gathered_scalar_rewards().tolist())
-        return output
-
-    trainer._generate_and_score_completions = spy
+    seen = record_generations(trainer, lambda output: trainer._gathered_scalar_rewards().tolist())
     trainer.train()
     assert seen == [[float(i % 2 == 0) for i in range(8)]]

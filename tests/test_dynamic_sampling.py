@@ -9,6 +9,7 @@ import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
+from recording import record_generations
 
 from zvp_trl.algorithms.dynamic_sampling import (
     PromptSampler,
@@ -194,14 +195,7 @@ def test_assembled_batch_size_and_num_items_with_gradient_accumulation(tiny_mode
     trainer = make_trainer(
         tiny_model_path, tmp_path, kinds, shuffle_dataset=True, gradient_accumulation_steps=2, ds_oversample_factor=1.5
     )
-    generate = trainer._generate_and_score_completions
-    outputs = []
-
-    def record(inputs):
-        outputs.append(generate(inputs))
-        return outputs[-1]
-
-    trainer._generate_and_score_completions = record
+    outputs = record_generations(trainer, lambda output: output)
     seen = spy_loss(trainer)
     trainer.train()
     (batch,) = outputs

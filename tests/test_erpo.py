@@ -10,6 +10,7 @@ import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
+from recording import cloned, record_generations
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from zvp_trl import (
@@ -329,15 +330,7 @@ def run_erpo_ds(tiny_model_path, tmp_path, **overrides):
         tiny_model_path, tmp_path, reward_by_kind, trainer_class=ERPODSTrainer, config_class=ERPODSConfig,
         shuffle_dataset=False, ds_oversample_factor=2.0, ds_max_generation_rounds=0, ds_carry_over=False, **overrides,
     )  # fmt: skip
-    batches = []
-    generate = trainer._generate_and_score_completions
-
-    def record(inputs):
-        output = generate(inputs)
-        batches.append({k: output[k].clone() for k in ("advantages", "erpo_temperatures")})
-        return output
-
-    trainer._generate_and_score_completions = record
+    batches = record_generations(trainer, cloned("advantages", "erpo_temperatures"))
     trainer.train()
     return trainer, batches
 
@@ -444,16 +437,11 @@ def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     trainer = tool_trainer(tool_model_path, tmp_path, **tool_kwargs)
     hot = prompt_id(trainer.train_dataset[0])
     trainer.erpo_history.temperatures[hot] = 1.3  # the tool-calling prompt is elevated
-    calls, batches = [], []
+    calls = []
     trainer.model.generate = scripted_generate(trainer.processing_class, calls, tool_rows=G)
-    generate = trainer._generate_and_score_completions
-
-    def record(inputs):
-        output = generate(inputs)
-        batches.append({k: output[k].tolist() for k in ("erpo_temperatures", "tool_mask")})
-        return output
-
-    trainer._generate_and_score_completions = record
+    batches = record_generations(
+        trainer, lambda output: {k: output[k].tolist() for k in ("erpo_temperatures", "tool_mask")}
+    )
     trainer.train()
 
     def factors(call):

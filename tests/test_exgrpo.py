@@ -11,6 +11,7 @@ import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
+from recording import cloned, record_generations
 
 from zvp_trl.algorithms.exgrpo import (
     exgrpo_bucket_weights,
@@ -568,15 +569,7 @@ def test_mixed_phase_fresh_tokens_are_unclipped_by_default(tiny_model_path, tmp_
 
 
 def run_and_record(trainer):
-    generate = trainer._generate_and_score_completions
-    outputs = []
-
-    def record(inputs):
-        output = generate(inputs)
-        outputs.append({k: output[k].clone() for k in ("exgrpo_mixed", "exgrpo_replay", "completion_ids")})
-        return output
-
-    trainer._generate_and_score_completions = record
+    outputs = record_generations(trainer, cloned("exgrpo_mixed", "exgrpo_replay", "completion_ids"))
     trainer.train()
     return outputs
 
@@ -828,15 +821,7 @@ def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path,
         prompt_ids=[3],
         trajectories=[([5, 6], [-1.0, -1.0])],
     )
-    generate = trainer._generate_and_score_completions
-    seen = []
-
-    def record(inputs):
-        output = generate(inputs)
-        seen.append((output["exgrpo_replay"].clone(), output["zvp_signs"].clone()))
-        return output
-
-    trainer._generate_and_score_completions = record
+    seen = record_generations(trainer, lambda output: (output["exgrpo_replay"].clone(), output["zvp_signs"].clone()))
     trainer.train()
     replay, signs = seen[0]
     assert replay.tolist() == [True] + [False] * 7

@@ -9,11 +9,16 @@ smallest |advantage|) and the dynamic-sampling totals.
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch.distributed as dist
 from datasets import Dataset
 from distributed_exit import exit_distributed
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared CPU config
+from cpu_config import cpu_config_kwargs  # noqa: E402
 
 from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
 from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer
@@ -34,22 +39,17 @@ def run(scope: str, out: Path) -> dict:
 
     dataset = Dataset.from_dict({"prompt": [f"Q: {i}+2=?\nA:" for i in range(16)]})
     args = GRPODSConfig(
-        output_dir=str(out),
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=2,  # 8 rows = 2 groups per process per optimizer batch
-        num_generations=G,
-        max_completion_length=6,
-        max_steps=2,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        ds_oversample_factor=2.0,  # 4 prompts per process per round
-        ds_max_generation_rounds=0,
-        ds_fill_scope=scope,
+        **cpu_config_kwargs(
+            out,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=2,  # 8 rows = 2 groups per process per optimizer batch
+            num_generations=G,
+            max_completion_length=6,
+            max_steps=2,
+            ds_oversample_factor=2.0,  # 4 prompts per process per round
+            ds_max_generation_rounds=0,
+            ds_fill_scope=scope,
+        )
     )
     trainer = GRPODSTrainer(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
     batches, steps = [], []

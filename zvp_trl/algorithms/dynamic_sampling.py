@@ -95,13 +95,14 @@ def plan_groups(kept: list[list[int]], groups: int, carry_per_process: int, scop
     part that does not fit whole, each process's own groups first cover what it still lacks, then process order).
     Each process trains on as many of its own selected groups as it can (up to `groups`); the remainder fills the
     other processes, in process order. Surplus groups are carried oldest first, up to `world * carry_per_process`,
-    and stay on the process that holds them (the next batch pools them again). Process scope: each process trains on its own oldest `groups`
-    groups and carries its next `carry_per_process`.
+    and stay on the process that holds them (the next batch pools them again). Process scope: each process trains on
+    its own oldest `groups` groups and carries its next `carry_per_process`.
     """
     _check_scope(scope)
     totals = kept_totals(kept)
     world = len(totals)
-    order = [group for part in _groups_by_part(kept) for group in part]  # by part, then process, then local index
+    parts = _groups_by_part(kept)
+    order = [group for part in parts for group in part]  # by part, then process, then local index
     if scope == "process":
         if min(totals) < groups:
             raise ValueError(f"Every process needs {groups} kept groups, got {totals}.")
@@ -116,7 +117,7 @@ def plan_groups(kept: list[list[int]], groups: int, carry_per_process: int, scop
     # lacks, so that groups of the same age stay where they are; the rest of the room is filled in process order.
     selected, room = set(), world * groups
     held = [0] * world  # selected groups per process
-    for part_groups in _groups_by_part(kept):
+    for part_groups in parts:
         if len(part_groups) <= room:
             chosen = part_groups
         else:

@@ -83,6 +83,14 @@ ALGORITHMS: dict[str, Algorithm] = {
 
 DEFAULT_ALGORITHM = "rl_zvp"
 
+# TRL's own trainer, the reference every benchmark measures the algorithms against.
+TRL_GRPO = Algorithm("trl_grpo", "trl:GRPOConfig", "trl:GRPOTrainer", "TRL's GRPOTrainer, unchanged (the reference)")
+
+
+def with_trl_reference() -> dict[str, Algorithm]:
+    """`trl_grpo` (TRL's `GRPOTrainer`) first, then every registered algorithm: what the benchmarks compare."""
+    return {TRL_GRPO.name: TRL_GRPO, **ALGORITHMS}
+
 
 def get_algorithm(name: str) -> Algorithm:
     if name not in ALGORITHMS:
