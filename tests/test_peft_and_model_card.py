@@ -106,5 +106,8 @@ def test_model_card_names_method_cites_paper_and_records_hyperparameters(tiny_mo
     row = re.search(rf"\| `{field}` \| `(.*)` \|", card)
     assert row and row.group(1) == repr(getattr(trainer.args, field))
     assert "| `num_generations` | `4` |" in card and "| `learning_rate` | `0.01` |" in card
+    # The shared settings once, under their names; the deprecated per-method names not at all.
+    if algorithm != "grpo":
+        assert card.count("| `correct_threshold` | `0.0` |") == 1 and "_correct_threshold`" not in card
     if "## Citations" in card:
         assert card.index("## Method hyperparameters") < card.index("## Citations")

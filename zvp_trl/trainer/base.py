@@ -113,9 +113,10 @@ CARD_GRPO_FIELDS = (
 
 def hyperparameters_markdown(trainer_name: str, args) -> str:
     """The model card's "Method hyperparameters" section: the method's own config fields (those its config adds to
-    `GRPOConfig`) and the key GRPO fields, with their values in this run."""
+    `GRPOConfig`, deprecated names left out) and the key GRPO fields, with their values in this run."""
     grpo_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields]
+    renamed = {old for cls in type(args).__mro__ for old in cls.__dict__.get("_renamed_fields", {})}
+    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields | renamed]
     lines = [
         "## Method hyperparameters",
         "",
