@@ -12,6 +12,7 @@ accuracy reward of the completions generated) against rollouts for all methods.
     python benchmarks/learning.py              # full: 80 steps' worth of rollouts (20480), 3 seeds
     python benchmarks/learning.py --quick      # <= 10 minutes on 2 CPU cores: 1 seed, 5120 rollouts, 64 prompts
     python benchmarks/learning.py --algorithms greso exgrpo --merge   # re-run two methods, keep the other rows
+    python benchmarks/learning.py --reuse --output_dir runs/x --output_name learning_x  # tabulate finished runs
 """
 
 import argparse
@@ -105,11 +106,16 @@ def main():
         help="replace only these algorithms' rows in the existing JSON (same budget, held-out prompts and seeds) and "
         "keep the others, each row dated",
     )
+    parser.add_argument(
+        "--output_name",
+        default=None,
+        help="name of the JSON / PNG written next to this script (default: learning, or learning_quick with --quick)",
+    )
     args = parser.parse_args()
     seeds = args.seeds or ([42] if args.quick else [42, 43, 44])
     rollouts = args.rollouts or (20 * 256 if args.quick else 80 * 256)
     eval_prompts = args.eval_prompts or (64 if args.quick else 256)
-    name = "learning_quick" if args.quick else "learning"
+    name = args.output_name or ("learning_quick" if args.quick else "learning")
 
     runs = {}
     for seed in seeds:  # seeds outermost, so an interrupted full run still has every method for the first seeds
