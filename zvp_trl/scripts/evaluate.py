@@ -12,6 +12,7 @@ Model names are resolved as in recipes/train.py (`zvp_trl.models.resolve.resolve
 Writes <output_dir>/<benchmark>.jsonl, summary.json and results.md; rerunning resumes.
 """
 
+import argparse
 from pathlib import Path
 
 from trl import TrlParser
@@ -21,7 +22,10 @@ from ..models.resolve import resolve_model_name
 
 
 def main(argv=None):
-    (args,) = TrlParser((EvaluationArguments,)).parse_args_and_config(argv)
+    parser = TrlParser(
+        (EvaluationArguments,), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    (args,) = parser.parse_args_and_config(argv)
     if args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required.")
     # The names recipes/train.py takes: `embedded`, `smollm2-offline`, a Hub id or a local path.
