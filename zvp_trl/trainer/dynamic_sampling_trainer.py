@@ -1,6 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import math
-import textwrap
 
 import torch
 from accelerate.utils import gather_object
@@ -16,6 +15,7 @@ from ..algorithms.dynamic_sampling import (
     plan_groups,
     select_rows,
 )
+from . import papers
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_config import GRPODSConfig
 
@@ -74,18 +74,7 @@ class GRPODSTrainer(ZVPBaseTrainer):
 
     _tag_names = ["trl", "grpo-ds", "dapo"]
     _name = "GRPO-DS"
-    _paper = {
-        "title": "DAPO: An Open-Source LLM Reinforcement Learning System at Scale",
-        "id": "2503.14476",
-        # docstyle-ignore
-        "citation": textwrap.dedent("""\
-            @article{yu2025dapo,
-                title        = {{DAPO: An Open-Source LLM Reinforcement Learning System at Scale}},
-                author       = {Qiying Yu and Zheng Zhang and Ruofei Zhu and Yufeng Yuan and Xiaochen Zuo and Yu Yue and Tiantian Fan and Gaohong Liu and Lingjun Liu and Xin Liu and Haibin Lin and Zhiqi Lin and Bole Ma and Guangming Sheng and Yuxuan Tong and Chi Zhang and Mofan Zhang and Wang Zhang and Hang Zhu and Jinhua Zhu and Jiaze Chen and Jiangjie Chen and Chengyi Wang and Hongli Yu and Weinan Dai and Yuxuan Song and Xiangpeng Wei and Hao Zhou and Jingjing Liu and Wei-Ying Ma and Ya-Qin Zhang and Lin Yan and Mu Qiao and Yonghui Wu and Mingxuan Wang},
-                year         = 2025,
-                eprint       = {arXiv:2503.14476},
-            }"""),
-    }
+    _paper = papers.DAPO
     _config_class = GRPODSConfig
     _default_suffix = "GRPO-DS"
 

@@ -1,6 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import contextlib
-import textwrap
 
 import torch
 from accelerate.utils import gather_object
@@ -8,6 +7,7 @@ from transformers import LogitsProcessorList
 
 from ..algorithms.erpo import PromptTemperatureHistory
 from ..algorithms.prompt_ids import prompt_id, token_prompt_id
+from . import papers
 from .base import ZVPBaseTrainer
 from .dynamic_sampling_trainer import GRPODSTrainer
 from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
@@ -22,20 +22,6 @@ from .per_row_temperature import (
     temperatures_for_continuations,
 )
 from .rl_zvp_trainer import RLZVPTrainer
-
-
-ERPO_PAPER = {
-    "title": "Explore Data Left Behind in Reinforcement Learning for Reasoning Language Models",
-    "id": "2511.04800",
-    # docstyle-ignore
-    "citation": textwrap.dedent("""\
-        @article{liu2025erpo,
-            title        = {{Explore Data Left Behind in Reinforcement Learning for Reasoning Language Models}},
-            author       = {Chenxi Liu and Junjie Liang and Yuqi Jia and Bochuan Cao and Yang Bai and Heng Huang and Xun Chen},
-            year         = 2025,
-            eprint       = {arXiv:2511.04800},
-        }"""),
-}
 
 
 class ERPOTrainer(ZVPBaseTrainer):
@@ -72,7 +58,7 @@ class ERPOTrainer(ZVPBaseTrainer):
 
     _tag_names = ["trl", "erpo"]
     _name = "ERPO"
-    _paper = ERPO_PAPER
+    _paper = papers.ERPO
     _config_class = ERPOConfig
     _default_suffix = "ERPO"
 
@@ -347,7 +333,7 @@ class ERPORLZVPTrainer(ERPOTrainer, RLZVPTrainer):
 
     _tag_names = ["trl", "erpo", "rl-zvp"]
     _name = "ERPO + RL-ZVP"
-    _paper = {**ERPO_PAPER, "citation": ERPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
+    _paper = papers.citing_also(papers.ERPO, papers.RL_ZVP)
     _config_class = ERPORLZVPConfig
     _default_suffix = "ERPO-RL-ZVP"
 
@@ -367,7 +353,7 @@ class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
 
     _tag_names = ["trl", "erpo", "grpo-ds", "dapo"]
     _name = "ERPO + GRPO-DS"
-    _paper = {**ERPO_PAPER, "citation": ERPO_PAPER["citation"] + "\n\n" + GRPODSTrainer._paper["citation"]}
+    _paper = papers.citing_also(papers.ERPO, papers.DAPO)
     _config_class = ERPODSConfig
     _default_suffix = "ERPO-DS"
 

@@ -1,7 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import json
 import random
-import textwrap
 import warnings
 
 import torch
@@ -17,23 +16,10 @@ from ..algorithms.exgrpo import (
 )
 from ..algorithms.exgrpo_buffer import ExperienceBuffer
 from ..algorithms.prompt_ids import dataset_prompt_ids, prompt_id
+from . import papers
 from .base import ZVPBaseTrainer
 from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
 from .rl_zvp_trainer import RLZVPTrainer
-
-
-EXGRPO_PAPER = {
-    "title": "Learning to Reason from Experience",
-    "id": "2510.02245",
-    # docstyle-ignore
-    "citation": textwrap.dedent("""\
-        @article{zhan2025exgrpo,
-            title        = {{ExGRPO: Learning to Reason from Experience}},
-            author       = {Runzhe Zhan and Yafu Li and Zhi Wang and Xiaoye Qu and Dongrui Liu and Jing Shao and Derek F. Wong and Yu Cheng},
-            year         = 2025,
-            eprint       = {arXiv:2510.02245},
-        }"""),
-}
 
 
 class ExGRPOPhase:
@@ -100,7 +86,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
 
     _tag_names = ["trl", "exgrpo"]
     _name = "ExGRPO"
-    _paper = EXGRPO_PAPER
+    _paper = papers.EXGRPO
     _config_class = ExGRPOConfig
     _default_suffix = "ExGRPO"
 
@@ -576,7 +562,7 @@ class ExGRPORLZVPTrainer(ExGRPOTrainer, RLZVPTrainer):
 
     _tag_names = ["trl", "exgrpo", "rl-zvp"]
     _name = "ExGRPO + RL-ZVP"
-    _paper = {**EXGRPO_PAPER, "citation": EXGRPO_PAPER["citation"] + "\n\n" + RLZVPTrainer._paper["citation"]}
+    _paper = papers.citing_also(papers.EXGRPO, papers.RL_ZVP)
     _config_class = ExGRPORLZVPConfig
     _default_suffix = "ExGRPO-RL-ZVP"
 

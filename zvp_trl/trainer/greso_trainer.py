@@ -1,6 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import math
-import textwrap
 
 import torch
 from accelerate.utils import gather_object
@@ -8,6 +7,7 @@ from accelerate.utils import gather_object
 from ..algorithms.dynamic_sampling import kept_totals
 from ..algorithms.greso import GRESOState, next_round_size
 from ..algorithms.prompt_ids import prompt_id
+from . import papers
 from .dynamic_sampling_trainer import GRPODSTrainer
 from .greso_config import GRESOConfig
 
@@ -47,18 +47,7 @@ class GRESOTrainer(GRPODSTrainer):
 
     _tag_names = ["trl", "greso"]
     _name = "GRESO"
-    _paper = {
-        "title": "Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective Rollouts",
-        "id": "2506.02177",
-        # docstyle-ignore
-        "citation": textwrap.dedent("""\
-            @article{zheng2025greso,
-                title        = {{Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective Rollouts}},
-                author       = {Haizhong Zheng and Yang Zhou and Brian R. Bartoldson and Bhavya Kailkhura and Fan Lai and Jiawei Zhao and Beidi Chen},
-                year         = 2025,
-                eprint       = {arXiv:2506.02177},
-            }"""),
-    }
+    _paper = papers.GRESO
     _config_class = GRESOConfig
     _default_suffix = "GRESO"
 

@@ -1,9 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-import textwrap
 
 import torch
 
 from ..algorithms.rl_zvp import masked_row_max, rl_zvp_token_advantages
+from . import papers
 from .base import ZVPBaseTrainer
 from .rl_zvp_config import RLZVPConfig
 
@@ -25,20 +25,7 @@ class RLZVPTrainer(ZVPBaseTrainer):
 
     _tag_names = ["trl", "rl-zvp"]
     _name = "RL-ZVP"
-    _paper = {
-        "title": "No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via "
-        "Entropy-Guided Advantage Shaping",
-        "id": "2509.21880",
-        # docstyle-ignore
-        "citation": textwrap.dedent("""\
-            @article{le2025noprompt,
-                title        = {{No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via Entropy-Guided Advantage Shaping}},
-                author       = {Thanh-Long V. Le and Myeongho Jeon and Kim Vu and Viet Lai and Eunho Yang},
-                year         = 2025,
-                eprint       = {arXiv:2509.21880},
-            }"""),
-    }
-
+    _paper = papers.RL_ZVP
     _config_class = RLZVPConfig
     _default_suffix = "RL-ZVP"
 
