@@ -112,12 +112,18 @@ class ZVPBaseConfig(GRPOConfig):
             )
         super().__post_init__()
 
+    @classmethod
+    def renamed_fields(cls) -> dict[str, str]:
+        """Deprecated field name -> the shared field it stands for, over this config and its bases."""
+        renamed = {}
+        for klass in reversed(cls.__mro__):
+            renamed.update(klass.__dict__.get("_renamed_fields", {}))
+        return renamed
+
     def _apply_renamed_fields(self) -> None:
         """Moves the values given under deprecated names to the shared fields (with a `FutureWarning`), and refuses
         values that disagree. The deprecated fields are then `None`, so a saved config loads without warnings."""
-        renamed = {}
-        for cls in reversed(type(self).__mro__):
-            renamed.update(cls.__dict__.get("_renamed_fields", {}))
+        renamed = self.renamed_fields()
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         given: dict[str, list[tuple[str, object]]] = {}
         for old, new in renamed.items():
