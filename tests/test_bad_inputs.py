@@ -19,6 +19,7 @@ import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
+from recording import record_generations
 from transformers import AutoTokenizer
 
 from zvp_trl import ALGORITHMS, get_algorithm, rl_zvp_token_advantages
@@ -62,16 +63,10 @@ def make_trainer(algorithm, model_path, tmp_path, reward, dataset=None, **overri
 
 def spy_generation_outputs(trainer):
     """Records each generation batch as scored (rows in reward-call order; TRL shuffles them before the loss)."""
-    seen = []
-    generate_and_score = trainer._generate_and_score_completions
-
-    def spy(inputs):
-        output = generate_and_score(inputs)
-        seen.append({k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in output.items()})
-        return output
-
-    trainer._generate_and_score_completions = spy
-    return seen
+    return record_generations(
+        trainer,
+        lambda output: {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in output.items()},
+    )
 
 
 def first_log(trainer):

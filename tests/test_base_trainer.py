@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers
+from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 from trl.trainer.utils import RepeatSampler
@@ -119,17 +120,13 @@ RENAMED = [  # (config, deprecated name, shared name, value)
 ]
 
 
-def config_kwargs(tmp_path, **overrides):
-    return dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", **overrides)
-
-
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
     config_class, _ = get_algorithm(algorithm).load()
     names = [f.name for f in dataclasses.fields(config_class)]
     for name, default in SHARED_FIELDS.items():
         assert names.count(name) == 1
-        assert getattr(config_class(**config_kwargs(tmp_path)), name) == default
+        assert getattr(config_class(**cpu_config_kwargs(tmp_path)), name) == default
         assert next(f for f in dataclasses.fields(config_class) if f.name == name).metadata["help"]
 
 
@@ -137,28 +134,28 @@ def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
 def test_deprecated_field_names_still_work_with_a_warning(algorithm, old, new, value, tmp_path):
     config_class, _ = get_algorithm(algorithm).load()
     with pytest.warns(FutureWarning, match=f"{old} is deprecated.*use {new}"):
-        args = config_class(**config_kwargs(tmp_path, **{old: value}))
+        args = config_class(**cpu_config_kwargs(tmp_path, **{old: value}))
     assert getattr(args, new) == value
     assert getattr(args, old) is None  # so that a config saved with the shared name loads without a warning
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert getattr(config_class(**config_kwargs(tmp_path, **{new: value})), new) == value
+        assert getattr(config_class(**cpu_config_kwargs(tmp_path, **{new: value})), new) == value
     assert not [w for w in caught if "zvp_trl config" in str(w.message)]
     # the same value under both names is no conflict; different values are
     with pytest.warns(FutureWarning):
-        assert getattr(config_class(**config_kwargs(tmp_path, **{old: value, new: value})), new) == value
+        assert getattr(config_class(**cpu_config_kwargs(tmp_path, **{old: value, new: value})), new) == value
     other = "other" if isinstance(value, str) else value * 2
     with pytest.raises(ValueError, match=f"{old}=.*{new}=.*one setting"), pytest.warns(FutureWarning):
-        config_class(**config_kwargs(tmp_path, **{old: value, new: other}))
+        config_class(**cpu_config_kwargs(tmp_path, **{old: value, new: other}))
 
 
 def test_combined_config_refuses_two_thresholds_that_disagree(tmp_path):
     config_class, _ = get_algorithm("erpo_rl_zvp").load()
     with pytest.raises(ValueError, match="erpo_correct_threshold=0.5.*zvp_correct_threshold=0.0|zvp.*erpo"):
         with pytest.warns(FutureWarning):
-            config_class(**config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.0))
+            config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.0))
     with pytest.warns(FutureWarning):
-        args = config_class(**config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.5))
+        args = config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.5))
     assert args.correct_threshold == 0.5
 
 
@@ -166,7 +163,7 @@ def test_zero_variance_atol_is_checked_once_for_every_method(tmp_path):
     for algorithm in ALGORITHMS:
         config_class, _ = get_algorithm(algorithm).load()
         with pytest.raises(ValueError, match="zero_variance_atol must be >= 0"):
-            config_class(**config_kwargs(tmp_path, zero_variance_atol=-1.0))
+            config_class(**cpu_config_kwargs(tmp_path, zero_variance_atol=-1.0))
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
@@ -188,7 +185,7 @@ def test_a_trainer_refuses_another_methods_config(algorithm, tmp_path):
     _, trainer_class = get_algorithm(algorithm).load()
     with pytest.raises(TypeError, match=f"needs a {trainer_class._config_class.__name__}"):
         trainer_class(
-            model="unused", reward_funcs=alternating_reward, args=GRPOBaselineConfig(**config_kwargs(tmp_path))
+            model="unused", reward_funcs=alternating_reward, args=GRPOBaselineConfig(**cpu_config_kwargs(tmp_path))
         )
 
 

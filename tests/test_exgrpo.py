@@ -917,15 +917,9 @@ def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, t
         )
         trainer._exgrpo_collective_forwards = collective
         calls = record_nograd_forwards(trainer)
-        generate = trainer._generate_and_score_completions
-        replayed = []
-
-        def record(inputs):
-            output = generate(inputs)
-            replayed.append(output["completion_ids"][output["exgrpo_replay"]].tolist())
-            return output
-
-        trainer._generate_and_score_completions = record
+        replayed = record_generations(
+            trainer, lambda output: output["completion_ids"][output["exgrpo_replay"]].tolist()
+        )
         trainer.train()
         return trainer.exgrpo_buffer.contents(), replayed, calls
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
+from recording import record_generations
 
 from zvp_trl.algorithms.greso import (
     GRESOState,
@@ -298,17 +299,13 @@ def test_adaptive_round_sizes_follow_the_official_rule(tiny_model_path, tmp_path
         ),  # fmt: skip
         train_dataset=make_dataset(["mixed"] * 64),
     )
-    batches, rounds_per_step = [], []
-    generate = trainer._generate_and_score_completions
-
-    def record(inputs):
-        output = generate(inputs)
-        batches.append(output["completion_ids"].size(0))
-        rounds_per_step.append(int(trainer._metrics["train"]["ds/generation_rounds"][-1]))
-        return output
-
-    trainer._generate_and_score_completions = record
+    recorded = record_generations(
+        trainer,
+        lambda output: (output["completion_ids"].size(0), int(trainer._metrics["train"]["ds/generation_rounds"][-1])),
+    )
     trainer.train()
+    batches = [rows for rows, _ in recorded]
+    rounds_per_step = [rounds for _, rounds in recorded]
     expected_sizes = [size for step in expected_rounds for size in step]
     assert round_sizes == expected_sizes
     assert rounds_per_step == [len(step) for step in expected_rounds]
