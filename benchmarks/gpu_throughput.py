@@ -537,39 +537,40 @@ def main():
                     flush=True,
                 )
 
-            # Written after every round, so a run cut short (a time limit) still leaves its completed rounds.
-            rows = summarize(runs)
-            result = {
-                "date": date.today().isoformat(),
-                "tiny_smoke_test": args.tiny,
-                "device": "cuda" if cuda else "cpu",
-                "gpu": gpu_name,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-                "versions": {
-                    "torch": torch.__version__,
-                    "cuda": torch.version.cuda,
-                    "transformers": transformers.__version__,
-                    "trl": trl.__version__,
-                    "zvp_trl": zvp_trl.__version__,
-                    "python": platform.python_version(),
-                },
-                "rounds_completed": round_index + 1,
-                "settings": {
-                    **{k: v for k, v in vars(args).items() if k not in {"worker", "worker_settings", "output"}},
-                    "trainers": names,
-                    "learning_rate": 0.0,
-                    "dtype": dtype_name,
-                    "attention": "sdpa",
-                    "completions_per_step": args.prompts_per_step * args.num_generations,
-                    "min_new_tokens": args.completion_length,
-                    "reward": "synthetic: prompt index % 4 -> all-correct, all-wrong, mixed, mixed (CRC32 of text)",
-                    "model": {"shape": "tiny" if args.tiny else "Qwen3-0.6B", **model_info},
-                },
-                "results": rows,
-                "failed": failed,
-            }
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(json.dumps(result, indent=2) + "\n")
+                # Written after every run, so an invocation cut short (a time limit) keeps every finished run; a
+                # trainer's ratios only use the rounds in which both it and TRL finished.
+                rows = summarize(runs)
+                result = {
+                    "date": date.today().isoformat(),
+                    "tiny_smoke_test": args.tiny,
+                    "device": "cuda" if cuda else "cpu",
+                    "gpu": gpu_name,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                    "versions": {
+                        "torch": torch.__version__,
+                        "cuda": torch.version.cuda,
+                        "transformers": transformers.__version__,
+                        "trl": trl.__version__,
+                        "zvp_trl": zvp_trl.__version__,
+                        "python": platform.python_version(),
+                    },
+                    "rounds_completed": min(len(runs[n]) for n in names),
+                    "settings": {
+                        **{k: v for k, v in vars(args).items() if k not in {"worker", "worker_settings", "output"}},
+                        "trainers": names,
+                        "learning_rate": 0.0,
+                        "dtype": dtype_name,
+                        "attention": "sdpa",
+                        "completions_per_step": args.prompts_per_step * args.num_generations,
+                        "min_new_tokens": args.completion_length,
+                        "reward": "synthetic: prompt index % 4 -> all-correct, all-wrong, mixed, mixed (CRC32 of text)",
+                        "model": {"shape": "tiny" if args.tiny else "Qwen3-0.6B", **model_info},
+                    },
+                    "results": rows,
+                    "failed": failed,
+                }
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(json.dumps(result, indent=2) + "\n")
 
         print()
         print(markdown_table(rows, failed))
