@@ -243,8 +243,26 @@ def worker(name: str, settings: dict) -> dict:
         """Wall time and generated completions of each optimizer step (the GPU is synchronized at both ends)."""
 
         def __init__(self):
-            self.times, self.completions, self.logs = [], [], []
+            self.times, self.completions, self.generation_times, self.logs = [], [], [], []
             self.trainer = None
+            self.generating = 0.0  # seconds inside `_generate_and_score_completions` since the step began
+
+        def wrap_generation(self, trainer) -> None:
+            """Times every `_generate_and_score_completions` call (GRPO-DS and GRESO make several per step)."""
+            generate = trainer._generate_and_score_completions
+
+            def timed(*args, **kwargs):
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                try:
+                    return generate(*args, **kwargs)
+                finally:
+                    if cuda:
+                        torch.cuda.synchronize()
+                    self.generating += time.perf_counter() - start
+
+            trainer._generate_and_score_completions = timed
 
         def _generated(self) -> int:
             counter = getattr(self.trainer, "rollouts", None)  # zvp_trl trainers count generated completions
@@ -254,12 +272,14 @@ def worker(name: str, settings: dict) -> dict:
             if cuda:
                 torch.cuda.synchronize()
             self.start_generated = self._generated()
+            self.generating = 0.0
             self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             if cuda:
                 torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.start)
+            self.generation_times.append(self.generating)
             self.completions.append(self._generated() - self.start_generated)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -301,6 +321,7 @@ def worker(name: str, settings: dict) -> dict:
     )
     trainer.remove_callback(PrinterCallback)  # keep stdout for the result line
     timer.trainer = trainer
+    timer.wrap_generation(trainer)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -318,6 +339,7 @@ def worker(name: str, settings: dict) -> dict:
 
     return {
         "step_times": timer.times[settings["warmup_steps"] :],
+        "generation_times": timer.generation_times[settings["warmup_steps"] :],
         "completions": completions[settings["warmup_steps"] :],
         "mean_completion_length": logged("completions/mean_length"),
         "frac_reward_zero_std": logged("frac_reward_zero_std"),
@@ -347,7 +369,11 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict]:
         def per_completion(run):
             return sum(run["step_times"]) / max(1, sum(run["completions"]))
 
+        def rest_of_step(run):  # the step outside generation and scoring: forward/backward, advantages, optimizer
+            return statistics.median(t - g for t, g in zip(run["step_times"], run["generation_times"]))
+
         step_ratio = [step(ours) / step(base) for ours, base in pairs]
+        rest_ratio = [rest_of_step(ours) / rest_of_step(base) for ours, base in pairs]
         completion_ratio = [per_completion(ours) / per_completion(base) for ours, base in pairs]
         memory_ratio = [ours["peak_memory_bytes"] / base["peak_memory_bytes"] for ours, base in pairs]
         ours_runs = [ours for ours, _ in pairs]
@@ -364,6 +390,10 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict]:
                 "step_time_ratio": statistics.median(step_ratio),
                 "step_time_ratio_min": min(step_ratio),
                 "step_time_ratio_max": max(step_ratio),
+                "median_generation_s": statistics.median(g for r in ours_runs for g in r["generation_times"]),
+                "rest_of_step_ratio": statistics.median(rest_ratio),
+                "rest_of_step_ratio_min": min(rest_ratio),
+                "rest_of_step_ratio_max": max(rest_ratio),
                 "completions_per_step": completions_per_step,
                 "time_per_completion_ratio": statistics.median(completion_ratio),
                 "completion_tokens_per_s": (
@@ -385,15 +415,18 @@ def markdown_table(rows: list[dict], failed: dict[str, str]) -> str:
         return "n/a" if value is None else format(value, spec)
 
     lines = [
-        "| trainer | median step (s) | step time / TRL (median, min-max over rounds) | completions / step "
+        "| trainer | median step (s) | step time / TRL (median, min-max over rounds) | generation (s) "
+        "| rest of step / TRL (median, min-max) | completions / step "
         "| time per completion / TRL | completion tokens / s | mean completion length | zero-std groups "
         "| peak memory (GiB) | peak memory / TRL (median, min-max) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['trainer']} | {row['median_step_s']:.3f} | {row['step_time_ratio']:.3f} "
-            f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['completions_per_step']:.0f} "
+            f"({row['step_time_ratio_min']:.3f}-{row['step_time_ratio_max']:.3f}) | {row['median_generation_s']:.3f} "
+            f"| {row['rest_of_step_ratio']:.3f} ({row['rest_of_step_ratio_min']:.3f}-{row['rest_of_step_ratio_max']:.3f}) "
+            f"| {row['completions_per_step']:.0f} "
             f"| {row['time_per_completion_ratio']:.3f} | {fmt(row['completion_tokens_per_s'], '.0f')} "
             f"| {fmt(row['mean_completion_length'], '.1f')} | {fmt(row['frac_reward_zero_std'], '.2f')} "
             f"| {row['peak_memory_gib']:.2f} | {row['peak_memory_ratio']:.3f} "
@@ -567,6 +600,7 @@ def main():
                         "model": {"shape": "tiny" if args.tiny else "Qwen3-0.6B", **model_info},
                     },
                     "results": rows,
+                    "runs": runs,  # per trainer, per round: step and generation times of every measured step
                     "failed": failed,
                 }
                 output.parent.mkdir(parents=True, exist_ok=True)
