@@ -174,12 +174,9 @@ def score(model, tokenizer, dataset, device: str, seed: int) -> dict:
     import torch
 
     from zvp_trl.data.rewards import accuracy_reward
-    from zvp_trl.evaluation.accuracy import evaluate_accuracy
+    from zvp_trl.evaluation.accuracy import evaluate_accuracy, render_for_generation
 
-    prompts = [
-        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        for messages in dataset["prompt"]
-    ]
+    prompts = [render_for_generation(tokenizer, messages) for messages in dataset["prompt"]]
     start = time.perf_counter()
     with torch.autocast(device_type=device, dtype=torch.bfloat16):
         result = evaluate_accuracy(

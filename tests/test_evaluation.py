@@ -31,3 +31,20 @@ def test_pass_at_k_large_n_is_exact():
 def test_pass_at_k_rejects_bad_counts(n, c, k):
     with pytest.raises(ValueError):
         pass_at_k(n, c, k)
+
+
+def test_render_for_generation_passes_text_and_renders_chat_with_the_generation_prompt():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from zvp_trl.evaluation.accuracy import render_for_generation
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")))
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% if brief %}(brief){% endif %}{% endif %}"
+    )
+    assert render_for_generation(tokenizer, "Q: 1+1=?\nA:") == "Q: 1+1=?\nA:"
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "What is 1+1?"}]
+    assert render_for_generation(tokenizer, messages) == "<system>S\n<user>What is 1+1?\n<assistant>"
+    assert render_for_generation(tokenizer, messages, brief=True).endswith("<assistant>(brief)")

@@ -34,6 +34,15 @@ def acc_pass_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> dic
     return {f"acc@{k}": accuracy, f"pass@{k}": passed, "num_questions": len(questions)}
 
 
+def render_for_generation(tokenizer, prompt, **chat_template_kwargs) -> str:
+    """The text a model generates from: a plain-text prompt as it is, chat messages through the tokenizer's chat
+    template with the generation prompt (as TRL renders conversational prompts). Rendered chat prompts already hold
+    their special tokens: sample them with `add_special_tokens=False`."""
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, **chat_template_kwargs)
+
+
 @torch.no_grad()
 def sample_completions(
     model,

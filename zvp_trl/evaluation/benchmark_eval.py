@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt, parse_fewshot_examples
 from ..data.rewards import batch_math_verify_accuracy, extract_boxed_answer
-from .accuracy import acc_pass_at_k, sample_completions
+from .accuracy import acc_pass_at_k, render_for_generation, sample_completions
 from .math_benchmarks import BENCHMARKS, PAPER_BENCHMARKS, load_benchmark
 
 
@@ -131,9 +131,7 @@ class _Generator:
             system_prompt=self.args.system_prompt if self.conversational else None,
             examples=self.args.fewshot_examples,
         )
-        if self.conversational:
-            return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        return prompt
+        return render_for_generation(self.tokenizer, prompt)
 
     def generate(self, prompts: list[str], n: int) -> list[list[str]]:
         if self.backend == "vllm":

@@ -327,18 +327,12 @@ def _heldout_accuracy(trainer, heldout, script_args) -> dict | None:
     if heldout is None or len(heldout) == 0 or not trainer.accelerator.is_main_process:
         return None
     from ..data.rewards import accuracy_reward
-    from ..evaluation.accuracy import evaluate_accuracy
+    from ..evaluation.accuracy import evaluate_accuracy, render_for_generation
 
     model = trainer.accelerator.unwrap_model(trainer.model)
-    prompts = list(heldout["prompt"])
-    chat = not isinstance(prompts[0], str)
-    if chat:  # rendered as TRL renders conversational prompts for generation
-        prompts = [
-            trainer.processing_class.apply_chat_template(
-                prompt, tokenize=False, add_generation_prompt=True, **(trainer.args.chat_template_kwargs or {})
-            )
-            for prompt in prompts
-        ]
+    chat = not isinstance(heldout["prompt"][0], str)
+    chat_template_kwargs = trainer.args.chat_template_kwargs or {}
+    prompts = [render_for_generation(trainer.processing_class, p, **chat_template_kwargs) for p in heldout["prompt"]]
     return evaluate_accuracy(
         model,
         trainer.processing_class,
