@@ -415,7 +415,7 @@ def plot(runs: dict, path: Path) -> None:
     keys["zero-variance all-wrong (RL-ZVP's log)"] = "zvp/frac_zv_negative"
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4))
     for ax, (title, key) in zip(axes, keys.items()):
-        for method, by_seed in runs.items():
+        for color, (method, by_seed) in enumerate(runs.items()):  # one colour per method in every panel
             curves = [[s.get(key) for s in run["steps"]] for run in by_seed.values()]
             curves = [c for c in curves if c and all(v is not None for v in c)]
             if not curves:
@@ -424,8 +424,9 @@ def plot(runs: dict, path: Path) -> None:
             steps = list(range(1, length + 1))
             mean = [statistics.mean(c[i] for c in curves) for i in range(length)]
             sd = [statistics.stdev([c[i] for c in curves]) if len(curves) > 1 else 0.0 for i in range(length)]
-            ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
-            ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], alpha=0.2)
+            ax.plot(steps, mean, color=f"C{color}", label=f"{method} ({len(curves)} seeds)")
+            lower, upper = [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)]
+            ax.fill_between(steps, lower, upper, color=f"C{color}", alpha=0.2)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         if ax.lines:
