@@ -122,6 +122,16 @@ def script_arguments(level: int, num_train_prompts: int, num_eval_prompts: int):
     )
 
 
+def probe_prompts(level: int):
+    """The level probe's prompts: the first training prompts of the split (the runs train on the first `num_train`)."""
+    from zvp_trl.scripts.train import _datasets
+
+    num_train = PROTOCOL["max_steps"] * PROTOCOL["prompts_per_step"]
+    args = script_arguments(level, max(num_train, PROTOCOL["level_probe_prompts"]), 0)
+    probe, _ = _datasets(args, embedded=False)
+    return probe.select(range(PROTOCOL["level_probe_prompts"]))
+
+
 def prompt_sets(level: int) -> dict:
     """Training prompts (in split order), held-out prompts (disjoint from training) and the harder out-of-distribution
     prompts (chains of `level + 1` operations), as chat messages with their solutions."""
@@ -134,9 +144,6 @@ def prompt_sets(level: int) -> dict:
     if len(heldout) < PROTOCOL["heldout_prompts"]:
         raise RuntimeError(f"only {len(heldout)} held-out prompts remain after removing training prompts")
     heldout = heldout.select(range(PROTOCOL["heldout_prompts"]))
-    # The level probe reads the first training prompts of the split; the runs train on the first `num_train`.
-    probe_args = script_arguments(level, max(num_train, PROTOCOL["level_probe_prompts"]), 0)
-    probe, _ = _datasets(probe_args, embedded=False)
     rng = random.Random(PROTOCOL["ood_seed"])
     problems = [sample_problem(rng, level + 1) for _ in range(PROTOCOL["ood_prompts"])]
     from datasets import Dataset
@@ -150,7 +157,7 @@ def prompt_sets(level: int) -> dict:
     ood = _embedded_as_questions(ood, args)
     return {
         "train": train,
-        "probe": probe.select(range(PROTOCOL["level_probe_prompts"])),
+        "probe": probe_prompts(level),
         "heldout": heldout,
         "ood": ood,
     }
@@ -220,7 +227,7 @@ def choose_level(model_path: str, out: Path, device: str) -> int:
     if path.exists():
         return json.loads(path.read_text())["level"]
     model, tokenizer = load_model(model_path, device)
-    probe = prompt_sets(1)["probe"]
+    probe = probe_prompts(1)
     result = score(model, tokenizer, probe, device, PROTOCOL["eval_seed"])
     zero_variance = result["frac_all_correct"] + result["frac_all_wrong"]
     level = 1 if zero_variance >= PROTOCOL["level_rule_threshold"] else 2
@@ -249,7 +256,7 @@ def evaluate_base(model_path: str, sets: dict, out: Path, device: str) -> dict:
     return result
 
 
-def train_command(method: str, algorithm: str, extra: list[str], seed: int, level: int, run_dir: Path, args) -> list:
+def train_command(algorithm: str, extra: list[str], seed: int, level: int, run_dir: Path, args) -> list:
     steps, per_step, generations = PROTOCOL["max_steps"], PROTOCOL["prompts_per_step"], PROTOCOL["num_generations"]
     command = [
         sys.executable,
@@ -284,7 +291,7 @@ def run_one(method: str, seed: int, level: int, sets: dict, out: Path, args) -> 
         return json.loads(path.read_text())
     algorithm, extra = {**METHODS, **ABLATIONS}[method]
     run_dir = Path(args.work_dir) / f"{method}_seed{seed}"
-    command = train_command(method, algorithm, extra, seed, level, run_dir, args)
+    command = train_command(algorithm, extra, seed, level, run_dir, args)
     print(f"[real_model] {method} seed {seed}: training ...", flush=True)
     start = time.perf_counter()
     log_path = Path(args.work_dir) / f"{method}_seed{seed}.log"

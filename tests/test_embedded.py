@@ -15,6 +15,7 @@ from zvp_trl.data.embedded import (
     make_dataset,
     sample_problem,
 )
+from zvp_trl.data.embedded.model import BUILD_NUM_THREADS, weights_checksum
 from zvp_trl.data.embedded.task import ArithmeticProblem, num_ops_weights
 from zvp_trl.data.rewards import accuracy_reward
 
@@ -113,6 +114,29 @@ def test_build_is_deterministic_and_saves_model_and_tokenizer(tmp_path):
     assert len(info_a["warm_start_losses"]) == 3
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a")
     assert tokenizer.decode(tokenizer("Q: 3-1=?")["input_ids"]) == "Q: 3-1=?"
+
+
+def test_build_does_not_depend_on_the_callers_thread_count(tmp_path):
+    # The warm start's float sums depend on how the CPU kernels split work between threads, and the model that comes
+    # out of 800 steps depends on those last bits. A build started under `accelerate launch` (one thread) or on a
+    # 16-core machine must give the same weights as one started on 2 cores.
+    spec = EmbeddedModelSpec(warmup_steps=4)  # the default's sizes: kernels large enough to be split between threads
+    threads = torch.get_num_threads()
+    infos = {}
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            infos[count] = build_embedded_model(spec, tmp_path / str(count))
+            assert torch.get_num_threads() == count  # the caller's setting is given back
+    finally:
+        torch.set_num_threads(threads)
+    assert infos[1]["weights_sha256"] == infos[3]["weights_sha256"]
+    assert infos[1]["warm_start_losses"] == infos[3]["warm_start_losses"]
+    info = json.loads((tmp_path / "1" / "build_info.json").read_text())
+    assert info["num_threads"] == BUILD_NUM_THREADS and info["torch_version"] == torch.__version__
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "1")
+    assert weights_checksum(model.state_dict()) == info["weights_sha256"]  # the recorded checksum is the saved model's
 
 
 def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):

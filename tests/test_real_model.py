@@ -36,7 +36,7 @@ def test_paired_difference_is_the_t_interval_by_hand(real_model):
 def test_both_methods_get_the_same_command_except_the_algorithm(real_model, tmp_path):
     args = argparse.Namespace(model_name_or_path="smollm2-offline", device="cpu")
     commands = {
-        method: real_model.train_command(method, algorithm, extra, 42, 2, tmp_path / "run", args)
+        method: real_model.train_command(algorithm, extra, 42, 2, tmp_path / "run", args)
         for method, (algorithm, extra) in real_model.METHODS.items()
     }
     grpo, rl_zvp = commands["grpo"], commands["rl_zvp"]

@@ -6,6 +6,11 @@ next-token prediction on solutions of the arithmetic task that forget a carry or
 starts from a policy that solves some prompts always, some never and some sometimes. The result is saved with its
 tokenizer under a cache directory keyed by the build settings; `ZVP_TRL_CACHE` overrides the cache location (default
 `~/.cache/zvp_trl`).
+
+The build runs on `BUILD_NUM_THREADS` CPU threads whatever the caller set: the CPU kernels' float sums depend on how
+work is split between threads, and 800 warm-start steps turn those last bits into a measurably different model. So
+the same spec gives the same weights, bit for bit, on any machine with the same torch version and CPU instruction set
+(`torch.backends.cpu.get_cpu_capability()`); `build_info.json` records both and the weights' checksum.
 """
 
 import dataclasses
@@ -26,7 +31,10 @@ from .tokenizer import build_tokenizer
 
 
 # Bump when the build procedure changes, so stale caches are not reused.
-BUILD_VERSION = 2
+# 3: the build runs on BUILD_NUM_THREADS threads (before, on whatever the calling process had).
+BUILD_VERSION = 3
+# CPU threads of the build, fixed so that the weights do not depend on the machine's core count or the launcher.
+BUILD_NUM_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -131,15 +139,33 @@ def warm_start(model: Qwen3ForCausalLM, tokenizer, spec: EmbeddedModelSpec, log_
     return losses
 
 
+def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' bytes in name order: equal exactly when every weight is equal bit for bit."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        digest.update(name.encode())
+        digest.update(state_dict[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def build_embedded_model(spec: EmbeddedModelSpec, output_dir: str | Path, log_every: int = 0) -> dict:
-    """Builds the model from nothing, warm-starts it and saves model + tokenizer + `build_info.json`."""
+    """Builds the model from nothing, warm-starts it and saves model + tokenizer + `build_info.json`. Runs on
+    `BUILD_NUM_THREADS` threads and gives the caller's thread count back afterwards."""
+    callers_threads = torch.get_num_threads()
+    torch.set_num_threads(BUILD_NUM_THREADS)
+    try:
+        return _build(spec, Path(output_dir), log_every)
+    finally:
+        torch.set_num_threads(callers_threads)
+
+
+def _build(spec: EmbeddedModelSpec, output_dir: Path, log_every: int) -> dict:
     start = time.perf_counter()
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     tokenizer = build_tokenizer()
     model = Qwen3ForCausalLM(model_config(spec, tokenizer))
     losses = warm_start(model, tokenizer, spec, log_every=log_every) if spec.warmup_steps > 0 else []
-    output_dir = Path(output_dir)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(output_dir)
@@ -150,6 +176,10 @@ def build_embedded_model(spec: EmbeddedModelSpec, output_dir: str | Path, log_ev
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "build_seconds": time.perf_counter() - start,
         "final_warm_start_loss": losses[-1] if losses else None,
+        "weights_sha256": weights_checksum(model.state_dict()),
+        "torch_version": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "num_threads": BUILD_NUM_THREADS,
         "warm_start_losses": losses[:: max(1, len(losses) // 50)],
     }
     (output_dir / "build_info.json").write_text(json.dumps(info, indent=2))
@@ -169,7 +199,10 @@ def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: in
     print(f"[zvp_trl] building the embedded base model (one time) into {path}", flush=True)
     info = build_once(path, "build_info.json", lambda tmp: build_embedded_model(spec, tmp, log_every=log_every))
     if info is not None:
+        loss = info["final_warm_start_loss"]
+        loss = "none" if loss is None else f"{loss:.4f}"
         print(
-            f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss {info['final_warm_start_loss']})"
+            f"[zvp_trl] built in {info['build_seconds']:.0f}s (final warm-start loss {loss}, "
+            f"weights sha256 {info['weights_sha256'][:16]})"
         )
     return path
