@@ -2,6 +2,7 @@
 """The training entry point, through the same `main` that `recipes/train.py` calls."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,8 @@ def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys, mo
     assert len(logged) == 2 and all(0.0 <= e["frac_reward_zero_std"] <= 1.0 for e in logged)
     assert all("rewards/accuracy_reward/mean" in e for e in logged)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
+    build_info = json.loads((Path(summary["model"]) / "build_info.json").read_text())
+    assert on_disk["base_model_sha256"] == build_info["weights_sha256"]  # which build of the base model this run used
     for key in ("heldout_before", "heldout_after"):
         stats = on_disk[key]
         assert stats["num_prompts"] == 4
