@@ -44,7 +44,7 @@ def alternating_reward(completions, **kwargs):
     return [float(i % 2 == 0) for i in range(len(completions))]
 
 
-def make_trainer(tiny_model_path, tmp_path, **overrides):
+def make_trainer(tiny_model_path, tmp_path, reward_funcs=alternating_reward, **overrides):
     values = dict(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -62,7 +62,7 @@ def make_trainer(tiny_model_path, tmp_path, **overrides):
     dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)]})
     return GRPOBaselineTrainer(
         model=tiny_model_path,
-        reward_funcs=alternating_reward,
+        reward_funcs=reward_funcs,
         args=GRPOBaselineConfig(**values),
         train_dataset=dataset,
     )
@@ -204,3 +204,23 @@ def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_pa
     seen = record_generations(trainer, lambda output: trainer._gathered_scalar_rewards().tolist())
     trainer.train()
     assert seen == [[float(i % 2 == 0) for i in range(8)]]
+
+
+def test_every_trainer_logs_the_zero_variance_split(tiny_model_path, tmp_path):
+    # Prompt "Q: i+1=?" is always solved when i is even and never when i is odd: every group is zero-variance, and the
+    # all-correct share of a step is the share of even prompts among the 2 it sampled.
+    batches = []
+
+    def parity_reward(prompts, completions, **kwargs):
+        batches.append(prompts)
+        return [float(int(p.split(":")[1].split("+")[0]) % 2 == 0) for p in prompts]
+
+    trainer = make_trainer(tiny_model_path, tmp_path, reward_funcs=parity_reward, max_steps=3)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == len(batches) == 3
+    for entry, prompts in zip(logs, batches):
+        groups = prompts[::4]  # 2 prompts x 4 completions
+        even = sum(int(p.split(":")[1].split("+")[0]) % 2 == 0 for p in groups) / len(groups)
+        assert entry["zvp/frac_zv_positive"] == even and entry["zvp/frac_zv_negative"] == 1.0 - even
+        assert entry["frac_reward_zero_std"] == 1.0

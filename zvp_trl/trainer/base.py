@@ -6,7 +6,8 @@
 - The generation batch's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
   process order) for the `_generate_and_score_completions` that computed it. Trainers read it with
   `_gathered_scalar_rewards()` (TRL's weighted sum), decide zero-variance groups with `_row_signs(...)` (by
-  `args.correct_threshold` and `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`.
+  `args.correct_threshold` and `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The
+  base logs every batch's split: `zvp/frac_zv_positive` (all-correct groups) and `zvp/frac_zv_negative` (all-wrong).
 - Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
   that reached the loss so far: generated minus those a method dropped, plus any it replayed; counted once even when
   `num_iterations > 1`) and `rollouts/grad_steps` (optimizer steps so far), logged as running totals, so runs can be
@@ -25,7 +26,7 @@ so that a change of its signature in TRL does not break it):
 | hook | overridden by | why |
 |---|---|---|
 | `_calculate_rewards` | base | keep the gathered rewards of the batch for the methods |
-| `_generate_and_score_completions` | base, every method | count rollouts; zero-variance signs (RL-ZVP), per-prompt temperatures and history (ERPO), generation rounds and dropped groups (GRPO-DS, GRESO), replay and buffer (ExGRPO) |
+| `_generate_and_score_completions` | base, every method | count rollouts and log the all-correct / all-wrong split (base); zero-variance signs (RL-ZVP), per-prompt temperatures and history (ERPO), generation rounds and dropped groups (GRPO-DS, GRESO), replay and buffer (ExGRPO) |
 | `_generate_single_turn` | ERPO, ExGRPO | per-row temperatures around TRL's generation (ERPO); a replayed trajectory in place of a generated one (ExGRPO) |
 | `_get_per_token_logps_and_entropies` | RL-ZVP, ERPO | token advantages from the loss's own entropies (RL-ZVP); log-probs at each row's temperature (ERPO) |
 | `_compute_loss` | RL-ZVP, ERPO, ExGRPO | arm the forward above (RL-ZVP, ERPO); the mixed-policy loss (ExGRPO) |
@@ -182,6 +183,17 @@ class ZVPBaseTrainer(GRPOTrainer):
         `num_generations` consecutive rows; see [`~zvp_trl.algorithms.rl_zvp.zero_variance_signs`])."""
         return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
 
+    def _log_zero_variance_split(self) -> None:
+        """Logs the shares of the batch's groups that are all-correct (`zvp/frac_zv_positive`) and all-wrong
+        (`zvp/frac_zv_negative`), for every method, so their dynamics can be compared with RL-ZVP's."""
+        if self._gathered_rewards is None:
+            return
+        mode = "train" if self.model.training else "eval"
+        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
+        group_signs = self._row_signs(self._gathered_scalar_rewards(), num_generations)[::num_generations]
+        self._metrics[mode]["zvp/frac_zv_positive"].append((group_signs > 0).float().mean().item())
+        self._metrics[mode]["zvp/frac_zv_negative"].append((group_signs < 0).float().mean().item())
+
     def _local_rows(self, gathered: torch.Tensor, local_count: int) -> torch.Tensor:
         """This process's `local_count` rows of a tensor gathered over processes in process order."""
         start = self.accelerator.process_index * local_count
@@ -190,6 +202,7 @@ class ZVPBaseTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         self._gathered_rewards = None  # never a previous batch's
         output = super()._generate_and_score_completions(inputs)
+        self._log_zero_variance_split()
         if self.model.training:
             # Every process generated the same number of rows (TRL requires it), so the global count is local * world.
             self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes

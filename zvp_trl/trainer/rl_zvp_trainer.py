@@ -43,10 +43,8 @@ class RLZVPTrainer(ZVPBaseTrainer):
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         # TRL's scalar reward (sum_then_normalize); a row that every reward function left unscored is NaN, which
         # makes its group non-zero-variance (it keeps GRPO's advantage).
+        # The all-correct / all-wrong shares are logged by the base trainer, for every method.
         signs = self._row_signs(self._gathered_scalar_rewards(), num_generations)
-        group_signs = signs[::num_generations]
-        self._metrics[mode]["zvp/frac_zv_positive"].append((group_signs > 0).float().mean().item())
-        self._metrics[mode]["zvp/frac_zv_negative"].append((group_signs < 0).float().mean().item())
         output["zvp_signs"] = self._local_rows(signs, output["prompt_ids"].size(0)).to(self.accelerator.device)
         return output
 
