@@ -58,6 +58,7 @@ def main():
         "build_seconds": round(build_seconds, 1),
         "built_afresh": not args.reuse_cache,
         "sampling_seconds": round(time.perf_counter() - start, 1),
+        "weights_sha256": json.loads((Path(path) / "build_info.json").read_text())["weights_sha256"],
         **stats,
     }
     print("| build (s) | prompts | all-correct | all-wrong | mixed | acc@8 | pass@8 |")
