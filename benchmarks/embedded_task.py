@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
 from zvp_trl.data.embedded import EmbeddedModelSpec, make_split
+from zvp_trl.data.embedded.model import built_weights_checksum
 from zvp_trl.models.resolve import resolve_model_name
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
 
@@ -58,7 +59,7 @@ def main():
         "build_seconds": round(build_seconds, 1),
         "built_afresh": not args.reuse_cache,
         "sampling_seconds": round(time.perf_counter() - start, 1),
-        "weights_sha256": json.loads((Path(path) / "build_info.json").read_text())["weights_sha256"],
+        "weights_sha256": built_weights_checksum(path),
         **stats,
     }
     print("| build (s) | prompts | all-correct | all-wrong | mixed | acc@8 | pass@8 |")

@@ -15,7 +15,7 @@ from zvp_trl.data.embedded import (
     make_dataset,
     sample_problem,
 )
-from zvp_trl.data.embedded.model import BUILD_NUM_THREADS, weights_checksum
+from zvp_trl.data.embedded.model import BUILD_NUM_THREADS, built_weights_checksum, weights_checksum
 from zvp_trl.data.embedded.task import ArithmeticProblem, num_ops_weights
 from zvp_trl.data.rewards import accuracy_reward
 
@@ -137,6 +137,8 @@ def test_build_does_not_depend_on_the_callers_thread_count(tmp_path):
     assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "1")
     assert weights_checksum(model.state_dict()) == info["weights_sha256"]  # the recorded checksum is the saved model's
+    assert built_weights_checksum(tmp_path / "1") == info["weights_sha256"]
+    assert built_weights_checksum(tmp_path) is None  # not a model the package built
 
 
 def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPS, SPLIT_SIZES
 from ..trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 
@@ -347,13 +348,6 @@ def _heldout_accuracy(trainer, heldout, script_args) -> dict | None:
     )
 
 
-def _built_weights_checksum(model_name_or_path: str) -> str | None:
-    """The weights' SHA-256 recorded by the package's build of the embedded model (`build_info.json`), which tells
-    whether two runs started from the same base model; None for any other model."""
-    info = Path(model_name_or_path) / "build_info.json"
-    return json.loads(info.read_text()).get("weights_sha256") if info.is_file() else None
-
-
 def _zero_variance_history(log_history: list[dict]) -> dict:
     values = [entry["frac_reward_zero_std"] for entry in log_history if "frac_reward_zero_std" in entry]
     if not values:
@@ -558,7 +552,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     summary = {
         "algorithm": script_args.algorithm,
         "model": model_args.model_name_or_path,
-        "base_model_sha256": _built_weights_checksum(model_args.model_name_or_path),
+        # Which build of the embedded base model the run started from (None for any other model).
+        "base_model_sha256": built_weights_checksum(model_args.model_name_or_path),
         "dataset": script_args.dataset_name or "embedded-arithmetic",
         "global_steps": trainer.state.global_step,
         "train_seconds": round(train_seconds, 1),

@@ -148,6 +148,13 @@ def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def built_weights_checksum(model_path: str | Path) -> str | None:
+    """The weights' SHA-256 that this module's build recorded in `model_path/build_info.json`; None for a model the
+    package did not build (or one built before the checksum was recorded)."""
+    info = Path(model_path) / "build_info.json"
+    return json.loads(info.read_text()).get("weights_sha256") if info.is_file() else None
+
+
 def build_embedded_model(spec: EmbeddedModelSpec, output_dir: str | Path, log_every: int = 0) -> dict:
     """Builds the model from nothing, warm-starts it and saves model + tokenizer + `build_info.json`. Runs on
     `BUILD_NUM_THREADS` threads and gives the caller's thread count back afterwards."""
