@@ -35,9 +35,10 @@ def tool_model_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def every_trainer_run(tiny_model_path, tmp_path_factory):
-    """`run(algorithm, fsdp2=False)`: the rank results of tests/scripts/every_trainer_two_processes.py on two processes
-    (torchrun, gloo), plain DDP or FSDP2. Each run is launched once per session and shared by test_two_processes.py
-    and test_fsdp2.py (which compares its FSDP2 runs with the DDP runs of the same seed)."""
+    """`run(algorithm, fsdp2=False, zero_stage=None)`: the rank results of tests/scripts/every_trainer_two_processes.py
+    on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. Each run is launched once per
+    session and shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py (which compare their sharded runs
+    with the DDP runs of the same seed)."""
     import json
     import subprocess
     import sys
@@ -46,15 +47,18 @@ def every_trainer_run(tiny_model_path, tmp_path_factory):
     script = Path(__file__).parent / "scripts" / "every_trainer_two_processes.py"
     runs = {}
 
-    def run(algorithm: str, fsdp2: bool = False) -> list[dict]:
-        if (algorithm, fsdp2) not in runs:
-            out = tmp_path_factory.mktemp(f"{algorithm}_{'fsdp2' if fsdp2 else 'ddp'}")
+    def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None) -> list[dict]:
+        key = (algorithm, fsdp2, zero_stage)
+        if key not in runs:
+            mode = "fsdp2" if fsdp2 else f"zero{zero_stage}" if zero_stage else "ddp"
+            out = tmp_path_factory.mktemp(f"{algorithm}_{mode}")
             env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(out))
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
             command += [str(script), "--algorithm", algorithm, *(["--fsdp2"] if fsdp2 else [])]
+            command += ["--deepspeed", str(zero_stage)] if zero_stage else []
             result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-            runs[algorithm, fsdp2] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
-        return runs[algorithm, fsdp2]
+            runs[key] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+        return runs[key]
 
     return run

@@ -94,11 +94,25 @@ FSDP2_ARGS = {
 }
 
 
-def build(algorithm: str, out: Path, fsdp2: bool = False):
+def deepspeed_args(stage: int) -> dict:
+    """DeepSpeed ZeRO-`stage` over the two CPU processes, fp32, batch numbers from the training arguments ("auto")."""
+    return {
+        "deepspeed": {
+            "zero_optimization": {"stage": stage},
+            "train_micro_batch_size_per_gpu": "auto",
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+            "bf16": {"enabled": False},
+        }
+    }
+
+
+def build(algorithm: str, out: Path, fsdp2: bool = False, zero_stage: int | None = None):
     config_class, trainer_class = get_algorithm(algorithm).load()
     fields = set(config_class.__dataclass_fields__)
     common = dict(
         **(FSDP2_ARGS if fsdp2 else {}),
+        **(deepspeed_args(zero_stage) if zero_stage else {}),
         output_dir=str(out / "run"),
         use_cpu=True,
         bf16=False,
@@ -138,6 +152,30 @@ def state_of(trainer) -> dict:
 
 
 def parameter_layout(trainer) -> dict:
+    """How the prepared model holds its parameters: FSDP2 `DTensor`s or DeepSpeed ZeRO partitions."""
+    if trainer.is_deepspeed_enabled:
+        return deepspeed_parameter_layout(trainer)
+    return dtensor_parameter_layout(trainer)
+
+
+def deepspeed_parameter_layout(trainer) -> dict:
+    """The DeepSpeed engine's ZeRO stage, and how many parameters ZeRO-3 partitioned (`ds_tensor`: this process's
+    part; `ds_numel`: the whole) with the local / global numbers of elements."""
+    engine = trainer.model_wrapped
+    params = list(engine.module.parameters())
+    partitioned = [p for p in params if hasattr(p, "ds_tensor")]
+    return {
+        "model_class": type(engine).__name__,
+        "zero_stage": engine.zero_optimization_stage(),
+        "num_params": len(params),
+        "num_partitioned": len(partitioned),
+        "num_dtensor_shard0": 0,
+        "local_numel": sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params),
+        "global_numel": sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in params),
+    }
+
+
+def dtensor_parameter_layout(trainer) -> dict:
     """How the prepared model holds its parameters: how many are `DTensor`s sharded on dim 0 over the processes, and
     the local / global numbers of elements."""
     from torch.distributed.tensor import DTensor, Shard
@@ -160,14 +198,21 @@ def main():
     parser.add_argument(
         "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.trainer.cpu_fsdp)"
     )
+    parser.add_argument(
+        "--deepspeed", type=int, choices=(2, 3), help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.trainer.cpu_deepspeed)"
+    )
     cli = parser.parse_args()
     algorithm = cli.algorithm
+    if cli.deepspeed:
+        from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
+
+        enable_cpu_deepspeed()  # before the training arguments import DeepSpeed and the trainer builds its Accelerator
     if cli.fsdp2:
         from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])
-    trainer, layout, dataset = build(algorithm, out, fsdp2=cli.fsdp2)
+    trainer, layout, dataset = build(algorithm, out, fsdp2=cli.fsdp2, zero_stage=cli.deepspeed)
     rank = trainer.accelerator.process_index
     initial_state = state_of(trainer)
     seen = {}
@@ -222,6 +267,7 @@ def main():
         "world_size": accelerator.num_processes,
         "distributed_type": str(accelerator.distributed_type.value),
         "is_fsdp2": bool(accelerator.is_fsdp2),
+        "is_deepspeed": bool(trainer.is_deepspeed_enabled),
         "backend": accelerator.state.backend,
         "exgrpo_collective_forwards": getattr(trainer, "_exgrpo_collective_forwards", None),
         **seen,

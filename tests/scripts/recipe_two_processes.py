@@ -9,7 +9,8 @@ it, this reward gives each completion a deterministic pseudo-random 0 or 1 from 
 are mixed, some zero-variance, and every method's code path runs.
 
 With `ZVP_TEST_PROBE_DIR` set, each process also writes `process<index>.json` there on its first call: what its
-Accelerator runs (distributed type, process count and index, backend, FSDP version), so
+Accelerator runs (distributed type, process count and index, backend, FSDP version, DeepSpeed ZeRO stage and
+whether zvp_trl.trainer.cpu_deepspeed promoted the state to DeepSpeed), so
 the tests assert the mode from inside the launched processes.
 """
 
@@ -25,6 +26,8 @@ def _probe() -> None:
         return
     from accelerate.state import AcceleratorState
 
+    from zvp_trl.trainer.cpu_deepspeed import cpu_deepspeed_promoted
+
     state = AcceleratorState()
     path = Path(folder) / f"process{state.process_index}.json"
     if path.exists():
@@ -37,6 +40,8 @@ def _probe() -> None:
         "world_size_env": int(os.environ.get("WORLD_SIZE", "1")),
         "backend": state.backend,
         "fsdp_version": getattr(plugin, "fsdp_version", None),
+        "zero_stage": state.deepspeed_plugin.zero_stage if state.deepspeed_plugin is not None else None,
+        "deepspeed_promoted_by_zvp_trl": cpu_deepspeed_promoted(),
     }
     path.write_text(json.dumps(probe))
 

@@ -15,6 +15,9 @@
                                       so both runs share the process's thread settings.
 --fsdp2 STATE_DICT_TYPE             : under `torchrun --nproc_per_node 2`, train with FSDP2 on the CPU processes
                                       (zvp_trl.trainer.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
+--deepspeed STAGE                   : under `torchrun --nproc_per_node 2`, train with DeepSpeed ZeRO-STAGE on the CPU
+                                      processes (zvp_trl.trainer.cpu_deepspeed): checkpoints hold DeepSpeed's
+                                      global_step*/ folder with one shard per process, and the gathered model.
 """
 
 import argparse
@@ -53,6 +56,20 @@ def fsdp2_args(state_dict_type: str | None) -> dict:
         return {}
     config = {"version": 2, "state_dict_type": state_dict_type, "transformer_layer_cls_to_wrap": ["Qwen3DecoderLayer"]}
     return {"fsdp": "full_shard", "fsdp_config": config}
+
+
+def deepspeed_args(stage: int | None) -> dict:
+    if stage is None:
+        return {}
+    zero = {"stage": stage, **({"stage3_gather_16bit_weights_on_model_save": True} if stage == 3 else {})}
+    config = {
+        "zero_optimization": zero,
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "bf16": {"enabled": False},
+    }
+    return {"deepspeed": config}
 
 
 def prefill_buffer(trainer, prompts: int, tokens: int) -> None:
@@ -105,10 +122,12 @@ def train(
     resume: bool,
     fsdp2: str | None = None,
     prefill: tuple[int, int] | None = None,
+    zero_stage: int | None = None,
 ):
     config_class, trainer_class = get_algorithm(algorithm).load()
     args = config_class(
         **fsdp2_args(fsdp2),
+        **deepspeed_args(zero_stage),
         output_dir=output_dir,
         use_cpu=True,
         bf16=False,
@@ -153,6 +172,7 @@ def main():
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--reference")
     parser.add_argument("--fsdp2", choices=["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
+    parser.add_argument("--deepspeed", type=int, choices=(2, 3))
     parser.add_argument("--prefill_buffer", type=lambda s: tuple(int(x) for x in s.split(",")))
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
@@ -160,12 +180,17 @@ def main():
         from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()
+    if cli.deepspeed:
+        from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
+
+        enable_cpu_deepspeed()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})
-    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, cli.fsdp2, cli.prefill_buffer)
+    options = dict(fsdp2=cli.fsdp2, prefill=cli.prefill_buffer, zero_stage=cli.deepspeed)
+    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, **options)
     if cli.reference:
         KILL.update({"in": None, "at": None})
-        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, False, cli.fsdp2, cli.prefill_buffer)
-    if cli.fsdp2:
+        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, False, **options)
+    if cli.fsdp2 or cli.deepspeed:
         from distributed_exit import exit_distributed
 
         exit_distributed()

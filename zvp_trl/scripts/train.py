@@ -402,6 +402,24 @@ def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
     return True
 
 
+def _enable_cpu_deepspeed_if_needed(request: DistributedRequest, state) -> bool:
+    """DeepSpeed asked for on a machine without GPUs: let accelerate take its DeepSpeed path on the CPU processes
+    (`zvp_trl.trainer.cpu_deepspeed`); accelerate alone would run them as DDP. Never on a machine with a GPU;
+    `ZVP_TRL_CPU_DEEPSPEED=0` turns it off (the launch is then refused as a downgrade, unless
+    --allow_distributed_downgrade)."""
+    from ..trainer.cpu_deepspeed import enable_cpu_deepspeed
+    from ..trainer.cpu_fsdp import accelerator_device_visible
+
+    if not request.deepspeed or accelerator_device_visible() is not None:
+        return False
+    if os.environ.get("ZVP_TRL_CPU_DEEPSPEED", "1") == "0":
+        return False
+    enable_cpu_deepspeed()
+    if state.is_main_process:
+        print("[zvp_trl] DeepSpeed on CPU processes (gloo): accelerate's DeepSpeed path enabled by zvp_trl.trainer.cpu_deepspeed")
+    return True
+
+
 def check_distributed_mode(accelerator, request: DistributedRequest, allow_downgrade: bool = False) -> list[str]:
     """Compares what the launch asked for with what the Accelerator runs. Raises `DistributedDowngradeError` naming
     each mismatch, its cause and the fix, unless `allow_downgrade` (then warns); returns the mismatches."""
@@ -424,24 +442,27 @@ def check_distributed_mode(accelerator, request: DistributedRequest, allow_downg
             f"the launch asks for FSDP{request.fsdp_version} but the Accelerator runs {mode}: {cause}. Fix: {fix}."
         )
     if request.deepspeed and accelerator.distributed_type != DistributedType.DEEPSPEED:
-        cause = (
-            "accelerate ignores DeepSpeed on CPU processes (use_cpu / --cpu)"
-            if cpu
-            else "the Accelerator was built without the DeepSpeed plugin"
-        )
-        problems.append(
-            f"the launch asks for DeepSpeed but the Accelerator runs {mode}: {cause}. Fix: run DeepSpeed on GPUs "
-            "(see recipes/README.md for what it did on CPU); on CPU processes use recipes/accelerate/fsdp2.yaml "
-            "with use_cpu: true and mixed_precision: no for sharded training."
-        )
+        if cpu:
+            cause = (
+                "accelerate ignores DeepSpeed on CPU processes (use_cpu / --cpu); zvp_trl.trainer.cpu_deepspeed enables "
+                "it there only on a machine without GPUs and unless ZVP_TRL_CPU_DEEPSPEED=0"
+            )
+            fix = (
+                "on a machine without GPUs, unset ZVP_TRL_CPU_DEEPSPEED (DeepSpeed on CPU runs in fp32: "
+                "mixed_precision: no); with GPUs, use them"
+            )
+        else:
+            cause = "the Accelerator was built without the DeepSpeed plugin"
+            fix = "check the accelerate config (distributed_type: DEEPSPEED) and the --deepspeed argument"
+        problems.append(f"the launch asks for DeepSpeed but the Accelerator runs {mode}: {cause}. Fix: {fix}.")
     if request.launched_processes > 1 and accelerator.num_processes != request.launched_processes:
         problems.append(
             f"the launcher started {request.launched_processes} processes but the Accelerator of each sees "
             f"{accelerator.num_processes} (it runs {mode}, process_index {accelerator.process_index}): the "
             "processes do not train together, each would train alone on its own data. Cause: accelerate set up no "
             "process group for this device/mode combination (on a machine without GPUs: the run does not use the "
-            "CPU explicitly, or DeepSpeed was asked for on CPU). Fix: on a machine without GPUs pass --use_cpu true "
-            "(and use_cpu: true in the accelerate config); with DeepSpeed, run on GPUs."
+            "CPU explicitly). Fix: on a machine without GPUs pass --use_cpu true (and use_cpu: true in the "
+            "accelerate config, DeepSpeed included)."
         )
     if problems:
         message = "Distributed launch not taken up as asked:\n- " + "\n- ".join(problems)
@@ -475,6 +496,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     state = PartialState()
     distributed_request = DistributedRequest.from_launch(training_args)
     _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
+    _enable_cpu_deepspeed_if_needed(distributed_request, state)
     from ..data.embedded import EmbeddedModelSpec
     from ..models.resolve import resolve_model_name
 

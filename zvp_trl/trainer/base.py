@@ -50,7 +50,7 @@ from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
 from ..data.math_datasets import check_prompt_column
 from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
-from .checkpoints import STATE_FILE, last_complete_checkpoint
+from .checkpoints import STATE_FILE, check_deepspeed_checkpoint, last_complete_checkpoint
 
 
 class RolloutCounter:
@@ -230,6 +230,8 @@ class ZVPBaseTrainer(GRPOTrainer):
                     "to start from scratch."
                 )
             resume_from_checkpoint = checkpoint
+        if isinstance(resume_from_checkpoint, str) and self.is_deepspeed_enabled:
+            check_deepspeed_checkpoint(resume_from_checkpoint, self.accelerator.num_processes)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):

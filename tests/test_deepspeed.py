@@ -1,0 +1,263 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""DeepSpeed for real: every registered trainer under accelerate's DeepSpeed integration, ZeRO-2 and ZeRO-3, on two CPU
+processes over gloo (`zvp_trl.trainer.cpu_deepspeed`; accelerate alone runs a DeepSpeed launch on CPU as DDP);
+checkpoint + SIGKILL + resume under ZeRO-3 and the refusal of a checkpoint that lacks a process's shard; LoRA under
+ZeRO-3; and `recipes/train.py` launched with CPU copies of recipes/accelerate/deepspeed_zero2.yaml and
+deepspeed_zero3.yaml, the files the paper recipes launch with.
+
+The trainer runs are the two-process runs of tests/test_two_processes.py (same script, reward design and checks) with
+`--deepspeed STAGE`; their first optimizer step is compared with the DDP run of the same seed."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+import yaml
+from safetensors.torch import load_file
+from test_fsdp2 import EXGRPO, first_step, torchrun
+from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml
+from test_resume import log_after, same_floats, state
+from test_two_processes import WORLD, check_run
+
+from zvp_trl.trainer import cpu_deepspeed
+from zvp_trl.trainer.checkpoints import check_deepspeed_checkpoint, deepspeed_shard_ranks
+from zvp_trl.trainer.registry import ALGORITHMS
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_every_trainer_under_deepspeed_on_two_cpu_processes(every_trainer_run, tmp_path, algorithm, zero_stage):
+    ranks = every_trainer_run(algorithm, zero_stage=zero_stage)
+    # What the processes ran, from inside: accelerate's DeepSpeed integration over gloo, two processes, the stage asked.
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == WORLD for r in ranks)
+    assert all(r["distributed_type"] == "DEEPSPEED" and r["is_deepspeed"] and r["backend"] == "gloo" for r in ranks)
+    params = [r["parameters"] for r in ranks]
+    assert all(p["model_class"] == "DeepSpeedEngine" and p["zero_stage"] == zero_stage for p in params)
+    assert all(p["num_params"] > 0 and p["global_numel"] > 0 for p in params)
+    if zero_stage == 3:
+        # Every parameter partitioned; each process holds a part, the parts make the whole (3288 elements: no padding
+        # at this size, each tensor's numel is even).
+        assert all(p["num_partitioned"] == p["num_params"] for p in params)
+        assert all(0 < p["local_numel"] < p["global_numel"] for p in params)
+        assert params[0]["local_numel"] + params[1]["local_numel"] == params[0]["global_numel"]
+    else:
+        # ZeRO-2 partitions gradients and optimizer state only: every process holds the whole model.
+        assert all(p["num_partitioned"] == 0 and p["local_numel"] == p["global_numel"] for p in params)
+    # ExGRPO takes its collective-forwards path under ZeRO-3 only (the run finished: no hang).
+    collective = True if algorithm in EXGRPO and zero_stage == 3 else False if algorithm in EXGRPO else None
+    assert all(r["exgrpo_collective_forwards"] is collective for r in ranks)
+    # The same whole-group decisions and identical per-prompt state on both processes as under DDP.
+    check_run(ranks, tmp_path)
+
+    ddp = every_trainer_run(algorithm)
+    assert all(r["distributed_type"] == "MULTI_CPU" and not r["is_deepspeed"] for r in ddp)
+    # First optimizer step: same prompts, rewards, advantages and per-prompt state as the DDP run of the same seed.
+    for deepspeed_rank, ddp_rank in zip(ranks, ddp):
+        assert first_step(deepspeed_rank)["rounds"] and first_step(deepspeed_rank)["batches"]
+        assert first_step(deepspeed_rank) == first_step(ddp_rank)
+
+
+def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path):
+    """ExGRPO (the most stateful trainer, collective forwards) under ZeRO-3: SIGKILLed while scoring step 3, resumed
+    from checkpoint-2 (DeepSpeed's global_step2/ with one shard per process, zvp_state.json), it ends with the
+    uninterrupted run's per-prompt state, logs and weights. Then a copy of checkpoint-2 without process 1's shard is
+    refused on both processes with the missing file named, before DeepSpeed loads anything."""
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    common = ["--algorithm", "exgrpo", "--model", tiny_model_path, "--max_steps", "4", "--deepspeed", "3"]
+    killed = torchrun("resume_run.py", *common, "--output_dir", str(run), "--kill_at", "3", "--kill_in", "generation")
+    assert killed.returncode != 0 and "Signal 9 (SIGKILL)" in killed.stderr, killed.stderr[-3000:]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    resumed = torchrun("resume_run.py", *common, "--output_dir", str(run), "--resume", "--reference", str(reference))
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    for folder in (run, reference):  # DeepSpeed's layout: one ZeRO-3 shard of weights and of optimizer per process
+        checkpoint = folder / "checkpoint-4"
+        assert (checkpoint / "latest").read_text().strip() == "global_step4"
+        assert sorted(p.name for p in (checkpoint / "global_step4").iterdir()) == [
+            f"zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in range(WORLD) for kind in ("model", "optim")
+        ]
+        assert (checkpoint / "model.safetensors").is_file()  # gathered (stage3_gather_16bit_weights_on_model_save)
+    assert state(run / "checkpoint-2") == state(reference / "checkpoint-2")
+    final = state(run / "checkpoint-4")
+    assert final == state(reference / "checkpoint-4") and final != state(reference / "checkpoint-2")
+    assert final["exgrpo_phase"]["draws"] > 0  # replays happened after the resume point
+    resumed_logs = log_after(run / "checkpoint-4", 2)
+    assert len(resumed_logs) == 2 and same_floats(resumed_logs, log_after(reference / "checkpoint-4", 2))
+    weights, expected = (load_file(f / "checkpoint-4" / "model.safetensors") for f in (run, reference))
+    start = load_file(reference / "checkpoint-2" / "model.safetensors")
+    model_shapes = {k: tuple(v.shape) for k, v in load_file(Path(tiny_model_path) / "model.safetensors").items()}
+    assert {k: tuple(v.shape) for k, v in weights.items()} == model_shapes  # whole tensors, not ZeRO-3 placeholders
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    assert not all(torch.equal(weights[k], start[k]) for k in expected)  # the weights moved after the resume point
+
+    # A checkpoint that lost process 1's shard: refused on every process, naming what is missing (no hang).
+    broken = tmp_path / "broken"
+    shutil.copytree(reference, broken)
+    for name in [p.name for p in broken.glob("checkpoint-*")]:
+        if name != "checkpoint-2":
+            shutil.rmtree(broken / name)
+    (broken / "checkpoint-2" / "global_step2" / "zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink()
+    refused = torchrun("resume_run.py", *common, "--output_dir", str(broken), "--resume", timeout=120)
+    assert refused.returncode != 0
+    error = refused.stdout + refused.stderr
+    assert "holds ZeRO optim shards of processes [0], but this run has 2 processes: no optim shard of process(es) 1" in error
+    assert error.count("ValueError") >= WORLD  # both processes refused it themselves
+
+
+def _shard_files(folder: Path, names: list[str]) -> Path:
+    tag = folder / "global_step7"
+    tag.mkdir(parents=True)
+    (folder / "latest").write_text("global_step7")
+    for name in names:
+        (tag / name).write_bytes(b"")
+    return folder
+
+
+def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
+    zero3 = [f"zero_pp_rank_{r}_mp_rank_00_{k}_states.pt" for r in range(2) for k in ("model", "optim")]
+    checkpoint = _shard_files(tmp_path / "zero3", zero3)
+    assert deepspeed_shard_ranks(str(checkpoint)) == (str(checkpoint / "global_step7"), {"optim": {0, 1}, "model": {0, 1}})
+    check_deepspeed_checkpoint(str(checkpoint), 2)  # complete: accepted
+    # ZeRO-2: one unpartitioned model file, optimizer shards per process (bf16 runs prefix them with bf16_).
+    zero2 = ["mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"]
+    checkpoint = _shard_files(tmp_path / "zero2", [*zero2, "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt"])
+    check_deepspeed_checkpoint(str(checkpoint), 2)
+    with pytest.raises(ValueError, match=r"optim shards of processes \[0, 1\], but this run has 4 processes: no optim "
+                       r"shard of process\(es\) 2, 3"):  # fmt: skip
+        check_deepspeed_checkpoint(str(checkpoint), 4)
+    checkpoint = _shard_files(tmp_path / "missing_model", [n for n in zero3 if n != zero3[0]])
+    with pytest.raises(ValueError, match=r"model shards of processes \[1\].*no model shard of process\(es\) 0"):
+        check_deepspeed_checkpoint(str(checkpoint), 2)
+    with pytest.raises(ValueError, match=r"beyond the 1 running"):
+        check_deepspeed_checkpoint(str(_shard_files(tmp_path / "more", zero3)), 1)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match="has no DeepSpeed global_step\\* folder"):
+        check_deepspeed_checkpoint(str(tmp_path / "plain"), 2)
+
+
+def test_lora_under_zero3_trains_only_the_adapters(tiny_model_path, tmp_path):
+    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
+    result = torchrun("deepspeed_lora.py", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"lora_rank{r}.json").read_text()) for r in range(WORLD)]
+    assert [r["rank"] for r in ranks] == [0, 1]
+    for r in ranks:
+        assert r["distributed_type"] == "DEEPSPEED" and r["engine_class"] == "DeepSpeedEngine" and r["zero_stage"] == 3
+        params = r["params"]
+        assert params and all(p["partitioned"] for p in params.values())  # adapters and frozen base weights
+        lora = {n for n in params if "lora_" in n}
+        assert lora and {n for n, p in params.items() if p["trainable"]} == lora
+        assert {n for n, p in params.items() if p["changed"]} == lora  # only the adapters moved, all of them
+    # Each process holds its part of every parameter; together the whole.
+    for name in ranks[0]["params"]:
+        parts = [r["params"][name]["local_numel"] for r in ranks]
+        assert all(0 < n < ranks[0]["params"][name]["numel"] for n in parts) or ranks[0]["params"][name]["numel"] == 1
+        assert sum(parts) >= ranks[0]["params"][name]["numel"]  # ZeRO-3 pads a partition to equal sizes
+
+
+def _cpu_deepspeed_config(tmp_path: Path, stage: int) -> Path:
+    """recipes/accelerate/deepspeed_zero{stage}.yaml for two CPU processes: only use_cpu, mixed_precision and
+    num_processes changed."""
+    config = yaml.safe_load((REPO / "recipes" / "accelerate" / f"deepspeed_zero{stage}.yaml").read_text())
+    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    path = tmp_path / f"deepspeed_zero{stage}_cpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _deepspeed_recipe_launch(tmp_path: Path, out: Path, stage: int, *extra: str) -> list[str]:
+    config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
+    command = ["accelerate.commands.launch", "--config_file", str(_cpu_deepspeed_config(tmp_path, stage))]
+    command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *SMOKE_ARGS, "--save_steps", "1"]
+    return [os.sys.executable, "-m", *command, "--dynamics_plot", "false", "--output_dir", str(out), *extra]
+
+
+# accelerate promotes the CPU processes to DeepSpeed itself when only the training arguments say use_cpu (the launch of
+# the recipes' configs); with ACCELERATE_USE_CPU=true it would run them as DDP, and zvp_trl.trainer.cpu_deepspeed does.
+LAUNCHES = {"zero2": (2, {}), "zero3": (3, {}), "zero3_cpu_state": (3, {"ACCELERATE_USE_CPU": "true"})}
+
+
+@pytest.mark.parametrize("launch", list(LAUNCHES))
+def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path, launch):
+    """`accelerate launch --config_file <CPU copy of recipes/accelerate/deepspeed_zero{2,3}.yaml> recipes/train.py`:
+    really DeepSpeed at that stage in both processes, one ZeRO shard per process in the checkpoints, and a final model
+    that transformers loads whole (under ZeRO-3: gathered, the config's zero3_save_16bit_model)."""
+    stage, env = LAUNCHES[launch]
+    out = tmp_path / "out"
+    result = _run_launch(_deepspeed_recipe_launch(tmp_path, out, stage), tmp_path / "probes", **env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[zvp_trl] DeepSpeed on CPU processes (gloo)" in result.stdout
+    assert "deepspeed_shm_comm" not in result.stdout + result.stderr  # no op built
+    probes = _probes(tmp_path / "probes")
+    assert [p["process_index"] for p in probes] == [0, 1]
+    assert all(p["distributed_type"] == "DEEPSPEED" and p["zero_stage"] == stage for p in probes)
+    assert all(p["num_processes"] == 2 and p["backend"] == "gloo" for p in probes)
+    assert all(p["deepspeed_promoted_by_zvp_trl"] is bool(env) for p in probes)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["global_steps"] == 2
+    assert summary["distributed"] == {"type": "DEEPSPEED", "num_processes": 2, "fsdp_version": None}
+    shards = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").iterdir())
+    optim = [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]
+    model = [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)] if stage == 3 else ["mp_rank_00_model_states.pt"]
+    assert shards == sorted(optim + model)
+    final = transformers.AutoModelForCausalLM.from_pretrained(out)
+    saved = load_file(out / "model.safetensors")
+    shapes = {k: tuple(v.shape) for k, v in transformers.AutoModelForCausalLM.from_config(final.config).state_dict().items()}
+    assert saved and {k: tuple(v.shape) for k, v in saved.items()}.items() <= shapes.items()  # whole tensors
+    # The final model is the last checkpoint's model, whole.
+    last = load_file(out / "checkpoint-2" / "model.safetensors")
+    assert saved.keys() == last.keys() and all(torch.equal(saved[k], last[k]) for k in saved)
+
+
+def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
+    """The ZeRO-3 launch on a CPU state with the CPU DeepSpeed path turned off (as accelerate alone runs it: DDP) is
+    refused before training, with the cause and the fix."""
+    out = tmp_path / "out"
+    env = {"ACCELERATE_USE_CPU": "true", "ZVP_TRL_CPU_DEEPSPEED": "0"}
+    result = _run_launch(_deepspeed_recipe_launch(tmp_path, out, 3), tmp_path / "probes", **env)
+    assert result.returncode != 0
+    error = result.stdout + result.stderr
+    assert "DistributedDowngradeError" in error
+    assert "the launch asks for DeepSpeed but the Accelerator runs MULTI_CPU with 2 process(es)" in error
+    assert "ZVP_TRL_CPU_DEEPSPEED=0" in error and "--allow_distributed_downgrade true" in error
+    assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
+
+
+def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path):
+    """bf16 asked for (--bf16 true): DeepSpeed's config enables bf16, which has not been run on CPU: refused before
+    training, naming the setting."""
+    out = tmp_path / "out"
+    command = _deepspeed_recipe_launch(tmp_path, out, 2)
+    command[command.index("--bf16") + 1] = "true"
+    result = _run_launch(command, tmp_path / "probes")
+    assert result.returncode != 0
+    error = result.stdout + result.stderr
+    assert "runs in fp32 only, but the DeepSpeed config enables bf16" in error
+    assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
+
+
+def test_enable_cpu_deepspeed_refuses_where_it_must_not_act(monkeypatch):
+    monkeypatch.setattr(cpu_deepspeed, "accelerator_device_visible", lambda: "CUDA")
+    with pytest.raises(RuntimeError, match="CPU-only workaround, but a CUDA device is visible"):
+        cpu_deepspeed.enable_cpu_deepspeed()
+    monkeypatch.setattr(cpu_deepspeed, "accelerator_device_visible", lambda: None)
+    monkeypatch.setenv("DS_ACCELERATOR", "cuda")
+    with pytest.raises(RuntimeError, match="needs DS_ACCELERATOR=cpu, but it is 'cuda'"):
+        cpu_deepspeed.enable_cpu_deepspeed()
+    assert not cpu_deepspeed.cpu_deepspeed_enabled()
+
+
+class _Plugin:
+    def __init__(self, config):
+        self.deepspeed_config = config
+
+
+@pytest.mark.parametrize("key", ["bf16", "fp16"])
+def test_cpu_deepspeed_refuses_a_half_precision_config(key):
+    with pytest.raises(ValueError, match=f"fp32 only, but the DeepSpeed config enables {key}"):
+        cpu_deepspeed._check_fp32(_Plugin({key: {"enabled": True}}))
+    cpu_deepspeed._check_fp32(_Plugin({key: {"enabled": "auto"}, "zero_optimization": {"stage": 3}}))  # accepted
