@@ -104,7 +104,10 @@ def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path,
     refused = torchrun("resume_run.py", *common, "--output_dir", str(broken), "--resume", timeout=120)
     assert refused.returncode != 0
     error = refused.stdout + refused.stderr
-    assert "holds ZeRO optim shards of processes [0], but this run has 2 processes: no optim shard of process(es) 1" in error
+    assert (
+        "holds ZeRO optim shards of processes [0], but this run has 2 processes: no optim shard of process(es) 1"
+        in error
+    )
     assert error.count("ValueError") >= WORLD  # both processes refused it themselves
 
 
@@ -120,7 +123,10 @@ def _shard_files(folder: Path, names: list[str]) -> Path:
 def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
     zero3 = [f"zero_pp_rank_{r}_mp_rank_00_{k}_states.pt" for r in range(2) for k in ("model", "optim")]
     checkpoint = _shard_files(tmp_path / "zero3", zero3)
-    assert deepspeed_shard_ranks(str(checkpoint)) == (str(checkpoint / "global_step7"), {"optim": {0, 1}, "model": {0, 1}})
+    assert deepspeed_shard_ranks(str(checkpoint)) == (
+        str(checkpoint / "global_step7"),
+        {"optim": {0, 1}, "model": {0, 1}},
+    )
     check_deepspeed_checkpoint(str(checkpoint), 2)  # complete: accepted
     # ZeRO-2: one unpartitioned model file, optimizer shards per process (bf16 runs prefix them with bf16_).
     zero2 = ["mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"]
@@ -202,11 +208,17 @@ def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path
     assert summary["distributed"] == {"type": "DEEPSPEED", "num_processes": 2, "fsdp_version": None}
     shards = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").iterdir())
     optim = [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]
-    model = [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)] if stage == 3 else ["mp_rank_00_model_states.pt"]
+    model = (
+        [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)]
+        if stage == 3
+        else ["mp_rank_00_model_states.pt"]
+    )
     assert shards == sorted(optim + model)
     final = transformers.AutoModelForCausalLM.from_pretrained(out)
     saved = load_file(out / "model.safetensors")
-    shapes = {k: tuple(v.shape) for k, v in transformers.AutoModelForCausalLM.from_config(final.config).state_dict().items()}
+    shapes = {
+        k: tuple(v.shape) for k, v in transformers.AutoModelForCausalLM.from_config(final.config).state_dict().items()
+    }
     assert saved and {k: tuple(v.shape) for k, v in saved.items()}.items() <= shapes.items()  # whole tensors
     # The final model is the last checkpoint's model, whole.
     last = load_file(out / "checkpoint-2" / "model.safetensors")

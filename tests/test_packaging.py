@@ -85,3 +85,11 @@ def test_the_antlr_runtime_is_the_one_math_verifys_extra_pins():
     }
     assert pins == {str(antlr.specifier)} == {"==4.13.2"}
     assert importlib.metadata.version("antlr4-python3-runtime") in antlr.specifier
+
+
+def test_the_deepspeed_extra_pins_the_version_the_tests_run():
+    """`pip install -e ".[deepspeed]"` gives the DeepSpeed that tests/test_deepspeed.py trains with (on CPU processes)."""
+    lines = _setup_cfg()["options.extras_require"]["deepspeed"].splitlines()
+    (pin,) = [Requirement(line.strip()) for line in lines if line.strip() and not line.strip().startswith("#")]
+    assert pin.name == "deepspeed" and str(pin.specifier).startswith("==")
+    assert importlib.metadata.version("deepspeed") in pin.specifier

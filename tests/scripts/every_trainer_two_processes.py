@@ -199,7 +199,10 @@ def main():
         "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.trainer.cpu_fsdp)"
     )
     parser.add_argument(
-        "--deepspeed", type=int, choices=(2, 3), help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.trainer.cpu_deepspeed)"
+        "--deepspeed",
+        type=int,
+        choices=(2, 3),
+        help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.trainer.cpu_deepspeed)",
     )
     cli = parser.parse_args()
     algorithm = cli.algorithm

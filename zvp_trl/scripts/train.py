@@ -416,7 +416,9 @@ def _enable_cpu_deepspeed_if_needed(request: DistributedRequest, state) -> bool:
         return False
     enable_cpu_deepspeed()
     if state.is_main_process:
-        print("[zvp_trl] DeepSpeed on CPU processes (gloo): accelerate's DeepSpeed path enabled by zvp_trl.trainer.cpu_deepspeed")
+        print(
+            "[zvp_trl] DeepSpeed on CPU processes (gloo): accelerate's DeepSpeed path enabled by zvp_trl.trainer.cpu_deepspeed"
+        )
     return True
 
 

@@ -102,7 +102,9 @@ def check_deepspeed_checkpoint(checkpoint: str, world_size: int) -> None:
             if missing:
                 detail.append(f"no {kind} shard of process(es) {', '.join(map(str, missing))}")
             if extra:
-                detail.append(f"{kind} shards of process(es) {', '.join(map(str, extra))} beyond the {world_size} running")
+                detail.append(
+                    f"{kind} shards of process(es) {', '.join(map(str, extra))} beyond the {world_size} running"
+                )
             raise ValueError(
                 f"{folder} holds ZeRO {kind} shards of processes {sorted(held)}, but this run has {world_size} "
                 f"processes: {'; '.join(detail)}. Resume with all of the checkpoint's shard files "
