@@ -380,13 +380,14 @@ def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_
     trainer.erpo_history.temperatures[prompt_id({"prompt": PROMPTS[0]})] = 1.4
     inputs = trainer._generate_and_score_completions(generation_batch(trainer))
     seen = {}
-    original = trainer._token_advantages
+    part = trainer.part("rl_zvp")
+    original = part.token_advantages
 
-    def spy(loss_inputs, entropies):
+    def spy(loss, loss_inputs, entropies):
         seen["entropies"] = entropies.detach().clone()
-        return original(loss_inputs, entropies)
+        return original(loss, loss_inputs, entropies)
 
-    trainer._token_advantages = spy
+    part.token_advantages = spy
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train, which this test does not run
     trainer._compute_loss(trainer.model, inputs)
     input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)

@@ -14,6 +14,7 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from zvp_trl import RLZVPConfig, RLZVPTrainer
+from zvp_trl.trainer.step import LossStep
 
 
 G = 4
@@ -94,14 +95,15 @@ def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), zvp_alpha=0.5)
     inputs = batch(trainer)
     seen = {}
-    original = trainer._token_advantages
+    part = trainer.part("rl_zvp")
+    original = part.token_advantages
 
-    def spy(loss_inputs, entropies):
+    def spy(loss, loss_inputs, entropies):
         seen["entropies"] = entropies.detach().clone()
-        seen["advantages"] = original(loss_inputs, entropies)
+        seen["advantages"] = original(loss, loss_inputs, entropies)
         return seen["advantages"]
 
-    trainer._token_advantages = spy
+    part.token_advantages = spy
     trainer._compute_loss(trainer.model, inputs)
     mask = inputs["completion_mask"].float()
     entropy = seen["entropies"] * mask
@@ -120,17 +122,18 @@ def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path
 def test_entropy_recomputed_on_every_micro_batch_and_iteration(tiny_model_path, tmp_path, overrides):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(1.0), max_steps=2, **overrides)
     calls = {"loss": 0, "shaped": 0}
-    compute_loss, token_advantages = trainer._compute_loss, trainer._token_advantages
+    part = trainer.part("rl_zvp")
+    compute_loss, token_advantages = trainer._compute_loss, part.token_advantages
 
     def counting_loss(model, inputs):
         calls["loss"] += 1
         return compute_loss(model, inputs)
 
-    def counting_advantages(inputs, entropies):
+    def counting_advantages(loss, inputs, entropies):
         calls["shaped"] += 1
-        return token_advantages(inputs, entropies)
+        return token_advantages(loss, inputs, entropies)
 
-    trainer._compute_loss, trainer._token_advantages = counting_loss, counting_advantages
+    trainer._compute_loss, part.token_advantages = counting_loss, counting_advantages
     trainer.train()
     expected_micro_batches = 2 * trainer.args.gradient_accumulation_steps
     assert calls["loss"] == calls["shaped"] == expected_micro_batches
@@ -196,7 +199,7 @@ def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_pat
     mask = torch.ones(4, 3)
     logps = torch.full((4, 3), -2.0)
     kwargs = dict(per_token_logps=logps, sampling_per_token_logps=logps + 1.0, mask=mask, off_policy_threshold=0.5)
-    trainer._sequence_advantages = torch.where(signs != 0, signs, grpo).unsqueeze(1)
+    trainer.zvp_step.loss = LossStep(sequence_advantages=torch.where(signs != 0, signs, grpo).unsqueeze(1))
     kept = trainer.get_off_policy_mask(advantages=token_advantages, **kwargs)
     # TRL's sequence rule on the group's sign: keep the non-negative sequences, drop the negative ones.
     assert kept.tolist() == [[1.0], [0.0], [1.0], [0.0]]
@@ -210,7 +213,7 @@ def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_pat
     expected = GRPOTrainer.get_gamma_weights(advantages=torch.tensor([[1.0], [-1.0], [0.7], [-0.7]]), **gamma)
     assert weights.shape == (4, 1) and torch.equal(weights, expected)
     # Outside a loss computation (no sequence advantages), TRL's rule is applied unchanged.
-    trainer._sequence_advantages = None
+    trainer.zvp_step.loss = None
     assert trainer.get_off_policy_mask(advantages=token_advantages, **kwargs).shape == (4, 3)
 
 

@@ -46,11 +46,13 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
 
-from ..algorithms.rl_zvp import scalar_rewards, zero_variance_signs
+from ..algorithms.rl_zvp import zero_variance_signs
 from ..data.math_datasets import check_prompt_column
 from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import STATE_FILE, check_deepspeed_checkpoint, last_complete_checkpoint
+from .parts import MethodPart, parts_of
+from .step import ZVPStep
 
 
 class RolloutCounter:
@@ -147,12 +149,15 @@ class ZVPBaseTrainer(GRPOTrainer):
             raise TypeError(
                 f"{type(self).__name__} needs a {expected} (or a subclass of it), got {type(args).__name__}."
             )
-        self._gathered_rewards = None  # set by _calculate_rewards during _generate_and_score_completions
+        self.zvp_step = ZVPStep()  # the current generation round's and loss's data (zvp_trl.trainer.step)
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         check_prompt_column(self.train_dataset)  # a clear error now rather than a KeyError at the first step
         check_prompt_column(self.eval_dataset, "eval_dataset")
         self.rollouts = RolloutCounter()
         self._checkpointed_state = {"rollouts": self.rollouts}
+        self._method_parts = [part(self) for part in parts_of(type(self))]
+        for part in self._method_parts:
+            self._checkpointed_state.update(part.checkpointed_state())
         max_rollouts = getattr(self.args, "max_rollouts", None)
         if max_rollouts is not None:
             stop = getattr(self.args, "max_rollouts_stop", "generation")
@@ -164,33 +169,41 @@ class ZVPBaseTrainer(GRPOTrainer):
         model_name = model if isinstance(model, str) else get_config_model_id(model.config)
         return cls._config_class(f"{model_name.split('/')[-1]}-{cls._default_suffix}")
 
+    def part(self, name: str) -> MethodPart:
+        """The trainer's part of that name (`zvp_trl.trainer.parts`), e.g. `trainer.part("rl_zvp")`."""
+        for part in self._method_parts:
+            if part.name == name:
+                return part
+        raise KeyError(f"{type(self).__name__} has no {name!r} part (it has: {[p.name for p in self._method_parts]}).")
+
     # ------------------------------------------------------------------ the generation batch's rewards
 
     def _calculate_rewards(self, *args, **kwargs):
         rewards_per_func = super()._calculate_rewards(*args, **kwargs)
-        self._gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        step = self.zvp_step.generation or self.zvp_step.begin_generation()
+        step.gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
         return rewards_per_func
 
     def _gathered_scalar_rewards(self) -> torch.Tensor:
         """(all processes' rows,) TRL's scalar reward of the batch just scored: the weighted sum over the reward
         functions, NaN where every function left a row unscored."""
-        if self._gathered_rewards is None:
+        if self.zvp_step.generation is None:
             raise RuntimeError("No rewards were computed for this generation batch yet.")
-        return scalar_rewards(self._gathered_rewards, self.reward_weights)
+        return self.zvp_step.generation.scalar_rewards(self.reward_weights)
 
     def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
         """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of
         `num_generations` consecutive rows; see [`~zvp_trl.algorithms.rl_zvp.zero_variance_signs`])."""
         return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
 
-    def _log_zero_variance_split(self) -> None:
+    def _log_zero_variance_split(self, step) -> None:
         """Logs the shares of the batch's groups that are all-correct (`zvp/frac_zv_positive`) and all-wrong
         (`zvp/frac_zv_negative`), for every method, so their dynamics can be compared with RL-ZVP's."""
-        if self._gathered_rewards is None:
+        if step.gathered_rewards is None:
             return
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        group_signs = self._row_signs(self._gathered_scalar_rewards(), num_generations)[::num_generations]
+        group_signs = self._row_signs(step.scalar_rewards(self.reward_weights), num_generations)[::num_generations]
         self._metrics[mode]["zvp/frac_zv_positive"].append((group_signs > 0).float().mean().item())
         self._metrics[mode]["zvp/frac_zv_negative"].append((group_signs < 0).float().mean().item())
 
@@ -200,9 +213,11 @@ class ZVPBaseTrainer(GRPOTrainer):
         return gathered[start : start + local_count]
 
     def _generate_and_score_completions(self, inputs):
-        self._gathered_rewards = None  # never a previous batch's
+        step = self.zvp_step.begin_generation()  # never a previous round's data
         output = super()._generate_and_score_completions(inputs)
-        self._log_zero_variance_split()
+        self._log_zero_variance_split(step)
+        for part in self._method_parts:
+            part.after_scoring(step, output)
         if self.model.training:
             # Every process generated the same number of rows (TRL requires it), so the global count is local * world.
             self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes
@@ -217,6 +232,47 @@ class ZVPBaseTrainer(GRPOTrainer):
             if self._step % generate_every < self.args.steps_per_generation:
                 self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
         return inputs
+
+    # ------------------------------------------------------------------ the loss
+
+    def _compute_loss(self, model, inputs):
+        loss = self.zvp_step.begin_loss()
+        if any(part.shapes_token_advantages for part in self._method_parts):
+            # Work on a shallow copy: `inputs` is TRL's buffered batch, reused when num_iterations > 1. The policy
+            # forward the loss runs consumes it (below), before TRL reads "advantages".
+            inputs = dict(inputs)
+            loss.pending_inputs = inputs
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self.zvp_step.end_loss()
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        loss = self.zvp_step.loss
+        # Only the policy forward of the loss is armed; it runs before the loss reads "advantages".
+        if loss is not None and loss.pending_inputs is not None and entropies is not None:
+            inputs, loss.pending_inputs = loss.pending_inputs, None
+            for part in self._method_parts:
+                if part.shapes_token_advantages:
+                    inputs["advantages"] = part.token_advantages(loss, inputs, entropies)
+        return logps, entropies, aux_loss
+
+    def _per_sequence(self, advantages: torch.Tensor) -> torch.Tensor:
+        """TRL's sequence-level rules (off-policy masking, VESPO's gamma weights) read the sign of a sequence's
+        advantage. Where a part made the loss's advantages per token, it gives the sequence advantages to read instead
+        (RL-ZVP: the group's sign on zero-variance rows); elsewhere TRL's advantages are read unchanged."""
+        loss = self.zvp_step.loss
+        sequence = loss.sequence_advantages if loss is not None else None
+        if sequence is None or advantages.dim() != 2 or sequence.size(0) != advantages.size(0):
+            return advantages
+        return sequence.to(advantages.device, advantages.dtype)
+
+    def get_off_policy_mask(self, advantages, **kwargs):
+        return super().get_off_policy_mask(advantages=self._per_sequence(advantages), **kwargs)
+
+    def get_gamma_weights(self, advantages, **kwargs):
+        return super().get_gamma_weights(advantages=self._per_sequence(advantages), **kwargs)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
@@ -261,6 +317,9 @@ class ZVPBaseTrainer(GRPOTrainer):
             self._metrics["train"]["rollouts/total"] = [float(self.rollouts.total)]
             self._metrics["train"]["rollouts/kept"] = [float(self.rollouts.kept)]
             self._metrics["train"]["rollouts/grad_steps"] = [float(self.state.global_step)]
+        mode = "train" if self.model.training else "eval"
+        for part in self._method_parts:
+            part.log(mode, self._metrics[mode])
         super().log(logs, start_time)
 
     def _save_optimizer_and_scheduler(self, output_dir):

@@ -406,7 +406,11 @@ class ExGRPOTrainer(ZVPBaseTrainer):
         # runs the same collectives.
         if "exgrpo_mixed" not in inputs or not bool(inputs["exgrpo_mixed"]):
             return super()._compute_loss(model, inputs)
-        return self._exgrpo_mixed_loss(model, dict(inputs))
+        self.zvp_step.begin_loss()
+        try:
+            return self._exgrpo_mixed_loss(model, dict(inputs))
+        finally:
+            self.zvp_step.end_loss()
 
     def _exgrpo_mixed_loss(self, model, inputs):
         mode = "train" if self.model.training else "eval"
@@ -574,4 +578,4 @@ class ExGRPORLZVPTrainer(ExGRPOTrainer, RLZVPTrainer):
         return output
 
     def _exgrpo_advantages(self, inputs, entropies: torch.Tensor) -> torch.Tensor:
-        return self._token_advantages(inputs, entropies)
+        return self.part("rl_zvp").token_advantages(self.zvp_step.loss, inputs, entropies)

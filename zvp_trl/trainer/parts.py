@@ -1,0 +1,65 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Methods as parts: one method's logic, run by the trainer (the adapter to TRL, `ZVPBaseTrainer`) at the step
+events it declares, with the step's data handed to it (`zvp_trl.trainer.step`).
+
+A part never overrides a TRL hook and never reads what another hook left on the trainer: the adapter calls it with
+the data of the event. Events, in the order the adapter runs them for a training generation batch, then for each
+loss:
+
+| event | when | what a part does there |
+|---|---|---|
+| `after_scoring(step, output)` | after TRL scored the batch (`step.gathered_rewards` is set) | add per-row values to the batch (`output`), update its state, log |
+| `shapes_token_advantages` / `token_advantages(loss, inputs, entropies)` | in the loss, after the policy forward | replace the batch's per-sequence advantages by per-token ones, from the forward's entropies; set `loss.sequence_advantages` for TRL's sequence-level rules |
+| `log(mode, metrics)` | when the trainer logs | add the part's metrics for the window |
+| `checkpointed_state()` | at construction | name -> object with `state_dict` / `load_state_dict`, saved in every checkpoint |
+
+A trainer class lists its parts in `_parts` (a tuple of part classes); a trainer's parts are those of its class and
+of its bases, each once, bases first.
+"""
+
+from typing import ClassVar
+
+import torch
+
+from .step import GenerationStep, LossStep
+
+
+class MethodPart:
+    """Base class of a method's part (see the module docstring). `trainer` is the adapter running it: the part reads
+    the run's settings (`trainer.args`), the processes (`trainer.accelerator`) and the metrics (`trainer._metrics`)
+    from it."""
+
+    name: ClassVar[str] = ""
+    # Whether the part rewrites the loss's advantages from the policy forward (the adapter then arms that forward).
+    shapes_token_advantages: ClassVar[bool] = False
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    @property
+    def args(self):
+        return self.trainer.args
+
+    def checkpointed_state(self) -> dict[str, object]:
+        return {}
+
+    def after_scoring(self, step: GenerationStep, output: dict) -> None:
+        """The batch was generated and scored: `step.gathered_rewards` holds every process's rewards."""
+
+    def token_advantages(self, loss: LossStep, inputs: dict, entropies: torch.Tensor) -> torch.Tensor:
+        """`(B, T)` advantages of the loss's rows from the policy forward's entropies (parts with
+        `shapes_token_advantages` only)."""
+        raise NotImplementedError
+
+    def log(self, mode: str, metrics: dict) -> None:
+        """Adds the part's metrics to `metrics` (the trainer's `_metrics[mode]`) before the trainer logs them."""
+
+
+def parts_of(trainer_class: type) -> tuple[type[MethodPart], ...]:
+    """The part classes of a trainer class: its own and its bases' (`_parts`), each once, bases first."""
+    found: list[type[MethodPart]] = []
+    for klass in reversed(trainer_class.__mro__):
+        for part in vars(klass).get("_parts", ()):
+            if part not in found:
+                found.append(part)
+    return tuple(found)
