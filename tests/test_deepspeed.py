@@ -10,6 +10,7 @@ The trainer runs are the two-process runs of tests/test_two_processes.py (same s
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -105,44 +106,82 @@ def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path,
     assert refused.returncode != 0
     error = refused.stdout + refused.stderr
     assert (
-        "holds ZeRO optim shards of processes [0], but this run has 2 processes: no optim shard of process(es) 1"
-        in error
+        "holds ZeRO optim shards of data-parallel processes [0], but this run has 2 data-parallel processes" in error
     )
-    assert error.count("ValueError") >= WORLD  # both processes refused it themselves
+    assert "no optim shard of data-parallel process(es) 1 (zero_pp_rank_1_mp_rank_00_optim_states.pt)" in error
+    # Both processes refused it themselves: each one's traceback ends in the error.
+    assert error.count(f"ValueError: {broken / 'checkpoint-2' / 'global_step2'} holds ZeRO optim shards") == WORLD
 
 
-def _shard_files(folder: Path, names: list[str]) -> Path:
-    tag = folder / "global_step7"
-    tag.mkdir(parents=True)
-    (folder / "latest").write_text("global_step7")
+def _shard_files(folder: Path, names: list[str], tag: str = "global_step7", latest: bool = True) -> Path:
+    (folder / tag).mkdir(parents=True)
+    if latest:
+        (folder / "latest").write_text(tag)
     for name in names:
-        (tag / name).write_bytes(b"")
+        (folder / tag / name).write_bytes(b"")
     return folder
 
 
+def _zero3(dp: int, mp: int = 1) -> list[str]:
+    kinds = ("model", "optim")
+    return [f"zero_pp_rank_{r}_mp_rank_{m:02d}_{k}_states.pt" for r in range(dp) for m in range(mp) for k in kinds]
+
+
 def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
-    zero3 = [f"zero_pp_rank_{r}_mp_rank_00_{k}_states.pt" for r in range(2) for k in ("model", "optim")]
-    checkpoint = _shard_files(tmp_path / "zero3", zero3)
-    assert deepspeed_shard_ranks(str(checkpoint)) == (
-        str(checkpoint / "global_step7"),
-        {"optim": {0, 1}, "model": {0, 1}},
-    )
+    checkpoint = _shard_files(tmp_path / "zero3", _zero3(2))
+    found = deepspeed_shard_ranks(str(checkpoint))
+    assert found.folder == str(checkpoint / "global_step7") and found.whole_models == set()
+    assert found.shards == {"optim": {(0, 0), (1, 0)}, "model": {(0, 0), (1, 0)}}
     check_deepspeed_checkpoint(str(checkpoint), 2)  # complete: accepted
     # ZeRO-2: one unpartitioned model file, optimizer shards per process (bf16 runs prefix them with bf16_).
     zero2 = ["mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"]
     checkpoint = _shard_files(tmp_path / "zero2", [*zero2, "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt"])
     check_deepspeed_checkpoint(str(checkpoint), 2)
-    with pytest.raises(ValueError, match=r"optim shards of processes \[0, 1\], but this run has 4 processes: no optim "
-                       r"shard of process\(es\) 2, 3"):  # fmt: skip
+    expected = (
+        "optim shards of data-parallel processes [0, 1], but this run has 4 data-parallel processes (4 in all): no "
+        "optim shard of data-parallel process(es) 2, 3 (bf16_zero_pp_rank_2_mp_rank_00_optim_states.pt, "
+        "bf16_zero_pp_rank_3_mp_rank_00_optim_states.pt)"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
         check_deepspeed_checkpoint(str(checkpoint), 4)
+    zero3 = _zero3(2)
     checkpoint = _shard_files(tmp_path / "missing_model", [n for n in zero3 if n != zero3[0]])
-    with pytest.raises(ValueError, match=r"model shards of processes \[1\].*no model shard of process\(es\) 0"):
+    expected = "no model shard of data-parallel process(es) 0 (zero_pp_rank_0_mp_rank_00_model_states.pt)"
+    with pytest.raises(ValueError, match=r"model shards of data-parallel processes \[1\].*" + re.escape(expected)):
         check_deepspeed_checkpoint(str(checkpoint), 2)
     with pytest.raises(ValueError, match=r"beyond the 1 running"):
         check_deepspeed_checkpoint(str(_shard_files(tmp_path / "more", zero3)), 1)
+    # ZeRO-3 whose model shards are all gone: no model state at all.
+    only_optim = [n for n in zero3 if "optim" in n]
+    with pytest.raises(ValueError, match="ZeRO optimizer shards but no model state"):
+        check_deepspeed_checkpoint(str(_shard_files(tmp_path / "only_optim", only_optim)), 2)
+    # ZeRO-0: the whole state in one file per model-parallel rank, nothing per process.
+    check_deepspeed_checkpoint(str(_shard_files(tmp_path / "zero0", ["mp_rank_00_model_states.pt"])), 2)
+    with pytest.raises(ValueError, match="neither ZeRO shards nor a model state file"):
+        check_deepspeed_checkpoint(str(_shard_files(tmp_path / "empty", [])), 2)
+    # AutoTP: 2-way model parallelism on 4 processes = 2 data-parallel ranks x 2 model-parallel ranks.
+    check_deepspeed_checkpoint(str(_shard_files(tmp_path / "tp", _zero3(2, mp=2))), 4)
+    tp = [n for n in _zero3(2, mp=2) if n != "zero_pp_rank_1_mp_rank_01_optim_states.pt"]
+    with pytest.raises(ValueError, match=r"\(zero_pp_rank_1_mp_rank_01_optim_states.pt\)"):
+        check_deepspeed_checkpoint(str(_shard_files(tmp_path / "tp_missing", tp)), 4)
+    with pytest.raises(ValueError, match="2-way model parallelism, which does not divide the 3 processes"):
+        check_deepspeed_checkpoint(str(tmp_path / "tp"), 3)
+    # A universal checkpoint is resharded by DeepSpeed onto any process count: not checked per process.
+    check_deepspeed_checkpoint(str(tmp_path / "more"), 1, universal=True)
+    # Without a `latest` file, the highest step by number (global_step10 after global_step9).
+    several = tmp_path / "several"
+    _shard_files(several, _zero3(1), tag="global_step9", latest=False)
+    _shard_files(several, _zero3(2), tag="global_step10", latest=False)
+    assert deepspeed_shard_ranks(str(several)).folder == str(several / "global_step10")
+    # `latest` naming a folder that is not there; no DeepSpeed folder; no checkpoint.
+    (tmp_path / "dangling").mkdir()
+    (tmp_path / "dangling" / "latest").write_text("global_step3")
     (tmp_path / "plain").mkdir()
-    with pytest.raises(ValueError, match="has no DeepSpeed global_step\\* folder"):
-        check_deepspeed_checkpoint(str(tmp_path / "plain"), 2)
+    for folder in ("dangling", "plain"):
+        with pytest.raises(ValueError, match=r"has no DeepSpeed global_step\* folder"):
+            check_deepspeed_checkpoint(str(tmp_path / folder), 2)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_deepspeed_checkpoint(str(tmp_path / "nowhere"), 2)
 
 
 def test_lora_under_zero3_trains_only_the_adapters(tiny_model_path, tmp_path):
@@ -239,16 +278,21 @@ def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 
-def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path):
-    """bf16 asked for (--bf16 true): DeepSpeed's config enables bf16, which has not been run on CPU: refused before
-    training, naming the setting."""
+@pytest.mark.parametrize("cpu_state", [False, True], ids=["promoted_by_accelerate", "promoted_by_zvp_trl"])
+def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path, cpu_state):
+    """bf16 asked for (--bf16 true), which has not been run on CPU: refused before training, naming the setting, on
+    both paths to DeepSpeed (accelerate's own promotion: DeepSpeed's config enables bf16; zvp_trl's, on a CPU state:
+    the Accelerator's mixed precision)."""
     out = tmp_path / "out"
     command = _deepspeed_recipe_launch(tmp_path, out, 2)
     command[command.index("--bf16") + 1] = "true"
-    result = _run_launch(command, tmp_path / "probes")
+    result = _run_launch(command, tmp_path / "probes", **({"ACCELERATE_USE_CPU": "true"} if cpu_state else {}))
     assert result.returncode != 0
     error = result.stdout + result.stderr
-    assert "runs in fp32 only, but the DeepSpeed config enables bf16" in error
+    if cpu_state:
+        assert "runs in fp32 only, but mixed precision is 'bf16'" in error
+    else:
+        assert "runs in fp32 only, but the DeepSpeed config enables bf16" in error
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 

@@ -450,8 +450,8 @@ def check_distributed_mode(accelerator, request: DistributedRequest, allow_downg
                 "it there only on a machine without GPUs and unless ZVP_TRL_CPU_DEEPSPEED=0"
             )
             fix = (
-                "on a machine without GPUs, unset ZVP_TRL_CPU_DEEPSPEED (DeepSpeed on CPU runs in fp32: "
-                "mixed_precision: no); with GPUs, use them"
+                "on a machine without GPUs, unset ZVP_TRL_CPU_DEEPSPEED and pass --use_cpu true (DeepSpeed on CPU "
+                "runs in fp32: mixed_precision: no); with GPUs, use them"
             )
         else:
             cause = "the Accelerator was built without the DeepSpeed plugin"

@@ -286,8 +286,10 @@ class ZVPBaseTrainer(GRPOTrainer):
                     "to start from scratch."
                 )
             resume_from_checkpoint = checkpoint
-        if isinstance(resume_from_checkpoint, str) and self.is_deepspeed_enabled:
-            check_deepspeed_checkpoint(resume_from_checkpoint, self.accelerator.num_processes)
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.is_deepspeed_enabled:
+            config = self.accelerator.state.deepspeed_plugin.deepspeed_config
+            universal = bool((config.get("checkpoint") or {}).get("load_universal", False))
+            check_deepspeed_checkpoint(str(resume_from_checkpoint), self.accelerator.num_processes, universal)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):

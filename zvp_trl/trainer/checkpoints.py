@@ -13,6 +13,7 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass
 
 
 STATE_FILE = "zvp_state.json"
@@ -56,58 +57,115 @@ def last_complete_checkpoint(output_dir: str, require_state: bool = True) -> str
     return None
 
 
-_DEEPSPEED_SHARD_RE = re.compile(r"^(?:\w+_)?zero_pp_rank_(\d+)_mp_rank_\d+_(optim|model)_states\.pt$")
+_DEEPSPEED_SHARD_RE = re.compile(
+    r"^(?P<prefix>\w+_)?zero_pp_rank_(?P<dp>\d+)_mp_rank_(?P<mp>\d+)_?(?P<kind>optim|model)_states\.pt$"
+)
+_DEEPSPEED_MODEL_RE = re.compile(r"^mp_rank_(?P<mp>\d+)_model_states\.pt$")
+_GLOBAL_STEP_RE = re.compile(r"^global_step(\d+)$")
 
 
-def deepspeed_shard_ranks(checkpoint: str) -> tuple[str, dict[str, set[int]]] | None:
-    """The DeepSpeed folder of a checkpoint (`global_step<N>`, named by its `latest` file when there is one) and the
-    process ranks it holds ZeRO shards of, per kind (`optim`: every ZeRO stage; `model`: ZeRO-3's partitioned
-    weights). None when the checkpoint has no DeepSpeed folder."""
+@dataclass
+class DeepSpeedShards:
+    """The ZeRO shard files of one DeepSpeed checkpoint folder (`global_step<N>/`): per kind (`optim`: every ZeRO
+    stage >= 1; `model`: ZeRO-3's partitioned weights), the `(data-parallel rank, model-parallel rank)` pairs held and
+    the file-name prefix (`bf16_` in bf16 runs); and the model-parallel ranks of unpartitioned model files
+    (`mp_rank_<m>_model_states.pt`, ZeRO-0/1/2)."""
+
+    folder: str
+    shards: dict[str, set[tuple[int, int]]]
+    prefixes: dict[str, str]
+    whole_models: set[int]
+
+
+def deepspeed_shard_ranks(checkpoint: str) -> DeepSpeedShards | None:
+    """The DeepSpeed folder of a checkpoint and the shards it holds (see `DeepSpeedShards`): the folder its `latest`
+    file names (what DeepSpeed loads), else the highest `global_step<N>`. None when there is no such folder."""
     latest = os.path.join(checkpoint, "latest")
     if os.path.isfile(latest):
         with open(latest) as f:
-            tags = [f.read().strip()]
+            tag = f.read().strip()
     else:
-        tags = sorted(name for name in os.listdir(checkpoint) if name.startswith("global_step"))
-    tags = [t for t in tags if os.path.isdir(os.path.join(checkpoint, t))]
-    if not tags:
+        steps = sorted((int(m.group(1)), n) for n in os.listdir(checkpoint) if (m := _GLOBAL_STEP_RE.match(n)))
+        tag = steps[-1][1] if steps else None
+    if tag is None or not os.path.isdir(os.path.join(checkpoint, tag)):
         return None
-    folder = os.path.join(checkpoint, tags[-1])
-    ranks: dict[str, set[int]] = {"optim": set(), "model": set()}
+    folder = os.path.join(checkpoint, tag)
+    found = DeepSpeedShards(folder, {"optim": set(), "model": set()}, {}, set())
     for name in os.listdir(folder):
         if m := _DEEPSPEED_SHARD_RE.match(name):
-            ranks[m.group(2)].add(int(m.group(1)))
-    return folder, ranks
+            found.shards[m["kind"]].add((int(m["dp"]), int(m["mp"])))
+            found.prefixes[m["kind"]] = m["prefix"] or ""
+        elif m := _DEEPSPEED_MODEL_RE.match(name):
+            found.whole_models.add(int(m["mp"]))
+    return found
 
 
-def check_deepspeed_checkpoint(checkpoint: str, world_size: int) -> None:
-    """Refuses a checkpoint DeepSpeed could not resume on `world_size` processes: no DeepSpeed folder, or ZeRO shards
-    missing for some process (a shard lost or not copied) or written by another number of processes. Without this
-    check the process lacking its shard fails alone and the others wait for it in a collective."""
+def _missing_description(kind: str, prefix: str, pairs: list[tuple[int, int]]) -> str:
+    names = [f"{prefix}zero_pp_rank_{dp}_mp_rank_{mp:02d}_{kind}_states.pt" for dp, mp in pairs]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f"no {kind} shard of data-parallel process(es) {', '.join(str(dp) for dp in sorted({d for d, _ in pairs}))} ({shown})"
+
+
+def check_deepspeed_checkpoint(checkpoint: str, world_size: int, universal: bool = False) -> None:
+    """Refuses a checkpoint DeepSpeed could not resume on `world_size` processes: no DeepSpeed folder, no model state,
+    or ZeRO shards missing for some process (a shard lost or not copied) or written by another number of processes.
+    Without this check the process lacking its shard fails alone and the others wait for it in a collective.
+
+    With model parallelism (AutoTP) the shards are per (data-parallel rank, model-parallel rank): the model-parallel
+    degree is read from the files. `universal=True` (DeepSpeed's `checkpoint.load_universal`, which reshards a
+    universal checkpoint onto any number of processes) skips the per-process check."""
+    if not os.path.isdir(checkpoint):
+        raise FileNotFoundError(f"{checkpoint} does not exist: resume from an existing checkpoint folder.")
+    if universal:
+        return
     found = deepspeed_shard_ranks(checkpoint)
     if found is None:
         raise ValueError(
-            f"{checkpoint} has no DeepSpeed global_step* folder, so DeepSpeed cannot resume from it: it was not written "
-            "by a DeepSpeed run (or is incomplete). Resume a DeepSpeed run from a checkpoint of a DeepSpeed run, or "
-            "start a new run from the checkpoint's model weights (model_name_or_path)."
+            f"{checkpoint} has no DeepSpeed global_step* folder (named by its `latest` file), so DeepSpeed cannot "
+            "resume from it: it was not written by a DeepSpeed run (or is incomplete). Resume a DeepSpeed run from a "
+            "checkpoint of a DeepSpeed run, or start a new run from the checkpoint's model weights "
+            "(model_name_or_path)."
         )
-    folder, ranks = found
-    expected = set(range(world_size))
-    for kind, held in ranks.items():
+    optim, model = found.shards["optim"], found.shards["model"]
+    if not optim and not model:
+        if found.whole_models:
+            return  # ZeRO-0: whole model and optimizer in mp_rank_<m>_model_states.pt, nothing per process
+        raise ValueError(
+            f"{found.folder} holds neither ZeRO shards nor a model state file (mp_rank_00_model_states.pt): it is "
+            "incomplete. Resume from an earlier complete checkpoint."
+        )
+    if not model and not found.whole_models:
+        raise ValueError(
+            f"{found.folder} holds ZeRO optimizer shards but no model state (neither ZeRO-3's "
+            "zero_pp_rank_<r>_mp_rank_<m>_model_states.pt nor mp_rank_<m>_model_states.pt): it is incomplete. Resume "
+            "from an earlier complete checkpoint."
+        )
+    mp_ranks = {mp for _, mp in optim | model} | found.whole_models
+    mp_degree = max(mp_ranks) + 1
+    dp_degree = world_size // mp_degree if world_size % mp_degree == 0 else None
+    for kind, held in found.shards.items():
         if kind == "model" and not held:
-            continue  # ZeRO-1/2: one unpartitioned model file (mp_rank_00_model_states.pt)
-        if held != expected:
-            missing, extra = sorted(expected - held), sorted(held - expected)
-            detail = []
-            if missing:
-                detail.append(f"no {kind} shard of process(es) {', '.join(map(str, missing))}")
-            if extra:
-                detail.append(
-                    f"{kind} shards of process(es) {', '.join(map(str, extra))} beyond the {world_size} running"
-                )
+            continue  # ZeRO-1/2: unpartitioned model files (mp_rank_<m>_model_states.pt)
+        held_dp = sorted({dp for dp, _ in held})
+        if dp_degree is None:
             raise ValueError(
-                f"{folder} holds ZeRO {kind} shards of processes {sorted(held)}, but this run has {world_size} "
-                f"processes: {'; '.join(detail)}. Resume with all of the checkpoint's shard files "
-                f"(zero_pp_rank_<r>_mp_rank_00_{kind}_states.pt for every process r), on the number of processes that "
-                "wrote them, or resume from an earlier complete checkpoint."
+                f"{found.folder} was written with {mp_degree}-way model parallelism, which does not divide the "
+                f"{world_size} processes of this run. Resume on a multiple of {mp_degree} processes (the number that "
+                "wrote the checkpoint), or from a universal checkpoint (checkpoint.load_universal)."
             )
+        expected = {(dp, mp) for dp in range(dp_degree) for mp in range(mp_degree)}
+        if held == expected:
+            continue
+        missing, extra = sorted(expected - held), sorted(held - expected)
+        detail = []
+        if missing:
+            detail.append(_missing_description(kind, found.prefixes.get(kind, ""), missing))
+        if extra:
+            beyond = ", ".join(map(str, sorted({dp for dp, _ in extra})))
+            detail.append(f"{kind} shards of data-parallel process(es) {beyond} beyond the {dp_degree} running")
+        raise ValueError(
+            f"{found.folder} holds ZeRO {kind} shards of data-parallel processes {held_dp}, but this run has "
+            f"{dp_degree} data-parallel processes ({world_size} in all): {'; '.join(detail)}. Resume with all of "
+            "the checkpoint's shard files, on the number of processes that wrote them, or from an earlier complete "
+            "checkpoint (or from a universal checkpoint, checkpoint.load_universal, to change the process count)."
+        )

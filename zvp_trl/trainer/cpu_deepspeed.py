@@ -19,8 +19,9 @@ check. `enable_cpu_deepspeed()`:
 
 Call it before the `Accelerator` is built (before the trainer; the `TrainingArguments` may come first if
 `DS_ACCELERATOR=cpu` is already set, since they import DeepSpeed), with a DeepSpeed request from the training arguments
-(`deepspeed=<dict or JSON file>`) or from `accelerate launch` with a DeepSpeed config and `use_cpu: true`. It refuses to
-act on a machine with a GPU (there accelerate's own path is the right one).
+(`deepspeed=<dict or JSON file>`) or from `accelerate launch` with a DeepSpeed config; the training arguments must say
+`use_cpu=True` (`--use_cpu true`): accelerate's DeepSpeed launcher does not pass the config's `use_cpu` on to the
+processes. It refuses to act on a machine with a CUDA or XPU device (there accelerate's own path is the right one).
 
 No DeepSpeed op is compiled. DeepSpeed's CPU communication backend JIT-builds one C++ op when it starts
 (`deepspeed_shm_comm`, about 40 s on 2 cores): a shared-memory all-reduce that only `inference_all_reduce` (DeepSpeed's
@@ -148,7 +149,6 @@ def enable_cpu_deepspeed() -> None:
         self.deepspeed_plugins = deepspeed_plugin
         self.distributed_type = DistributedType.DEEPSPEED
         PartialState._shared_state["distributed_type"] = DistributedType.DEEPSPEED
-        os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
         _promoted = True
 
     AcceleratorState.__init__ = __init__
