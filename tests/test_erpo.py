@@ -176,12 +176,12 @@ def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_pat
     attention_mask = torch.ones_like(input_ids)
     attention_mask[0, :3] = 0  # left padding on one row
     temperatures = torch.tensor([0.9, 1.2, 2.0, 0.9, 1.5, 1.0])
-    trainer._logprob_temperatures = temperatures
+    trainer.zvp_step.logprob_temperatures = temperatures
     # batch_size=4: TRL's chunking splits the 6 rows 4 + 2; the temperatures must follow the rows.
     logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
         model, input_ids, attention_mask, 5, batch_size=4, compute_entropy=True
     )
-    trainer._logprob_temperatures = None
+    trainer.zvp_step.logprob_temperatures = None
     expected_logps, expected_entropy = reference_logps(model, input_ids, attention_mask, 5, temperatures)
     torch.testing.assert_close(logps, expected_logps, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(entropies, expected_entropy, atol=2e-5, rtol=1e-5)
@@ -191,9 +191,9 @@ def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_pat
         base_logps, reference_logps(model, input_ids, attention_mask, 5, torch.full((6,), 0.9))[0]
     )
     # Gradients flow through the scaled hidden states.
-    trainer._logprob_temperatures = temperatures
+    trainer.zvp_step.logprob_temperatures = temperatures
     logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5)
-    trainer._logprob_temperatures = None
+    trainer.zvp_step.logprob_temperatures = None
     logps.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
@@ -238,8 +238,8 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
     original = ERPOTrainer._generate_single_turn
 
     def spy(self, prompt_ids, *args, **kwargs):
-        seen["temperatures"] = list(self._sampling_temperatures)
-        seen["logprob_temperatures"] = self._logprob_temperatures.tolist()
+        seen["temperatures"] = list(self.zvp_step.generation.sampling_temperatures)
+        seen["logprob_temperatures"] = self.zvp_step.logprob_temperatures.tolist()
         return original(self, prompt_ids, *args, **kwargs)
 
     trainer._generate_single_turn = spy.__get__(trainer)
@@ -629,9 +629,9 @@ def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path,
     input_ids = torch.randint(2, 40, (4, 9))
     attention_mask = torch.ones_like(input_ids)
     temperatures = torch.tensor([1.0, 1.3, 1.5, 1.1])
-    trainer._logprob_temperatures = temperatures
+    trainer.zvp_step.logprob_temperatures = temperatures
     logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 4)
-    trainer._logprob_temperatures = None
+    trainer.zvp_step.logprob_temperatures = None
     expected, _ = reference_logps(model, input_ids, attention_mask, 4, temperatures)
     torch.testing.assert_close(logps.detach(), expected, atol=2e-5, rtol=1e-5)
     logps.sum().backward()

@@ -38,20 +38,33 @@ so that a change of its signature in TRL does not break it):
 | `train`, `create_model_card` | base | resume from the last complete checkpoint; the method's hyperparameters in the card |
 """
 
+import contextlib
 import dataclasses
 import json
 import os
 
 import torch
+from accelerate.utils import gather_object
+from transformers import LogitsProcessorList
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
 
+from ..algorithms.prompt_ids import token_prompt_id
 from ..algorithms.rl_zvp import zero_variance_signs
 from ..data.math_datasets import check_prompt_column
 from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import STATE_FILE, check_deepspeed_checkpoint, last_complete_checkpoint
 from .parts import MethodPart, parts_of
+from .per_row_temperature import (
+    PerRowTemperatureLogitsProcessor,
+    RowScaledHiddenStates,
+    backbone_of,
+    check_row_scalable,
+    generate_grouped_by_temperature,
+    per_request_sampling_params,
+    temperatures_for_continuations,
+)
 from .step import ZVPStep
 
 
@@ -149,7 +162,12 @@ class ZVPBaseTrainer(GRPOTrainer):
             raise TypeError(
                 f"{type(self).__name__} needs a {expected} (or a subclass of it), got {type(args).__name__}."
             )
+        train_dataset = kwargs.get("train_dataset", pargs[0] if pargs else None)
+        # Environment-owned data (an environment_factory and no train_dataset): TRL drives the loop with placeholder
+        # rows, and each prompt is the one the environment's reset() returns, known at the first generation call.
+        self.prompts_from_environment = kwargs.get("environment_factory") is not None and train_dataset is None
         self.zvp_step = ZVPStep()  # the current generation round's and loss's data (zvp_trl.trainer.step)
+        self._row_scaler = None  # log-probs at per-row temperatures, once a part enables them
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         check_prompt_column(self.train_dataset)  # a clear error now rather than a KeyError at the first step
         check_prompt_column(self.eval_dataset, "eval_dataset")
@@ -214,7 +232,13 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         step = self.zvp_step.begin_generation()  # never a previous round's data
-        output = super()._generate_and_score_completions(inputs)
+        for part in self._method_parts:
+            part.before_generation(step, inputs)
+        self._arm_generation_logprob_temperatures(step)
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self.zvp_step.logprob_temperatures = None  # the round's no-grad forwards are done
         self._log_zero_variance_split(step)
         for part in self._method_parts:
             part.after_scoring(step, output)
@@ -233,10 +257,135 @@ class ZVPBaseTrainer(GRPOTrainer):
                 self.rollouts.kept += inputs["completion_ids"].size(0) * self.accelerator.num_processes
         return inputs
 
+    # ------------------------------------------------------------------ per-row sampling temperatures
+
+    def enable_row_temperature_logprobs(self) -> None:
+        """Log-probs and entropies at each row's own temperature (`zvp_step.logprob_temperatures`), by scaling the
+        last hidden state of the policy (and reference model) before TRL's fused LM head; see
+        `zvp_trl.trainer.per_row_temperature`. Raises for a model whose LM head makes that inexact."""
+        if self._row_scaler is not None:
+            return
+        scaler = RowScaledHiddenStates()
+        policy = self.accelerator.unwrap_model(self.model)
+        check_row_scalable(policy.get_base_model() if hasattr(policy, "get_base_model") else policy)
+        scaler.attach(backbone_of(policy))
+        if self.ref_model is not None:
+            ref = self.accelerator.unwrap_model(self.ref_model)
+            check_row_scalable(ref)
+            scaler.attach(backbone_of(ref))
+        self._row_scaler = scaler
+
+    def _arm_generation_logprob_temperatures(self, step) -> None:
+        """The round's old / reference log-probs (TRL's no-grad forwards) at the rows' sampling temperatures, when
+        some are raised and log-probs follow them."""
+        temperatures = step.sampling_temperatures
+        if self._row_scaler is not None and temperatures and any(t != self.args.temperature for t in temperatures):
+            self.zvp_step.logprob_temperatures = torch.tensor(temperatures, dtype=torch.float32)
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
+        args = (prompt_ids, images, multimodal_fields, num_generations, *args)
+        step = self.zvp_step.generation
+        if step is None:
+            return super()._generate_single_turn(*args, **kwargs)
+        first_call = step.sampled_prompts is None  # later calls: TRL's tool loop continues rows that called a tool
+        if first_call and step.temperatures_from_prompts and step.sampling_temperatures is None:
+            # Environment-owned data: the prompts reset() returned identify the rows (at the batch's first turn).
+            step.environment_prompt_ids = [token_prompt_id(ids) for ids in prompt_ids]
+            for part in self._method_parts:
+                part.before_sampling(step)
+            self._arm_generation_logprob_temperatures(step)
+        temperatures = step.sampling_temperatures
+        if first_call:
+            if temperatures is not None and len(temperatures) != len(prompt_ids):
+                raise RuntimeError(
+                    f"Per-row temperatures were set for {len(temperatures)} rows but generation got {len(prompt_ids)}."
+                )
+            step.sampled_prompts = [list(ids) for ids in prompt_ids]
+        elif temperatures is not None:  # each continuing row at its own prompt's temperature
+            temperatures = temperatures_for_continuations(prompt_ids, step.sampled_prompts, temperatures)
+        if temperatures is None:
+            context = contextlib.nullcontext()
+        elif self.use_vllm:
+            context = self._vllm_per_row_temperatures(temperatures, num_generations)
+        elif all(t == self.args.temperature for t in temperatures):
+            context = contextlib.nullcontext()
+        else:
+            context = self._generate_per_row_temperatures(temperatures)
+        with context:
+            return super()._generate_single_turn(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _generate_per_row_temperatures(self, temperatures):
+        """transformers `generate`: add a per-row logits processor to the model TRL generates with."""
+        unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        factors = torch.tensor(temperatures, dtype=torch.float32) / self.args.temperature
+        processor = PerRowTemperatureLogitsProcessor(factors)
+        original = unwrapped.generate
+        shadowed = vars(unwrapped).get("generate")  # an instance-level generate (a user's wrapper) to put back
+
+        def generate(*pargs, logits_processor=None, **kwargs):
+            processors = LogitsProcessorList([*(logits_processor or []), processor])
+            return original(*pargs, logits_processor=processors, **kwargs)
+
+        unwrapped.generate = generate
+        try:
+            yield
+        finally:
+            if shadowed is None:
+                del unwrapped.generate
+            else:
+                unwrapped.generate = shadowed
+
+    @contextlib.contextmanager
+    def _vllm_per_row_temperatures(self, temperatures, num_generations):
+        vllm_generation = self.vllm_generation
+        if self.vllm_mode == "server":
+            # Collective on every process, whatever its temperatures, so no process waits alone.
+            all_temperatures = gather_object(list(temperatures))
+            if not self.accelerator.is_main_process:
+                yield
+                return
+            client = vllm_generation.vllm_client
+            original = client.generate
+            group_temperatures = all_temperatures[::num_generations]
+
+            def generate(prompts, n=1, **kwargs):
+                return generate_grouped_by_temperature(original, prompts, group_temperatures, n, **kwargs)
+
+            client.generate = generate
+            try:
+                yield
+            finally:
+                del client.generate
+        else:
+            if vllm_generation.tensor_parallel_size > 1:
+                gathered = [None] * vllm_generation.tensor_parallel_size
+                torch.distributed.all_gather_object(gathered, list(temperatures), group=vllm_generation.tp_group)
+                temperatures = [t for part in gathered for t in part]
+            llm = vllm_generation.llm
+            original = llm.generate
+
+            def generate(prompts, sampling_params=None, **kwargs):
+                if len(prompts) != len(temperatures):
+                    raise RuntimeError(f"{len(temperatures)} row temperatures for {len(prompts)} vLLM requests.")
+                return original(
+                    prompts, sampling_params=per_request_sampling_params(sampling_params, temperatures), **kwargs
+                )
+
+            llm.generate = generate
+            try:
+                yield
+            finally:
+                del llm.generate
+
     # ------------------------------------------------------------------ the loss
 
     def _compute_loss(self, model, inputs):
         loss = self.zvp_step.begin_loss()
+        for part in self._method_parts:
+            temperatures = part.loss_logprob_temperatures(inputs)
+            if temperatures is not None and self._row_scaler is not None:
+                self.zvp_step.logprob_temperatures = temperatures
         if any(part.shapes_token_advantages for part in self._method_parts):
             # Work on a shallow copy: `inputs` is TRL's buffered batch, reused when num_iterations > 1. The policy
             # forward the loss runs consumes it (below), before TRL reads "advantages".
@@ -247,8 +396,21 @@ class ZVPBaseTrainer(GRPOTrainer):
         finally:
             self.zvp_step.end_loss()
 
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+    def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
+        temperatures = self.zvp_step.logprob_temperatures
+        if temperatures is None:
+            logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+        else:
+            if temperatures.numel() != input_ids.size(0):
+                raise RuntimeError(
+                    f"Per-row temperatures were set for {temperatures.numel()} rows but the log-prob forward got "
+                    f"{input_ids.size(0)}."
+                )
+            scales = self.args.temperature / temperatures.float()
+            with self._row_scaler.active(scales):
+                logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(
+                    model, input_ids, *args, **kwargs
+                )
         loss = self.zvp_step.loss
         # Only the policy forward of the loss is armed; it runs before the loss reads "advantages".
         if loss is not None and loss.pending_inputs is not None and entropies is not None:

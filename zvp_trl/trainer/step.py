@@ -24,6 +24,8 @@ class GenerationStep:
 
     # (all processes' rows, reward functions): TRL's gathered reward matrix, in process order, once scored.
     gathered_rewards: torch.Tensor | None = None
+    # Per local row, its prompt id (zvp_trl.algorithms.prompt_ids), when a part needs it; None otherwise.
+    prompt_ids: list[str] | None = None
     # Per local row, the temperature it is sampled at; None: every row at the base temperature.
     sampling_temperatures: list[float] | None = None
     # Environment-owned data: the rows' temperatures are decided at the first generation call, from the prompts the
