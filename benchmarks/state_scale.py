@@ -15,7 +15,7 @@ other loads the checkpoint, so each process's peak RSS is its own. Reported per 
 (RSS after filling minus RSS before), the peak RSS increase over the whole fill/save/step process and over the load
 process, checkpoint size, save and load time, and the per-step buffer work of the 8B recipe (512 prompts per
 generation batch, replay ratio 0.5): drawing 256 questions, preparing their candidates for the entropy selection (the
-padded batch of each question's trajectories, as `ExGRPOTrainer._exgrpo_select_trajectory` builds it, without the
+padded batch of each question's trajectories, as `ExGRPOPart.select_trajectory` builds it, without the
 forward) and the injected row (ids list and recorded log-probs), and collecting one generation batch (256 partially
 solved groups x 4 new correct trajectories: half of them for buffered questions, half new ones that evict others).
 Under ZeRO-3 every process prepares all 256 candidates, so that is the number timed.

@@ -419,13 +419,13 @@ def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
             expected.append(ent.mean().item())
     assert len(set(expected)) == len(expected)
     generator = torch.Generator().manual_seed(0)
-    assert trainer._exgrpo_select_trajectory(entry, generator) == min(range(4), key=expected.__getitem__)
+    assert trainer.part("exgrpo").select_trajectory(entry, generator) == min(range(4), key=expected.__getitem__)
     # Reversing the candidates must follow the entropies, not the position.
     entry["trajectories"].reverse()
-    assert trainer._exgrpo_select_trajectory(entry, generator) == 3 - min(range(4), key=expected.__getitem__)
+    assert trainer.part("exgrpo").select_trajectory(entry, generator) == 3 - min(range(4), key=expected.__getitem__)
     # The "w/o trajectory selection" ablation draws uniformly: every candidate comes up.
     trainer.args.exgrpo_trajectory_selection = "random"
-    assert {trainer._exgrpo_select_trajectory(entry, generator) for _ in range(64)} == {0, 1, 2, 3}
+    assert {trainer.part("exgrpo").select_trajectory(entry, generator) for _ in range(64)} == {0, 1, 2, 3}
 
 
 def loss_inputs(trainer, replay, recorded, advantages):
@@ -702,7 +702,7 @@ def test_random_question_selection_draws_uniformly_from_the_whole_buffer(tiny_mo
     rows = [{"prompt": f"fresh{g}"} for g in range(4) for _ in range(G)]  # 4 local groups: 2 are replaced
     counts = {}
     for _ in range(300):
-        new_rows, replays, n = trainer._exgrpo_plan_replays(rows)
+        new_rows, replays, n = trainer.part("exgrpo").plan_replays(rows)
         assert n == 2 and sorted(replays) == [0, 1]
         replayed = [new_rows[g * G]["prompt"] for g in replays]
         assert len(set(replayed)) == 2  # without replacement
@@ -900,14 +900,14 @@ def assert_same_buffer(state, expected, atol=1e-6):
 
 def test_sharding_is_detected_from_the_accelerator(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
-    assert trainer._exgrpo_collective_forwards is False  # plain CPU: forwards are local
+    assert trainer.part("exgrpo").collective_forwards is False  # plain CPU: forwards are local
     trainer.is_fsdp_enabled = True
-    assert trainer._exgrpo_sharded_parameters()
+    assert trainer.part("exgrpo").sharded_parameters()
     trainer.is_fsdp_enabled = False
     trainer.is_deepspeed_enabled = True
     for stage, sharded in [(2, False), (3, True)]:
         trainer.args.deepspeed_plugin = type("Plugin", (), {"zero_stage": stage})()
-        assert trainer._exgrpo_sharded_parameters() is sharded
+        assert trainer.part("exgrpo").sharded_parameters() is sharded
 
 
 def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, tmp_path):
@@ -915,7 +915,7 @@ def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, t
         trainer = make_trainer(
             tiny_model_path, tmp_path / str(collective), alternating_reward, max_steps=3, exgrpo_start_threshold=None
         )
-        trainer._exgrpo_collective_forwards = collective
+        trainer.part("exgrpo").collective_forwards = collective
         calls = record_nograd_forwards(trainer)
         replayed = record_generations(
             trainer, lambda output: output["completion_ids"][output["exgrpo_replay"]].tolist()

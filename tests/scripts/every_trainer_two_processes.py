@@ -272,7 +272,9 @@ def main():
         "is_fsdp2": bool(accelerator.is_fsdp2),
         "is_deepspeed": bool(trainer.is_deepspeed_enabled),
         "backend": accelerator.state.backend,
-        "exgrpo_collective_forwards": getattr(trainer, "_exgrpo_collective_forwards", None),
+        "exgrpo_collective_forwards": (
+            trainer.part("exgrpo").collective_forwards if "exgrpo" in trainer.part_names else None
+        ),
         **seen,
         "layout": layout,
         "num_generations": G,

@@ -2,7 +2,7 @@
 """Run by tests/test_exgrpo.py under `torchrun --nproc_per_node 2` (gloo, CPU).
 
 Counts, per process, the no-grad calls of `_get_per_token_logps_and_entropies` (and the model forwards they run) of
-ExGRPO's default path and of its collective path (`_exgrpo_collective_forwards`, forced on: the path sharded
+ExGRPO's default path and of its collective path (the part's `collective_forwards`, forced on: the path sharded
 training takes), for (1) a replay draw from a hand-filled buffer whose two questions have 3 and 1 stored
 trajectories (the process that draws the first needs a selection forward, the other none), and (2) a short training
 run where process 0 has partially solved groups (rows to store) and process 1 none. Writes them to
@@ -49,7 +49,7 @@ def make_trainer(out: Path, collective: bool, max_steps: int) -> tuple[ExGRPOTra
         exgrpo_start_threshold=None,
     )
     trainer = ExGRPOTrainer(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
-    trainer._exgrpo_collective_forwards = collective
+    trainer.part("exgrpo").collective_forwards = collective
     counts = {"calls": 0, "select_calls": 0, "forwards": 0}
     inner = trainer._get_per_token_logps_and_entropies
     armed = []
@@ -81,7 +81,7 @@ def replay_draw(out: Path, collective: bool) -> dict:
     trainer.exgrpo_buffer.update("one", 2, G, {"prompt": "Q: 8+8=?\nA:"}, [3, 4], [([9, 10], [-1.0, -1.0])])
     rows = [{"prompt": f"Q: {g}+2=?\nA:"} for g in range(2) for _ in range(G)]  # 2 local groups: 1 replayed
     with torch.no_grad():
-        _, replays, _ = trainer._exgrpo_plan_replays(rows)
+        _, replays, _ = trainer.part("exgrpo").plan_replays(rows)
     return {**counts, "replayed": [t["ids"].tolist() for t in replays.values()]}
 
 

@@ -187,6 +187,11 @@ class ZVPBaseTrainer(GRPOTrainer):
         model_name = model if isinstance(model, str) else get_config_model_id(model.config)
         return cls._config_class(f"{model_name.split('/')[-1]}-{cls._default_suffix}")
 
+    @property
+    def part_names(self) -> list[str]:
+        """The names of the trainer's parts, in the order it runs them."""
+        return [part.name for part in self._method_parts]
+
     def part(self, name: str) -> MethodPart:
         """The trainer's part of that name (`zvp_trl.trainer.parts`), e.g. `trainer.part("rl_zvp")`."""
         for part in self._method_parts:
@@ -232,11 +237,14 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         step = self.zvp_step.begin_generation()  # never a previous round's data
+        step.rows = list(inputs)
         for part in self._method_parts:
-            part.before_generation(step, inputs)
+            part.choose_rows(step)
+        for part in self._method_parts:
+            part.before_generation(step)
         self._arm_generation_logprob_temperatures(step)
         try:
-            output = super()._generate_and_score_completions(inputs)
+            output = super()._generate_and_score_completions(step.rows)
         finally:
             self.zvp_step.logprob_temperatures = None  # the round's no-grad forwards are done
         self._log_zero_variance_split(step)
@@ -312,7 +320,16 @@ class ZVPBaseTrainer(GRPOTrainer):
         else:
             context = self._generate_per_row_temperatures(temperatures)
         with context:
-            return super()._generate_single_turn(*args, **kwargs)
+            completion_ids, logprobs = super()._generate_single_turn(*args, **kwargs)
+        if first_call and step.completion_overrides:
+            completion_ids = list(completion_ids)
+            for row, trajectory in step.completion_overrides.items():
+                completion_ids[row] = trajectory["ids"].tolist()
+                if logprobs is not None:
+                    # vLLM did not sample this row: its sampling log-probs are unknown (NaN), which TRL reads as "no
+                    # vLLM/trainer mismatch to correct" (ratio 1) and leaves out of its sampling/* metrics.
+                    logprobs[row] = [float("nan")] * len(trajectory["ids"])
+        return completion_ids, logprobs
 
     @contextlib.contextmanager
     def _generate_per_row_temperatures(self, temperatures):
@@ -382,16 +399,20 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def _compute_loss(self, model, inputs):
         loss = self.zvp_step.begin_loss()
-        for part in self._method_parts:
-            temperatures = part.loss_logprob_temperatures(inputs)
-            if temperatures is not None and self._row_scaler is not None:
-                self.zvp_step.logprob_temperatures = temperatures
-        if any(part.shapes_token_advantages for part in self._method_parts):
-            # Work on a shallow copy: `inputs` is TRL's buffered batch, reused when num_iterations > 1. The policy
-            # forward the loss runs consumes it (below), before TRL reads "advantages".
-            inputs = dict(inputs)
-            loss.pending_inputs = inputs
         try:
+            for part in self._method_parts:
+                temperatures = part.loss_logprob_temperatures(inputs)
+                if temperatures is not None and self._row_scaler is not None:
+                    self.zvp_step.logprob_temperatures = temperatures
+            for part in self._method_parts:
+                result = part.compute_loss(loss, model, inputs)  # a part's own loss (ExGRPO's mixed phase)
+                if result is not None:
+                    return result
+            if any(part.shapes_token_advantages for part in self._method_parts):
+                # Work on a shallow copy: `inputs` is TRL's buffered batch, reused when num_iterations > 1. The policy
+                # forward TRL's loss runs consumes it (below), before TRL reads "advantages".
+                inputs = dict(inputs)
+                loss.pending_inputs = inputs
             return super()._compute_loss(model, inputs)
         finally:
             self.zvp_step.end_loss()
@@ -415,10 +436,17 @@ class ZVPBaseTrainer(GRPOTrainer):
         # Only the policy forward of the loss is armed; it runs before the loss reads "advantages".
         if loss is not None and loss.pending_inputs is not None and entropies is not None:
             inputs, loss.pending_inputs = loss.pending_inputs, None
-            for part in self._method_parts:
-                if part.shapes_token_advantages:
-                    inputs["advantages"] = part.token_advantages(loss, inputs, entropies)
+            inputs["advantages"] = self.shaped_token_advantages(loss, inputs, entropies)
         return logps, entropies, aux_loss
+
+    def shaped_token_advantages(self, loss, inputs: dict, entropies: torch.Tensor) -> torch.Tensor:
+        """The loss's advantages after the parts that shape them per token from the policy forward's entropies
+        (RL-ZVP); `inputs["advantages"]` when no part does."""
+        advantages = inputs["advantages"]
+        for part in self._method_parts:
+            if part.shapes_token_advantages:
+                advantages = part.token_advantages(loss, inputs, entropies)
+        return advantages
 
     def _per_sequence(self, advantages: torch.Tensor) -> torch.Tensor:
         """TRL's sequence-level rules (off-policy masking, VESPO's gamma weights) read the sign of a sequence's

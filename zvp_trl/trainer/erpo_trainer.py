@@ -41,14 +41,14 @@ class ERPOPart(MethodPart):
 
     # ----- generation -------------------------------------------------------------------------------------------
 
-    def before_generation(self, step: GenerationStep, rows: list[dict]) -> None:
+    def before_generation(self, step: GenerationStep) -> None:
         if not self.trainer.model.training:
             return  # evaluation samples at the base temperature and leaves the history alone
         if self.trainer.prompts_from_environment:
             # Each prompt is identified by its token ids (zvp_trl.algorithms.prompt_ids.token_prompt_id).
             step.temperatures_from_prompts = True  # known at the first generation call (before_sampling)
             return
-        step.prompt_ids = [prompt_id(row, self.args.prompt_id_column) for row in rows]
+        step.prompt_ids = [prompt_id(row, self.args.prompt_id_column) for row in step.rows]
         step.sampling_temperatures = [self.history.temperature(pid) for pid in step.prompt_ids]
 
     def before_sampling(self, step: GenerationStep) -> None:

@@ -8,10 +8,12 @@ loss:
 
 | event | when | what a part does there |
 |---|---|---|
-| `before_generation(step, rows)` | a generation round starts (before TRL generates `rows`) | set the rows' sampling settings (`step.sampling_temperatures`), or ask for them at the first generation call (`step.temperatures_from_prompts`) |
+| `choose_rows(step)` | a generation round starts | replace rows of `step.rows` (ExGRPO: retired questions, replays), give completions that replace generated ones (`step.completion_overrides`, `step.replayed_rows`) |
+| `before_generation(step)` | the rows are chosen, before TRL generates `step.rows` | set the rows' sampling settings (`step.sampling_temperatures`), or ask for them at the first generation call (`step.temperatures_from_prompts`) |
 | `before_sampling(step)` | the round's first generation call, with `step.temperatures_from_prompts` (environment-owned data: `step.environment_prompt_ids` now known) | set `step.sampling_temperatures` |
 | `after_scoring(step, output)` | after TRL scored the batch (`step.gathered_rewards` is set) | add per-row values to the batch (`output`), update its state, log |
 | `loss_logprob_temperatures(inputs)` | a loss starts | the rows' temperatures for the loss's log-probs (when the trainer computes log-probs at per-row temperatures) |
+| `compute_loss(loss, model, inputs)` | a loss starts | the whole loss instead of TRL's (ExGRPO's mixed phase), or None |
 | `shapes_token_advantages` / `token_advantages(loss, inputs, entropies)` | in the loss, after the policy forward | replace the batch's per-sequence advantages by per-token ones, from the forward's entropies; set `loss.sequence_advantages` for TRL's sequence-level rules |
 | `log(mode, metrics)` | when the trainer logs | add the part's metrics for the window |
 | `checkpointed_state()` | at construction | name -> object with `state_dict` / `load_state_dict`, saved in every checkpoint |
@@ -46,14 +48,21 @@ class MethodPart:
     def checkpointed_state(self) -> dict[str, object]:
         return {}
 
-    def before_generation(self, step: GenerationStep, rows: list[dict]) -> None:
-        """A generation round of `rows` (this process's) starts."""
+    def choose_rows(self, step: GenerationStep) -> None:
+        """A generation round of `step.rows` (this process's) starts: a part may replace rows."""
+
+    def before_generation(self, step: GenerationStep) -> None:
+        """The round's rows are chosen (`step.rows`): a part may set their sampling settings."""
 
     def before_sampling(self, step: GenerationStep) -> None:
         """The round's first generation call, for a part that set `step.temperatures_from_prompts`."""
 
     def loss_logprob_temperatures(self, inputs: dict) -> torch.Tensor | None:
         """`(B,)` temperatures of the loss's log-probs, or None for the base temperature."""
+        return None
+
+    def compute_loss(self, loss: LossStep, model, inputs: dict) -> torch.Tensor | None:
+        """The loss of `inputs`, when the part computes it instead of TRL (at most one part does for a batch)."""
         return None
 
     def after_scoring(self, step: GenerationStep, output: dict) -> None:

@@ -31,7 +31,12 @@ class RLZVPPart(MethodPart):
         # TRL's scalar reward (sum_then_normalize); a row that every reward function left unscored is NaN, which
         # makes its group non-zero-variance (it keeps GRPO's advantage).
         signs = trainer._row_signs(step.scalar_rewards(trainer.reward_weights), num_generations)
-        output["zvp_signs"] = trainer._local_rows(signs, output["prompt_ids"].size(0)).to(trainer.accelerator.device)
+        signs = trainer._local_rows(signs, output["prompt_ids"].size(0)).to(trainer.accelerator.device)
+        if step.replayed_rows is not None:
+            # A replayed trajectory (ExGRPO) keeps its own treatment; the group's sign still counts it.
+            replayed = torch.tensor(step.replayed_rows, dtype=torch.bool, device=signs.device)
+            signs = torch.where(replayed, torch.zeros_like(signs), signs)
+        output["zvp_signs"] = signs
 
     def token_advantages(self, loss: LossStep | None, inputs: dict, entropies: torch.Tensor) -> torch.Tensor:
         mask = inputs["completion_mask"]

@@ -24,6 +24,10 @@ class GenerationStep:
 
     # (all processes' rows, reward functions): TRL's gathered reward matrix, in process order, once scored.
     gathered_rewards: torch.Tensor | None = None
+    # This process's rows the round generates (a part may replace some before generation: ExGRPO's replays).
+    rows: list[dict] = field(default_factory=list)
+    # Per local row, whether its completion is not the current policy's sample (a replayed trajectory); None: none is.
+    replayed_rows: list[bool] | None = None
     # Per local row, its prompt id (zvp_trl.algorithms.prompt_ids), when a part needs it; None otherwise.
     prompt_ids: list[str] | None = None
     # Per local row, the temperature it is sampled at; None: every row at the base temperature.
