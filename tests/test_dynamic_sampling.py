@@ -169,7 +169,7 @@ def test_surplus_groups_are_carried_to_the_next_step(tiny_model_path, tmp_path):
     assert all(torch.all(inputs["advantages"].abs() > 0.5) for inputs in seen)
     assert [inputs["completion_ids"].size(0) for inputs in seen] == [8, 8]
     assert trainer.rollouts.total == 2 * 16 and trainer.rollouts.kept == 16
-    assert trainer._carry is None
+    assert trainer.part("grpo_ds")._carry is None
 
 
 def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
@@ -178,7 +178,7 @@ def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
         tiny_model_path, tmp_path, kinds, max_steps=1, ds_oversample_factor=2.0, ds_carry_over=False
     )
     trainer.train()
-    assert trainer._carry is None and trainer.ds_stats.discarded_groups == 2
+    assert trainer.part("grpo_ds")._carry is None and trainer.ds_stats.discarded_groups == 2
 
 
 def test_raises_after_the_round_limit(tiny_model_path, tmp_path):

@@ -65,7 +65,7 @@ from .per_row_temperature import (
     per_request_sampling_params,
     temperatures_for_continuations,
 )
-from .step import ZVPStep
+from .step import GenerationStep, ZVPStep
 
 
 class RolloutCounter:
@@ -174,6 +174,9 @@ class ZVPBaseTrainer(GRPOTrainer):
         self.rollouts = RolloutCounter()
         self._checkpointed_state = {"rollouts": self.rollouts}
         self._method_parts = [part(self) for part in parts_of(type(self))]
+        assemblers = [part.name for part in self._method_parts if part.assembles_batches]
+        if len(assemblers) > 1:
+            raise ValueError(f"{type(self).__name__} has several parts that assemble its batches ({assemblers}).")
         for part in self._method_parts:
             self._checkpointed_state.update(part.checkpointed_state())
         max_rollouts = getattr(self.args, "max_rollouts", None)
@@ -236,6 +239,16 @@ class ZVPBaseTrainer(GRPOTrainer):
         return gathered[start : start + local_count]
 
     def _generate_and_score_completions(self, inputs):
+        if self.model.training:
+            for part in self._method_parts:
+                if part.assembles_batches:  # dynamic sampling: the batch from as many rounds as it needs
+                    return part.assemble_batch(inputs, self._generate_round)
+        output, _ = self._generate_round(inputs)
+        return output
+
+    def _generate_round(self, inputs) -> tuple[dict, GenerationStep]:
+        """One generation round of this process's `inputs`: the parts choose rows and sampling settings, TRL
+        generates and scores, the parts read the scores. Returns TRL's output and the round's `GenerationStep`."""
         step = self.zvp_step.begin_generation()  # never a previous round's data
         step.rows = list(inputs)
         for part in self._method_parts:
@@ -253,7 +266,7 @@ class ZVPBaseTrainer(GRPOTrainer):
         if self.model.training:
             # Every process generated the same number of rows (TRL requires it), so the global count is local * world.
             self.rollouts.total += output["completion_ids"].size(0) * self.accelerator.num_processes
-        return output
+        return output, step
 
     def _prepare_inputs(self, generation_batch):
         inputs = super()._prepare_inputs(generation_batch)

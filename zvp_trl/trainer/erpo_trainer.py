@@ -145,6 +145,11 @@ class ERPOPart(MethodPart):
             )
             metrics["erpo/frac_ra"].append((signs[::num_generations] > 0).float().mean().item())
 
+    def groups_with_signal(self, group_signs: torch.Tensor) -> torch.Tensor:
+        if self.args.erpo_ra_advantage > 0:  # RA's signal: all-correct groups keep an advantage
+            return torch.where(group_signs > 0, torch.zeros_like(group_signs), group_signs)
+        return group_signs
+
     # ----- loss --------------------------------------------------------------------------------------------------
 
     def loss_logprob_temperatures(self, inputs: dict) -> torch.Tensor | None:
@@ -229,9 +234,3 @@ class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
     _paper = papers.citing_also(papers.ERPO, papers.DAPO)
     _config_class = ERPODSConfig
     _default_suffix = "ERPO-DS"
-
-    def _group_signs(self, rewards: torch.Tensor) -> torch.Tensor:
-        signs = super()._group_signs(rewards)
-        if self.args.erpo_ra_advantage > 0:
-            signs = torch.where(signs > 0, torch.zeros_like(signs), signs)  # RA's signal: kept
-        return signs

@@ -84,7 +84,6 @@ class ExGRPOPart(MethodPart):
             )
         # Sharded parameters: every no-grad forward is a collective (same calls on every process, see the docstring).
         self.collective_forwards = self.sharded_parameters()
-        self._round = None  # this round's replays and counts, from choose_rows to after_scoring
 
     def checkpointed_state(self) -> dict[str, object]:
         return {"exgrpo_buffer": self.buffer, "exgrpo_phase": self.phase}
@@ -93,7 +92,6 @@ class ExGRPOPart(MethodPart):
 
     def choose_rows(self, step: GenerationStep) -> None:
         if not self.trainer.model.training:
-            self._round = None
             return
         G = self.trainer.num_generations
         mixed = self.phase.active
@@ -107,13 +105,17 @@ class ExGRPOPart(MethodPart):
         for group in replays:
             replayed[group * G] = True
         step.replayed_rows = replayed
-        self._round = {"mixed": mixed, "replays": replays, "replayed": num_replayed, "redrawn": num_fresh_replaced}
+        step.part_data[self.name] = {
+            "mixed": mixed,
+            "replays": replays,
+            "replayed": num_replayed,
+            "redrawn": num_fresh_replaced,
+        }
 
     def after_scoring(self, step: GenerationStep, output: dict) -> None:
-        trainer, round_ = self.trainer, self._round
-        if round_ is None:
+        trainer, round_ = self.trainer, step.part_data.get(self.name)
+        if round_ is None:  # evaluation
             return
-        self._round = None
         G = trainer.num_generations
         mixed, replays = round_["mixed"], round_["replays"]
         device = trainer.accelerator.device

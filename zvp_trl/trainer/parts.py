@@ -8,6 +8,7 @@ loss:
 
 | event | when | what a part does there |
 |---|---|---|
+| `assemble_batch(inputs, generate_round)` | a training batch is needed | run rounds until the batch is full (dynamic sampling, GRESO); `groups_with_signal(signs)` asks the other parts which zero-variance groups still carry a signal (ERPO's RA) |
 | `choose_rows(step)` | a generation round starts | replace rows of `step.rows` (ExGRPO: retired questions, replays), give completions that replace generated ones (`step.completion_overrides`, `step.replayed_rows`) |
 | `before_generation(step)` | the rows are chosen, before TRL generates `step.rows` | set the rows' sampling settings (`step.sampling_temperatures`), or ask for them at the first generation call (`step.temperatures_from_prompts`) |
 | `before_sampling(step)` | the round's first generation call, with `step.temperatures_from_prompts` (environment-owned data: `step.environment_prompt_ids` now known) | set `step.sampling_temperatures` |
@@ -37,6 +38,8 @@ class MethodPart:
     name: ClassVar[str] = ""
     # Whether the part rewrites the loss's advantages from the policy forward (the adapter then arms that forward).
     shapes_token_advantages: ClassVar[bool] = False
+    # Whether the part assembles each training batch from generation rounds (`assemble_batch`); at most one does.
+    assembles_batches: ClassVar[bool] = False
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -47,6 +50,17 @@ class MethodPart:
 
     def checkpointed_state(self) -> dict[str, object]:
         return {}
+
+    def assemble_batch(self, inputs: list[dict], generate_round) -> dict:
+        """The training batch from this process's `inputs`, built by calling `generate_round(rows)` (which runs one
+        round: the other events, TRL's generation and scoring; it returns the round's output and `GenerationStep`)
+        as often as needed (parts with `assembles_batches` only)."""
+        raise NotImplementedError
+
+    def groups_with_signal(self, group_signs: torch.Tensor) -> torch.Tensor:
+        """`(groups,)` zero-variance signs of a round's groups (+1 all-correct, -1 all-wrong, 0 mixed), with 0 for the
+        zero-variance groups this part gives a learning signal (a batch assembler keeps those)."""
+        return group_signs
 
     def choose_rows(self, step: GenerationStep) -> None:
         """A generation round of `step.rows` (this process's) starts: a part may replace rows."""
@@ -82,6 +96,8 @@ def parts_of(trainer_class: type) -> tuple[type[MethodPart], ...]:
     found: list[type[MethodPart]] = []
     for klass in reversed(trainer_class.__mro__):
         for part in vars(klass).get("_parts", ()):
+            # A part that specialises an earlier one takes its place (GRESO's part is dynamic sampling's, refined).
+            found = [other for other in found if not issubclass(part, other)]
             if part not in found:
                 found.append(part)
     return tuple(found)

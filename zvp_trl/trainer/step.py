@@ -41,6 +41,8 @@ class GenerationStep:
     # {local row: trajectory}: completions that replace the generated ones at the first generation call (ExGRPO's
     # replays); `trajectory["ids"]` the token ids.
     completion_overrides: dict[int, dict] | None = None
+    # A part's own data of the round, from one of its events to a later one (name -> data).
+    part_data: dict = field(default_factory=dict)
 
     def scalar_rewards(self, reward_weights: torch.Tensor) -> torch.Tensor:
         """(all processes' rows,) TRL's scalar reward of the round: the weighted sum over the reward functions, NaN
