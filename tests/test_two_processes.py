@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from zvp_trl.trainer.registry import ALGORITHMS
+from zvp_trl.trainer.registry import ALGORITHMS, get_algorithm
 
 
 WORLD = 2
@@ -105,7 +105,7 @@ def rows_of(rnd: Round, rank: int) -> list[tuple[Group, int]]:
 
 def split_layout_error(algorithm: str, tmp_path: Path) -> str | None:
     """Why the algorithm's config rejects the split layout on two processes (None if it accepts it)."""
-    config_class, _ = ALGORITHMS[algorithm].load()
+    config_class, _ = get_algorithm(algorithm).load()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config_class, "world_size", property(lambda self: WORLD))
         try:
@@ -383,7 +383,8 @@ def check_run(ranks: list[dict], tmp_path: Path) -> None:
             check(ranks, rounds, state)
 
 
-@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+# Every registered algorithm, and a composition of three methods by name (zvp_trl.trainer.composition).
+@pytest.mark.parametrize("algorithm", [*ALGORITHMS, "erpo+exgrpo+rl_zvp"])
 def test_two_processes_agree_and_decide_on_whole_groups(every_trainer_run, tmp_path, algorithm):
     ranks = every_trainer_run(algorithm)
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == WORLD for r in ranks)

@@ -31,7 +31,10 @@ class TrainScriptArguments:
 
     algorithm: str = field(
         default=DEFAULT_ALGORITHM,
-        metadata={"help": f"Training algorithm, one of: {', '.join(ALGORITHMS)}."},
+        metadata={
+            "help": f"Training algorithm, one of: {', '.join(ALGORITHMS)}; or methods joined by '+' in any order "
+            "(e.g. erpo+exgrpo+rl_zvp, see docs/training.md)."
+        },
     )
     dataset_name: str | None = field(
         default=None,

@@ -93,6 +93,21 @@ def with_trl_reference() -> dict[str, Algorithm]:
 
 
 def get_algorithm(name: str) -> Algorithm:
+    """The algorithm of that name: a registered one, or methods joined by `+` (`erpo+exgrpo+rl_zvp`, see
+    `zvp_trl.trainer.composition`; a combination that is a registered trainer is that trainer)."""
+    if "+" in name:
+        from .composition import ComposedAlgorithm, check_combination, method_names, registered_name
+
+        methods = method_names(name)
+        check_combination(methods)
+        registered = registered_name(methods)
+        if registered is not None:
+            return ALGORITHMS[registered]
+        canonical = "+".join(methods)
+        return ComposedAlgorithm(canonical, "", "", f"the methods {', '.join(methods)}, composed")
     if name not in ALGORITHMS:
-        raise ValueError(f"Unknown algorithm {name!r}. Choose one of: {', '.join(ALGORITHMS)} (--algorithm NAME).")
+        raise ValueError(
+            f"Unknown algorithm {name!r}. Choose one of: {', '.join(ALGORITHMS)} (--algorithm NAME), or combine "
+            "methods with '+' (e.g. erpo+exgrpo+rl_zvp)."
+        )
     return ALGORITHMS[name]
