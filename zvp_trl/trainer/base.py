@@ -20,22 +20,24 @@
   before zvp_state.json and returns the small JSON state stored there, and on resume
   `load_state_dict(state, directory=checkpoint)` reads them back.
 
-TRL hooks the trainers override, and why (TRL 1.16; a private hook that is only forwarded takes `*args, **kwargs`,
-so that a change of its signature in TRL does not break it):
+The adapter to TRL. This class is the only one in zvp_trl that overrides `GRPOTrainer`'s private hooks (TRL 1.16; a
+private hook that is only forwarded takes `*args, **kwargs`, so that a change of its signature in TRL does not break
+it). The methods are parts (`zvp_trl.trainer.parts`) that it runs at the step events they declare, handing them the
+step's data (`zvp_trl.trainer.step`); a method's trainer class is a named composition of parts.
 
-| hook | overridden by | why |
+| hook | what the adapter does there | the part events it runs |
 |---|---|---|
-| `_calculate_rewards` | base | keep the gathered rewards of the batch for the methods |
-| `_generate_and_score_completions` | base, every method | count rollouts and log the all-correct / all-wrong split (base); zero-variance signs (RL-ZVP), per-prompt temperatures and history (ERPO), generation rounds and dropped groups (GRPO-DS, GRESO), replay and buffer (ExGRPO) |
-| `_generate_single_turn` | ERPO, ExGRPO | per-row temperatures around TRL's generation (ERPO); a replayed trajectory in place of a generated one (ExGRPO) |
-| `_get_per_token_logps_and_entropies` | RL-ZVP, ERPO | token advantages from the loss's own entropies (RL-ZVP); log-probs at each row's temperature (ERPO) |
-| `_compute_loss` | RL-ZVP, ERPO, ExGRPO | arm the forward above (RL-ZVP, ERPO); the mixed-policy loss (ExGRPO) |
-| `get_off_policy_mask`, `get_gamma_weights` | RL-ZVP | TRL's sequence rules read the sign of a sequence's advantage: the group's sign on zero-variance rows |
-| `_prepare_inputs` | base | count `rollouts/kept` once per micro-batch |
-| `_get_train_sampler` | base | an epoch order that a resumed run reproduces |
-| `log` | base, RL-ZVP | running rollout totals; RL-ZVP's token-weighted advantage means |
-| `_save_optimizer_and_scheduler`, `_load_optimizer_and_scheduler` | base | `zvp_state.json` in every checkpoint |
-| `train`, `create_model_card` | base | resume from the last complete checkpoint; the method's hyperparameters in the card |
+| `_generate_and_score_completions` | a training batch from the part that assembles batches (dynamic sampling, GRESO) or from one round; per round: count rollouts, log the all-correct / all-wrong split | `assemble_batch`, `choose_rows`, `before_generation`, `after_scoring` |
+| `_calculate_rewards` | keep the gathered rewards of the round in its step | |
+| `_generate_single_turn` | per-row temperatures around TRL's generation (transformers `generate`, vLLM colocate and server, tool-loop continuations); completions replaced by the parts' overrides (replays) | `before_sampling` |
+| `_get_per_token_logps_and_entropies` | log-probs at each row's temperature; the loss's token advantages from its own entropies | `shapes_token_advantages` / `token_advantages` |
+| `_compute_loss` | the loss's log-prob temperatures; a part's own loss, or TRL's with the policy forward armed | `loss_logprob_temperatures`, `compute_loss` |
+| `get_off_policy_mask`, `get_gamma_weights` | TRL's sequence rules read the sequence advantages a part gave (RL-ZVP: the group's sign on zero-variance rows) | |
+| `_prepare_inputs` | count `rollouts/kept` once per micro-batch | |
+| `_get_train_sampler` | an epoch order that a resumed run reproduces | |
+| `log` | running rollout totals; the parts' window metrics | `log` |
+| `_save_optimizer_and_scheduler`, `_load_optimizer_and_scheduler` | `zvp_state.json` (every part's state) in every checkpoint | `checkpointed_state` |
+| `train`, `create_model_card` | resume from the last complete checkpoint (DeepSpeed: every shard there); the method's hyperparameters in the card | |
 """
 
 import contextlib
