@@ -19,12 +19,12 @@ import torch
 import transformers
 import yaml
 from safetensors.torch import load_file
-from test_fsdp2 import EXGRPO, first_step, torchrun
+from test_fsdp2 import EXGRPO, check_only_the_adapters_trained, first_step, lora_run, torchrun
 from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
-from zvp_trl.trainer import cpu_deepspeed
+from zvp_trl.trainer import cpu_deepspeed, cpu_fsdp
 from zvp_trl.trainer.checkpoints import check_deepspeed_checkpoint, deepspeed_shard_ranks
 from zvp_trl.trainer.registry import ALGORITHMS
 
@@ -185,23 +185,16 @@ def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
 
 
 def test_lora_under_zero3_trains_only_the_adapters(tiny_model_path, tmp_path):
-    env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
-    result = torchrun("deepspeed_lora.py", env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"lora_rank{r}.json").read_text()) for r in range(WORLD)]
-    assert [r["rank"] for r in ranks] == [0, 1]
-    for r in ranks:
-        assert r["distributed_type"] == "DEEPSPEED" and r["engine_class"] == "DeepSpeedEngine" and r["zero_stage"] == 3
-        params = r["params"]
-        assert params and all(p["partitioned"] for p in params.values())  # adapters and frozen base weights
-        lora = {n for n in params if "lora_" in n}
-        assert lora and {n for n, p in params.items() if p["trainable"]} == lora
-        assert {n for n, p in params.items() if p["changed"]} == lora  # only the adapters moved, all of them
-    # Each process holds its part of every parameter; together the whole.
-    for name in ranks[0]["params"]:
+    ranks = lora_run(tiny_model_path, tmp_path, "zero3")
+    assert all(r["distributed_type"] == "DEEPSPEED" and r["model_class"] == "DeepSpeedEngine" for r in ranks)
+    assert all(r["zero_stage"] == 3 for r in ranks)
+    check_only_the_adapters_trained(ranks)
+    # Each process holds its part of every parameter; together at least the whole (ZeRO-3 pads a partition to equal
+    # sizes).
+    for name, param in ranks[0]["params"].items():
         parts = [r["params"][name]["local_numel"] for r in ranks]
-        assert all(0 < n < ranks[0]["params"][name]["numel"] for n in parts) or ranks[0]["params"][name]["numel"] == 1
-        assert sum(parts) >= ranks[0]["params"][name]["numel"]  # ZeRO-3 pads a partition to equal sizes
+        assert all(0 < n < param["numel"] for n in parts) or param["numel"] == 1, name
+        assert sum(parts) >= param["numel"], name
 
 
 def _cpu_deepspeed_config(tmp_path: Path, stage: int) -> Path:
@@ -297,10 +290,10 @@ def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path, cpu_state):
 
 
 def test_enable_cpu_deepspeed_refuses_where_it_must_not_act(monkeypatch):
-    monkeypatch.setattr(cpu_deepspeed, "accelerator_device_visible", lambda: "CUDA")
+    monkeypatch.setattr(cpu_fsdp, "accelerator_device_visible", lambda: "CUDA")
     with pytest.raises(RuntimeError, match="CPU-only workaround, but a CUDA device is visible"):
         cpu_deepspeed.enable_cpu_deepspeed()
-    monkeypatch.setattr(cpu_deepspeed, "accelerator_device_visible", lambda: None)
+    monkeypatch.setattr(cpu_fsdp, "accelerator_device_visible", lambda: None)
     monkeypatch.setenv("DS_ACCELERATOR", "cuda")
     with pytest.raises(RuntimeError, match="needs DS_ACCELERATOR=cpu, but it is 'cuda'"):
         cpu_deepspeed.enable_cpu_deepspeed()

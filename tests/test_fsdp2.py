@@ -113,18 +113,29 @@ def test_fsdp2_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path,
     assert not all(torch.equal(weights[k], start[k]) for k in expected)  # the weights moved after the resume point
 
 
-def test_lora_under_fsdp2_trains_only_the_adapters(tiny_model_path, tmp_path):
+def lora_run(tiny_model_path: str, tmp_path: Path, mode: str) -> list[dict]:
+    """The rank results of tests/scripts/sharded_lora.py (RL-ZVP + LoRA, sharded by `mode`) on two processes."""
     import os
 
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
-    result = torchrun("fsdp2_lora.py", env=env)
+    result = torchrun("sharded_lora.py", "--mode", mode, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"lora_rank{r}.json").read_text()) for r in range(WORLD)]
     assert [r["rank"] for r in ranks] == [0, 1]
+    return ranks
+
+
+def check_only_the_adapters_trained(ranks: list[dict]) -> None:
+    """Adapters and frozen base weights sharded; only the adapters train, and all of them move."""
     for r in ranks:
-        assert r["distributed_type"] == "FSDP" and r["model_class"].startswith("FSDP")
         params = r["params"]
-        assert params and all(p["dtensor"] for p in params.values())  # adapters and frozen base weights sharded
+        assert params and all(p["sharded"] for p in params.values())
         lora = {n for n in params if "lora_" in n}
         assert lora and {n for n, p in params.items() if p["trainable"]} == lora
-        assert {n for n, p in params.items() if p["changed"]} == lora  # only the adapters moved, all of them
+        assert {n for n, p in params.items() if p["changed"]} == lora
+
+
+def test_lora_under_fsdp2_trains_only_the_adapters(tiny_model_path, tmp_path):
+    ranks = lora_run(tiny_model_path, tmp_path, "fsdp2")
+    assert all(r["distributed_type"] == "FSDP" and r["model_class"].startswith("FSDP") for r in ranks)
+    check_only_the_adapters_trained(ranks)

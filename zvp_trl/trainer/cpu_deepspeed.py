@@ -35,7 +35,7 @@ import functools
 import os
 import sys
 
-from .cpu_fsdp import accelerator_device_visible
+from .cpu_fsdp import refuse_where_an_accelerator_is_visible
 
 
 _enabled = False
@@ -104,12 +104,7 @@ def enable_cpu_deepspeed() -> None:
     global _enabled
     if _enabled:
         return
-    device = accelerator_device_visible()
-    if device is not None:
-        raise RuntimeError(
-            f"zvp_trl.trainer.cpu_deepspeed.enable_cpu_deepspeed() is a CPU-only workaround, but a {device} device is "
-            "visible: on GPUs accelerate selects DeepSpeed itself; do not call it there."
-        )
+    refuse_where_an_accelerator_is_visible("zvp_trl.trainer.cpu_deepspeed.enable_cpu_deepspeed", "DeepSpeed")
     _use_cpu_accelerator()
     _skip_shm_comm_build()
     from accelerate.state import AcceleratorState, PartialState

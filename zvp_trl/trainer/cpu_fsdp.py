@@ -31,6 +31,16 @@ def accelerator_device_visible() -> str | None:
     return None
 
 
+def refuse_where_an_accelerator_is_visible(function: str, mode: str) -> None:
+    """Raises `RuntimeError` when a GPU (or XPU) is visible: `function` is a CPU-only workaround for `mode`."""
+    device = accelerator_device_visible()
+    if device is not None:
+        raise RuntimeError(
+            f"{function}() is a CPU-only workaround, but a {device} device is visible: on GPUs accelerate selects "
+            f"{mode} itself; do not call it there."
+        )
+
+
 def cpu_fsdp_enabled() -> bool:
     """Whether `enable_cpu_fsdp()` has been called in this process."""
     return _enabled
@@ -43,12 +53,7 @@ def enable_cpu_fsdp() -> None:
     global _enabled
     if _enabled:
         return
-    device = accelerator_device_visible()
-    if device is not None:
-        raise RuntimeError(
-            f"zvp_trl.trainer.cpu_fsdp.enable_cpu_fsdp() is a CPU-only workaround, but a {device} device is visible: on GPUs "
-            "accelerate selects FSDP itself; do not call it there."
-        )
+    refuse_where_an_accelerator_is_visible("zvp_trl.trainer.cpu_fsdp.enable_cpu_fsdp", "FSDP")
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 
