@@ -69,15 +69,16 @@ class DynamicSamplingPart(MethodPart):
 
     # ------------------------------------------------------------------ hooks of GRESO's part
 
-    def select_round_rows(self, rows: list[dict]) -> list[dict]:
-        """Rows to roll out in a generation round, given the candidate rows (same count on every process). GRESO
+    def select_round_rows(self, rows: list[dict]) -> tuple[list[dict], list[str] | None]:
+        """Rows to roll out in a generation round, given the candidate rows (same count on every process), and the
+        prompt ids of every process's groups of the round for `on_round_scored` (None when not needed). GRESO
         replaces prompts it skips here."""
-        return rows
+        return rows, None
 
-    def on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor) -> None:
+    def on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor, round_ids) -> None:
         """Called after each round with the `(world * local groups,)` zero-variance signs of its groups, in process
-        order (+1 all-correct, -1 all-wrong, 0 kept), and their mean scalar rewards (NaN for a group with an
-        unscored completion)."""
+        order (+1 all-correct, -1 all-wrong, 0 kept), their mean scalar rewards (NaN for a group with an unscored
+        completion) and the round's prompt ids from `select_round_rows`."""
 
     def on_batch_assembled(self, step_signs: torch.Tensor) -> None:
         """Called once per optimizer batch with the signs of every group rolled out for it (all rounds, all
@@ -161,13 +162,13 @@ class DynamicSamplingPart(MethodPart):
                 )
             if rounds > 0:
                 rows = self.draw_rows(round_groups)
-            rows = self.select_round_rows(rows)
+            rows, round_ids = self.select_round_rows(rows)
             rounds += 1
             output, round_step = generate_round(rows)
             rewards = round_step.scalar_rewards(self.trainer.reward_weights)
             signs = self.group_signs(rewards).cpu()
             means = rewards.view(-1, G).mean(dim=1).cpu()
-            self.on_round_scored(signs, means)
+            self.on_round_scored(signs, means, round_ids)
             step_signs.append(signs)
             keep = (signs == 0).view(world, -1)  # (process, local group)
             kept.append(keep.sum(dim=1).tolist())

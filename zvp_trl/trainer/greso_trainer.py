@@ -29,7 +29,6 @@ class GRESOPart(DynamicSamplingPart):
             hard_threshold=self.args.greso_hard_threshold,
         )
         trainer.greso_state = self.greso_state
-        self._round_ids = None  # global prompt ids of the current round's groups, in process order
         self._examined = 0  # prompts examined / skipped for the current optimizer batch (all processes)
         self._skipped = 0
 
@@ -39,7 +38,7 @@ class GRESOPart(DynamicSamplingPart):
     def _prompt_id(self, row: dict) -> str:
         return prompt_id(row, self.args.prompt_id_column)
 
-    def select_round_rows(self, rows: list[dict]) -> list[dict]:
+    def select_round_rows(self, rows: list[dict]) -> tuple[list[dict], list[str]]:
         G = self.trainer.num_generations
         world, rank = self.trainer.accelerator.num_processes, self.trainer.accelerator.process_index
         n = len(rows) // G  # prompts per process in this round
@@ -74,8 +73,8 @@ class GRESOPart(DynamicSamplingPart):
             candidate_rows = [self.dataset_row(i) for i in indices]
             candidate_ids = [self._prompt_id(row) for row in candidate_rows]
             candidate_rows = [row if k // n == rank else None for k, row in enumerate(candidate_rows)]
-        self._round_ids = [pid for per_process in selected for pid, _ in per_process]
-        return [dict(row) for _, row in selected[rank] for _ in range(G)]
+        round_ids = [pid for per_process in selected for pid, _ in per_process]  # every process's, in process order
+        return [dict(row) for _, row in selected[rank] for _ in range(G)], round_ids
 
     def next_round_groups(self, kept: list[list[int]], target: int, zero_variance_ratio: float, default: int):
         if not self.args.greso_adaptive_rounds:
@@ -96,10 +95,9 @@ class GRESOPart(DynamicSamplingPart):
         )
         return math.ceil(size / world), last and self.args.greso_train_short_batch
 
-    def on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor) -> None:
-        for pid, mean in zip(self._round_ids, group_means.tolist(), strict=True):
+    def on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor, round_ids) -> None:
+        for pid, mean in zip(round_ids, group_means.tolist(), strict=True):
             self.greso_state.record(pid, mean)  # NaN (an unscored completion) is recorded as None
-        self._round_ids = None
 
     def on_batch_assembled(self, step_signs: torch.Tensor) -> None:
         easy_ratio = (step_signs > 0).float().mean().item()
