@@ -317,16 +317,15 @@ def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_pat
     for _ in range(40):  # prompt 0 was all-correct 40 times: skip probability 1 - max(0.05**40, 1e-6)
         trainer.greso_state.record("0", 1.0)
     rows = [trainer.train_dataset[i] for i in (0, 2) for _ in range(G)]
-    selected, round_ids = trainer.part("greso").select_round_rows(rows)
+    batch = {}
+    selected, round_ids = trainer.part("greso").select_round_rows(rows, batch)
     assert len(selected) == len(rows)
     pids = [row["pid"] for row in selected]
     # Prompt 2 has no trace: kept (first); prompt 0 replaced by one fresh prompt repeated G times, appended.
     assert pids[:G] == [2] * G and 0 not in pids and len(set(pids[G:])) == 1
     assert round_ids == [str(p) for p in pids[::G]]
     # Prompts examined: the 2 candidates plus replacements until one was kept; all but the 2 kept were skipped.
-    assert (
-        trainer.part("greso")._skipped >= 1 and trainer.part("greso")._examined - trainer.part("greso")._skipped == 2
-    )
+    assert batch["skipped"] >= 1 and batch["examined"] - batch["skipped"] == 2
 
 
 def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_path):

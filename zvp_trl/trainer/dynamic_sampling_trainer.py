@@ -69,10 +69,11 @@ class DynamicSamplingPart(MethodPart):
 
     # ------------------------------------------------------------------ hooks of GRESO's part
 
-    def select_round_rows(self, rows: list[dict]) -> tuple[list[dict], list[str] | None]:
+    def select_round_rows(self, rows: list[dict], batch: dict) -> tuple[list[dict], list[str] | None]:
         """Rows to roll out in a generation round, given the candidate rows (same count on every process), and the
         prompt ids of every process's groups of the round for `on_round_scored` (None when not needed). GRESO
-        replaces prompts it skips here."""
+        replaces prompts it skips here. `batch`: the hooks' own data of the optimizer batch being assembled (empty at
+        its first round), handed on to `on_batch_assembled`."""
         return rows, None
 
     def on_round_scored(self, group_signs: torch.Tensor, group_means: torch.Tensor, round_ids) -> None:
@@ -80,7 +81,7 @@ class DynamicSamplingPart(MethodPart):
         order (+1 all-correct, -1 all-wrong, 0 kept), their mean scalar rewards (NaN for a group with an unscored
         completion) and the round's prompt ids from `select_round_rows`."""
 
-    def on_batch_assembled(self, step_signs: torch.Tensor) -> None:
+    def on_batch_assembled(self, step_signs: torch.Tensor, batch: dict) -> None:
         """Called once per optimizer batch with the signs of every group rolled out for it (all rounds, all
         processes)."""
 
@@ -143,6 +144,7 @@ class DynamicSamplingPart(MethodPart):
         kept = [carried.view(-1).cpu().tolist()]
 
         rounds, step_signs, last, groups = 0, [], False, 0
+        batch_data = {}  # the hooks' own data of this batch (select_round_rows -> on_batch_assembled)
         round_groups = default_groups
         rows = list(inputs)
         if round_groups > target_groups:
@@ -162,7 +164,7 @@ class DynamicSamplingPart(MethodPart):
                 )
             if rounds > 0:
                 rows = self.draw_rows(round_groups)
-            rows, round_ids = self.select_round_rows(rows)
+            rows, round_ids = self.select_round_rows(rows, batch_data)
             rounds += 1
             output, round_step = generate_round(rows)
             rewards = round_step.scalar_rewards(self.trainer.reward_weights)
@@ -205,7 +207,7 @@ class DynamicSamplingPart(MethodPart):
         metrics["ds/discarded_groups"].append(float(plan.discarded))
         metrics["ds/moved_groups"].append(float(plan.moved()))
         metrics["ds/batch_fill"].append(groups / target_groups)
-        self.on_batch_assembled(all_signs)
+        self.on_batch_assembled(all_signs, batch_data)
         return batch
 
     def _fill_description(self, kept: list[list[int]], target: int) -> str:

@@ -29,8 +29,6 @@ class GRESOPart(DynamicSamplingPart):
             hard_threshold=self.args.greso_hard_threshold,
         )
         trainer.greso_state = self.greso_state
-        self._examined = 0  # prompts examined / skipped for the current optimizer batch (all processes)
-        self._skipped = 0
 
     def checkpointed_state(self) -> dict[str, object]:
         return {**super().checkpointed_state(), "greso": self.greso_state}
@@ -38,7 +36,10 @@ class GRESOPart(DynamicSamplingPart):
     def _prompt_id(self, row: dict) -> str:
         return prompt_id(row, self.args.prompt_id_column)
 
-    def select_round_rows(self, rows: list[dict]) -> tuple[list[dict], list[str]]:
+    def select_round_rows(self, rows: list[dict], batch: dict) -> tuple[list[dict], list[str]]:
+        # batch["examined"] / batch["skipped"]: prompts examined / skipped for this optimizer batch (all processes).
+        batch.setdefault("examined", 0)
+        batch.setdefault("skipped", 0)
         G = self.trainer.num_generations
         world, rank = self.trainer.accelerator.num_processes, self.trainer.accelerator.process_index
         n = len(rows) // G  # prompts per process in this round
@@ -56,9 +57,9 @@ class GRESOPart(DynamicSamplingPart):
                     k = r * n + j
                     if len(selected[r]) == n:
                         break  # this process is full; its remaining candidates are not examined
-                    self._examined += 1
+                    batch["examined"] += 1
                     if skips[k]:
-                        self._skipped += 1
+                        batch["skipped"] += 1
                     else:
                         selected[r].append((candidate_ids[k], candidate_rows[k]))
             if min(len(s) for s in selected) == n:
@@ -66,7 +67,7 @@ class GRESOPart(DynamicSamplingPart):
             draws += 1
             if draws > max_draws:
                 raise RuntimeError(
-                    f"GRESO skipped nearly every prompt it drew ({self._skipped} of {self._examined}) and could not "
+                    f"GRESO skipped nearly every prompt it drew ({batch['skipped']} of {batch['examined']}) and could not "
                     "fill a generation round. Raise greso_min_explore_prob or use a larger train_dataset."
                 )
             indices = self._prompt_sampler.draw(n * world)
@@ -99,7 +100,7 @@ class GRESOPart(DynamicSamplingPart):
         for pid, mean in zip(round_ids, group_means.tolist(), strict=True):
             self.greso_state.record(pid, mean)  # NaN (an unscored completion) is recorded as None
 
-    def on_batch_assembled(self, step_signs: torch.Tensor) -> None:
+    def on_batch_assembled(self, step_signs: torch.Tensor, batch: dict) -> None:
         easy_ratio = (step_signs > 0).float().mean().item()
         hard_ratio = (step_signs < 0).float().mean().item()
         if int(self.trainer.state.epoch or 0) >= self.args.greso_adapt_from_epoch:
@@ -115,10 +116,9 @@ class GRESOPart(DynamicSamplingPart):
         metrics = self.trainer._metrics["train"]
         metrics["greso/p_easy"].append(self.greso_state.p_easy)
         metrics["greso/p_hard"].append(self.greso_state.p_hard)
-        metrics["greso/frac_skipped"].append(self._skipped / max(self._examined, 1))
+        metrics["greso/frac_skipped"].append(batch.get("skipped", 0) / max(batch.get("examined", 0), 1))
         metrics["greso/frac_easy"].append(easy_ratio)
         metrics["greso/frac_hard"].append(hard_ratio)
-        self._examined = self._skipped = 0
 
 
 class GRESOTrainer(GRPODSTrainer):
