@@ -8,6 +8,8 @@ import dataclasses
 import itertools
 import json
 import pickle
+import subprocess
+import sys
 
 import pytest
 from cpu_config import cpu_config_kwargs
@@ -15,6 +17,7 @@ from datasets import Dataset
 
 from zvp_trl import get_algorithm
 from zvp_trl.scripts.train import main
+from zvp_trl.trainer import composition
 from zvp_trl.trainer.registry import ALGORITHMS
 
 
@@ -73,16 +76,36 @@ def test_the_composed_config_holds_every_part_field(tmp_path):
         assert own <= set(fields), single
     assert all(f.metadata.get("help") for name, f in fields.items() if name.startswith(("erpo_", "exgrpo_", "zvp_")))
     config = config_class(**cpu_config_kwargs(tmp_path, num_generations=4))
-    # ExGRPO's Dr.GRPO defaults win; ERPO's log-probs at the base temperature, as replays need.
+    # ExGRPO's Dr.GRPO defaults win; ERPO's log-probs at the base temperature, as replays need; ExGRPO draws retired
+    # questions again, so ERPO can raise their temperature.
     assert (config.loss_type, config.scale_rewards, config.erpo_logprob_temperature) == ("dr_grpo", "none", "base")
+    assert config.exgrpo_exclude_retired is False
     with pytest.raises(ValueError, match="ERPO combined with ExGRPO needs erpo_logprob_temperature='base'"):
         config_class(**cpu_config_kwargs(tmp_path, num_generations=4, erpo_logprob_temperature="sampling"))
+    with pytest.raises(ValueError, match="never rolls out again a question whose group came back all-correct"):
+        config_class(**cpu_config_kwargs(tmp_path, num_generations=4, exgrpo_exclude_retired=True))
+    config_class(  # with a trigger that also raises all-wrong questions, excluding retired ones is consistent
+        **cpu_config_kwargs(tmp_path, num_generations=4, exgrpo_exclude_retired=True),
+        erpo_trigger="all_correct_or_all_wrong",
+    )
+    with pytest.raises(ValueError, match="push down the correct trajectories ExGRPO replays"):
+        config_class(**cpu_config_kwargs(tmp_path, num_generations=4, erpo_ra_advantage=0.1, zvp_use_positive=False))
     # The pair checks of the registered combinations it covers apply (ERPO + RL-ZVP: RA against positive advantages).
     with pytest.raises(ValueError, match="erpo_ra_advantage > 0"):
         config_class(**cpu_config_kwargs(tmp_path, num_generations=4, erpo_ra_advantage=0.1))
-    # It pickles (training_args.bin) by its importable name.
+    # It pickles (training_args.bin) by its importable name, and unpickles in a fresh process.
     assert type(pickle.loads(pickle.dumps(config))) is config_class
     assert config_class.__module__ == "zvp_trl.trainer.composition"
+    (tmp_path / "args.pkl").write_bytes(pickle.dumps(config))
+    code = (
+        "import pickle, sys; c = pickle.load(open(sys.argv[1], 'rb')); print(type(c).__name__, c.exgrpo_replay_ratio)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code, str(tmp_path / "args.pkl")], capture_output=True, text=True)
+    assert loaded.stdout.split() == ["ExGRPOERPORLZVPConfig", "0.5"], loaded.stderr[-2000:]
+    # A refused combination or a registered one is no composed class.
+    assert getattr(composition, "GRESORLZVPConfig", None) is None
+    with pytest.raises(AttributeError, match="ERPORLZVPTrainer"):
+        getattr(composition, "ERPORLZVPTrainer")  # noqa: B009 (the lookup is what is tested)
     # The trainer: the three parts, every paper cited.
     assert [p.name for p in trainer_class._parts] == ["exgrpo", "erpo", "rl_zvp"]
     citation = trainer_class._paper["citation"]
@@ -133,3 +156,22 @@ def test_the_triple_trains_from_the_recipe_on_the_embedded_task(tmp_path, tmp_pa
     assert [entry["exgrpo/active"] for entry in logged][1:] == [1.0, 1.0]  # mixed from the second batch on
     state = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())
     assert set(state) == {"rollouts", "erpo_history", "exgrpo_buffer", "exgrpo_phase"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"rollout_func": lambda prompts, trainer: {}}, "a custom rollout_func is not supported"),
+        ({"tools": [len]}, "ExGRPO does not support tools"),
+        ({"environment_factory": object}, "ExGRPO does not support environment_factory"),
+    ],
+    ids=["rollout_func", "tools", "environment_factory"],
+)
+def test_exgrpo_refuses_what_it_cannot_replay_before_trl_builds_anything(tmp_path, kwargs, expected):
+    """Refused from the arguments alone, before TRL loads a model or starts an environment: the model named here does
+    not exist, so a refusal after TRL's construction would fail on it instead."""
+    for name in ("exgrpo", "erpo+exgrpo+rl_zvp"):
+        config_class, trainer_class = get_algorithm(name).load()
+        args = config_class(**cpu_config_kwargs(tmp_path, num_generations=4))
+        with pytest.raises(ValueError, match=expected):
+            trainer_class(model=str(tmp_path / "no-such-model"), reward_funcs=_reward, args=args, **kwargs)

@@ -315,7 +315,10 @@ def check_exgrpo(ranks, rounds, state):
             assert sum(flags) == len(range(rank, chosen, WORLD))
             assert all(not f or i % G == 0 for i, f in enumerate(flags))  # the first row of a replayed group
         for g in rnd.groups:
-            assert g.pid not in retired  # a retired question is never rolled out again (fresh or replayed)
+            if args["exgrpo_exclude_retired"]:
+                assert g.pid not in retired  # a retired question is never rolled out again (fresh or replayed)
+            else:
+                assert g.pid not in retired or not any(g.replay)  # drawn fresh again, but never replayed
             if any(g.replay):
                 assert g.pid in buffer
             if g.k == G:

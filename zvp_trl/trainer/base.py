@@ -164,6 +164,8 @@ class ZVPBaseTrainer(GRPOTrainer):
             raise TypeError(
                 f"{type(self).__name__} needs a {expected} (or a subclass of it), got {type(args).__name__}."
             )
+        for part in parts_of(type(self)):
+            part.refuse_construction(kwargs)
         train_dataset = kwargs.get("train_dataset", pargs[0] if pargs else None)
         # Environment-owned data (an environment_factory and no train_dataset): TRL drives the loop with placeholder
         # rows, and each prompt is the one the environment's reset() returns, known at the first generation call.

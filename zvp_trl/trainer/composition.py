@@ -100,8 +100,8 @@ def compose(name: str) -> tuple[type, type]:
     return _build(methods)
 
 
-class _ReplayWithRowTemperatures:
-    """ERPO with ExGRPO: log-probs at the base temperature only (see `_build`)."""
+class _ERPOWithReplay:
+    """The checks of ERPO combined with ExGRPO (docs/training.md, "Combining methods by name")."""
 
     def __post_init__(self):
         if self.erpo_logprob_temperature != "base":
@@ -111,7 +111,26 @@ class _ReplayWithRowTemperatures:
                 "question changes between the batch that stored it and the batch that replays it. Leave "
                 "erpo_logprob_temperature at its default ('base') for this combination."
             )
+        if self.exgrpo_exclude_retired and self.erpo_trigger == "all_correct":
+            raise ValueError(
+                "ERPO combined with ExGRPO: with exgrpo_exclude_retired=True ExGRPO never rolls out again a question "
+                "whose group came back all-correct, the very questions erpo_trigger='all_correct' samples again at a "
+                "raised temperature. Leave exgrpo_exclude_retired at its default (False) for this combination, or "
+                "set erpo_trigger='all_correct_or_all_wrong'."
+            )
+        if self.erpo_ra_advantage > 0:
+            raise ValueError(
+                "ERPO's RA (erpo_ra_advantage > 0) gives all-correct groups a negative advantage, which would push "
+                "down the correct trajectories ExGRPO replays: set erpo_ra_advantage=0 when combining ERPO with "
+                "ExGRPO."
+            )
         super().__post_init__()
+
+
+def _field_with_default(config_class: type, name: str, default) -> dataclasses.Field:
+    """`config_class`'s field `name` (its help kept) with another default."""
+    original = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    return dataclasses.field(default=default, metadata=dict(original.metadata))
 
 
 @functools.cache
@@ -134,12 +153,13 @@ def _build(methods: tuple[str, ...]) -> tuple[type, type]:
     }
     bases = tuple(configs)
     if "erpo" in methods and "exgrpo" in methods:
-        bases = (_ReplayWithRowTemperatures, *bases)
-        namespace["__annotations__"] = {"erpo_logprob_temperature": str}
-        erpo_field = next(
-            f for f in dataclasses.fields(ALGORITHMS["erpo"].load()[0]) if f.name == "erpo_logprob_temperature"
-        )
-        namespace["erpo_logprob_temperature"] = dataclasses.field(default="base", metadata=dict(erpo_field.metadata))
+        # ERPO re-samples all-correct questions hotter; ExGRPO stops drawing them unless told otherwise; replayed
+        # log-probs need one temperature (see _ERPOWithReplay).
+        bases = (_ERPOWithReplay, *bases)
+        erpo_config, exgrpo_config = ALGORITHMS["erpo"].load()[0], ALGORITHMS["exgrpo"].load()[0]
+        namespace["__annotations__"] = {"erpo_logprob_temperature": str, "exgrpo_exclude_retired": bool}
+        namespace["erpo_logprob_temperature"] = _field_with_default(erpo_config, "erpo_logprob_temperature", "base")
+        namespace["exgrpo_exclude_retired"] = _field_with_default(exgrpo_config, "exgrpo_exclude_retired", False)
     config = dataclasses.dataclass(type(f"{class_name}Config", bases, namespace))
     paper = PAPERS[methods[0]]
     for other in methods[1:]:
@@ -172,7 +192,12 @@ def __getattr__(name: str):
         for methods in itertools.combinations(METHODS, size):
             stem = "".join(CLASS_NAMES[m] for m in methods)
             if name in (f"{stem}Config", f"{stem}Trainer"):
-                check_combination(methods)
+                try:
+                    check_combination(methods)
+                except ValueError as error:
+                    raise AttributeError(f"module {__name__!r} has no attribute {name!r}: {error}") from None
+                if registered_name(methods) is not None:  # a registered trainer lives in its own module
+                    break
                 config, trainer = _build(methods)
                 return config if name.endswith("Config") else trainer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

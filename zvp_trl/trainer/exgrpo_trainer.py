@@ -53,21 +53,24 @@ class ExGRPOPart(MethodPart):
 
     name = "exgrpo"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        if getattr(trainer, "rollout_func", None) is not None:
+    @classmethod
+    def refuse_construction(cls, kwargs: dict) -> None:
+        if kwargs.get("rollout_func") is not None:
             raise ValueError(
-                "ExGRPOTrainer injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
+                "ExGRPO injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
                 "supported. Leave rollout_func=None."
             )
-        for name, used in (("tools", trainer.tools), ("environment_factory", trainer.environment_factories)):
-            if used:
+        for name in ("environment_factory", "tools"):
+            if kwargs.get(name):
                 raise ValueError(
-                    f"ExGRPOTrainer does not support {name}: a stored trajectory keeps only its completion tokens, not "
+                    f"ExGRPO does not support {name}: a stored trajectory keeps only its completion tokens, not "
                     "which of them were tool results, so replaying a multi-turn trajectory would train on tool outputs "
                     "as if the model had written them (and its tool calls would be run again). Train ExGRPO without "
                     f"{name}, or use GRPOTrainer / RLZVPTrainer / ERPOTrainer, which support it."
                 )
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
         args = self.args
         self.buffer = ExperienceBuffer(
             max_prompts=args.exgrpo_max_buffer_prompts, max_trajectories=args.exgrpo_max_trajectories_per_prompt

@@ -44,6 +44,11 @@ class MethodPart:
     def __init__(self, trainer):
         self.trainer = trainer
 
+    @classmethod
+    def refuse_construction(cls, kwargs: dict) -> None:
+        """Raises for trainer arguments the part cannot work with (`kwargs`: the trainer's keyword arguments), before
+        TRL builds anything (models, vLLM, environments)."""
+
     @property
     def args(self):
         return self.trainer.args
