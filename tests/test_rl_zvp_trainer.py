@@ -217,6 +217,26 @@ def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_pat
     assert trainer.get_off_policy_mask(advantages=token_advantages, **kwargs).shape == (4, 3)
 
 
+def test_trls_static_sequence_rules_keep_their_shape(tiny_model_path, tmp_path):
+    """`get_off_policy_mask` / `get_gamma_weights` stay TRL's static methods on the class, called as TRL documents
+    them (positional or keyword); on a trainer, positional calls work too and read the loss's sequence advantages."""
+    advantages = torch.tensor([[1.0], [-1.0]])
+    logps, mask = torch.full((2, 3), -2.0), torch.ones(2, 3)
+    positional = (advantages, logps, logps + 1.0, mask, 0.5)
+    expected = GRPOTrainer.get_off_policy_mask(*positional)
+    assert RLZVPTrainer.get_off_policy_mask is GRPOTrainer.get_off_policy_mask
+    assert torch.equal(RLZVPTrainer.get_off_policy_mask(*positional), expected)
+    gamma = (advantages, torch.zeros(2, 3), mask, None)
+    assert torch.equal(RLZVPTrainer.get_gamma_weights(*gamma), GRPOTrainer.get_gamma_weights(*gamma))
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    assert torch.equal(trainer.get_off_policy_mask(*positional), expected)
+    # During a loss whose sequence advantages say otherwise, the trainer's call reads them (positionally too).
+    trainer.zvp_step.loss = LossStep(sequence_advantages=torch.tensor([[-1.0], [1.0]]))
+    flipped = GRPOTrainer.get_off_policy_mask(torch.tensor([[-1.0], [1.0]]), *positional[1:])
+    assert torch.equal(trainer.get_off_policy_mask(torch.zeros(2, 3), *positional[1:]), flipped)
+    trainer.zvp_step.loss = None
+
+
 def test_off_policy_masking_trains_zero_variance_groups(tiny_model_path, tmp_path):
     # num_iterations=2 makes the second pass off-policy; a tiny threshold drops every negative sequence then.
     trainer = make_trainer(

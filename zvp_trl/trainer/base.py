@@ -42,6 +42,7 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 
@@ -68,6 +69,30 @@ from .per_row_temperature import (
     temperatures_for_continuations,
 )
 from .step import GenerationStep, ZVPStep
+
+
+class SequenceRule:
+    """One of TRL's static sequence-level rules (`get_off_policy_mask`, `get_gamma_weights`), kept TRL's static method
+    on the class (`Trainer.get_off_policy_mask(advantages, ...)` works as TRL documents it), and on a trainer the same
+    call with the loss's sequence advantages in place of per-token ones (`ZVPBaseTrainer._per_sequence`)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, trainer, owner=None):
+        rule = getattr(GRPOTrainer, self.name)
+        if trainer is None:
+            return rule
+
+        @functools.wraps(rule)
+        def on_the_loss_advantages(*args, **kwargs):
+            if "advantages" in kwargs:
+                kwargs["advantages"] = trainer._per_sequence(kwargs["advantages"])
+            elif args:
+                args = (trainer._per_sequence(args[0]), *args[1:])
+            return rule(*args, **kwargs)
+
+        return on_the_loss_advantages
 
 
 class RolloutCounter:
@@ -475,11 +500,8 @@ class ZVPBaseTrainer(GRPOTrainer):
             return advantages
         return sequence.to(advantages.device, advantages.dtype)
 
-    def get_off_policy_mask(self, advantages, **kwargs):
-        return super().get_off_policy_mask(advantages=self._per_sequence(advantages), **kwargs)
-
-    def get_gamma_weights(self, advantages, **kwargs):
-        return super().get_gamma_weights(advantages=self._per_sequence(advantages), **kwargs)
+    get_off_policy_mask = SequenceRule()
+    get_gamma_weights = SequenceRule()
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
