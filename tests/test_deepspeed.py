@@ -268,6 +268,7 @@ def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
     assert "DistributedDowngradeError" in error
     assert "the launch asks for DeepSpeed but the Accelerator runs MULTI_CPU with 2 process(es)" in error
     assert "ZVP_TRL_CPU_DEEPSPEED=0" in error and "--allow_distributed_downgrade true" in error
+    assert "deepspeed_shm_comm" not in error  # no op compiled on the way to the refusal
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 

@@ -410,11 +410,12 @@ def _enable_cpu_deepspeed_if_needed(request: DistributedRequest, state) -> bool:
     (`zvp_trl.trainer.cpu_deepspeed`); accelerate alone would run them as DDP. Never on a machine with a GPU;
     `ZVP_TRL_CPU_DEEPSPEED=0` turns it off (the launch is then refused as a downgrade, unless
     --allow_distributed_downgrade)."""
-    from ..trainer.cpu_deepspeed import enable_cpu_deepspeed
+    from ..trainer.cpu_deepspeed import enable_cpu_deepspeed, skip_unused_op_build
     from ..trainer.cpu_fsdp import accelerator_device_visible
 
     if not request.deepspeed or accelerator_device_visible() is not None:
         return False
+    skip_unused_op_build()  # whatever runs: no process compiles an op training never calls
     if os.environ.get("ZVP_TRL_CPU_DEEPSPEED", "1") == "0":
         return False
     enable_cpu_deepspeed()

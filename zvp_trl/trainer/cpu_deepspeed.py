@@ -77,9 +77,10 @@ def _use_cpu_accelerator() -> None:
 SHM_COMM_OP = "deepspeed_shm_comm"
 
 
-def _skip_shm_comm_build() -> None:
+def skip_unused_op_build() -> None:
     """DeepSpeed builds `deepspeed_shm_comm` only where `deepspeed.ops.__compatible_ops__` says it can (see the module
-    docstring): say it cannot, unless `ZVP_TRL_DEEPSPEED_SHM_COMM=1`."""
+    docstring): say it cannot, unless `ZVP_TRL_DEEPSPEED_SHM_COMM=1`. Also applied by `recipes/train.py` to a
+    DeepSpeed launch on CPU that `ZVP_TRL_CPU_DEEPSPEED=0` keeps from `enable_cpu_deepspeed()`."""
     if os.environ.get("ZVP_TRL_DEEPSPEED_SHM_COMM", "0") == "1":
         return
     import deepspeed.ops
@@ -106,7 +107,7 @@ def enable_cpu_deepspeed() -> None:
         return
     refuse_where_an_accelerator_is_visible("zvp_trl.trainer.cpu_deepspeed.enable_cpu_deepspeed", "DeepSpeed")
     _use_cpu_accelerator()
-    _skip_shm_comm_build()
+    skip_unused_op_build()
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 
