@@ -3,11 +3,12 @@
 
 - Configuration: `args=None` builds the trainer's `_config_class` with the output directory
   `<model name>-<_default_suffix>`, as TRL does; any other `args` must be an instance of it.
-- The generation batch's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
-  process order) for the `_generate_and_score_completions` that computed it. Trainers read it with
-  `_gathered_scalar_rewards()` (TRL's weighted sum), decide zero-variance groups with `_row_signs(...)` (by
-  `args.correct_threshold` and `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The
-  base logs every batch's split: `zvp/frac_zv_positive` (all-correct groups) and `zvp/frac_zv_negative` (all-wrong).
+- The generation round's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
+  process order) in the round's `GenerationStep` (`zvp_trl.trainer.step`). Parts read it with
+  `step.scalar_rewards(trainer.reward_weights)` (TRL's weighted sum; `_gathered_scalar_rewards()` gives the same for
+  the latest round), decide zero-variance groups with `_row_signs(...)` (by `args.correct_threshold` and
+  `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The base logs every round's split:
+  `zvp/frac_zv_positive` (all-correct groups) and `zvp/frac_zv_negative` (all-wrong).
 - Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
   that reached the loss so far: generated minus those a method dropped, plus any it replayed; counted once even when
   `num_iterations > 1`) and `rollouts/grad_steps` (optimizer steps so far), logged as running totals, so runs can be
