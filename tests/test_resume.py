@@ -232,3 +232,57 @@ def test_checkpoint_of_another_algorithm_is_refused(tiny_model_path, tmp_path):
     trainer.create_optimizer_and_scheduler(num_training_steps=1)
     with pytest.raises(ValueError, match="erpo_history.*different algorithm|different algorithm"):
         trainer._load_optimizer_and_scheduler(str(checkpoint))
+
+
+@pytest.mark.parametrize("algorithm", ["erpo", "exgrpo"])
+def test_save_only_model_checkpoints_keep_the_per_prompt_state(algorithm, tiny_model_path, tmp_path):
+    """With `save_only_model=True` transformers saves no optimizer (and skips the hook that writes zvp_state.json);
+    the per-prompt state is saved with the model all the same, and a resume restores it (with a fresh optimizer, as
+    transformers resumes such a checkpoint)."""
+    import re
+
+    from datasets import Dataset
+
+    from zvp_trl import get_algorithm
+
+    def by_prompt(prompts, completions, **kwargs):  # question 0, 3: all right; 1, 4: all wrong; 2, 5: mixed
+        questions = [int(re.search(r"Q: (\d+)", p).group(1)) for p in prompts]
+        return [1.0 if q % 3 == 0 else 0.0 if q % 3 == 1 else float(i % 2 == 0) for i, q in enumerate(questions)]
+
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    method = {"exgrpo_start_threshold": None} if algorithm == "exgrpo" else {}
+
+    def build(max_steps):
+        args = config_class(
+            output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=6,
+            num_generations=2, max_completion_length=4, max_steps=max_steps, save_strategy="steps", save_steps=1,
+            save_only_model=True, seed=0, **method,
+        )  # fmt: skip
+        dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(6)]})
+        return trainer_class(tiny_model_path, by_prompt, args=args, train_dataset=dataset)
+
+    trainer = build(max_steps=2)
+    trainer.train()
+    for step in (1, 2):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        assert not (checkpoint / "optimizer.pt").exists()
+        assert is_complete_checkpoint(str(checkpoint)), sorted(p.name for p in checkpoint.iterdir())
+        assert state(checkpoint)["rollouts"]["total"] == 6 * step  # 6 completions per step
+    final = {name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()}
+    assert json.loads(json.dumps(final)) == state(tmp_path / "checkpoint-2")  # the buffer's entry: its file's summary
+    if algorithm == "erpo":
+        assert state(tmp_path / "checkpoint-1")["erpo_history"] != {}  # questions 0 and 3 came back all-correct
+    else:
+        assert buffer_file(tmp_path / "checkpoint-1") is not None  # the mixed questions' correct trajectories
+        assert state(tmp_path / "checkpoint-1")["exgrpo_buffer"]["trajectories"] > 0
+
+    # What a resume loads (the hook transformers calls with the checkpoint): exactly the checkpoint's state.
+    resumed = build(max_steps=2)
+    resumed.create_optimizer_and_scheduler(num_training_steps=2)
+    resumed._load_optimizer_and_scheduler(str(tmp_path / "checkpoint-1"))
+    restored = {name: obj.state_dict() for name, obj in resumed._checkpointed_state.items()}
+    assert json.loads(json.dumps(restored)) == state(tmp_path / "checkpoint-1") != state(tmp_path / "checkpoint-2")
+    # A real resume from it trains the second step on top of the restored state.
+    resumed = build(max_steps=2)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    assert resumed.state.global_step == 2 and resumed.rollouts.total == 12

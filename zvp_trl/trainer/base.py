@@ -38,6 +38,7 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 | `_get_train_sampler` | an epoch order that a resumed run reproduces | |
 | `log` | running rollout totals; the parts' window metrics | `log` |
 | `_save_optimizer_and_scheduler`, `_load_optimizer_and_scheduler` | `zvp_state.json` (every part's state) in every checkpoint | `checkpointed_state` |
+| `_save_checkpoint` | with `save_only_model=True` (no optimizer saved), `zvp_state.json` in the checkpoint all the same | |
 | `train`, `create_model_card` | resume from the last complete checkpoint (DeepSpeed: every shard there); the method's hyperparameters in the card | |
 """
 
@@ -50,6 +51,7 @@ import os
 import torch
 from accelerate.utils import gather_object
 from transformers import LogitsProcessorList
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
 
@@ -504,7 +506,7 @@ class ZVPBaseTrainer(GRPOTrainer):
     get_off_policy_mask = SequenceRule()
     get_gamma_weights = SequenceRule()
 
-    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
         `output_dir` (see `zvp_trl.trainer.checkpoints`), so a run killed while saving resumes from the one before."""
         if resume_from_checkpoint is True:
@@ -520,7 +522,7 @@ class ZVPBaseTrainer(GRPOTrainer):
             config = self.accelerator.state.deepspeed_plugin.deepspeed_config
             universal = bool((config.get("checkpoint") or {}).get("load_universal", False))
             check_deepspeed_checkpoint(str(resume_from_checkpoint), self.accelerator.num_processes, universal)
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
         """TRL's card (method name, paper link and citation, tags), plus the run's method hyperparameters. Also used
@@ -554,21 +556,38 @@ class ZVPBaseTrainer(GRPOTrainer):
             part.log(mode, self._metrics[mode])
         super().log(logs, start_time)
 
+    def _save_checkpoint(self, model, trial):
+        if self.args.save_only_model:
+            # transformers then skips `_save_optimizer_and_scheduler`, where the state is written: write it first
+            # into the checkpoint directory, before transformers writes trainer_state.json there last (so a
+            # checkpoint that looks complete holds it) and before it rotates older checkpoints away. A resume from
+            # such a checkpoint restores the state with a fresh optimizer, as transformers resumes it.
+            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            self._save_checkpointed_state(os.path.join(self._get_output_dir(trial=trial), folder))
+        super()._save_checkpoint(model, trial)
+
     def _save_optimizer_and_scheduler(self, output_dir):
         # Written here, before transformers writes trainer_state.json last, so that every checkpoint that looks
-        # complete also holds this state; tmp file + rename, so a crash never leaves half a file.
+        # complete also holds this state.
         super()._save_optimizer_and_scheduler(output_dir)
-        if self.args.should_save:
-            # Objects with files of their own write them first (each atomically), so that zvp_state.json, once
-            # there, never refers to a file that is not.
-            state = {
-                name: obj.save(output_dir) if hasattr(obj, "save") else obj.state_dict()
-                for name, obj in self._checkpointed_state.items()
-            }
-            tmp = os.path.join(output_dir, STATE_FILE + ".tmp")
-            with open(tmp, "w") as f:
-                json.dump(state, f)
-            os.replace(tmp, os.path.join(output_dir, STATE_FILE))
+        self._save_checkpointed_state(output_dir)
+
+    def _save_checkpointed_state(self, output_dir: str) -> None:
+        """`zvp_state.json` (every registered object's state) in `output_dir`, from the process that saves; tmp file
+        + rename, so a crash never leaves half a file."""
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        # Objects with files of their own write them first (each atomically), so that zvp_state.json, once there,
+        # never refers to a file that is not.
+        state = {
+            name: obj.save(output_dir) if hasattr(obj, "save") else obj.state_dict()
+            for name, obj in self._checkpointed_state.items()
+        }
+        tmp = os.path.join(output_dir, STATE_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, os.path.join(output_dir, STATE_FILE))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
