@@ -3,7 +3,6 @@
 fields (and their deprecated names), default configs and the generation batch's rewards."""
 
 import dataclasses
-import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -107,17 +106,12 @@ def test_max_rollouts_must_be_positive(tmp_path):
 # ----------------------------------------------------------------------------- one config and one plumbing for all
 
 SHARED_FIELDS = {"correct_threshold": 0.0, "zero_variance_atol": 1e-6, "prompt_id_column": None}
-RENAMED = [  # (config, deprecated name, shared name, value)
-    ("rl_zvp", "zvp_correct_threshold", "correct_threshold", 0.5),
-    ("rl_zvp", "zvp_zero_variance_atol", "zero_variance_atol", 0.01),
-    ("erpo", "erpo_correct_threshold", "correct_threshold", 0.5),
-    ("erpo", "erpo_prompt_id_column", "prompt_id_column", "pid"),
-    ("exgrpo", "exgrpo_correct_threshold", "correct_threshold", 0.5),
-    ("exgrpo", "exgrpo_prompt_id_column", "prompt_id_column", "pid"),
-    ("greso", "greso_correct_threshold", "correct_threshold", 0.5),
-    ("greso", "greso_prompt_id_column", "prompt_id_column", "pid"),
-    ("grpo_ds", "ds_zero_variance_atol", "zero_variance_atol", 0.01),
-]
+# Per-method names these fields had while the package was developed, never released: no config has them.
+EARLIER_NAMES = [
+    "zvp_correct_threshold", "zvp_zero_variance_atol", "erpo_correct_threshold", "erpo_prompt_id_column",
+    "exgrpo_correct_threshold", "exgrpo_prompt_id_column", "greso_correct_threshold", "greso_prompt_id_column",
+    "ds_zero_variance_atol",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
@@ -130,33 +124,13 @@ def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
         assert next(f for f in dataclasses.fields(config_class) if f.name == name).metadata["help"]
 
 
-@pytest.mark.parametrize("algorithm, old, new, value", RENAMED)
-def test_deprecated_field_names_still_work_with_a_warning(algorithm, old, new, value, tmp_path):
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_no_config_has_the_earlier_per_method_names(algorithm, tmp_path):
     config_class, _ = get_algorithm(algorithm).load()
-    with pytest.warns(FutureWarning, match=f"{old} is deprecated.*use {new}"):
-        args = config_class(**cpu_config_kwargs(tmp_path, **{old: value}))
-    assert getattr(args, new) == value
-    assert getattr(args, old) is None  # so that a config saved with the shared name loads without a warning
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert getattr(config_class(**cpu_config_kwargs(tmp_path, **{new: value})), new) == value
-    assert not [w for w in caught if "zvp_trl config" in str(w.message)]
-    # the same value under both names is no conflict; different values are
-    with pytest.warns(FutureWarning):
-        assert getattr(config_class(**cpu_config_kwargs(tmp_path, **{old: value, new: value})), new) == value
-    other = "other" if isinstance(value, str) else value * 2
-    with pytest.raises(ValueError, match=f"{old}=.*{new}=.*one setting"), pytest.warns(FutureWarning):
-        config_class(**cpu_config_kwargs(tmp_path, **{old: value, new: other}))
-
-
-def test_combined_config_refuses_two_thresholds_that_disagree(tmp_path):
-    config_class, _ = get_algorithm("erpo_rl_zvp").load()
-    with pytest.raises(ValueError, match="erpo_correct_threshold=0.5.*zvp_correct_threshold=0.0|zvp.*erpo"):
-        with pytest.warns(FutureWarning):
-            config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.0))
-    with pytest.warns(FutureWarning):
-        args = config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5, zvp_correct_threshold=0.5))
-    assert args.correct_threshold == 0.5
+    names = {f.name for f in dataclasses.fields(config_class)}
+    assert names.isdisjoint(EARLIER_NAMES)
+    with pytest.raises(TypeError, match="erpo_correct_threshold"):
+        config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5))
 
 
 def test_zero_variance_atol_is_checked_once_for_every_method(tmp_path):

@@ -159,10 +159,9 @@ CARD_GRPO_FIELDS = (
 
 def hyperparameters_markdown(trainer_name: str, args) -> str:
     """The model card's "Method hyperparameters" section: the method's own config fields (those its config adds to
-    `GRPOConfig`, deprecated names left out) and the key GRPO fields, with their values in this run."""
+    `GRPOConfig`) and the key GRPO fields, with their values in this run."""
     grpo_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    renamed = set(args.renamed_fields()) if isinstance(args, ZVPBaseConfig) else set()  # a plain GRPOConfig has none
-    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields | renamed]
+    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields]
     lines = [
         "## Method hyperparameters",
         "",

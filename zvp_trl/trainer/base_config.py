@@ -1,16 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-import dataclasses
-import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from trl import GRPOConfig
-
-
-def deprecated_field(new: str):
-    """A field kept under an earlier name for one release: `None` unless given, then mapped to `new` with a
-    `FutureWarning` by `ZVPBaseConfig.__post_init__`."""
-    return field(default=None, metadata={"help": f"Deprecated, use {new}: removed in the next release."})
 
 
 @dataclass
@@ -46,15 +37,7 @@ class ZVPBaseConfig(GRPOConfig):
             buffer). `None`: a hash of the prompt's content (see [`~zvp_trl.algorithms.prompt_ids.prompt_id`]);
             identical prompts then share their state. With `remove_unused_columns=True` the column must survive column
             removal, so leave this `None` then.
-
-    Earlier per-method names of these three fields (`zvp_correct_threshold`, `erpo_correct_threshold`,
-    `exgrpo_correct_threshold`, `greso_correct_threshold`, `zvp_zero_variance_atol`, `ds_zero_variance_atol`,
-    `erpo_prompt_id_column`, `exgrpo_prompt_id_column`, `greso_prompt_id_column`) still work in this release, with a
-    `FutureWarning`; they are removed in the next one.
     """
-
-    # Deprecated field -> the shared field it stands for; each config adds its own (collected over the MRO).
-    _renamed_fields: ClassVar[dict[str, str]] = {}
 
     max_rollouts: int | None = field(
         default=None,
@@ -91,7 +74,6 @@ class ZVPBaseConfig(GRPOConfig):
     )
 
     def __post_init__(self):
-        self._apply_renamed_fields()
         if self.zero_variance_atol < 0:
             raise ValueError(
                 f"zero_variance_atol must be >= 0, got {self.zero_variance_atol}. The default is 1e-6 (a group is "
@@ -111,43 +93,6 @@ class ZVPBaseConfig(GRPOConfig):
                 f"max_rollouts must be a positive number of completions or None (no budget), got {self.max_rollouts}."
             )
         super().__post_init__()
-
-    @classmethod
-    def renamed_fields(cls) -> dict[str, str]:
-        """Deprecated field name -> the shared field it stands for, over this config and its bases."""
-        renamed = {}
-        for klass in reversed(cls.__mro__):
-            renamed.update(klass.__dict__.get("_renamed_fields", {}))
-        return renamed
-
-    def _apply_renamed_fields(self) -> None:
-        """Moves the values given under deprecated names to the shared fields (with a `FutureWarning`), and refuses
-        values that disagree. The deprecated fields are then `None`, so a saved config loads without warnings."""
-        renamed = self.renamed_fields()
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        given: dict[str, list[tuple[str, object]]] = {}
-        for old, new in renamed.items():
-            value = getattr(self, old, None)
-            if value is None:
-                continue
-            warnings.warn(
-                f"{old} is deprecated and will be removed in the next release: use {new} (one field shared by every "
-                "zvp_trl config) instead.",
-                FutureWarning,
-                stacklevel=3,
-            )
-            given.setdefault(new, []).append((old, value))
-            setattr(self, old, None)
-        for new, olds in given.items():
-            current = getattr(self, new)
-            named = olds + ([(new, current)] if current != defaults[new] else [])
-            if len({value for _, value in named}) > 1:
-                listed = ", ".join(f"{name}={value!r}" for name, value in named)
-                raise ValueError(
-                    f"{listed} disagree: they are one setting now. Set only {new} (the deprecated names are mapped "
-                    "to it)."
-                )
-            setattr(self, new, olds[0][1])
 
 
 @dataclass

@@ -1,8 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from .base_config import ZVPBaseConfig, deprecated_field
+from .base_config import ZVPBaseConfig
 
 
 @dataclass
@@ -73,10 +72,6 @@ class GRPODSConfig(ZVPBaseConfig):
             "choices": ["global", "process"],
         },
     )
-
-    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
-    _renamed_fields: ClassVar[dict[str, str]] = {"ds_zero_variance_atol": "zero_variance_atol"}
-    ds_zero_variance_atol: float | None = deprecated_field("zero_variance_atol")
 
     def __post_init__(self):
         if self.ds_max_generation_rounds < 0:

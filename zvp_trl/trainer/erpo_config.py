@@ -1,9 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..algorithms.erpo import ON_MIXED, TRIGGERS
-from .base_config import ZVPBaseConfig, deprecated_field
+from .base_config import ZVPBaseConfig
 from .dynamic_sampling_config import GRPODSConfig
 from .rl_zvp_config import RLZVPConfig
 
@@ -69,14 +68,6 @@ class ERPOConfig(ZVPBaseConfig):
             "choices": list(LOGPROB_TEMPERATURES),
         },
     )
-
-    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
-    _renamed_fields: ClassVar[dict[str, str]] = {
-        "erpo_correct_threshold": "correct_threshold",
-        "erpo_prompt_id_column": "prompt_id_column",
-    }
-    erpo_correct_threshold: float | None = deprecated_field("correct_threshold")
-    erpo_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         if not self.erpo_temperature_step > 0:

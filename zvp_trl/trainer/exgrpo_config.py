@@ -1,9 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..algorithms.exgrpo import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
-from .base_config import ZVPBaseConfig, deprecated_field
+from .base_config import ZVPBaseConfig
 from .rl_zvp_config import RLZVPConfig
 
 
@@ -135,14 +134,6 @@ class ExGRPOConfig(ZVPBaseConfig):
     exgrpo_max_trajectories_per_prompt: int | None = field(
         default=8, metadata={"help": "Most distinct correct trajectories kept per question (oldest dropped)."}
     )
-
-    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
-    _renamed_fields: ClassVar[dict[str, str]] = {
-        "exgrpo_correct_threshold": "correct_threshold",
-        "exgrpo_prompt_id_column": "prompt_id_column",
-    }
-    exgrpo_correct_threshold: float | None = deprecated_field("correct_threshold")
-    exgrpo_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         if not 0.0 <= self.exgrpo_replay_ratio < 1.0:

@@ -1,8 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from .base_config import deprecated_field
 from .dynamic_sampling_config import GRPODSConfig
 
 
@@ -135,14 +133,6 @@ class GRESOConfig(GRPODSConfig):
             "until it is full."
         },
     )
-
-    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
-    _renamed_fields: ClassVar[dict[str, str]] = {
-        "greso_correct_threshold": "correct_threshold",
-        "greso_prompt_id_column": "prompt_id_column",
-    }
-    greso_correct_threshold: float | None = deprecated_field("correct_threshold")
-    greso_prompt_id_column: str | None = deprecated_field("prompt_id_column")
 
     def __post_init__(self):
         for name in ("greso_p_easy", "greso_p_hard", "greso_p_min", "greso_p_max"):

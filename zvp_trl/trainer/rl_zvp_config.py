@@ -1,9 +1,8 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from .base_config import ZVPBaseConfig, deprecated_field
+from .base_config import ZVPBaseConfig
 
 
 # Loss types whose per-token loss is linear in a (B, T) advantage, so token-level advantages are well defined.
@@ -56,14 +55,6 @@ class RLZVPConfig(ZVPBaseConfig):
     zvp_constant_advantage: float = field(
         default=1.0, metadata={"help": "Magnitude of the constant advantage used when zvp_entropy_scaling=False."}
     )
-
-    # Earlier names of shared fields of ZVPBaseConfig (correct_threshold, zero_variance_atol, prompt_id_column).
-    _renamed_fields: ClassVar[dict[str, str]] = {
-        "zvp_correct_threshold": "correct_threshold",
-        "zvp_zero_variance_atol": "zero_variance_atol",
-    }
-    zvp_correct_threshold: float | None = deprecated_field("correct_threshold")
-    zvp_zero_variance_atol: float | None = deprecated_field("zero_variance_atol")
 
     def __post_init__(self):
         # Finite too: an infinite scale times a zero entropy (or a padded position) is NaN in the loss.
