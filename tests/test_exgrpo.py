@@ -179,6 +179,7 @@ def small_buffer() -> ExperienceBuffer:
 
 
 def test_buffer_save_writes_one_safetensors_file_by_hand(tmp_path):
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     buf = small_buffer()
@@ -195,6 +196,9 @@ def test_buffer_save_writes_one_safetensors_file_by_hand(tmp_path):
     }
     assert buf.state_dict() == summary  # computed without writing, the same bytes
     tensors = load_file(tmp_path / BUFFER_FILE)  # a standard safetensors file
+    with safe_open(tmp_path / BUFFER_FILE, framework="pt") as f:
+        # One metadata key: safetensors orders a map of several differently in each process (the SHA-256 would vary).
+        assert f.metadata() == {"format": "zvp_trl.exgrpo_buffer/2"}
     assert {k: (v.dtype, v.tolist()) for k, v in tensors.items() if k != "metadata"} == {
         "prompt_k": (torch.int64, [2, 1]),
         "prompt_lengths": (torch.int64, [2, 1]),
@@ -254,6 +258,57 @@ def test_buffer_loads_the_inline_json_layout_of_older_checkpoints(tmp_path):
     assert again.contents() == old
 
 
+def version_1_file(tensors: dict, metadata: dict) -> bytes:
+    """A buffer file as zvp_trl wrote it in format version 1 (its own writer): a JSON header with sorted keys padded
+    to 8 bytes, then the tensors' little-endian bytes in this order, 8-byte types first."""
+    import struct
+
+    order = ["prompt_k", "prompt_lengths", "trajectory_counts", "trajectory_lengths", "prompt_token_ids", "token_ids"]
+    order += ["token_logps", "metadata"]
+    names = {torch.int64: "I64", torch.int32: "I32", torch.float32: "F32", torch.uint8: "U8"}
+    header, offset = {}, 0
+    for name in order:
+        t = tensors[name]
+        header[name] = {"dtype": names[t.dtype], "shape": [t.numel()], "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    header["__metadata__"] = metadata
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + b"".join(tensors[name].numpy().tobytes() for name in order)
+
+
+def test_buffer_loads_a_version_1_file(tmp_path):
+    # The small buffer written by the earlier zvp_trl (format version 1, no tool masks): it loads with the summary
+    # and contents it had, every trajectory all the model's tokens.
+    metadata = {"pids": ["p", "q"], "rows": [{"prompt": "P?", "n": 1}, {"prompt": "Q?"}], "retired": ["a", "r"]}
+    encoded = json.dumps(metadata, separators=(",", ":")).encode("utf-8")
+    tensors = {
+        "prompt_k": torch.tensor([2, 1]),
+        "prompt_lengths": torch.tensor([2, 1]),
+        "trajectory_counts": torch.tensor([1, 2]),
+        "trajectory_lengths": torch.tensor([2, 1, 3]),
+        "prompt_token_ids": torch.tensor([11, 12, 13], dtype=torch.int32),
+        "token_ids": torch.tensor([5, 6, 7, 8, 9, 10], dtype=torch.int32),
+        "token_logps": torch.tensor([-0.5, -0.25, -1.0, 0.0, -2.0, -3.0]),
+        "metadata": torch.frombuffer(bytearray(encoded), dtype=torch.uint8),
+    }
+    data = version_1_file(tensors, {"format": "zvp_trl.exgrpo_buffer", "version": "1"})
+    (tmp_path / BUFFER_FILE).write_bytes(data)
+    buf = ExperienceBuffer(max_prompts=3, max_trajectories=2)
+    summary = {"file": BUFFER_FILE, "prompts": 2, "trajectories": 3, "tokens": 6, "retired": 2}
+    buf.load_state_dict({**summary, "sha256": hashlib.sha256(data).hexdigest()}, directory=str(tmp_path))
+    assert buf.contents() == small_buffer().contents()
+    assert all("tool_mask" not in t for e in buf.entries.values() for t in e["trajectories"])
+    # Saved again, it is a version 2 file: the same tensors (no tool tensors: no trajectory has tool results).
+    again = buf.save(str(tmp_path / "again"))
+    assert again == small_buffer().state_dict() and again["sha256"] != hashlib.sha256(data).hexdigest()
+    # A later format version is refused with the versions this one reads.
+    (tmp_path / "v9").mkdir()
+    (tmp_path / "v9" / BUFFER_FILE).write_bytes(version_1_file(tensors, {"format": "zvp_trl.exgrpo_buffer/9"}))
+    with pytest.raises(ValueError, match="format version '9'.*reads versions 1 to 2"):
+        ExperienceBuffer().load(str(tmp_path / "v9"))
+
+
 def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_path):
     buf = small_buffer()
     summary = buf.save(str(tmp_path / "a"))
@@ -269,6 +324,10 @@ def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_
     (tmp_path / "cut" / BUFFER_FILE).write_bytes(data[:-3])
     with pytest.raises(ValueError, match="truncated"):
         fresh.load(str(tmp_path / "cut"))
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / BUFFER_FILE).write_bytes(b"\x10" + data[1:])  # a header length that is wrong
+    with pytest.raises(ValueError, match=f"{tmp_path / 'garbage' / BUFFER_FILE}.*truncated or corrupted.*another"):
+        fresh.load(str(tmp_path / "garbage"))
     from safetensors.torch import save_file
 
     (tmp_path / "foreign").mkdir()
@@ -292,22 +351,121 @@ def test_buffer_save_is_atomic(tmp_path, monkeypatch):
     summary = buf.save(str(tmp_path))
     before = (tmp_path / BUFFER_FILE).read_bytes()
     buf.update("z", 1, G, row={"prompt": "Z?"}, prompt_ids=[1], trajectories=[([1, 2], [-1.0, -1.0])])
-    calls = []
+    written = []
 
-    def fail_midway(t):
-        calls.append(1)
-        if len(calls) == 6:
-            raise OSError("disk full")
-        return real(t)
+    def fail_midway(tensors, filename, metadata=None):
+        # The library writes the whole file, which is then cut to half as a write that fails midway leaves it.
+        real(tensors, filename, metadata=metadata)
+        data = Path(filename).read_bytes()
+        Path(filename).write_bytes(data[: len(data) // 2])
+        written.append(filename)
+        raise OSError("disk full")
 
-    real = exgrpo_buffer._little_endian_bytes
-    monkeypatch.setattr(exgrpo_buffer, "_little_endian_bytes", fail_midway)
+    real = exgrpo_buffer.save_file
+    monkeypatch.setattr(exgrpo_buffer, "save_file", fail_midway)
     with pytest.raises(OSError, match="disk full"):
         buf.save(str(tmp_path))
+    assert written == [str(tmp_path / BUFFER_FILE) + ".tmp"]  # written under a temporary name
     # The previous file is intact and no temporary file is left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == [BUFFER_FILE]
     assert (tmp_path / BUFFER_FILE).read_bytes() == before
     assert ExperienceBuffer().load(str(tmp_path)) == summary
+
+
+CALL_MESSAGES = [
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}],
+    },
+    {"role": "tool", "name": "f", "content": "7"},
+    {"role": "assistant", "content": "7"},
+]
+
+
+def tool_buffer() -> ExperienceBuffer:
+    """Prompt p: a trajectory with tool results (tokens 2-3 of 6), messages and all, and a plain one; prompt q: one
+    with tool results (tokens 0 and 2 of 3) without messages."""
+    buf = ExperienceBuffer()
+    buf.update(
+        "p",
+        2,
+        G,
+        {"prompt": "P?"},
+        [11],
+        [
+            ([1, 2, 3, 4, 5, 6], [-0.5] * 6, [1, 1, 0, 0, 1, 1], CALL_MESSAGES),
+            ([7, 8], [-1.0, -2.0], torch.ones(2, dtype=torch.long)),  # all the model's: nothing stored
+        ],
+    )
+    buf.update("q", 1, G, {"prompt": "Q?"}, [12], [(torch.tensor([9, 10, 11]), [-3.0] * 3, torch.tensor([0, 1, 0]))])
+    return buf
+
+
+def test_buffer_stores_tool_masks_and_messages_by_hand(tmp_path):
+    from safetensors.torch import load_file
+
+    buf = tool_buffer()
+    p, plain = buf.entries["p"]["trajectories"]
+    assert p["tool_mask"].dtype == torch.uint8 and p["tool_mask"].tolist() == [1, 1, 0, 0, 1, 1]
+    assert p["messages"] == CALL_MESSAGES and set(plain) == {"ids", "logps"}
+    assert buf.entries["q"]["trajectories"][0]["tool_mask"].tolist() == [0, 1, 0]
+    # A duplicate keeps its first tool mask (as its first log-probs).
+    buf.update("q", 1, G, trajectories=[([9, 10, 11], [0.0] * 3, [1, 1, 0])])
+    assert [t["tool_mask"].tolist() for t in buf.entries["q"]["trajectories"]] == [[0, 1, 0]]
+
+    summary = buf.save(str(tmp_path))
+    assert summary["trajectories"] == 3 and summary["tokens"] == 11
+    tensors = load_file(tmp_path / BUFFER_FILE)
+    # One flag per trajectory (file order: p's two, then q's), and the flagged trajectories' masks, concatenated.
+    assert tensors["tool_masked"].tolist() == [1, 0, 1] and tensors["tool_masked"].dtype == torch.uint8
+    assert tensors["tool_mask"].tolist() == [1, 1, 0, 0, 1, 1, 0, 1, 0]
+    assert json.loads(bytes(tensors["metadata"].tolist()))["messages"] == [CALL_MESSAGES, None, None]
+    data = (tmp_path / BUFFER_FILE).read_bytes()
+    header = int.from_bytes(data[:8], "little")
+    # 8 bytes per token and per length, 1 per flag and per masked token, plus the JSON.
+    assert len(data) == 8 + header + 8 * (2 + 2 + 2 + 3) + 4 * 2 + 8 * 11 + 3 + 9 + tensors["metadata"].numel()
+
+    other = ExperienceBuffer()
+    assert other.load(str(tmp_path)) == summary == buf.state_dict()
+    assert other.contents() == buf.contents()
+    (p2, plain2), (q2,) = (e["trajectories"] for e in other.entries.values())
+    assert p2["tool_mask"].tolist() == [1, 1, 0, 0, 1, 1] and p2["messages"] == CALL_MESSAGES
+    assert "tool_mask" not in plain2 and "messages" not in q2 and q2["tool_mask"].tolist() == [0, 1, 0]
+    # The inline layout carries them too.
+    inline = ExperienceBuffer()
+    inline.load_state_dict(json.loads(json.dumps(buf.contents())))
+    assert inline.state_dict() == summary
+    # Another mask is another file.
+    buf.entries["q"]["trajectories"][0]["tool_mask"][1] = 0
+    assert buf.state_dict()["sha256"] != summary["sha256"]
+
+
+def test_buffer_refuses_bad_tool_masks(tmp_path):
+    from safetensors.torch import save_file
+
+    buf = ExperienceBuffer()
+    with pytest.raises(ValueError, match="one value per token id \\(2\\)"):
+        buf.update("p", 1, G, {"prompt": "P?"}, [1], [([1, 2], [-1.0, -1.0], [1, 0, 1])])
+    with pytest.raises(ValueError, match="1 \\(the model's own tokens\\) and 0 \\(tool-result tokens\\) only"):
+        buf.update("p", 1, G, {"prompt": "P?"}, [1], [([1, 2], [-1.0, -1.0], [1, 2])])
+    with pytest.raises(ValueError, match="got 5 values"):
+        buf.update("p", 1, G, {"prompt": "P?"}, [1], [([1], [-1.0], [1], None, "extra")])
+    assert len(buf) == 0
+    # A file whose flags do not cover every trajectory.
+    tool_buffer().save(str(tmp_path))
+    tensors = load_file_tensors(tmp_path / BUFFER_FILE)
+    tensors["tool_masked"] = torch.tensor([1, 0], dtype=torch.uint8)
+    (tmp_path / "bad").mkdir()
+    save_file(tensors, str(tmp_path / "bad" / BUFFER_FILE), metadata={"format": "zvp_trl.exgrpo_buffer/2"})
+    with pytest.raises(ValueError, match="'tool_masked' does not flag each trajectory"):
+        ExperienceBuffer().load(str(tmp_path / "bad"))
+
+
+def load_file_tensors(path) -> dict:
+    from safetensors.torch import load_file
+
+    return {name: t.clone() for name, t in load_file(path).items()}
 
 
 def test_buffer_stores_compact_copies_and_checks_its_inputs():

@@ -88,30 +88,22 @@ def prefill_buffer(trainer, prompts: int, tokens: int) -> None:
 
 
 def kill_while_writing_the_buffer(trainer) -> None:
-    """At step KILL["at"], SIGKILLs the process once 1 MB of the buffer file is written (or, for a smaller buffer,
-    once all of it is written, before it is renamed into place)."""
-    buffer = trainer.exgrpo_buffer
-    save, serialise = buffer.save, buffer._serialise
+    """At step KILL["at"], SIGKILLs the process while the buffer file is written: the safetensors library writes the
+    temporary file, which is cut to its first 1 MB (what a process killed partway through a larger write leaves; a
+    smaller file is left whole, before it is renamed into place), and the process is killed."""
+    import zvp_trl.algorithms.exgrpo_buffer as exgrpo_buffer
 
-    def serialise_and_die(write):
-        written = [0]
+    save_file = exgrpo_buffer.save_file
 
-        def write_or_die(data):
-            write(data)
-            written[0] += len(data)
-            if written[0] >= 1 << 20:
-                write.__self__.flush()  # what was written reaches the file, as when a larger save is cut off
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        serialise(write_or_die)
+    def save_file_and_die(tensors, filename, metadata=None):
+        if trainer.state.global_step != KILL["at"]:
+            return save_file(tensors, filename, metadata=metadata)
+        save_file(tensors, filename, metadata=metadata)
+        if os.path.getsize(filename) > 1 << 20:
+            os.truncate(filename, 1 << 20)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def save_or_die(directory):
-        if trainer.state.global_step == KILL["at"]:
-            buffer._serialise = serialise_and_die
-        return save(directory)
-
-    buffer.save = save_or_die
+    exgrpo_buffer.save_file = save_file_and_die
 
 
 def train(
