@@ -91,3 +91,25 @@ def test_scalar_rewards_weighted_nansum_with_unscored_rows_nan():
     rewards_per_func = torch.tensor([[1.0, 0.5], [float("nan"), 1.0], [float("nan"), float("nan")]])
     out = scalar_rewards(rewards_per_func, torch.tensor([2.0, 1.0]))
     assert out[:2].tolist() == [2.5, 1.0] and torch.isnan(out[2])
+
+
+def test_constant_per_function_by_hand():
+    from zvp_trl.algorithms.rl_zvp import constant_per_function
+
+    nan = float("nan")
+    rewards = torch.tensor(
+        [
+            [1.0, 0.5], [1.0, 0.5],  # both constant
+            [1.0, 0.0], [0.0, 0.5],  # weighted sum 1 * f1 + 2 * f2 = 1 on both rows, functions mixed
+            [0.0, nan], [0.0, nan],  # the second function leaves the whole group unscored
+            [0.0, nan], [0.0, 1.0],  # the second function scores one row only
+            [0.3, 0.2], [0.3 + 1e-7, 0.2],  # within atol
+        ]
+    )  # fmt: skip
+    assert (
+        constant_per_function(rewards, 2).tolist() == [True] * 2 + [False] * 2 + [True] * 2 + [False] * 2 + [True] * 2
+    )
+    with pytest.raises(ValueError, match="not a whole number of groups"):
+        constant_per_function(rewards[:3], 2)
+    with pytest.raises(ValueError, match=r"\(rows, functions\)"):
+        constant_per_function(rewards[:, 0], 2)

@@ -218,21 +218,6 @@ def test_erpo_per_row_temperatures_refuse_continuous_batching(tmp_path, algorith
         make_config(algorithm, tmp_path, **{flag: True})
 
 
-@pytest.mark.parametrize("algorithm", ["rl_zvp", "erpo_rl_zvp"])
-@pytest.mark.parametrize(
-    "overrides, match",
-    [
-        (
-            dict(multi_objective_aggregation="normalize_then_sum"),
-            r"Use multi_objective_aggregation='sum_then_normalize'",
-        ),
-    ],
-)
-def test_rl_zvp_refuses_incompatible_loss_options(tmp_path, algorithm, overrides, match):
-    with pytest.raises(ValueError, match=match):
-        make_config(algorithm, tmp_path, **overrides)
-
-
 def test_exgrpo_rl_zvp_refuses_an_incompatible_loss_type(tmp_path):
     with pytest.raises(ValueError, match=r"loss_type='vespo' is not supported.*Use one of"):
         make_config("exgrpo_rl_zvp", tmp_path, loss_type="vespo")

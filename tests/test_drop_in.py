@@ -101,10 +101,6 @@ SCENARIOS = {
 # (algorithm, scenario) -> the field the refusal names. Every other combination trains.
 REFUSED = {
     **{(a, f"loss_type={t}"): "loss_type" for a in ("exgrpo", "exgrpo_rl_zvp") for t in ("sapo", "luspo", "vespo")},
-    **{
-        (a, "multi_objective_aggregation=normalize_then_sum"): "multi_objective_aggregation"
-        for a in ("rl_zvp", "erpo_rl_zvp", "exgrpo_rl_zvp")
-    },
     **{(a, s): s for a in ("exgrpo", "exgrpo_rl_zvp") for s in ("tools", "environment_factory")},
 }
 

@@ -91,6 +91,46 @@ def test_all_zero_variance_batch_has_gradient_where_grpo_has_none(tiny_model_pat
     assert inputs["advantages"].dim() == 1
 
 
+def per_question(prompts, completions, **kwargs):
+    """Question 0: every completion right; 1: none; 2 and 3: every other row right (3 with `complement`)."""
+    rewards = []
+    for i, prompt in enumerate(prompts):
+        q = int(prompt.split(":")[1].split("+")[0])
+        rewards.append(1.0 if q == 0 else 0.0 if q == 1 else float(i % 2 == 0))
+    return rewards
+
+
+def complement(prompts, completions, **kwargs):
+    """0 on questions 0-2; on question 3, `(1 - per_question) / 2`. With reward weights (1, 2) question 3's weighted
+    sum is then 1 on every row, while each function alone is mixed."""
+    questions = [int(p.split(":")[1].split("+")[0]) for p in prompts]
+    first = per_question(prompts, completions)
+    return [0.0 if q < 3 else (1.0 - r) / 2 for q, r in zip(questions, first)]
+
+
+@pytest.mark.parametrize("aggregation", ["sum_then_normalize", "normalize_then_sum"])
+def test_multi_objective_aggregation_decides_which_groups_are_zero_variance(tiny_model_path, tmp_path, aggregation):
+    """normalize_then_sum normalises each reward function within the group, so a group whose weighted sum is constant
+    while its functions are not (question 3) has a real GRPO advantage there: RL-ZVP leaves it to GRPO. Groups on
+    which every function is constant (questions 0 and 1) have zero advantage under both and are RL-ZVP's."""
+    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(4)]})
+    args = make_config(tmp_path, multi_objective_aggregation=aggregation, reward_weights=[1.0, 2.0])
+    trainer = RLZVPTrainer(tiny_model_path, [per_question, complement], args=args, train_dataset=dataset)
+    rows = [dataset[q] for q in range(4) for _ in range(G)]
+    torch.manual_seed(0)
+    inputs = trainer._generate_and_score_completions(rows)
+    expected = {"sum_then_normalize": [1.0, -1.0, 0.0, 1.0], "normalize_then_sum": [1.0, -1.0, 0.0, 0.0]}
+    assert inputs["zvp_signs"].view(4, G)[:, 0].tolist() == expected[aggregation]
+    advantages = inputs["advantages"].view(4, G)
+    assert torch.allclose(advantages[:2], torch.zeros(2, G), atol=1e-6)  # TRL: no signal on questions 0 and 1
+    if aggregation == "normalize_then_sum":
+        assert advantages[3].abs().min() > 0.5  # a real signal, kept (GRPO's advantage)
+    else:
+        assert torch.allclose(advantages[3], torch.zeros(G), atol=1e-6)  # the weighted sum is constant: none
+    loss, grads = loss_and_grads(trainer, inputs, trainer._compute_loss)
+    assert math.isfinite(loss.item()) and sum(g.abs().sum().item() for g in grads) > 0
+
+
 def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), zvp_alpha=0.5)
     inputs = batch(trainer)
@@ -170,7 +210,6 @@ def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
         (dict(zvp_alpha=0.0), "zvp_alpha must be > 0"),
         (dict(zvp_alpha=-0.1), "zvp_alpha must be > 0"),
         (dict(zvp_constant_advantage=0.0), "zvp_constant_advantage"),
-        (dict(multi_objective_aggregation="normalize_then_sum"), "multi_objective_aggregation"),
     ],
 )
 def test_unsupported_configurations_raise(tmp_path, overrides, match):

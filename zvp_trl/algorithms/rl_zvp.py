@@ -59,6 +59,43 @@ def zero_variance_signs(
     return (sign * is_zero_variance).repeat_interleave(num_generations)
 
 
+def constant_per_function(rewards_per_func: torch.Tensor, num_generations: int, atol: float = 1e-6) -> torch.Tensor:
+    """Per row, whether every reward function gives its whole group one value (within `atol`), or leaves the whole
+    group unscored (NaN).
+
+    Under TRL's `multi_objective_aggregation="normalize_then_sum"` each function is normalised within the group before
+    the weighted sum, so a group's advantage is zero exactly when every function is constant on it: a group whose
+    weighted sum is constant while its functions are not (say `f1 = [1, 0]`, `f2 = [0, 1]` with unequal weights)
+    keeps a real advantage. A function scored on part of a group only is not constant on it.
+
+    Args:
+        rewards_per_func (`torch.Tensor`):
+            `(rows, functions)` rewards, grouped consecutively by `num_generations` rows; NaN where a function left a
+            row unscored.
+        num_generations (`int`):
+            Group size G.
+        atol (`float`, *optional*, defaults to `1e-6`):
+            A function is constant on a group when `max - min <= atol` there.
+
+    Returns:
+        `torch.Tensor`: bool tensor of shape `(rows,)`.
+    """
+    if rewards_per_func.dim() != 2:
+        raise ValueError(f"rewards_per_func must be (rows, functions), got shape {tuple(rewards_per_func.shape)}.")
+    rows, functions = rewards_per_func.shape
+    if num_generations < 1 or rows % num_generations != 0:
+        raise ValueError(
+            f"rewards_per_func has {rows} rows, which is not a whole number of groups of num_generations="
+            f"{num_generations}."
+        )
+    groups = rewards_per_func.float().view(-1, num_generations, functions)
+    nan = torch.isnan(groups)
+    filled = torch.nan_to_num(groups, nan=0.0)
+    spread = filled.max(dim=1).values - filled.min(dim=1).values  # (groups, functions)
+    constant = ((spread <= atol) & ~nan.any(dim=1)) | nan.all(dim=1)
+    return constant.all(dim=1).repeat_interleave(num_generations)
+
+
 def masked_row_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`(B,)` max of each row of `values` over the positions where `mask` is non-zero; 0 for rows with none."""
     row_max = values.masked_fill(mask == 0, float("-inf")).max(dim=1).values

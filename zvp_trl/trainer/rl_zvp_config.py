@@ -71,10 +71,4 @@ class RLZVPConfig(ZVPBaseConfig):
                 f"token-level advantages are ill-defined. Use one of {', '.join(RL_ZVP_LOSS_TYPES)} (the paper uses "
                 "'dapo', token-level)."
             )
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            raise ValueError(
-                f"multi_objective_aggregation={self.multi_objective_aggregation!r} re-normalizes over the batch, so "
-                "zero-variance groups no longer have zero advantage and RL-ZVP would overwrite a real signal. Use "
-                "multi_objective_aggregation='sum_then_normalize' (the default)."
-            )
         super().__post_init__()

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..algorithms.rl_zvp import masked_row_max, rl_zvp_token_advantages
+from ..algorithms.rl_zvp import constant_per_function, masked_row_max, rl_zvp_token_advantages
 from . import papers
 from .base import ZVPBaseTrainer
 from .parts import MethodPart
@@ -28,9 +28,14 @@ class RLZVPPart(MethodPart):
     def after_scoring(self, step: GenerationStep, output: dict) -> None:
         trainer = self.trainer
         num_generations = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
-        # TRL's scalar reward (sum_then_normalize); a row that every reward function left unscored is NaN, which
+        # TRL's scalar reward (the weighted sum); a row that every reward function left unscored is NaN, which
         # makes its group non-zero-variance (it keeps GRPO's advantage).
         signs = trainer._row_signs(step.scalar_rewards(trainer.reward_weights), num_generations)
+        if self.args.multi_objective_aggregation == "normalize_then_sum":
+            # TRL normalises each function within the group: a group has zero advantage only when every function is
+            # constant on it, so only such groups are RL-ZVP's (their sign still from the weighted sum).
+            constant = constant_per_function(step.gathered_rewards, num_generations, self.args.zero_variance_atol)
+            signs = signs * constant.to(signs.dtype)
         signs = trainer._local_rows(signs, output["prompt_ids"].size(0)).to(trainer.accelerator.device)
         if step.replayed_rows is not None:
             # A replayed trajectory (ExGRPO) keeps its own treatment; the group's sign still counts it.
