@@ -210,14 +210,6 @@ def test_erpo_max_temperature_equal_to_base_is_allowed(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["erpo", "erpo_rl_zvp"])
-@pytest.mark.parametrize("flag", ["use_transformers_continuous_batching", "use_transformers_paged"])
-def test_erpo_per_row_temperatures_refuse_continuous_batching(tmp_path, algorithm, flag):
-    # use_transformers_paged (TRL's deprecated alias) passed, and every row was then sampled at the base temperature.
-    with pytest.raises(ValueError, match=r"cannot sample rows of one batch at different temperatures.*Set use_transf"):
-        make_config(algorithm, tmp_path, **{flag: True})
-
-
 def test_exgrpo_rl_zvp_refuses_an_incompatible_loss_type(tmp_path):
     with pytest.raises(ValueError, match=r"loss_type='vespo' is not supported.*Use one of"):
         make_config("exgrpo_rl_zvp", tmp_path, loss_type="vespo")

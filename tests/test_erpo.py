@@ -260,6 +260,44 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
     assert "old_per_token_logps" not in output
 
 
+def test_continuous_batching_generates_once_per_temperature(tiny_model_path, tmp_path):
+    """transformers' `generate_batch` takes one generation config: one call per distinct temperature, each at that
+    temperature, and the completions come back in the rows' order. TRL's deprecated alias `use_transformers_paged`
+    turns into the same setting (before, ERPO refused both)."""
+    assert make_config(tmp_path, use_transformers_paged=True).use_transformers_continuous_batching
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, max_completion_length=4,
+        use_transformers_continuous_batching=True,
+    )  # fmt: skip
+    trainer.model.train()
+    ids = [prompt_id({"prompt": p}) for p in PROMPTS]
+    trainer.erpo_history.temperatures[ids[1]] = 1.5
+    trainer.erpo_history.temperatures[ids[3]] = 1.2
+    model_class = type(trainer.accelerator.unwrap_model(trainer.model))
+    original, calls = model_class.generate_batch, []
+
+    def recording(model, inputs, generation_config=None, **kwargs):
+        outputs = original(model, inputs, generation_config=generation_config, **kwargs)
+        calls.append((generation_config.temperature, [list(x) for x in inputs], list(outputs.values())))
+        return outputs
+
+    model_class.generate_batch = recording
+    try:
+        output = trainer._generate_and_score_completions(generation_batch(trainer))
+    finally:
+        model_class.generate_batch = original
+    assert [(t, len(inputs)) for t, inputs, _ in calls] == [(1.0, 8), (1.5, 4), (1.2, 4)]
+    assert trainer.generation_config.temperature == 1.0  # TRL's own config is left as it was
+    # Rows 0-3 and 8-11 at 1.0 (first call), 4-7 at 1.5, 12-15 at 1.2: each row's completion is its call's output.
+    order = [(0, i) for i in range(4)] + [(1, i) for i in range(4)] + [(0, i) for i in range(4, 8)]
+    order += [(2, i) for i in range(4)]
+    mask = output["completion_mask"].bool()
+    for row, (call, index) in enumerate(order):
+        expected = list(calls[call][2][index].generated_tokens)
+        assert output["completion_ids"][row][mask[row]].tolist() == expected[: int(mask[row].sum())], row
+    assert output["erpo_temperatures"].tolist() == pytest.approx([1.0] * 4 + [1.5] * 4 + [1.0] * 4 + [1.2] * 4)
+
+
 def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, erpo_ra_advantage=0.05
@@ -407,7 +445,6 @@ def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_
         (ERPOConfig, dict(erpo_on_mixed="drop"), "erpo_on_mixed"),
         (ERPOConfig, dict(erpo_ra_advantage=-0.1), "erpo_ra_advantage"),
         (ERPOConfig, dict(erpo_logprob_temperature="train"), "erpo_logprob_temperature"),
-        (ERPOConfig, dict(use_transformers_continuous_batching=True), "use_transformers_continuous_batching"),
         (ERPORLZVPConfig, dict(erpo_ra_advantage=0.1), "zvp_use_positive=False"),
         (ERPORLZVPConfig, dict(zvp_alpha=0.0), "zvp_alpha"),
     ],

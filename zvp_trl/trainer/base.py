@@ -30,7 +30,7 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 |---|---|---|
 | `_generate_and_score_completions` | a training batch from the part that assembles batches (dynamic sampling, GRESO) or from one round; per round: count rollouts, log the all-correct / all-wrong split | `assemble_batch`, `choose_rows`, `before_generation`, `after_scoring` |
 | `_calculate_rewards` | keep the gathered rewards of the round in its step | |
-| `_generate_single_turn` | per-row temperatures around TRL's generation (transformers `generate`, vLLM colocate and server, tool-loop continuations); completions replaced by the parts' overrides (replays) | `before_sampling` |
+| `_generate_single_turn` | per-row temperatures around TRL's generation (transformers `generate` and continuous batching, vLLM colocate and server, tool-loop continuations); completions replaced by the parts' overrides (replays) | `before_sampling` |
 | `_get_per_token_logps_and_entropies` | log-probs at each row's temperature; the loss's token advantages from its own entropies | `shapes_token_advantages` / `token_advantages` |
 | `_compute_loss` | the loss's log-prob temperatures; a part's own loss, or TRL's with the policy forward armed | `loss_logprob_temperatures`, `compute_loss` |
 | `get_off_policy_mask`, `get_gamma_weights` | TRL's sequence rules read the sequence advantages a part gave (RL-ZVP: the group's sign on zero-variance rows) | |
@@ -43,6 +43,7 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 """
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import json
@@ -361,6 +362,8 @@ class ZVPBaseTrainer(GRPOTrainer):
             context = self._vllm_per_row_temperatures(temperatures, num_generations)
         elif all(t == self.args.temperature for t in temperatures):
             context = contextlib.nullcontext()
+        elif self.use_transformers_continuous_batching:
+            context = self._generate_batch_per_temperature(temperatures)
         else:
             context = self._generate_per_row_temperatures(temperatures)
         with context:
@@ -396,6 +399,39 @@ class ZVPBaseTrainer(GRPOTrainer):
                 del unwrapped.generate
             else:
                 unwrapped.generate = shadowed
+
+    @contextlib.contextmanager
+    def _generate_batch_per_temperature(self, temperatures):
+        """transformers continuous batching: `generate_batch` takes one generation config per call, so it is called
+        once per distinct temperature (each with a copy of TRL's config at that temperature), and the outputs are
+        handed back in the rows' order, as TRL reads them."""
+        unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        original = unwrapped.generate_batch
+        shadowed = vars(unwrapped).get("generate_batch")
+
+        def generate_batch(inputs, generation_config=None, **kwargs):
+            if len(inputs) != len(temperatures):
+                raise RuntimeError(f"{len(temperatures)} row temperatures for {len(inputs)} generate_batch inputs.")
+            rows_at: dict[float, list[int]] = {}
+            for row, temperature in enumerate(temperatures):
+                rows_at.setdefault(float(temperature), []).append(row)
+            outputs = [None] * len(inputs)
+            for temperature, rows in rows_at.items():
+                config = copy.deepcopy(generation_config)
+                config.temperature = temperature
+                results = original([inputs[row] for row in rows], generation_config=config, **kwargs)
+                for row, result in zip(rows, results.values()):
+                    outputs[row] = result
+            return dict(enumerate(outputs))
+
+        unwrapped.generate_batch = generate_batch
+        try:
+            yield
+        finally:
+            if shadowed is None:
+                del unwrapped.generate_batch
+            else:
+                unwrapped.generate_batch = shadowed
 
     @contextlib.contextmanager
     def _vllm_per_row_temperatures(self, temperatures, num_generations):

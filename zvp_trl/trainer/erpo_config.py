@@ -92,14 +92,6 @@ class ERPOConfig(ZVPBaseConfig):
                 f"erpo_logprob_temperature must be one of {', '.join(LOGPROB_TEMPERATURES)}, got "
                 f"{self.erpo_logprob_temperature!r}."
             )
-        # `use_transformers_paged` is TRL's deprecated alias, turned into continuous batching only after this check.
-        if self.use_transformers_continuous_batching or self.use_transformers_paged:
-            raise ValueError(
-                "use_transformers_continuous_batching=True (or its deprecated alias use_transformers_paged=True) "
-                "cannot sample rows of one batch at different temperatures (transformers' generate_batch takes one "
-                "generation config), which ERPO needs. Set use_transformers_continuous_batching=False and "
-                "use_transformers_paged=False (regular generate) or use_vllm=True."
-            )
         super().__post_init__()
 
 

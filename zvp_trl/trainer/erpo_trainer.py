@@ -185,8 +185,8 @@ class ERPOTrainer(ZVPBaseTrainer):
     Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
     TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. With
     environment-owned data (`environment_factory` and no `train_dataset`) a prompt is the one `reset()` returned,
-    identified by its token ids ([`~zvp_trl.algorithms.prompt_ids.token_prompt_id`]). Not supported: transformers continuous
-    batching (one generation config per call).
+    identified by its token ids ([`~zvp_trl.algorithms.prompt_ids.token_prompt_id`]). With transformers continuous batching
+    (`use_transformers_continuous_batching=True`), `generate_batch` is called once per distinct temperature.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
     """
