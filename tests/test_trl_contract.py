@@ -376,3 +376,14 @@ def test_public_methods_keep_trls_signatures_and_calls(trainer_class, tiny_model
     trainer.create_model_card("probe-model", None, ["probe-tag"])
     card = (tmp_path / "README.md").read_text()
     assert "probe-model" in card and "probe-tag" in card and trainer_class.__name__ in card
+
+
+def test_continuous_batching_call_per_row_temperatures_wrap():
+    """With continuous batching TRL calls `generate_batch(prompt_ids, generation_config=...)` on the unwrapped model and
+    reads the outputs' `generated_tokens` in the order of `.values()`: the adapter calls it once per temperature and
+    returns the outputs in the rows' order."""
+    source = inspect.getsource(GRPOTrainer._generate_single_turn)
+    assert re.search(
+        r"unwrapped_model\.generate_batch\(\s*prompt_ids,\s*generation_config=self\.generation_config", source
+    )
+    assert "output.generated_tokens for output in all_outputs.values()" in source
