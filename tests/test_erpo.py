@@ -583,7 +583,12 @@ def test_server_requests_are_grouped_by_temperature_and_reordered():
     output = generate_grouped_by_temperature(
         fake_server_generate(calls), prompts, [1.0, 1.2, 1.0, 1.5], 2, top_p=0.9, temperature=1.0
     )
-    assert [(c[0], c[1]) for c in calls] == [([[10], [12]], 1.0), ([[11]], 1.2), ([[13]], 1.5)]
+    # One request per temperature (sent concurrently, so in any order).
+    assert sorted(((c[0], c[1]) for c in calls), key=lambda c: c[1]) == [
+        ([[10], [12]], 1.0),
+        ([[11]], 1.2),
+        ([[13]], 1.5),
+    ]
     assert all(c[2] == {"top_p": 0.9} for c in calls)
     assert output["prompt_ids"] == prompts
     assert output["completion_ids"] == [
@@ -591,6 +596,55 @@ def test_server_requests_are_grouped_by_temperature_and_reordered():
     ]  # fmt: skip
     assert [lp[0] for lp in output["logprobs"]] == [-1.0, -1.0, -1.2, -1.2, -1.0, -1.0, -1.5, -1.5]
     assert [ids[0] for ids in output["logprob_token_ids"]] == [10, 10, 11, 11, 12, 12, 13, 13]
+
+
+def test_server_requests_of_different_temperatures_run_concurrently():
+    """All requests are in flight at once: each waits at a barrier that opens only when every temperature's request
+    has arrived (sequential requests would time out there)."""
+    import threading
+
+    barrier, calls = threading.Barrier(3, timeout=10), []
+    inner = fake_server_generate(calls)
+
+    def generate(**kwargs):
+        barrier.wait()
+        return inner(**kwargs)
+
+    output = generate_grouped_by_temperature(generate, [[10], [11], [12]], [1.0, 1.2, 1.5], 1)
+    assert output["completion_ids"] == [[10, 0, 10], [11, 0, 12], [12, 0, 15]]
+    assert sorted(c[1] for c in calls) == [1.0, 1.2, 1.5]
+
+
+def test_a_failed_server_request_fails_the_call_with_its_error():
+    calls = []
+    inner = fake_server_generate(calls)
+
+    def generate(**kwargs):
+        if kwargs["temperature"] == 1.2:
+            raise RuntimeError("Request failed: 500, the server's message")
+        return inner(**kwargs)
+
+    with pytest.raises(RuntimeError, match="the server's message"):
+        generate_grouped_by_temperature(generate, [[10], [11], [12]], [1.0, 1.2, 1.5], 1)
+    assert sorted(c[1] for c in calls) == [1.0, 1.5]  # the other requests were sent and returned
+
+
+def test_server_features_go_with_their_prompts():
+    """Multimodal prompts: each request gets the features (images) of its own prompts, not the whole list."""
+    calls = []
+    features = [{"image": "a"}, {"image": "b"}, None, {"image": "d"}]
+    generate_grouped_by_temperature(
+        fake_server_generate(calls), [[10], [11], [12], [13]], [1.0, 1.2, 1.0, 1.2], 1, features=features
+    )
+    by_temperature = {temperature: (prompts, kwargs["features"]) for prompts, temperature, kwargs in calls}
+    assert by_temperature == {
+        1.0: ([[10], [12]], [{"image": "a"}, None]),
+        1.2: ([[11], [13]], [{"image": "b"}, {"image": "d"}]),
+    }
+    with pytest.raises(ValueError, match="4 prompts but 3 features"):
+        generate_grouped_by_temperature(
+            fake_server_generate([]), [[10], [11], [12], [13]], [1.0] * 4, 1, features=features[:3]
+        )
 
 
 def test_trainer_wraps_the_vllm_server_and_colocate_calls():
@@ -605,7 +659,7 @@ def test_trainer_wraps_the_vllm_server_and_colocate_calls():
     rows = [1.0, 1.0, 1.3, 1.3]  # two groups of G=2
     with ERPOTrainer._vllm_per_row_temperatures(fake, rows, 2):
         output = client.generate(prompts=[[5], [6]], n=2, temperature=1.0, top_p=1.0)
-    assert [(c[0], c[1]) for c in calls] == [([[5]], 1.0), ([[6]], 1.3)]
+    assert sorted(((c[0], c[1]) for c in calls), key=lambda c: c[1]) == [([[5]], 1.0), ([[6]], 1.3)]
     assert output["completion_ids"] == [[5, 0, 10], [5, 1, 10], [6, 0, 13], [6, 1, 13]]
     assert "generate" not in vars(client) or client.generate is not None  # restored afterwards
 

@@ -72,8 +72,9 @@ def _logps_at(model, prompt_ids: list[int], completion_ids: list[int], temperatu
 
 
 def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path):
-    """ERPO's server path: one request per distinct temperature, n completions per prompt, order restored, each
-    prompt's completions sampled at its own temperature (vLLM's processed log-probs match the model's at T_i)."""
+    """ERPO's server path: one request per distinct temperature, all in flight at once, n completions per prompt,
+    order restored, each prompt's completions sampled at its own temperature (vLLM's processed log-probs match the
+    model's at T_i)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.generation.vllm_client import VLLMClient
 
@@ -85,14 +86,20 @@ def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path)
     prompts = [tokenizer(f"Q: {n}+1=?\nA:")["input_ids"] for n in (3, 14, 7, 9, 12)]
     temperatures = [1.0, 2.0, 1.0, 1.5, 2.0]
     n = 3
-    calls = []
+    calls, spans = [], []
 
     def generate(**kwargs):
         calls.append((kwargs["temperature"], len(kwargs["prompts"]), kwargs["n"]))
-        return client.generate(**kwargs)
+        start = time.monotonic()
+        try:
+            return client.generate(**kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
 
     output = generate_grouped_by_temperature(generate, prompts, temperatures, n, max_tokens=12)
     assert sorted(calls) == [(1.0, 2, n), (1.5, 1, n), (2.0, 2, n)]
+    # The three requests were in flight together (concurrent, so the server batches them): each began before any ended.
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
     assert output["prompt_ids"] == prompts  # the original order
     assert len(output["completion_ids"]) == len(output["logprobs"]) == len(prompts) * n
     distance = collections.defaultdict(list)  # (sampled at, scored at) -> mean |vLLM - model| per completion

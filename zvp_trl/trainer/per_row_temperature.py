@@ -8,7 +8,8 @@ TRL's `GRPOTrainer` has one temperature for the whole run. These pieces let a su
   `logits / T_i`.
 - vLLM colocate: one `SamplingParams` per request (`per_request_sampling_params`).
 - vLLM server (`trl vllm-serve` takes one temperature per call): `generate_grouped_by_temperature` issues one call per
-  distinct temperature and restores the original order.
+  distinct temperature, all at once from a thread each (the server batches concurrent requests), and restores the
+  original order.
 - multi-turn tool calls: TRL's tool loop generates again for the rows that called a tool, from their prompt followed
   by the completion so far and the tool results; `temperatures_for_continuations` finds each such row's prompt (the
   longest original prompt it starts with), so a hot prompt stays hot for every turn.
@@ -19,6 +20,7 @@ TRL's `GRPOTrainer` has one temperature for the whole run. These pieces let a su
 """
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from transformers import LogitsProcessor
@@ -166,25 +168,40 @@ def per_request_sampling_params(sampling_params, temperatures: list[float]) -> l
 
 
 def generate_grouped_by_temperature(generate, prompts: list, temperatures: list[float], n: int, **kwargs) -> dict:
-    """vLLM server: `generate(prompts=..., n=n, temperature=t, **kwargs)` once per distinct temperature, outputs put
-    back in the order of `prompts`.
+    """vLLM server: `generate(prompts=..., n=n, temperature=t, **kwargs)` once per distinct temperature, the requests
+    sent concurrently (so the server batches them as one), outputs put back in the order of `prompts`.
 
     `prompts` are the unique prompts (one per group) and `temperatures` their temperatures. `generate` returns
     TRL's `VLLMClient.generate` dict: `prompt_ids` (one per prompt), `completion_ids` and `logprobs` (n per prompt,
-    prompt-major), and optionally `logprob_token_ids` (like `logprobs`). Other keys are taken from the first call.
+    prompt-major), and optionally `logprob_token_ids` (like `logprobs`). Other keys are taken from the first
+    temperature's output. A per-prompt `features` list (multimodal inputs) is split with its prompts. `generate` is
+    called from one thread per temperature: TRL's client shares one `requests` session across threads itself (its
+    multimodal path sends its requests from a thread pool). A failed request raises its error here, after the other
+    requests have returned.
     """
     if len(prompts) != len(temperatures):
         raise ValueError(f"{len(prompts)} prompts but {len(temperatures)} temperatures.")
     order: dict[float, list[int]] = {}
     for index, temperature in enumerate(temperatures):
         order.setdefault(float(temperature), []).append(index)
+    kwargs.pop("temperature", None)
+    features = kwargs.pop("features", None)
+    if features is not None and len(features) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(features)} features.")
+
+    def request(temperature: float, indices: list[int]) -> dict:
+        per_prompt = {} if features is None else {"features": [features[i] for i in indices]}
+        return generate(prompts=[prompts[i] for i in indices], n=n, temperature=temperature, **per_prompt, **kwargs)
+
+    if len(order) == 1:
+        outputs = [request(*next(iter(order.items())))]
+    else:
+        with ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="zvp-temperature") as pool:
+            futures = [pool.submit(request, temperature, indices) for temperature, indices in order.items()]
+            outputs = [future.result() for future in futures]  # re-raises a failed request's error
     per_prompt = {"prompt_ids": [None] * len(prompts)}
     per_completion: dict[str, list] = {}
-    first = None
-    for temperature, indices in order.items():
-        kwargs.pop("temperature", None)
-        output = generate(prompts=[prompts[i] for i in indices], n=n, temperature=temperature, **kwargs)
-        first = first or output
+    for indices, output in zip(order.values(), outputs):
         for j, index in enumerate(indices):
             per_prompt["prompt_ids"][index] = output["prompt_ids"][j]
         for key in ("completion_ids", "logprobs", "logprob_token_ids"):
@@ -194,7 +211,7 @@ def generate_grouped_by_temperature(generate, prompts: list, temperatures: list[
             slots = per_completion.setdefault(key, [None] * (len(prompts) * n))
             for j, index in enumerate(indices):
                 slots[index * n : (index + 1) * n] = output[key][j * n : (j + 1) * n]
-    result = dict(first or {})
+    result = dict(outputs[0])
     result.update(per_prompt)
     result.update(per_completion)
     return result
