@@ -586,6 +586,27 @@ def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
     assert {trainer.part("exgrpo").select_trajectory(entry, generator) for _ in range(64)} == {0, 1, 2, 3}
 
 
+def test_trajectory_choice_ignores_tool_result_tokens(tiny_model_path, tmp_path):
+    # The mean entropy is over the model's own tokens: masking tool results can change which trajectory is chosen.
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    trajectories = [[5, 6, 7, 8], [9, 10, 11, 12]]
+    entropies = []
+    with torch.no_grad():
+        for t in trajectories:
+            ids = torch.tensor([[3, 4, 5] + t])
+            entropies.append(hand_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), 4)[1][0])
+    entry = {"prompt_ids": [3, 4, 5], "trajectories": [{"ids": t, "logps": [0.0] * 4} for t in trajectories]}
+    winner = min(range(2), key=lambda i: entropies[i].mean().item())
+    part = trainer.part("exgrpo")
+    assert part.select_trajectory(entry, torch.Generator()) == winner
+    # Keep only the winner's highest-entropy token and the other's lowest-entropy one as the model's.
+    loser = 1 - winner
+    assert entropies[winner].max() > entropies[loser].min()
+    for i, keep in ((winner, entropies[winner].argmax()), (loser, entropies[loser].argmin())):
+        entry["trajectories"][i]["tool_mask"] = torch.nn.functional.one_hot(keep, 4).to(torch.uint8)
+    assert part.select_trajectory(entry, torch.Generator()) == loser
+
+
 def loss_inputs(trainer, replay, recorded, advantages):
     torch.manual_seed(0)
     prompt_ids = torch.tensor([[3, 4, 5], [0, 4, 6]])
@@ -637,6 +658,40 @@ def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_
     # Other recorded log-probs change the loss of the replayed row.
     inputs2 = loss_inputs(trainer, [True, False], recorded - 1.0, [0.75, -0.25])
     assert trainer._compute_loss(model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
+
+
+def test_replayed_tool_result_tokens_are_out_of_the_mixed_loss(tiny_model_path, tmp_path):
+    # A replayed row whose tokens 1 and 2 are tool results (tool_mask 0): only tokens 0 and 3 are in its loss.
+    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()
+    model = trainer.model
+    recorded = torch.tensor([[-1.0, -2.0, -0.5, -3.0], [0.0, 0.0, 0.0, 0.0]])
+    inputs = loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
+    inputs["tool_mask"] = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]])
+    loss = trainer._compute_loss(model, inputs)
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    am = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    with torch.no_grad():
+        logps, _ = hand_logps_and_entropies(model, ids, am, 4)
+    w = torch.exp(logps[0] - recorded[0])
+    row0 = (-0.75 * w / (w + 0.1) * torch.tensor([1.0, 0.0, 0.0, 1.0])).sum()
+    row1 = (0.25 * inputs["completion_mask"][1]).sum()  # fresh, on-policy: ratio 1
+    assert loss.item() == pytest.approx(((row0 + row1) / (2 * trainer.max_completion_length)).item(), rel=1e-5)
+    # The replayed tokens' mean ratio covers the model's tokens only.
+    assert trainer._metrics["train"]["exgrpo/replay_ratio_mean"][-1] == pytest.approx(
+        w[[0, 3]].mean().item(), rel=1e-5
+    )
+    # The tool-result tokens' recorded log-probs change nothing; the model's tokens' do.
+    moved = recorded.clone()
+    moved[0, 1:3] -= 5.0
+    assert trainer._compute_loss(model, {**inputs, "exgrpo_recorded_logps": moved}).item() == pytest.approx(
+        loss.item()
+    )
+    moved[0, 0] -= 5.0
+    assert trainer._compute_loss(model, {**inputs, "exgrpo_recorded_logps": moved}).item() != pytest.approx(
+        loss.item()
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import warnings
 
 import torch
 from accelerate.utils import gather_object
+from trl import GRPOTrainer
 from trl.trainer.utils import nanmax, nanmin
 
 from ..algorithms.exgrpo import (
@@ -40,9 +41,15 @@ class ExGRPOPhase:
         self.draws = int(state["draws"])
 
 
-def _json_safe(row: dict) -> dict:
+def _json_safe(row):
     # The buffer saves its rows as JSON: values JSON cannot hold (e.g. numpy scalars) are stored as their string form.
     return json.loads(json.dumps(row, default=str))
+
+
+def replays_skip_the_tool_loop() -> bool:
+    """Whether the base trainer keeps replaced completions (replays) out of TRL's tool loop, with their stored tool
+    mask and messages, which replaying a trajectory with tool calls needs."""
+    return ZVPBaseTrainer._tool_call_loop is not GRPOTrainer._tool_call_loop
 
 
 class ExGRPOPart(MethodPart):
@@ -61,11 +68,11 @@ class ExGRPOPart(MethodPart):
                 "supported. Leave rollout_func=None."
             )
         for name in ("environment_factory", "tools"):
-            if kwargs.get(name):
+            if kwargs.get(name) and not replays_skip_the_tool_loop():
                 raise ValueError(
-                    f"ExGRPO does not support {name}: a stored trajectory keeps only its completion tokens, not "
-                    "which of them were tool results, so replaying a multi-turn trajectory would train on tool outputs "
-                    "as if the model had written them (and its tool calls would be run again). Train ExGRPO without "
+                    f"ExGRPO does not support {name} with this base trainer: a replayed trajectory must be kept out "
+                    "of TRL's tool loop (its tool calls would be run again and the result appended to it), which "
+                    "ZVPBaseTrainer._tool_call_loop does. Train ExGRPO without "
                     f"{name}, or use GRPOTrainer / RLZVPTrainer / ERPOTrainer, which support it."
                 )
 
@@ -78,6 +85,7 @@ class ExGRPOPart(MethodPart):
         self.phase = ExGRPOPhase(active=args.exgrpo_start_threshold is None)
         trainer.exgrpo_buffer, trainer.exgrpo_phase = self.buffer, self.phase
         self._dataset_pids = None  # prompt id of every train_dataset row, built at the first retirement
+        self.refuse_environments(trainer)
         dataset = trainer.train_dataset
         if args.exgrpo_exclude_retired and not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise ValueError(
@@ -87,6 +95,29 @@ class ExGRPOPart(MethodPart):
             )
         # Sharded parameters: every no-grad forward is a collective (same calls on every process, see the docstring).
         self.collective_forwards = self.sharded_parameters()
+
+    @staticmethod
+    def refuse_environments(trainer) -> None:
+        """The environment cases a replay has no defined meaning in (docs/exgrpo.md): environment-owned data and an
+        environment that owns the reward."""
+        if trainer.environment_factories is None:
+            return
+        if trainer.prompts_from_environment:
+            raise ValueError(
+                "ExGRPO with environment_factory needs a train_dataset: without one each prompt is whatever the "
+                "environment's reset() returns, so a buffered question could not be asked again with the prompt its "
+                "stored trajectory answers. Pass a train_dataset whose rows reset() reads."
+            )
+        owners = sorted(
+            type(pool[0]).__name__ for pool in trainer._environment_pool.values() if hasattr(pool[0], "get_reward")
+        )
+        if owners:
+            raise ValueError(
+                f"ExGRPO does not support an environment that owns the reward ({', '.join(owners)} defines "
+                "get_reward): a replayed trajectory's tool calls are not run again, so its environment is the one "
+                "reset() left and its get_reward() would not score that trajectory. Score with reward_funcs that "
+                "read the completions instead."
+            )
 
     def checkpointed_state(self) -> dict[str, object]:
         return {"exgrpo_buffer": self.buffer, "exgrpo_phase": self.phase}
@@ -126,11 +157,13 @@ class ExGRPOPart(MethodPart):
         B, T = completion_ids.shape
         replay = torch.zeros(B, dtype=torch.bool, device=device)
         recorded = torch.zeros((B, T), dtype=torch.float32, device=device)
+        tool_mask = output.get("tool_mask")
         for group, trajectory in replays.items():
             row = group * G
             ids = trajectory["ids"][:T]
             if not torch.equal(completion_ids[row, : len(ids)].cpu(), ids.to(completion_ids.dtype)):
                 raise RuntimeError("ExGRPO: the replayed trajectory was not injected into its row.")
+            self.check_replayed_tool_mask(trajectory, tool_mask, output["completion_mask"][row], row, len(ids))
             replay[row] = True
             recorded[row, : len(ids)] = trajectory["logps"][:T].to(device=device, dtype=torch.float32)
         output["exgrpo_replay"] = replay
@@ -140,7 +173,9 @@ class ExGRPOPart(MethodPart):
         # (all processes' rows,) bool: an unscored row (NaN) compares False, so it is never correct.
         correct = step.scalar_rewards(trainer.reward_weights) > self.args.correct_threshold
         collect = mixed or self.args.exgrpo_collect_during_warmup
-        self.update_buffer(step.rows, output, correct, replay, collect)
+        # With tools, the messages TRL's tool loop produced for each row (the base trainer keeps them in the step).
+        messages = getattr(step, "completions", None)
+        self.update_buffer(step.rows, output, correct, replay, collect, messages)
         if not self.phase.active and correct.float().mean().item() > self.args.exgrpo_start_threshold:
             self.phase.active = True  # from the next generation batch on, for good
 
@@ -154,6 +189,25 @@ class ExGRPOPart(MethodPart):
         sizes = {k: len(v) for k, v in self.buffer.buckets().items()}
         for k in range(G):
             metrics[f"exgrpo/bucket_{k}"].append(float(sizes.get(k, 0)))
+
+    @staticmethod
+    def check_replayed_tool_mask(trajectory: dict, tool_mask, completion_mask, row: int, length: int) -> None:
+        """The replayed row's tool mask must be the stored one (its tool-result tokens out of the loss), all ones for
+        a trajectory without tool results, on the tokens the loss sees (`completion_mask`: TRL zeroes both masks of
+        a truncated row with `mask_truncated_completions`)."""
+        stored = trajectory.get("tool_mask")
+        if tool_mask is None:
+            if stored is not None:
+                raise RuntimeError(
+                    "ExGRPO: a replayed trajectory has tool-result tokens, but this run has no tools, so its batch "
+                    "has no tool_mask to keep them out of the loss. Resume a buffer collected with tools with the "
+                    "same tools / environment_factory."
+                )
+            return
+        seen = completion_mask[:length].cpu().long()
+        expected = torch.ones(length, dtype=torch.long) if stored is None else stored[:length].long()
+        if not torch.equal(tool_mask[row, :length].cpu().long() * seen, expected * seen):
+            raise RuntimeError("ExGRPO: the replayed row's tool_mask is not the stored trajectory's.")
 
     def compute_loss(self, loss: LossStep, model, inputs: dict):
         # On-policy phase (and eval): TRL's loss, unchanged. The phase is the same on every process, so every process
@@ -187,9 +241,13 @@ class ExGRPOPart(MethodPart):
         width = max(len(t["ids"]) for t in trajectories)
         completion_ids = torch.full((len(trajectories), width), pad, dtype=torch.long, device=device)
         completion_mask = torch.zeros((len(trajectories), width), dtype=torch.long, device=device)
+        model_tokens = torch.zeros((len(trajectories), width), dtype=torch.long, device=device)
         for i, t in enumerate(trajectories):
             completion_ids[i, : len(t["ids"])] = torch.as_tensor(t["ids"], dtype=torch.long, device=device)
             completion_mask[i, : len(t["ids"])] = 1
+            # The entropy is the model's own: tool-result tokens are context, not part of the mean.
+            mask = t.get("tool_mask")
+            model_tokens[i, : len(t["ids"])] = 1 if mask is None else torch.as_tensor(mask, device=device)
         prompt = torch.as_tensor(entry["prompt_ids"], dtype=torch.long, device=device).expand(len(trajectories), -1)
         input_ids = torch.cat([prompt, completion_ids], dim=1)
         attention_mask = torch.cat([torch.ones_like(prompt), completion_mask], dim=1)
@@ -202,7 +260,7 @@ class ExGRPOPart(MethodPart):
                 batch_size=self.args.per_device_train_batch_size,
                 compute_entropy=True,
             )
-        return int(torch.argmin(mean_token_entropy(entropies.float(), completion_mask)).item())
+        return int(torch.argmin(mean_token_entropy(entropies.float(), model_tokens)).item())
 
     def plan_replays(self, inputs: list[dict]) -> tuple[list[dict], dict[int, dict], int]:
         """Replaces groups of the local rows by buffered questions. Returns the new rows, {local group: chosen
@@ -275,11 +333,20 @@ class ExGRPOPart(MethodPart):
                 inputs[r] = dict(row)
         return inputs, len(replacements)
 
-    def update_buffer(self, inputs, output, correct: torch.Tensor, replay: torch.Tensor, collect: bool = True) -> None:
+    def update_buffer(
+        self,
+        inputs,
+        output,
+        correct: torch.Tensor,
+        replay: torch.Tensor,
+        collect: bool = True,
+        messages: list | None = None,
+    ) -> None:
         """Builds this process's updates (one per local group), gathers them in process order and applies them all,
         so every process ends with the same buffer. With `collect=False` (the warm-up) only retirements apply: no
         trajectory is stored, no log-prob is computed and no bucket changes. `collect` is the same on every
-        process (the phase is)."""
+        process (the phase is). A stored row keeps its `tool_mask` (when the batch has one: tools) and, when it has
+        tool-result tokens, its entry of `messages` (the local rows' messages after TRL's tool loop)."""
         G = self.trainer.num_generations
         B = output["completion_ids"].size(0)
         local_groups = B // G
@@ -319,11 +386,17 @@ class ExGRPOPart(MethodPart):
         elif store_rows:
             logps = self.generating_logps(output, index)
         by_group: dict[int, list] = {}
+        tool_mask = output.get("tool_mask")
         if store_rows:  # one copy to the CPU; each stored row is cloned out (a view would carry the whole batch)
             stored_ids, stored_logps = output["completion_ids"][index].cpu(), logps.float().cpu()
+            stored_masks = tool_mask[index].cpu() if tool_mask is not None else None
         for i, row in enumerate(store_rows):
             n = int(lengths[row])
-            by_group.setdefault(row // G, []).append((stored_ids[i, :n].clone(), stored_logps[i, :n].clone()))
+            trajectory = (stored_ids[i, :n].clone(), stored_logps[i, :n].clone())
+            if stored_masks is not None and not bool(stored_masks[i, :n].all()):  # tool-result tokens
+                row_messages = _json_safe(messages[row]) if messages is not None else None
+                trajectory = (*trajectory, stored_masks[i, :n].clone(), row_messages)
+            by_group.setdefault(row // G, []).append(trajectory)
         updates = []
         for g in range(local_groups):
             trajectories = by_group.get(g, [])
@@ -540,6 +613,12 @@ class ExGRPOTrainer(ZVPBaseTrainer):
     - **Loss**: replayed tokens use `-A * f(w)`, `f(w) = w / (w + beta)`, unclipped, with `w = exp(logp - recorded)`;
       fresh tokens use TRL's clipped surrogate (unclipped with `exgrpo_unclip_fresh`); then TRL's aggregation for
       `loss_type`.
+    - **Tools and environments**: a trajectory built by TRL's tool loop is stored with its `tool_mask` (0 on the
+      tool-result tokens) and its messages. Its replayed row is kept out of TRL's tool loop by the base trainer (its
+      tool calls are not run again) and carries the stored mask and messages, so only the model's own tokens are
+      trained and the reward functions score what they scored when it was collected. Refused: an environment that
+      owns the reward (`get_reward`) and environment-owned data (no `train_dataset`), where a replay has no defined
+      meaning, and any tools with a base trainer without that hook (`replays_skip_the_tool_loop`).
     - **Sharded training** (DeepSpeed ZeRO-3 or FSDP, detected at construction into the part's `collective_forwards`):
       every forward gathers the sharded parameters collectively, so every process must run the same no-grad forwards,
       in the same order. The log-probs of the rows to store are then computed over all rows of the local generation
