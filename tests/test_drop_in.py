@@ -101,7 +101,6 @@ SCENARIOS = {
 # (algorithm, scenario) -> the field the refusal names. Every other combination trains.
 REFUSED = {
     **{(a, f"loss_type={t}"): "loss_type" for a in ("exgrpo", "exgrpo_rl_zvp") for t in ("sapo", "luspo", "vespo")},
-    **{(a, s): s for a in ("exgrpo", "exgrpo_rl_zvp") for s in ("tools", "environment_factory")},
 }
 
 

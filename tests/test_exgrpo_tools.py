@@ -10,12 +10,10 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 from tool_model import ANSWER, TOOL_CALL, MultiplyEnvironment, TaskEnvironment
-from trl import GRPOTrainer
 
 from zvp_trl.algorithms.exgrpo_buffer import ExperienceBuffer
-from zvp_trl.trainer.base import ZVPBaseTrainer
 from zvp_trl.trainer.exgrpo_config import ExGRPOConfig
-from zvp_trl.trainer.exgrpo_trainer import ExGRPOTrainer, replays_skip_the_tool_loop
+from zvp_trl.trainer.exgrpo_trainer import ExGRPOTrainer
 
 
 G = 4
@@ -30,10 +28,6 @@ CALL_AND_ANSWER = [
     {"role": "tool", "name": "multiply", "content": "12"},
     {"role": "assistant", "content": "The answer is \\boxed{12}."},
 ]
-needs_the_base_tool_loop = pytest.mark.skipif(
-    not replays_skip_the_tool_loop(),
-    reason="the base trainer does not keep replayed rows out of TRL's tool loop (ZVPBaseTrainer._tool_call_loop)",
-)
 executed = []  # one entry per tool execution
 
 
@@ -113,7 +107,6 @@ def tool_trainer(tool_model_path, tmp_path, kind: str, rewarded: list, **overrid
     return trainer
 
 
-@needs_the_base_tool_loop
 @pytest.mark.parametrize("kind", ["tools", "environment_factory"])
 def test_replayed_tool_trajectory_keeps_its_tool_mask_and_is_not_run_again(tool_model_path, tmp_path, kind):
     executed.clear()
@@ -166,7 +159,6 @@ def test_replayed_tool_trajectory_keeps_its_tool_mask_and_is_not_run_again(tool_
     assert resumed.contents() == trainer.exgrpo_buffer.contents()
 
 
-@needs_the_base_tool_loop
 def test_environment_cases_without_a_defined_replay_are_refused(tool_model_path, tmp_path):
     def reward(completions, **kwargs):
         return [1.0] * len(completions)
@@ -183,15 +175,6 @@ def test_environment_cases_without_a_defined_replay_are_refused(tool_model_path,
             train_dataset=dataset,
             environment_factory=RewardingEnvironment,
         )
-
-
-def test_tools_are_refused_by_a_base_trainer_that_would_run_replayed_tool_calls(tmp_path, monkeypatch):
-    # TRL's own tool loop runs the tool calls of every completion, a replayed one included.
-    monkeypatch.setattr(ZVPBaseTrainer, "_tool_call_loop", GRPOTrainer._tool_call_loop)
-    args = ExGRPOConfig(**cpu_config_kwargs(tmp_path, num_generations=G))
-    for name, value in (("tools", [multiply]), ("environment_factory", MultiplyEnvironment)):
-        with pytest.raises(ValueError, match=f"ExGRPO does not support {name} with this base trainer"):
-            ExGRPOTrainer(model=str(tmp_path / "no-such-model"), reward_funcs=len, args=args, **{name: value})
 
 
 def test_stored_rows_keep_their_tool_mask_and_messages_by_hand(tiny_model_path, tmp_path):

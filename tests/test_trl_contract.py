@@ -34,6 +34,7 @@ SIGNATURES = {
     "_generate_and_score_completions": (False, ["self", "inputs"]),
     "_calculate_rewards": (False, ["self", "inputs", "prompts", "completions", "completion_ids_list"]),
     "_generate_single_turn": (False, ["self", "prompt_ids", "images", "multimodal_fields", "num_generations"]),
+    "_tool_call_loop": (False, ["self", "prompts", "prompt_ids", "completion_ids", "completions", "logprobs"]),
     "_get_per_token_logps_and_entropies": (
         False,
         ["self", "model", "input_ids", "attention_mask", "logits_to_keep", "batch_size", "compute_entropy"],

@@ -31,6 +31,7 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 | `_generate_and_score_completions` | a training batch from the part that assembles batches (dynamic sampling, GRESO) or from one round; per round: count rollouts, log the all-correct / all-wrong split | `assemble_batch`, `choose_rows`, `before_generation`, `after_scoring` |
 | `_calculate_rewards` | keep the gathered rewards of the round in its step | |
 | `_generate_single_turn` | per-row temperatures around TRL's generation (transformers `generate` and continuous batching, vLLM colocate and server, tool-loop continuations); completions replaced by the parts' overrides (replays) | `before_sampling` |
+| `_tool_call_loop` | replaced completions (replays) kept out of TRL's tool loop (their tool calls are not run again), with the override's tool mask and messages; the round's messages kept in its step | |
 | `_get_per_token_logps_and_entropies` | log-probs at each row's temperature; the loss's token advantages from its own entropies | `shapes_token_advantages` / `token_advantages` |
 | `_compute_loss` | the loss's log-prob temperatures; a part's own loss, or TRL's with the policy forward armed | `loss_logprob_temperatures`, `compute_loss` |
 | `get_off_policy_mask`, `get_gamma_weights` | TRL's sequence rules read the sequence advantages a part gave (RL-ZVP: the group's sign on zero-variance rows) | |
@@ -377,6 +378,26 @@ class ZVPBaseTrainer(GRPOTrainer):
                     # vLLM/trainer mismatch to correct" (ratio 1) and leaves out of its sampling/* metrics.
                     logprobs[row] = [float("nan")] * len(trajectory["ids"])
         return completion_ids, logprobs
+
+    def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, *args, **kwargs):
+        step = self.zvp_step.generation
+        overrides = (step.completion_overrides or {}) if step is not None else {}
+        # A replaced completion (a replayed trajectory) is finished: TRL's loop must neither run its tool calls again
+        # nor continue it. It goes through the loop as a completion without a tool call, and comes out with the
+        # override's tool mask and messages.
+        parsed = {row: completions[row] for row in overrides}
+        for row in overrides:
+            completions[row] = [{"role": "assistant", "content": ""}]
+        result = super()._tool_call_loop(prompts, prompt_ids, completion_ids, completions, *args, **kwargs)
+        tool_mask, completions = result[0], result[1]
+        for row, trajectory in overrides.items():
+            if trajectory.get("tool_mask") is not None:
+                tool_mask[row] = [int(v) for v in trajectory["tool_mask"].tolist()]
+            messages = trajectory.get("messages")
+            completions[row] = copy.deepcopy(messages) if messages is not None else parsed[row]
+        if step is not None:
+            step.completions = completions
+        return result
 
     @contextlib.contextmanager
     def _generate_per_row_temperatures(self, temperatures):

@@ -5,7 +5,6 @@ import warnings
 
 import torch
 from accelerate.utils import gather_object
-from trl import GRPOTrainer
 from trl.trainer.utils import nanmax, nanmin
 
 from ..algorithms.exgrpo import (
@@ -46,12 +45,6 @@ def _json_safe(row):
     return json.loads(json.dumps(row, default=str))
 
 
-def replays_skip_the_tool_loop() -> bool:
-    """Whether the base trainer keeps replaced completions (replays) out of TRL's tool loop, with their stored tool
-    mask and messages, which replaying a trajectory with tool calls needs."""
-    return ZVPBaseTrainer._tool_call_loop is not GRPOTrainer._tool_call_loop
-
-
 class ExGRPOPart(MethodPart):
     """ExGRPO as a part (see [`ExGRPOTrainer`]): before a training round, retired questions replaced and buffered
     questions replayed (`step.rows`, `step.completion_overrides`, `step.replayed_rows`); after scoring, the replay
@@ -67,14 +60,6 @@ class ExGRPOPart(MethodPart):
                 "ExGRPO injects replayed trajectories into TRL's own generation; a custom rollout_func is not "
                 "supported. Leave rollout_func=None."
             )
-        for name in ("environment_factory", "tools"):
-            if kwargs.get(name) and not replays_skip_the_tool_loop():
-                raise ValueError(
-                    f"ExGRPO does not support {name} with this base trainer: a replayed trajectory must be kept out "
-                    "of TRL's tool loop (its tool calls would be run again and the result appended to it), which "
-                    "ZVPBaseTrainer._tool_call_loop does. Train ExGRPO without "
-                    f"{name}, or use GRPOTrainer / RLZVPTrainer / ERPOTrainer, which support it."
-                )
 
     def __init__(self, trainer):
         super().__init__(trainer)
@@ -618,7 +603,7 @@ class ExGRPOTrainer(ZVPBaseTrainer):
       tool calls are not run again) and carries the stored mask and messages, so only the model's own tokens are
       trained and the reward functions score what they scored when it was collected. Refused: an environment that
       owns the reward (`get_reward`) and environment-owned data (no `train_dataset`), where a replay has no defined
-      meaning, and any tools with a base trainer without that hook (`replays_skip_the_tool_loop`).
+      meaning.
     - **Sharded training** (DeepSpeed ZeRO-3 or FSDP, detected at construction into the part's `collective_forwards`):
       every forward gathers the sharded parameters collectively, so every process must run the same no-grad forwards,
       in the same order. The log-probs of the rows to store are then computed over all rows of the local generation

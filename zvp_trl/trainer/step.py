@@ -39,8 +39,13 @@ class GenerationStep:
     # The prompt token ids of the batch's first generation call: TRL's tool loop continues a subset of them.
     sampled_prompts: list[list[int]] | None = None
     # {local row: trajectory}: completions that replace the generated ones at the first generation call (ExGRPO's
-    # replays); `trajectory["ids"]` the token ids.
+    # replays); `trajectory["ids"]` the token ids. With tools, TRL's tool loop leaves these rows alone (their tool
+    # calls are not run again); the row's tool mask is `trajectory["tool_mask"]` (1 the model's tokens, 0 tool results;
+    # absent: all the model's) and the messages the reward functions get are `trajectory["messages"]` (absent: TRL's
+    # parse of the token ids).
     completion_overrides: dict[int, dict] | None = None
+    # TRL's messages of this process's rows after its tool loop (what the reward functions score), when it ran one.
+    completions: list | None = None
     # A part's own data of the round, from one of its events to a later one (name -> data).
     part_data: dict = field(default_factory=dict)
 
