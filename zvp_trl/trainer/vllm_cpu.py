@@ -19,8 +19,15 @@ the Intel OpenMP runtime the package installs (`<venv>/lib/libiomp5.so`); a scri
 `if __name__ == "__main__":` guard, as vLLM may spawn processes.
 """
 
+import contextlib
+import json
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -90,3 +97,64 @@ def vllm_cpu_environment(kv_cache_gib: int = 1) -> dict[str, str]:
         if str(iomp) not in preload.split(":"):
             env["LD_PRELOAD"] = f"{iomp}:{preload}" if preload else str(iomp)
     return env
+
+
+@contextlib.contextmanager
+def trl_vllm_server(
+    model_path: str,
+    log_path: str | Path,
+    max_model_len: int = 128,
+    kv_cache_gib: int = 1,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """A vLLM server on this machine's CPU, started as `trl vllm-serve` starts it (TRL's flags: NCCL weight transfer,
+    processed log-probs, no log-prob cap, scale-out routes); yields its URL once it answers, and stops it on exit.
+
+    It runs `python -m vllm.entrypoints.openai.api_server`: with `vllm-cpu` 0.30 the `vllm serve` CLI (and so
+    `trl vllm-serve`, which runs it) stops at start-up looking up the version of a package named `vllm`
+    (`importlib.metadata.version("vllm")`), which the CPU build installs under another name. Output goes to
+    `log_path`, whose tail is in the error if the server exits or does not answer within `timeout` seconds; `env` adds
+    to the server's environment (this process's, with `vllm_cpu_environment(kv_cache_gib)`).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path, "--host", "127.0.0.1",
+        "--port", str(port), "--max-model-len", str(max_model_len), "--enforce-eager", "--enable-scale-out",
+        "--weight-transfer-config", json.dumps({"backend": "nccl"}), "--logprobs-mode", "processed_logprobs",
+        "--max-logprobs", "-1",
+    ]  # fmt: skip
+    env = {**os.environ, **vllm_cpu_environment(kv_cache_gib), "VLLM_SERVER_DEV_MODE": "1", **(env or {})}
+    log_path = Path(log_path)
+    with open(log_path, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(process, url, log_path, timeout)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the vLLM server exited with {process.returncode}:\n{log_path.read_text()[-5000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the vLLM server did not answer within {timeout:.0f} s:\n{log_path.read_text()[-5000:]}"
+            )
+        time.sleep(2)
