@@ -1,4 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import dataclasses
 import json
 import random
 
@@ -7,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl.data.embedded import (
+    VLLM_EMBEDDED_SPEC,
     EmbeddedModelSpec,
     build_embedded_model,
     build_tokenizer,
@@ -15,9 +17,17 @@ from zvp_trl.data.embedded import (
     make_dataset,
     sample_problem,
 )
-from zvp_trl.data.embedded.model import BUILD_NUM_THREADS, built_weights_checksum, weights_checksum
+from zvp_trl.data.embedded import model as embedded_model
+from zvp_trl.data.embedded.model import (
+    BUILD_NUM_THREADS,
+    BUILD_VERSION,
+    built_weights_checksum,
+    shipped_model_path,
+    weights_checksum,
+)
 from zvp_trl.data.embedded.task import ArithmeticProblem, num_ops_weights
 from zvp_trl.data.rewards import accuracy_reward
+from zvp_trl.scripts.build_embedded_model import compare_with_shipped
 
 
 TINY = EmbeddedModelSpec(hidden_size=16, intermediate_size=32, num_hidden_layers=1, warmup_steps=3, batch_size=4)
@@ -153,3 +163,60 @@ def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):
     other = EmbeddedModelSpec(**{**TINY.__dict__, "seed": 1})
     assert other.cache_key() != TINY.cache_key()
     assert not list(tmp_path.glob("embedded/.*tmp*"))  # no half-written build left behind
+
+
+# ----- the shipped builds of the default models
+
+
+SHIPPED_SPECS = [EmbeddedModelSpec(), VLLM_EMBEDDED_SPEC]
+
+
+@pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=["default", "vllm"])
+def test_the_default_models_ship_and_are_copied_into_the_cache_without_a_build(spec, tmp_path, monkeypatch):
+    shipped = shipped_model_path(spec)
+    assert shipped is not None, f"no shipped copy of {spec}"
+    info = json.loads((shipped / "build_info.json").read_text())
+    assert info["spec"] == dataclasses.asdict(spec) and info["build_version"] == BUILD_VERSION
+    assert weights_checksum(AutoModelForCausalLM.from_pretrained(shipped).state_dict()) == info["weights_sha256"]
+    monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path))
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the shipped model was built again")
+
+    monkeypatch.setattr(embedded_model, "build_embedded_model", no_build)
+    path = get_embedded_model_path(spec)
+    assert path == tmp_path / "embedded" / spec.cache_key()
+    assert built_weights_checksum(path) == info["weights_sha256"]
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert weights_checksum(model.state_dict()) == info["weights_sha256"]
+    assert AutoTokenizer.from_pretrained(path).get_vocab() == build_tokenizer().get_vocab()
+
+
+def test_a_damaged_shipped_copy_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(shipped_model_path(EmbeddedModelSpec()).parent, shipped)
+    weights = shipped / EmbeddedModelSpec().cache_key() / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one bit pattern of the last weight
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(embedded_model, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(RuntimeError, match="does not match its recorded checksum.*Reinstall zvp_trl"):
+        get_embedded_model_path()
+    assert not (tmp_path / "cache" / "embedded" / EmbeddedModelSpec().cache_key()).exists()
+
+
+def test_a_build_on_the_reference_settings_reproduces_the_shipped_default_model(tmp_path):
+    """The shipped weights are the build's own, not a model from elsewhere: building the default spec from nothing here
+    gives them bit for bit, on the torch version and CPU instruction set they were built with (about 3 minutes)."""
+    reference = json.loads((shipped_model_path(EmbeddedModelSpec()) / "build_info.json").read_text())
+    platform = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if platform != (reference["torch_version"], reference["cpu_capability"]):
+        pytest.skip(
+            f"shipped from torch {reference['torch_version']} on {reference['cpu_capability']}, here {platform}"
+        )
+    info = build_embedded_model(EmbeddedModelSpec(), tmp_path)
+    assert info["weights_sha256"] == reference["weights_sha256"]
+    assert compare_with_shipped(EmbeddedModelSpec(), info).startswith("identical to the shipped copy")

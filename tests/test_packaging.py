@@ -93,3 +93,22 @@ def test_the_deepspeed_extra_pins_the_version_the_tests_run():
     (pin,) = [Requirement(line.strip()) for line in lines if line.strip() and not line.strip().startswith("#")]
     assert pin.name == "deepspeed" and str(pin.specifier).startswith("==")
     assert importlib.metadata.version("deepspeed") in pin.specifier
+
+
+def test_the_wheel_ships_the_built_embedded_models(tmp_path):
+    """The shipped base models are package data: a wheel holds every file of each (and nothing is built at install)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from zvp_trl.data.embedded.model import SHIPPED_DIR
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("zvp_trl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"zvp_trl/data/embedded/shipped/{p.parent.name}/{p.name}" for p in SHIPPED_DIR.glob("*/*")}
+    assert len(expected) >= 12 and expected <= names, sorted(expected - names)

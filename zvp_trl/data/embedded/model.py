@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,15 +194,51 @@ def _build(spec: EmbeddedModelSpec, output_dir: Path, log_every: int) -> dict:
     return info
 
 
-def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: int = 100) -> Path:
-    """Path of the cached base model for `spec`, building it first if it is not cached yet.
+# Built copies of the default embedded models that ship with the package (`shipped/<cache key>/`: weights, tokenizer,
+# build_info.json), so a first run does not spend minutes building what is the same bit for bit on every machine of
+# the same torch version and CPU instruction set. `python -m zvp_trl.scripts.build_embedded_model` builds them again.
+SHIPPED_DIR = Path(__file__).parent / "shipped"
 
-    The build writes to a temporary directory and renames it into place, so an interrupted build never leaves a
+
+def shipped_model_path(spec: EmbeddedModelSpec) -> Path | None:
+    """The shipped built copy of `spec`'s model, or None when the package ships none for it."""
+    path = SHIPPED_DIR / spec.cache_key()
+    return path if (path / "build_info.json").is_file() else None
+
+
+def _copy_shipped(source: Path, tmp: Path) -> dict:
+    shutil.copytree(source, tmp)
+    info = json.loads((tmp / "build_info.json").read_text())
+    # The checksum is the built model's state dict (its tied LM head included), so it is read back as a model.
+    if weights_checksum(Qwen3ForCausalLM.from_pretrained(tmp).state_dict()) != info["weights_sha256"]:
+        raise RuntimeError(
+            f"The shipped embedded model {source} does not match its recorded checksum: the package files are "
+            "damaged. Reinstall zvp_trl, or build the model with `python -m zvp_trl.scripts.build_embedded_model`."
+        )
+    return {**info, "shipped": True}
+
+
+def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: int = 100, build: bool = False) -> Path:
+    """Path of the cached base model for `spec`, putting it in the cache first if it is not there yet: a copy of the
+    shipped build when the package ships one for `spec` (checked against its checksum), else built here (about 3
+    minutes on 2 CPU cores for the default spec). `build=True` builds it here even where a shipped copy exists.
+
+    The cache entry is written to a temporary directory and renamed into place, so an interrupted build never leaves a
     half-written cache entry behind.
     """
     spec = spec or EmbeddedModelSpec()
     path = cache_root() / "embedded" / spec.cache_key()
     if (path / "build_info.json").is_file():
+        return path
+    shipped = None if build else shipped_model_path(spec)
+    if shipped is not None:
+        info = build_once(path, "build_info.json", lambda tmp: _copy_shipped(shipped, tmp))
+        if info is not None:
+            print(
+                f"[zvp_trl] embedded base model: the package's built copy (weights sha256 {info['weights_sha256'][:16]}), "
+                f"cached in {path}",
+                flush=True,
+            )
         return path
     print(f"[zvp_trl] building the embedded base model (one time) into {path}", flush=True)
     info = build_once(path, "build_info.json", lambda tmp: build_embedded_model(spec, tmp, log_every=log_every))
