@@ -61,10 +61,11 @@ def main():
     model_path = resolve_model_name("smollm2-offline")  # the offline copy of MODEL
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     questions = [f"What is {a}+{b}? Put the answer in \\boxed{{}}." for a, b in zip(range(3, 40, 3), range(20, 8, -1))]
-    prompts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
         for q in questions[:PROMPTS]
     ]
+    prompts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]  # token ids, as TRL sends
     settings = [("one request, T = 1", 1, "one")]
     for distinct in (3, 6):
         settings += [(f"{distinct} temperatures, sequential", distinct, "sequential")]
