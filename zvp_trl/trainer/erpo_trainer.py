@@ -171,10 +171,11 @@ class ERPOTrainer(ZVPBaseTrainer):
 
     Rows of one generation batch are sampled at their own temperatures on every generation path: transformers
     `generate` (a per-row logits processor), vLLM colocate (one `SamplingParams` per request) and vLLM server (one
-    request per distinct temperature, sent at once, order restored). With `erpo_logprob_temperature="sampling"` the old, new and
-    reference log-probs and entropies are computed at each row's temperature too, by scaling the last hidden state
-    before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is updated from the
-    gathered prompt ids and rewards, so it is identical on every process, and it is saved in every checkpoint. A group
+    request per distinct temperature, sent at once, order restored). With `erpo_logprob_temperature="sampling"` the
+    old, new and reference log-probs and entropies are computed at each row's temperature too, by scaling the last
+    hidden state before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is
+    updated from the gathered prompt ids and rewards, so it is identical on every process, and it is saved in every
+    checkpoint. A group
     with an unscored completion (every reward function returned `None`/NaN for it) counts as mixed: it never raises
     the temperature and is not residual.
 
