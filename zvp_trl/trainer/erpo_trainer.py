@@ -175,9 +175,8 @@ class ERPOTrainer(ZVPBaseTrainer):
     old, new and reference log-probs and entropies are computed at each row's temperature too, by scaling the last
     hidden state before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is
     updated from the gathered prompt ids and rewards, so it is identical on every process, and it is saved in every
-    checkpoint. A group
-    with an unscored completion (every reward function returned `None`/NaN for it) counts as mixed: it never raises
-    the temperature and is not residual.
+    checkpoint. A group with an unscored completion (every reward function returned `None`/NaN for it) counts as
+    mixed: it never raises the temperature and is not residual.
 
     A prompt's temperature rises only when the prompt is drawn again (about once per epoch without dynamic
     sampling), so in a run of a few epochs it is raised a few times at most; see [`ERPODSTrainer`] for ERPO on DAPO's
