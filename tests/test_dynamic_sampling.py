@@ -182,10 +182,39 @@ def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
 
 
 def test_raises_after_the_round_limit(tiny_model_path, tmp_path):
-    trainer = make_trainer(tiny_model_path, tmp_path, ["a", "b"], reward=constant_reward, ds_max_generation_rounds=3)
-    with pytest.raises(RuntimeError, match="ds_max_generation_rounds=3"):
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, ["a", "b"], reward=constant_reward, ds_max_generation_rounds=3,
+        ds_on_exhausted="error",
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="ds_max_generation_rounds=3.*ds_on_exhausted='train'"):
         trainer.train()
     assert trainer.rollouts.total == 3 * 8  # exactly 3 rounds were generated, then the error
+
+
+def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, tmp_path, caplog):
+    """The default (`ds_on_exhausted="train"`): a batch whose rounds ran out trains on its groups with distinct rewards,
+    padded with the latest zero-variance groups (zero advantage), warns, and counts the step; the count survives a
+    checkpoint. Before, training stopped with the error (a user's whole run, for one hard batch)."""
+    import logging
+
+    # One mixed prompt of four; batch: 2 groups per process; one round of 2 prompts per batch.
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, ["mixed", "correct", "wrong", "correct"], ds_max_generation_rounds=1,
+        per_device_train_batch_size=8, max_steps=2, save_strategy="steps", save_steps=1,
+    )  # fmt: skip
+    seen = spy_loss(trainer)
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.dynamic_sampling_trainer"):
+        trainer.train()
+    assert trainer.state.global_step == 2
+    assert sum("ds_max_generation_rounds=1" in r.message and "Training this step" in r.message for r in caplog.records)
+    assert trainer.ds_stats.exhausted_steps == 2
+    assert [e["ds/exhausted_steps"] for e in trainer.state.log_history if "ds/exhausted_steps" in e] == [1.0, 2.0]
+    assert [inputs["completion_ids"].size(0) for inputs in seen] == [8, 8]  # full batches of 2 groups
+    # Step 1 rolled out the mixed and a correct prompt: the mixed group's 4 rows have advantages, the padded group's
+    # are 0 (TRL shuffles the rows of a batch); step 2 (wrong, correct) holds padding only.
+    assert [int((inputs["advantages"] != 0).sum()) for inputs in seen] == [G, 0]
+    saved = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
+    assert saved["dynamic_sampling"]["exhausted_steps"] == 1
 
 
 def test_assembled_batch_size_and_num_items_with_gradient_accumulation(tiny_model_path, tmp_path):
@@ -312,7 +341,7 @@ def test_global_fill_uses_other_processes_surplus_two_processes(tiny_model_path,
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    for scope in ("global", "process"):  # every process takes the same decisions
+    for scope in ("global", "process", "exhausted"):  # every process takes the same decisions
         assert ranks[0][scope]["steps"] == ranks[1][scope]["steps"]
         assert ranks[0][scope]["ds_stats"] == ranks[1][scope]["ds_stats"]
     for rank in ranks:
@@ -326,3 +355,11 @@ def test_global_fill_uses_other_processes_surplus_two_processes(tiny_model_path,
             # Full batches of groups with distinct rewards on both processes: process 1's first batch can only hold
             # process 0's groups (its own were all zero-variance, advantage 0).
             assert batch["rows"] == 8 and batch["min_abs_advantage"] > 0
+        # Out of rounds after one: each process trains on what it holds, padded with zero-variance groups (zero
+        # advantage): process 0 on its mixed group and one padded group, process 1 on two padded groups.
+        exhausted = rank["exhausted"]
+        assert exhausted["global_step"] == 2 and len(exhausted["losses"]) == 2
+        assert exhausted["ds_stats"]["exhausted_steps"] == 2 and exhausted["exhausted_logged"] == [1.0, 2.0]
+        assert [b["rows"] for b in exhausted["batches"]] == [8, 8]
+    assert [b["rows_with_advantage"] for b in ranks[0]["exhausted"]["batches"]] == [G, G]
+    assert [b["rows_with_advantage"] for b in ranks[1]["exhausted"]["batches"]] == [0, 0]

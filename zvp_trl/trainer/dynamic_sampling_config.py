@@ -22,9 +22,16 @@ class GRPODSConfig(ZVPBaseConfig):
         > Parameters that control dynamic sampling
 
         ds_max_generation_rounds (`int`, *optional*, defaults to `10`):
-            Most generation rounds per optimizer batch (DAPO's `max_num_gen_batches`; its recipe uses 10). When the
-            batch is still not full of groups with distinct rewards after this many rounds, training stops with an
-            error. `0` means unlimited.
+            Most generation rounds per optimizer batch (DAPO's `max_num_gen_batches`; its recipe uses 10). What
+            happens when the batch is still not full of groups with distinct rewards after this many rounds is
+            `ds_on_exhausted`. `0` means unlimited.
+        ds_on_exhausted (`str`, *optional*, defaults to `"train"`):
+            When the rounds run out: `"train"` trains the step on the groups with distinct rewards it holds, padded
+            with the latest rounds' zero-variance groups (zero advantages: no gradient, as TRL's own trainer trains
+            on them), with a warning and the running count `ds/exhausted_steps` (checkpointed); `"error"` stops
+            training with an error that says why (verl's and DAPO's behaviour). A skipped step is not offered: a
+            step without a loss does not exist in transformers' loop, and an optimizer step on zero gradients still
+            moves AdamW's moments and applies weight decay.
         ds_oversample_factor (`float`, *optional*, defaults to `1.0`):
             Each generation round rolls out `ceil(ds_oversample_factor * P)` prompts per process, where `P =
             per_device_train_batch_size * steps_per_generation / num_generations` is the number of prompts per process
@@ -48,6 +55,15 @@ class GRPODSConfig(ZVPBaseConfig):
         metadata={
             "help": "Most generation rounds per optimizer batch before training stops with an error (DAPO's "
             "max_num_gen_batches, 10 in its recipe). 0: unlimited."
+        },
+    )
+    ds_on_exhausted: str = field(
+        default="train",
+        metadata={
+            "help": "When ds_max_generation_rounds run out before the batch is full: 'train' the step on the groups "
+            "held, padded with zero-variance groups (no gradient; warned, counted in ds/exhausted_steps), or stop "
+            "with an 'error' (verl's behaviour).",
+            "choices": ["train", "error"],
         },
     )
     ds_oversample_factor: float = field(
@@ -74,6 +90,11 @@ class GRPODSConfig(ZVPBaseConfig):
     )
 
     def __post_init__(self):
+        if self.ds_on_exhausted not in ("train", "error"):
+            raise ValueError(
+                f"ds_on_exhausted must be 'train' (train the step on the groups held) or 'error' (stop), got "
+                f"{self.ds_on_exhausted!r}."
+            )
         if self.ds_max_generation_rounds < 0:
             raise ValueError(
                 f"ds_max_generation_rounds must be >= 0 (0 = unlimited), got {self.ds_max_generation_rounds}. DAPO's "

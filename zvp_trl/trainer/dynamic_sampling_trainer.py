@@ -1,4 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import logging
 import math
 
 import torch
@@ -21,6 +22,9 @@ from .dynamic_sampling_config import GRPODSConfig
 from .parts import MethodPart
 
 
+logger = logging.getLogger(__name__)
+
+
 class DynamicSamplingStats:
     """Running totals over the run (all processes), checkpointed: generation rounds, groups rolled out, groups dropped
     as zero-variance and surplus groups discarded (beyond what can be carried)."""
@@ -30,6 +34,7 @@ class DynamicSamplingStats:
         self.generated_groups = 0
         self.dropped_groups = 0
         self.discarded_groups = 0
+        self.exhausted_steps = 0  # optimizer batches trained short of groups with signal (ds_on_exhausted="train")
 
     def state_dict(self) -> dict:
         return dict(vars(self))
@@ -143,7 +148,8 @@ class DynamicSamplingPart(MethodPart):
         )
         kept = [carried.view(-1).cpu().tolist()]
 
-        rounds, step_signs, last, groups = 0, [], False, 0
+        rounds, step_signs, last, groups, exhausted = 0, [], False, 0, False
+        dropped = []  # local dropped groups of each round, for padding an exhausted batch (ds_on_exhausted="train")
         batch_data = {}  # the hooks' own data of this batch (select_round_rows -> on_batch_assembled)
         round_groups = default_groups
         rows = list(inputs)
@@ -154,7 +160,7 @@ class DynamicSamplingPart(MethodPart):
         while True:
             max_rounds = self.args.ds_max_generation_rounds
             if max_rounds and rounds >= max_rounds:
-                raise RuntimeError(
+                message = (
                     f"Dynamic sampling ran ds_max_generation_rounds={max_rounds} generation rounds and holds only "
                     f"{self._fill_description(kept, target_groups)} groups with distinct rewards "
                     f"({sum(s.numel() for s in step_signs)} groups rolled out for this batch, "
@@ -162,6 +168,18 @@ class DynamicSamplingPart(MethodPart):
                     "same reward for all its completions: raise ds_max_generation_rounds (0 = unlimited) or "
                     "ds_oversample_factor, use a dataset of suitable difficulty, or check the reward function."
                 )
+                if self.args.ds_on_exhausted == "error":
+                    raise RuntimeError(
+                        message + " (ds_on_exhausted='train' trains such a step on the groups it holds instead.)"
+                    )
+                if self.trainer.accelerator.is_main_process:
+                    logger.warning(
+                        "%s Training this step on the groups it holds, padded with zero-variance groups (no "
+                        "gradient) (ds_on_exhausted='train').",
+                        message,
+                    )
+                exhausted = True
+                break
             if rounds > 0:
                 rows = self.draw_rows(round_groups)
             rows, round_ids = self.select_round_rows(rows, batch_data)
@@ -177,6 +195,10 @@ class DynamicSamplingPart(MethodPart):
             local_keep = keep[rank].repeat_interleave(G).nonzero().view(-1)
             if local_keep.numel():
                 pool.append(select_rows(output, local_keep))
+            if self.args.ds_on_exhausted == "train" and max_rounds:
+                local_drop = (~keep[rank]).repeat_interleave(G).nonzero().view(-1)
+                if local_drop.numel():
+                    dropped = [*dropped, select_rows(output, local_drop)][-target_groups:]  # enough to pad a batch
             groups = groups_per_process(
                 kept, target_groups, scope, allow_short=last, num_generations=G,
                 steps_per_generation=self.args.steps_per_generation,
@@ -186,9 +208,14 @@ class DynamicSamplingPart(MethodPart):
             zero_variance_ratio = (signs != 0).float().mean().item()
             round_groups, last = self.next_round_groups(kept, target_groups, zero_variance_ratio, default_groups)
 
-        carry_cap = target_groups if self.args.ds_carry_over else 0
-        plan = plan_groups(kept, groups, carry_cap, scope)
-        batch, self._carry = self._distribute_groups(pool, plan, output)
+        if exhausted:
+            batch, groups = self._exhausted_batch(pool, dropped, target_groups)
+            plan = GroupPlan(train=[[] for _ in range(world)], carry=[[] for _ in range(world)], discarded=0)
+            self.ds_stats.exhausted_steps += 1
+        else:
+            carry_cap = target_groups if self.args.ds_carry_over else 0
+            plan = plan_groups(kept, groups, carry_cap, scope)
+            batch, self._carry = self._distribute_groups(pool, plan, output)
         loss_mask = batch["completion_mask"]
         if "tool_mask" in batch:
             loss_mask = loss_mask * batch["tool_mask"]
@@ -207,8 +234,35 @@ class DynamicSamplingPart(MethodPart):
         metrics["ds/discarded_groups"].append(float(plan.discarded))
         metrics["ds/moved_groups"].append(float(plan.moved()))
         metrics["ds/batch_fill"].append(groups / target_groups)
+        metrics["ds/exhausted_steps"] = [float(self.ds_stats.exhausted_steps)]  # a running total
         self.on_batch_assembled(all_signs, batch_data)
         return batch
+
+    def _exhausted_batch(self, pool: list[dict], dropped: list[dict], target: int) -> tuple[dict, int]:
+        """This process's batch when the rounds ran out (`ds_on_exhausted="train"`): its own kept groups (oldest first,
+        at most `target`), padded to `target` groups with the latest rounds' zero-variance groups, whose zero
+        advantages give no gradient (as TRL's own trainer trains on them). Nothing moves between processes and
+        nothing is carried. Returns the batch and the number of kept groups in it."""
+        G = self.trainer.num_generations
+        parts, have = [], 0
+
+        def take_from(outputs: list[dict]) -> None:
+            nonlocal have
+            for part in outputs:
+                take = min(part["completion_ids"].size(0) // G, target - have)
+                if take > 0:
+                    parts.append(select_rows(part, torch.arange(take * G)))
+                    have += take
+
+        take_from(pool)
+        kept_groups = have
+        take_from(list(reversed(dropped)))  # the latest rounds' first
+        if have < target:
+            raise RuntimeError(
+                f"Dynamic sampling ran out of generation rounds with {have} of {target} groups on process "
+                f"{self.trainer.accelerator.process_index} to train on; raise ds_oversample_factor."
+            )
+        return concat_outputs(parts, self._pad_values()), kept_groups
 
     def _fill_description(self, kept: list[list[int]], target: int) -> str:
         totals = kept_totals(kept)
