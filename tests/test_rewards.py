@@ -237,6 +237,21 @@ def test_pathological_input_is_bounded_and_worker_restarts():
     assert rewards._WORKER.pid not in (None, pid)
 
 
+def test_a_killed_helper_process_is_restarted_and_scores_correctly():
+    """The helper process killed from outside (out of memory, an operator's kill) between reward calls: the next call
+    starts a fresh one, and known-correct answers still score 1 (not a silent 0)."""
+    import os
+    import signal
+
+    assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0
+    pid, starts = rewards._WORKER.pid, rewards._WORKER.num_starts
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    golds, texts = [r"\frac12", r"\frac13", "7"], [r"\boxed{0.5}", r"\boxed{\frac{2}{6}}", r"\boxed{7.0}"]
+    assert batch_math_verify_accuracy(golds, texts) == [1.0, 1.0, 1.0]
+    assert rewards._WORKER.num_starts == starts + 1 and rewards._WORKER.pid not in (None, pid)
+
+
 def test_pathological_input_in_thread():
     start = time.perf_counter()
     score = run_in_thread(math_verify_accuracy, "5", r"\boxed{2^{2^{2^{2^{2^{2}}}}}}", timeout=0.5)
