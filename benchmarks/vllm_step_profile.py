@@ -28,13 +28,10 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "recipes" / "smollm2_cpu_rl_zvp.yaml"
-VARIANTS = {
-    "transformers": ["--use_vllm", "false"],
-    "vllm": ["--use_vllm", "true", "--vllm_mode", "colocate", "--vllm_max_model_length", "1024"],
-    "vllm_no_is": ["--use_vllm", "true", "--vllm_mode", "colocate", "--vllm_max_model_length", "1024",
-                   "--vllm_importance_sampling_correction", "false"],
-}  # fmt: skip
+sys.path.insert(0, str(Path(__file__).parent))
+# The same recipe and variants as vllm_cpu.py.
+from vllm_cpu import RECIPE  # noqa: E402
+from vllm_cpu import TRAINING_VARIANTS as VARIANTS  # noqa: E402
 
 
 def _worker(variant: str, steps: int, out: str) -> None:

@@ -626,13 +626,18 @@ def loss_inputs(trainer, replay, recorded, advantages):
     }
 
 
-def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_path):
+def mixed_loss_case(tiny_model_path, tmp_path):
+    """A trainer in training mode and the loss inputs of one replayed row (0) and one fresh row (1)."""
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()
-    model = trainer.model
     recorded = torch.tensor([[-1.0, -2.0, -0.5, -3.0], [0.0, 0.0, 0.0, 0.0]])
-    inputs = loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
+    return trainer, recorded, loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
+
+
+def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_path):
+    trainer, recorded, inputs = mixed_loss_case(tiny_model_path, tmp_path)
+    model = trainer.model
     param = next(p for p in model.parameters() if p.requires_grad)
 
     model.zero_grad()
@@ -662,12 +667,8 @@ def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_
 
 def test_replayed_tool_result_tokens_are_out_of_the_mixed_loss(tiny_model_path, tmp_path):
     # A replayed row whose tokens 1 and 2 are tool results (tool_mask 0): only tokens 0 and 3 are in its loss.
-    trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
-    trainer.current_gradient_accumulation_steps = 1
-    trainer.model.train()
+    trainer, recorded, inputs = mixed_loss_case(tiny_model_path, tmp_path)
     model = trainer.model
-    recorded = torch.tensor([[-1.0, -2.0, -0.5, -3.0], [0.0, 0.0, 0.0, 0.0]])
-    inputs = loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
     inputs["tool_mask"] = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1]])
     loss = trainer._compute_loss(model, inputs)
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
