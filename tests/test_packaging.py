@@ -110,5 +110,5 @@ def test_the_wheel_ships_the_built_embedded_models(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (wheel,) = tmp_path.glob("zvp_trl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"zvp_trl/data/embedded/shipped/{p.parent.name}/{p.name}" for p in SHIPPED_DIR.glob("*/*")}
+    expected = {f"zvp_trl/data/embedded/built-models/{p.parent.name}/{p.name}" for p in SHIPPED_DIR.glob("*/*")}
     assert len(expected) >= 12 and expected <= names, sorted(expected - names)

@@ -194,10 +194,11 @@ def _build(spec: EmbeddedModelSpec, output_dir: Path, log_every: int) -> dict:
     return info
 
 
-# Built copies of the default embedded models that ship with the package (`shipped/<cache key>/`: weights, tokenizer,
+# Built copies of the default embedded models that ship with the package (`built-models/<cache key>/`: weights, tokenizer,
 # build_info.json), so a first run does not spend minutes building what is the same bit for bit on every machine of
 # the same torch version and CPU instruction set. `python -m zvp_trl.scripts.build_embedded_model` builds them again.
-SHIPPED_DIR = Path(__file__).parent / "shipped"
+# (A folder name that is no Python identifier: package data, never taken for a namespace package.)
+SHIPPED_DIR = Path(__file__).parent / "built-models"
 
 
 def shipped_model_path(spec: EmbeddedModelSpec) -> Path | None:
