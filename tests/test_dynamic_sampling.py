@@ -152,6 +152,7 @@ def test_zero_variance_groups_never_reach_the_loss(tiny_model_path, tmp_path):
         "generated_groups": 8,
         "dropped_groups": 4,
         "discarded_groups": 0,
+        "exhausted_steps": 0,  # every batch filled up within the round limit
     }
 
 

@@ -378,7 +378,7 @@ def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, t
     assert isinstance(trainer, ERPODSTrainer) and trainer.args.ds_fill_scope == "global"
     # Round 1: 4 easy groups, all dropped; rounds 2 and 3 each keep the mixed group only.
     assert trainer.ds_stats.state_dict() == {
-        "rounds": 3, "generated_groups": 12, "dropped_groups": 10, "discarded_groups": 0,
+        "rounds": 3, "generated_groups": 12, "dropped_groups": 10, "discarded_groups": 0, "exhausted_steps": 0,
     }  # fmt: skip
     (batch,) = batches
     assert batch["advantages"].numel() == 2 * G and bool((batch["advantages"] != 0).all())  # the mixed groups
@@ -397,7 +397,7 @@ def test_erpo_ra_on_dynamic_sampling_keeps_all_correct_groups(tiny_model_path, t
     trainer, batches = run_erpo_ds(tiny_model_path, tmp_path, erpo_ra_advantage=0.1)
     # RA gives the easy groups of round 1 an advantage: they fill the batch in one round.
     assert trainer.ds_stats.state_dict() == {
-        "rounds": 1, "generated_groups": 4, "dropped_groups": 0, "discarded_groups": 2,
+        "rounds": 1, "generated_groups": 4, "dropped_groups": 0, "discarded_groups": 2, "exhausted_steps": 0,
     }  # fmt: skip
     (batch,) = batches
     assert batch["advantages"].tolist() == pytest.approx([-0.1] * (2 * G))
