@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
 from zvp_trl.data.embedded import EmbeddedModelSpec, make_split
-from zvp_trl.data.embedded.model import built_weights_checksum, get_embedded_model_path
+from zvp_trl.data.embedded.model import build_embedded_model, built_weights_checksum
+from zvp_trl.models.resolve import resolve_model_name
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
 
 
@@ -34,8 +35,11 @@ def main():
         os.environ["ZVP_TRL_CACHE"] = tempfile.mkdtemp(prefix="zvp_bench_")
     start = time.perf_counter()
     spec = EmbeddedModelSpec(warmup_steps=defaults.embedded_warmup_steps)
-    # Built from nothing (not copied from the package's shipped build), unless the cache is reused.
-    path = get_embedded_model_path(spec, build=not args.reuse_cache)
+    if args.reuse_cache:
+        path = resolve_model_name("embedded", embedded_spec=spec)
+    else:  # built from nothing (not the package's shipped build)
+        path = Path(os.environ["ZVP_TRL_CACHE"]) / "model"
+        build_embedded_model(spec, path)
     build_seconds = time.perf_counter() - start
 
     # The first prompts of the exact training set of the default run.

@@ -262,7 +262,7 @@ def check_dynamic_sampling(ranks, rounds, state):
         "generated_groups": len(groups),
         "dropped_groups": sum(g.sign != 0 for g in groups),  # split prompts included: zero-variance on each process
         "discarded_groups": discarded,
-        "exhausted_steps": 0,  # ds_max_generation_rounds=0: rounds never run out
+        "exhausted_steps": 0,  # no batch ran out of generation rounds
     }
     sampler = state["ds_sampler"]
     drawn = sampler["epoch"] * len(ranks[0]["dataset"]) + sampler["position"]
