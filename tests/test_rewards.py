@@ -1,4 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import logging
 import pickle
 import threading
 import time
@@ -250,6 +251,61 @@ def test_a_killed_helper_process_is_restarted_and_scores_correctly():
     golds, texts = [r"\frac12", r"\frac13", "7"], [r"\boxed{0.5}", r"\boxed{\frac{2}{6}}", r"\boxed{7.0}"]
     assert batch_math_verify_accuracy(golds, texts) == [1.0, 1.0, 1.0]
     assert rewards._WORKER.num_starts == starts + 1 and rewards._WORKER.pid not in (None, pid)
+
+
+def _kill_helper_when_busy(starts_before: int, kills: int, delay: float = 0.3) -> threading.Thread:
+    """Kills the math-verify helper process `kills` times: each time a new one is ready (`num_starts` grew), `delay`
+    seconds later, while it is scoring the batch sent to it."""
+    import os
+    import signal
+
+    def killer():
+        for k in range(1, kills + 1):
+            deadline = time.monotonic() + 120
+            while rewards._WORKER.num_starts < starts_before + k and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(delay)
+            pid = rewards._WORKER.pid
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_helper_killed_while_scoring_scores_the_answer_again(caplog):
+    """The helper process killed from outside while it scores a batch: the answer it was working on is scored again
+    on a fresh helper, so every known-correct answer still scores 1 (a kill mid-batch costs no reward)."""
+    assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0
+    starts = rewards._WORKER.num_starts
+    # Distinct fractions (plain integers never reach the helper), each written differently from its gold answer;
+    # enough of them that scoring takes several seconds, so the kill lands mid-batch.
+    golds = [rf"\frac{{{i}}}{{{i + 1}}}" for i in range(1, 1501)]
+    texts = [rf"\boxed{{\frac{{{2 * i}}}{{{2 * i + 2}}}}}" for i in range(1, 1501)]
+    killer = _kill_helper_when_busy(starts - 1, kills=1)  # the current helper is already ready
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.data.math_verify_worker"):
+        scores = batch_math_verify_accuracy(golds, texts, timeout=60)
+    killer.join(timeout=5)
+    assert rewards._WORKER.num_starts == starts + 1  # it was killed mid-batch and restarted once
+    assert scores == [1.0] * len(golds)
+    assert any("scoring the answer it was working on again" in record.message for record in caplog.records)
+
+
+def test_an_answer_that_kills_a_fresh_helper_too_scores_zero_with_a_warning(caplog):
+    """If the helper process dies twice on the same answer (the second time on a fresh one), that answer scores 0.0
+    with a warning and the rest of the batch is scored correctly."""
+    assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0
+    starts = rewards._WORKER.num_starts
+    rewards._WORKER._warned = False
+    killer = _kill_helper_when_busy(starts - 1, kills=2)
+    golds, texts = ["5", r"\frac13"], [SLOW_ANSWER, r"\boxed{\frac{2}{6}}"]
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.data.math_verify_worker"):
+        scores = batch_math_verify_accuracy(golds, texts, timeout=60)
+    killer.join(timeout=5)
+    assert scores == [0.0, 1.0]
+    assert rewards._WORKER.num_starts == starts + 2
+    assert any("crashed the helper process twice" in record.message for record in caplog.records)
 
 
 def test_pathological_input_in_thread():

@@ -84,7 +84,7 @@ class MathVerifyWorker:
         self._replies: Connection | None = None
         self._owner_pid = os.getpid()
         self._warned = False
-        self.num_starts = 0  # number of helper processes started so far (exposed for tests and debugging)
+        self.num_starts = 0  # number of helper processes that started and were ready (for tests and debugging)
 
     @property
     def pid(self) -> int | None:
@@ -110,7 +110,6 @@ class MathVerifyWorker:
         self._requests = Connection(parent_write, readable=False)
         self._replies = Connection(parent_read, writable=False)
         self._owner_pid = os.getpid()
-        self.num_starts += 1
         try:
             ready = self._replies.poll(_WORKER_START_TIMEOUT) and self._replies.recv() == "ready"
         except (EOFError, OSError):
@@ -118,6 +117,7 @@ class MathVerifyWorker:
         if not ready:
             self._stop()
             raise RuntimeError("The math-verify helper process failed to start (see its error output above).")
+        self.num_starts += 1
 
     def _stop(self) -> None:
         for connection in (self._requests, self._replies):
@@ -143,10 +143,12 @@ class MathVerifyWorker:
     def score(self, pairs: Sequence[tuple[str, str | None]], timeout: float) -> list[float | None]:
         """Scores `(gold_latex, prediction_latex | None)` pairs, giving each pair `timeout` seconds.
 
-        A pair that times out (or crashes the helper process) scores 0.0; the helper process is then killed and the
-        remaining pairs are sent to a fresh one.
+        A pair that times out scores 0.0; the helper process is then killed and the remaining pairs are sent to a fresh
+        one. If the helper process dies while it scores a pair (killed from outside, out of memory), that pair is
+        scored again on a fresh helper process; only a pair that kills a fresh helper process too scores 0.0.
         """
         results: list[float | None] = []
+        crashed_on: int | None = None  # index of the pair the helper process last died on
         with self._lock:
             while len(results) < len(pairs):
                 if self.pid is None:
@@ -162,18 +164,28 @@ class MathVerifyWorker:
                 for _ in pending:
                     try:
                         reply = self._replies.recv() if self._replies.poll(timeout) else TimeoutError()
-                    except (EOFError, OSError) as error:  # the helper process crashed (e.g. out of memory)
+                    except (EOFError, OSError) as error:  # the helper process died (killed, out of memory)
                         reply = error
                     if isinstance(reply, BaseException):
                         self._stop()
-                        self._warn(reply, timeout)
-                        results.append(0.0)
+                        if isinstance(reply, TimeoutError) or crashed_on == len(results):
+                            self._warn(reply, timeout)
+                            results.append(0.0)
+                        else:  # score this pair again on a fresh helper process
+                            crashed_on = len(results)
+                            logger.warning(
+                                "The math-verify helper process died (killed or out of memory); restarting it and "
+                                "scoring the answer it was working on again."
+                            )
                         break
                     results.append(reply)
         return results
 
     def _warn(self, error: BaseException, timeout: float) -> None:
-        reason = f"took more than {timeout} s" if isinstance(error, TimeoutError) else "crashed the helper process"
+        if isinstance(error, TimeoutError):
+            reason = f"took more than {timeout} s"
+        else:
+            reason = "crashed the helper process twice (on a fresh one too)"
         message = f"math-verify {reason} on one answer, which gets a reward of 0.0; restarting the helper process."
         if self._warned:
             logger.debug(message)
