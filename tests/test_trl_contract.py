@@ -49,6 +49,7 @@ SIGNATURES = {
     "_get_train_sampler": (False, ["self", "dataset"]),
     "log": (False, ["self", "logs", "start_time"]),
     "_save_checkpoint": (False, ["self", "model", "trial"]),
+    "_save": (False, ["self", "output_dir", "state_dict"]),
     "_save_optimizer_and_scheduler": (False, ["self", "output_dir"]),
     "_load_optimizer_and_scheduler": (False, ["self", "checkpoint"]),
     "train": (False, ["self", "resume_from_checkpoint", "trial", "ignore_keys_for_eval"]),

@@ -11,10 +11,14 @@
                                       with 8 trajectories of TOKENS tokens each (seeded), a checkpoint of realistic
                                       size; their groups are replayed like any other.
 --resume                            : resumes with resume_from_checkpoint=True (the last complete checkpoint).
+--resume_step STEP                  : resumes from the path OUTPUT_DIR/checkpoint-STEP.
 --reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
                                       so both runs share the process's thread settings.
 --fsdp2 STATE_DICT_TYPE             : under `torchrun --nproc_per_node 2`, train with FSDP2 on the CPU processes
                                       (zvp_trl.trainer.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
+--per_node                          : under `accelerate launch --num_machines 2 --machine_rank R ...`, each "node"
+                                      writes into OUTPUT_DIR/node-R (and DIR/node-R), as nodes without a shared disk.
+--save_on_each_node                 : passes save_on_each_node=True (every node's main process writes checkpoints).
 --deepspeed STAGE                   : under `torchrun --nproc_per_node 2`, train with DeepSpeed ZeRO-STAGE on the CPU
                                       processes (zvp_trl.trainer.cpu_deepspeed): checkpoints hold DeepSpeed's
                                       global_step*/ folder with one shard per process, and the gathered model.
@@ -111,10 +115,11 @@ def train(
     model: str,
     output_dir: str,
     max_steps: int,
-    resume: bool,
+    resume: bool | str,
     fsdp2: str | None = None,
     prefill: tuple[int, int] | None = None,
     zero_stage: int | None = None,
+    save_on_each_node: bool = False,
 ):
     config_class, trainer_class = get_algorithm(algorithm).load()
     args = config_class(
@@ -133,6 +138,7 @@ def train(
         save_strategy="steps",
         save_steps=1,
         seed=0,
+        save_on_each_node=save_on_each_node,
         **ALGORITHM_OVERRIDES.get(algorithm, {}),
     )
     dataset = Dataset.from_dict({"prompt": [f"Q:{i}+1=?\nA:" for i in range(8)]})
@@ -150,7 +156,7 @@ def train(
         kill_while_writing_the_buffer(trainer)
     if prefill and not resume:
         prefill_buffer(trainer, *prefill)
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=resume or None)
 
 
 def main():
@@ -162,9 +168,12 @@ def main():
     parser.add_argument("--kill_at", type=int)
     parser.add_argument("--kill_in", choices=["generation", "save", "buffer_save"])
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--resume_step", type=int)
     parser.add_argument("--reference")
     parser.add_argument("--fsdp2", choices=["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
     parser.add_argument("--deepspeed", type=int, choices=(2, 3))
+    parser.add_argument("--per_node", action="store_true")
+    parser.add_argument("--save_on_each_node", action="store_true")
     parser.add_argument("--prefill_buffer", type=lambda s: tuple(int(x) for x in s.split(",")))
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
@@ -177,12 +186,24 @@ def main():
 
         enable_cpu_deepspeed()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})
-    options = dict(fsdp2=cli.fsdp2, prefill=cli.prefill_buffer, zero_stage=cli.deepspeed)
-    train(cli.algorithm, cli.model, cli.output_dir, cli.max_steps, cli.resume, **options)
-    if cli.reference:
+    options = dict(
+        fsdp2=cli.fsdp2, prefill=cli.prefill_buffer, zero_stage=cli.deepspeed, save_on_each_node=cli.save_on_each_node
+    )
+    output_dir, reference = cli.output_dir, cli.reference
+    if cli.per_node:  # one process per node: the node's index is the process's rank
+        node = int(os.environ["RANK"]) // int(os.environ["LOCAL_WORLD_SIZE"])
+        output_dir = os.path.join(output_dir, f"node-{node}")
+        reference = reference and os.path.join(reference, f"node-{node}")
+    resume = os.path.join(output_dir, f"checkpoint-{cli.resume_step}") if cli.resume_step else cli.resume
+    try:
+        train(cli.algorithm, cli.model, output_dir, cli.max_steps, resume, **options)
+    except ValueError as error:  # shown to the test in one line, whichever process raised it
+        print(f"REFUSED: {error}", flush=True)
+        raise
+    if reference:
         KILL.update({"in": None, "at": None})
-        train(cli.algorithm, cli.model, cli.reference, cli.max_steps, False, **options)
-    if cli.fsdp2 or cli.deepspeed:
+        train(cli.algorithm, cli.model, reference, cli.max_steps, False, **options)
+    if cli.fsdp2 or cli.deepspeed or cli.per_node:
         from distributed_exit import exit_distributed
 
         exit_distributed()

@@ -36,11 +36,12 @@ step's data (`zvp_trl.trainer.step`); a method's trainer class is a named compos
 | `_compute_loss` | the loss's log-prob temperatures; a part's own loss, or TRL's with the policy forward armed | `loss_logprob_temperatures`, `compute_loss` |
 | `get_off_policy_mask`, `get_gamma_weights` | TRL's sequence rules read the sequence advantages a part gave (RL-ZVP: the group's sign on zero-variance rows) | |
 | `_prepare_inputs` | count `rollouts/kept` once per micro-batch | |
-| `_get_train_sampler` | an epoch order that a resumed run reproduces | |
+| `_get_train_sampler` | an epoch order that a resumed run reproduces, on any number of processes | |
 | `log` | running rollout totals; the parts' window metrics | `log` |
 | `_save_optimizer_and_scheduler`, `_load_optimizer_and_scheduler` | `zvp_state.json` (every part's state) in every checkpoint | `checkpointed_state` |
 | `_save_checkpoint` | with `save_only_model=True` (no optimizer saved), `zvp_state.json` in the checkpoint all the same | |
-| `train`, `create_model_card` | resume from the last complete checkpoint (DeepSpeed: every shard there); the method's hyperparameters in the card | |
+| `_save` | with `save_on_each_node=True`, the model's weights on every node (transformers writes them on the world's process 0 only) | |
+| `train`, `create_model_card` | resume from the last complete checkpoint, the same one on every process (DeepSpeed: every shard there); the method's hyperparameters in the card | |
 """
 
 import contextlib
@@ -48,11 +49,12 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 import os
 
 import torch
 from accelerate.utils import gather_object
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessorList, PreTrainedModel, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
@@ -62,7 +64,14 @@ from ..algorithms.rl_zvp import zero_variance_signs
 from ..data.math_datasets import check_prompt_column
 from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
-from .checkpoints import STATE_FILE, check_deepspeed_checkpoint, last_complete_checkpoint
+from .checkpoints import (
+    STATE_FILE,
+    agreed_resume_checkpoint,
+    check_deepspeed_checkpoint,
+    has_model_weights,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+)
 from .parts import MethodPart, parts_of
 from .per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -136,6 +145,25 @@ class EpochSeededRepeatSampler(RepeatSampler):
             self.generator.manual_seed(self.seed)
             for _ in range(epoch):
                 torch.randperm(self.num_samples, generator=self.generator)
+
+
+class SamplerEpochCallback(TrainerCallback):
+    """Gives the train sampler its epoch at the start of every epoch, from the trainer's state.
+
+    transformers calls `set_epoch` through accelerate's dataloader, which does not reach the sampler in every layout:
+    on several processes, the dataloader a resumed run skips into (accelerate's `SkipBatchSampler` around its
+    `BatchSamplerShard`) never forwards it, so a run resumed mid-epoch on 2+ processes drew epoch 0's order for the
+    rest of that epoch (other prompts than the uninterrupted run). At `on_epoch_begin`, before the epoch's dataloader
+    is iterated, `floor(state.epoch)` is the epoch about to run (transformers' `state.epoch` is `epoch + (batch + 1) /
+    batches_in_epoch`, exactly `epoch` at an epoch's end, and the checkpoint's value on resume); setting it again where
+    `set_epoch` did arrive changes nothing.
+    """
+
+    def __init__(self, sampler: "EpochSeededRepeatSampler"):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.sampler.set_epoch(math.floor(state.epoch or 0))
 
 
 # GRPOConfig fields every method's model card records next to the method's own fields.
@@ -567,13 +595,20 @@ class ZVPBaseTrainer(GRPOTrainer):
         `output_dir` (see `zvp_trl.trainer.checkpoints`), so a run killed while saving resumes from the one before."""
         if resume_from_checkpoint is True:
             checkpoint = last_complete_checkpoint(self.args.output_dir)
-            if checkpoint is None:
+            if self.accelerator.num_processes > 1:  # every process (node) must find the same one on its disk
+                agreed_resume_checkpoint(gather_object([checkpoint]), self.args.output_dir, "True")
+            elif checkpoint is None:
                 raise ValueError(
                     f"resume_from_checkpoint=True, but {self.args.output_dir} holds no complete checkpoint "
                     "(checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint path, or None "
                     "to start from scratch."
                 )
             resume_from_checkpoint = checkpoint
+        elif isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.accelerator.num_processes > 1:
+            found = resume_from_checkpoint if is_complete_checkpoint(str(resume_from_checkpoint)) else None
+            found = gather_object([found])
+            if any(path is not None for path in found):  # none: transformers names the missing checkpoint itself
+                agreed_resume_checkpoint(found, self.args.output_dir, str(resume_from_checkpoint))
         if isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.is_deepspeed_enabled:
             config = self.accelerator.state.deepspeed_plugin.deepspeed_config
             universal = bool((config.get("checkpoint") or {}).get("load_universal", False))
@@ -599,6 +634,8 @@ class ZVPBaseTrainer(GRPOTrainer):
         sampler = super()._get_train_sampler(dataset)
         if type(sampler) is RepeatSampler:
             sampler = EpochSeededRepeatSampler.from_sampler(sampler)
+            self.callback_handler.remove_callback(SamplerEpochCallback)  # the one of an earlier dataloader
+            self.add_callback(SamplerEpochCallback(sampler))
         return sampler
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -621,6 +658,23 @@ class ZVPBaseTrainer(GRPOTrainer):
             folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             self._save_checkpointed_state(os.path.join(self._get_output_dir(trial=trial), folder))
         super()._save_checkpoint(model, trial)
+
+    def _save(self, output_dir=None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        plain = state_dict is None and not self.is_deepspeed_enabled and not self.is_fsdp_enabled
+        if plain and self.args.save_on_each_node and self.args.should_save and not has_model_weights(output_dir):
+            # transformers (5.2x) writes a `PreTrainedModel`'s weights from the world's process 0 only
+            # (`should_save_on_this_rank`), even with `save_on_each_node=True`: the main process of every other node
+            # wrote the rest of the checkpoint but no weights, so that node could not resume from it. Write them
+            # (data parallel; DeepSpeed and FSDP write per-process shards of their own).
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            if isinstance(model, PreTrainedModel):
+                model.should_save_on_this_rank = lambda is_main_process: is_main_process
+                try:
+                    model.save_pretrained(output_dir, state_dict=state_dict, is_main_process=True)
+                finally:
+                    del model.should_save_on_this_rank
 
     def _save_optimizer_and_scheduler(self, output_dir):
         # Written here, before transformers writes trainer_state.json last, so that every checkpoint that looks

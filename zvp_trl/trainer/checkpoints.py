@@ -57,6 +57,58 @@ def last_complete_checkpoint(output_dir: str, require_state: bool = True) -> str
     return None
 
 
+# The files one of which holds a saved model's weights (transformers' and PEFT's names).
+MODEL_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+)
+
+
+def has_model_weights(path: str) -> bool:
+    """Whether the folder `path` holds a saved model's (or adapter's) weights."""
+    return any(os.path.isfile(os.path.join(path, name)) for name in MODEL_WEIGHT_FILES)
+
+
+def agreed_resume_checkpoint(found: list[str | None], output_dir: str, requested: str) -> None:
+    """The checkpoint every process of a multi-process run resumes from, given what each found on its own disk.
+
+    `found[i]` is the complete checkpoint process `i` found (the path it was given, or its last complete one for
+    `resume_from_checkpoint=True`), or None. Every process must find the same one: on several nodes without a shared
+    disk, transformers writes checkpoints from the first node's main process only (unless `save_on_each_node=True`),
+    so the other nodes find nothing to resume from, and resuming them from empty per-prompt state would be a silent
+    wrong result. Raises a `ValueError` that names the processes and the fix; returns when they agree (each process
+    then resumes from its own path).
+    """
+    names = {None if path is None else os.path.basename(os.path.normpath(path)) for path in found}
+    if names == {None}:
+        raise ValueError(
+            f"resume_from_checkpoint={requested}, but no process finds a complete checkpoint there (in "
+            f"{output_dir}: checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint path, or "
+            "None to start from scratch."
+        )
+    if None in names:
+        have = [i for i, path in enumerate(found) if path is not None]
+        lack = [i for i, path in enumerate(found) if path is None]
+        raise ValueError(
+            f"resume_from_checkpoint={requested}: processes {have} find a complete checkpoint "
+            f"({sorted(n for n in names if n is not None)}) but processes {lack} find none in {output_dir} on their "
+            "disk. On several nodes without a shared disk only the first node writes checkpoints unless "
+            "save_on_each_node=True; set it (or put output_dir on a disk every node shares), or copy the checkpoint "
+            "to every node, then resume."
+        )
+    if len(names) > 1:
+        per_process = ", ".join(f"process {i}: {os.path.basename(os.path.normpath(p))}" for i, p in enumerate(found))
+        raise ValueError(
+            f"resume_from_checkpoint={requested}: the processes find different last complete checkpoints "
+            f"({per_process}), e.g. one node's disk holds a checkpoint the others lack. Pass the path of a checkpoint "
+            "every node holds."
+        )
+
+
 _DEEPSPEED_SHARD_RE = re.compile(
     r"^(?P<prefix>\w+_)?zero_pp_rank_(?P<dp>\d+)_mp_rank_(?P<mp>\d+)_?(?P<kind>optim|model)_states\.pt$"
 )
