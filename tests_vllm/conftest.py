@@ -67,3 +67,14 @@ def vllm_model_path(tmp_path_factory):
     )
     build_embedded_model(spec, path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def server(vllm_model_path, tmp_path_factory):
+    """A vLLM server of `vllm_model_path`, started as `trl vllm-serve` starts it (`trl_vllm_server`), shared by the
+    server tests that do not stop it."""
+    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with trl_vllm_server(vllm_model_path, log, max_model_len=128, env={"HF_HUB_OFFLINE": "1"}) as url:
+        yield url

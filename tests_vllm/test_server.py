@@ -15,15 +15,6 @@ import torch
 from conftest import run_script
 
 
-@pytest.fixture(scope="module")
-def server(vllm_model_path, tmp_path_factory):
-    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
-
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with trl_vllm_server(vllm_model_path, log, max_model_len=128, env={"HF_HUB_OFFLINE": "1"}) as url:
-        yield url
-
-
 def _logps_at(model, prompt_ids: list[int], completion_ids: list[int], temperature: float) -> torch.Tensor:
     """The model's log-probs of `completion_ids` after `prompt_ids`, at `temperature`."""
     ids = torch.tensor([prompt_ids + completion_ids])

@@ -9,6 +9,9 @@ log-probs of the row compared by `per_row_sampling_agreement`).
 --no_weight_sync      : TRL's weight sync to vLLM is switched off (a control: vLLM then keeps sampling from the
                         initial weights while the policy moves on).
 --resume CHECKPOINT   : resume from that checkpoint.
+--kill_server PID,STEP: SIGKILLs the process group PID (a server started by `trl_vllm_server`, its engine processes
+                        too) when optimizer step STEP begins (after checkpoint-(STEP-1) was saved, with save_steps 1),
+                        and waits until the server refuses connections: the next generation request fails.
 --server_base_url URL : server mode. TRL moves weights to the server over NCCL, which needs CUDA; on the CPU the
                         run stops at that point (TRL's `init_communicator` raises). `--skip_weight_transfer` skips
                         the communicator and the sync so generation through the server can be tested; with
@@ -17,6 +20,10 @@ log-probs of the row compared by `per_row_sampling_agreement`).
 
 import argparse
 import json
+import os
+import signal
+import time
+import urllib.request
 
 from datasets import Dataset
 from transformers import TrainerCallback
@@ -37,6 +44,24 @@ def reward(completions, prompts, completion_ids, **kwargs):
         n = int(prompt.split(":")[1].split("+")[0])
         values.append({0: 1.0, 1: 0.0}.get(n % 4, float(sum(ids) % 2 == 0)))
     return values
+
+
+class KillServer(TrainerCallback):
+    def __init__(self, pid: int, step: int, url: str):
+        self.pid, self.step, self.url = pid, step, url
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step != self.step - 1:
+            return
+        os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=2)
+            except OSError:
+                return  # refused: the server is gone
+            time.sleep(0.2)
+        raise RuntimeError(f"the server at {self.url} still answers 60 s after SIGKILL")
 
 
 class StateAtTrainBegin(TrainerCallback):
@@ -68,6 +93,7 @@ def main():
     parser.add_argument("--erpo_logprob_temperature", default="sampling")
     parser.add_argument("--server_base_url")
     parser.add_argument("--skip_weight_transfer", action="store_true")
+    parser.add_argument("--kill_server", type=lambda text: tuple(int(x) for x in text.split(",")))
     cli = parser.parse_args()
 
     if cli.server_base_url is None:
@@ -136,6 +162,8 @@ def main():
             return output
 
         trainer._generate_and_score_completions = recording
+    if cli.kill_server:
+        trainer.add_callback(KillServer(*cli.kill_server, cli.server_base_url))
     at_begin = StateAtTrainBegin(trainer)
     trainer.add_callback(at_begin)
     trainer.train(resume_from_checkpoint=cli.resume)

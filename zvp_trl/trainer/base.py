@@ -368,7 +368,8 @@ class ZVPBaseTrainer(GRPOTrainer):
         args = (prompt_ids, images, multimodal_fields, num_generations, *args)
         step = self.zvp_step.generation
         if step is None:
-            return super()._generate_single_turn(*args, **kwargs)
+            with self._vllm_server_failures_named():
+                return super()._generate_single_turn(*args, **kwargs)
         first_call = step.sampled_prompts is None  # later calls: TRL's tool loop continues rows that called a tool
         if first_call and step.temperatures_from_prompts and step.sampling_temperatures is None:
             # Environment-owned data: the prompts reset() returned identify the rows (at the batch's first turn).
@@ -395,7 +396,7 @@ class ZVPBaseTrainer(GRPOTrainer):
             context = self._generate_batch_per_temperature(temperatures)
         else:
             context = self._generate_per_row_temperatures(temperatures)
-        with context:
+        with context, self._vllm_server_failures_named():
             completion_ids, logprobs = super()._generate_single_turn(*args, **kwargs)
         if first_call and step.completion_overrides:
             completion_ids = list(completion_ids)
@@ -406,6 +407,32 @@ class ZVPBaseTrainer(GRPOTrainer):
                     # vLLM/trainer mismatch to correct" (ratio 1) and leaves out of its sampling/* metrics.
                     logprobs[row] = [float("nan")] * len(trajectory["ids"])
         return completion_ids, logprobs
+
+    @contextlib.contextmanager
+    def _vllm_server_failures_named(self):
+        """vLLM server mode: a failed request (the server died, restarts, or answered with an HTTP error) stops the
+        run with an error that names the server, its URL, the last complete checkpoint and how to go on. TRL's client
+        raises the bare `requests` error, or `Exception("Request failed: <status>, <body>")`."""
+        if not (self.use_vllm and self.vllm_mode == "server"):
+            yield
+            return
+        try:
+            yield
+        except Exception as error:
+            import requests
+
+            if not isinstance(error, requests.RequestException) and not str(error).startswith("Request failed:"):
+                raise
+            client = getattr(getattr(self, "vllm_generation", None), "vllm_client", None)
+            url = getattr(client, "base_url", None) or self.args.vllm_server_base_url
+            checkpoint = last_complete_checkpoint(self.args.output_dir)
+            raise RuntimeError(
+                f"The vLLM server at {url} failed a generation request at step {self.state.global_step + 1} "
+                f"({type(error).__name__}: {str(error)[:500]}). The run stopped there; its last complete checkpoint "
+                f"is {checkpoint or 'none (no checkpoint was saved yet)'}, with its per-prompt state. Restart the "
+                "server (`trl vllm-serve ...`, same model) and resume with resume_from_checkpoint=True "
+                "(`--resume_from_checkpoint last`)."
+            ) from error
 
     def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, *args, **kwargs):
         step = self.zvp_step.generation

@@ -99,6 +99,12 @@ def vllm_cpu_environment(kv_cache_gib: int = 1) -> dict[str, str]:
     return env
 
 
+class VLLMServerURL(str):
+    """The URL of a server started by `trl_vllm_server`, with its process (`process`, a `subprocess.Popen`)."""
+
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
 def trl_vllm_server(
     model_path: str,
@@ -107,7 +113,8 @@ def trl_vllm_server(
     kv_cache_gib: int = 1,
     timeout: float = 300,
     env: dict[str, str] | None = None,
-) -> Iterator[str]:
+    port: int | None = None,
+) -> Iterator["VLLMServerURL"]:
     """A vLLM server on this machine's CPU, started as `trl vllm-serve` starts it (TRL's flags: NCCL weight transfer,
     processed log-probs, no log-prob cap, scale-out routes); yields its URL once it answers, and stops it on exit.
 
@@ -115,11 +122,14 @@ def trl_vllm_server(
     `trl vllm-serve`, which runs it) stops at start-up looking up the version of a package named `vllm`
     (`importlib.metadata.version("vllm")`), which the CPU build installs under another name. Output goes to
     `log_path`, whose tail is in the error if the server exits or does not answer within `timeout` seconds; `env` adds
-    to the server's environment (this process's, with `vllm_cpu_environment(kv_cache_gib)`).
+    to the server's environment (this process's, with `vllm_cpu_environment(kv_cache_gib)`). `port` (default: a free
+    one) lets a restarted server answer at the URL of the one before. The URL yielded is a `str` whose `process` is the
+    server's `subprocess.Popen`.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path, "--host", "127.0.0.1",
         "--port", str(port), "--max-model-len", str(max_model_len), "--enforce-eager", "--enable-scale-out",
@@ -129,8 +139,10 @@ def trl_vllm_server(
     env = {**os.environ, **vllm_cpu_environment(kv_cache_gib), "VLLM_SERVER_DEV_MODE": "1", **(env or {})}
     log_path = Path(log_path)
     with open(log_path, "w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
+        # A session of its own: `os.killpg(url.process.pid, ...)` reaches the server's engine processes too.
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
+    url = VLLMServerURL(f"http://127.0.0.1:{port}")
+    url.process = process
     try:
         _wait_until_serving(process, url, log_path, timeout)
         yield url
