@@ -78,3 +78,50 @@ def server(vllm_model_path, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     with trl_vllm_server(vllm_model_path, log, max_model_len=128, env={"HF_HUB_OFFLINE": "1"}) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def vlm_model_path(tmp_path_factory):
+    """A tiny vision-language model (Idefics3: a SigLIP-style vision tower, a Llama text model; random weights) with
+    its processor, built locally on the embedded task's tokenizer. Idefics3 is the vision-language family vLLM's CPU
+    build runs here: the others' image processors (Qwen2-VL, Gemma 3, LLaVA, PaliGemma, Pixtral) import torchvision,
+    which has no build for the CPU torch. A 64 x 64 image is split into 2 x 2 tiles of 32 pixels plus the whole image,
+    one image token each."""
+    import torch
+    from transformers import AutoTokenizer, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    from zvp_trl.data.embedded import EmbeddedModelSpec, build_embedded_model
+
+    root = tmp_path_factory.mktemp("vlm")
+    spec = EmbeddedModelSpec(hidden_size=64, intermediate_size=128, num_hidden_layers=1, warmup_steps=1, batch_size=4)
+    build_embedded_model(spec, root / "text")
+    tokenizer = AutoTokenizer.from_pretrained(root / "text")
+    tiles = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<global-img>", *tiles]})
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=True, size={"longest_edge": 64}, max_image_size={"longest_edge": 32}
+    )
+    template = (
+        "{% for message in messages %}{{ message['role'] }}:{% if message['content'] is string %}"
+        "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+        "<image>{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=1, chat_template=template)
+    tokenizer = processor.tokenizer
+    text = dict(
+        model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=32, vocab_size=len(tokenizer), max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32)
+    config = Idefics3Config(
+        vision_config={**vision, "patch_size": 16}, text_config=text, scale_factor=2,
+        image_token_id=processor.image_token_id, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    path = root / "model"
+    Idefics3ForConditionalGeneration(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)

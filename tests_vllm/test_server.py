@@ -107,3 +107,31 @@ def test_erpo_trains_through_the_server_up_to_the_weight_transfer(algorithm, ser
     print(f"{algorithm} via server: temperature -> (rows, mean per-row IS ratio, mean per-row |logp diff|)", summary)
     for _, ratio, difference in summary.values():
         assert abs(ratio - 1) < 0.01 and difference < 0.01, summary
+
+
+@pytest.fixture(scope="module")
+def vlm_server(vlm_model_path, tmp_path_factory):
+    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+
+    log = tmp_path_factory.mktemp("vlm_server") / "server.log"
+    with trl_vllm_server(vlm_model_path, log, max_model_len=256, env={"HF_HUB_OFFLINE": "1"}) as url:
+        yield url
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "erpo"])
+def test_images_in_server_mode_stop_where_trl_stops(algorithm, vlm_server, vlm_model_path, tmp_path):
+    """Vision-language prompts in server mode, with the tiny VLM vLLM's CPU build runs here (Idefics3, see
+    `vlm_model_path`): TRL renders every prompt's images on the server (`image_features`), then stops placing the
+    returned features into the prompt, before any per-temperature request: TRL's server path supports one run of image
+    tokens per image, and Idefics3 writes a split image as several runs (one per tile). Plain GRPO stops at the same
+    point, so this is TRL's limit; ERPO's per-temperature requests carry each prompt's own features (tested with
+    TRL's `VLLMClient.generate` call shape in tests/test_erpo.py). Once TRL places such features, this test fails
+    and is to become the real check of ERPO's image requests (`vllm_run.py --record_requests` records them)."""
+    process = run_script(
+        "vllm_run.py", "--algorithm", algorithm, "--model", vlm_model_path, "--output_dir", tmp_path / "out",
+        "--result", tmp_path / "result.json", "--server_base_url", vlm_server, "--skip_weight_transfer",
+        "--learning_rate", 0, "--max_steps", 2, "--images", "--record_requests", check=False,
+    )  # fmt: skip
+    assert process.returncode != 0
+    assert "_place_features" in process.stderr
+    assert "runs of image tokens in the prompt but 1 images were processed" in process.stderr

@@ -4,7 +4,10 @@ mode (default) or, with `--server_base_url`, through a running vLLM server.
 
 Writes `--result` (JSON): TRL's log history, the per-run state (`zvp_state`-style dicts) right after a resume and at
 the end, and, with `--record_rows`, one record per generated row (sampling temperature, the trainer's and vLLM's
-log-probs of the row compared by `per_row_sampling_agreement`).
+log-probs of the row compared by `per_row_sampling_agreement`), and with `--record_requests` (server mode,
+`--images`) one record per generation request sent to the server (decoded prompt, temperature, n, image hashes).
+
+--images              : a vision-language model: conversational prompts, each question with an image of its own.
 
 --no_weight_sync      : TRL's weight sync to vLLM is switched off (a control: vLLM then keeps sampling from the
                         initial weights while the policy moves on).
@@ -37,11 +40,28 @@ ALGORITHM_OVERRIDES = {
 ERPO_OVERRIDES = {"erpo_temperature_step": 0.5, "erpo_max_temperature": 2.0}
 
 
+def prompt_text(prompt) -> str:
+    """The text of a prompt: itself, or (conversational) its last message's text parts."""
+    if isinstance(prompt, str):
+        return prompt
+    content = prompt[-1]["content"]
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p["type"] == "text")
+
+
+def image_of(n: int):
+    """Question n's image: a 64 x 64 picture of its own (seeded noise), so no two questions share one."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(n).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
 def reward(completions, prompts, completion_ids, **kwargs):
     """Prompts with n % 4 == 0 are always solved, n % 4 == 1 never, the others depending on the sampled tokens."""
     values = []
     for prompt, ids in zip(prompts, completion_ids):
-        n = int(prompt.split(":")[1].split("+")[0])
+        n = int(prompt_text(prompt).split(":")[1].split("+")[0])
         values.append({0: 1.0, 1: 0.0}.get(n % 4, float(sum(ids) % 2 == 0)))
     return values
 
@@ -93,6 +113,8 @@ def main():
     parser.add_argument("--erpo_logprob_temperature", default="sampling")
     parser.add_argument("--server_base_url")
     parser.add_argument("--skip_weight_transfer", action="store_true")
+    parser.add_argument("--images", action="store_true")
+    parser.add_argument("--record_requests", action="store_true")
     parser.add_argument("--kill_server", type=lambda text: tuple(int(x) for x in text.split(",")))
     cli = parser.parse_args()
 
@@ -134,10 +156,39 @@ def main():
         vllm_importance_sampling_correction=True,
         **overrides,
     )
-    dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(cli.num_prompts)]})
+    questions = [f"Q: {i}+1=?\nA:" for i in range(cli.num_prompts)]
+    if cli.images:  # a vision-language model: conversational prompts, one image per question
+        dataset = Dataset.from_dict(
+            {
+                "prompt": [[{"role": "user", "content": q}] for q in questions],
+                "image": [image_of(i) for i in range(cli.num_prompts)],
+            }
+        )
+    else:
+        dataset = Dataset.from_dict({"prompt": questions})
     trainer = trainer_class(model=cli.model, reward_funcs=reward, args=args, train_dataset=dataset)
     if cli.no_weight_sync or cli.skip_weight_transfer:
         trainer.vllm_generation.sync_weights = lambda *a, **k: None
+    requests = []
+    if cli.record_requests:  # every generation request sent to the server: prompt, temperature, image hashes
+        client = trainer.vllm_generation.vllm_client
+        post = client._post
+
+        def recording_post(url, **kwargs):
+            body = kwargs.get("json") or {}
+            if url.endswith("/inference/v1/generate"):  # TRL's multimodal path: one request per prompt
+                requests.append(
+                    {
+                        "step": trainer.state.global_step,
+                        "prompt": trainer.processing_class.decode(body["token_ids"]),
+                        "temperature": body["sampling_params"]["temperature"],
+                        "n": body["sampling_params"]["n"],
+                        "image_hashes": (body.get("features") or {}).get("mm_hashes", {}).get("image"),
+                    }
+                )
+            return post(url, **kwargs)
+
+        client._post = recording_post
     rows = []
     if cli.record_rows:
         generate_and_score = trainer._generate_and_score_completions
@@ -173,6 +224,7 @@ def main():
         "state_at_begin": at_begin.state,
         "state_at_end": {name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()},
         "rows": rows,
+        "requests": requests,
     }
     with open(cli.result, "w") as f:
         json.dump(result, f)
