@@ -113,3 +113,36 @@ def test_constant_per_function_by_hand():
         constant_per_function(rewards[:3], 2)
     with pytest.raises(ValueError, match=r"\(rows, functions\)"):
         constant_per_function(rewards[:, 0], 2)
+
+
+def test_relative_alpha_by_hand():
+    from zvp_trl.algorithms.rl_zvp import relative_alpha
+
+    # Row 0: all-correct group, entropies [0.2, 0.4] -> unit advantages [0.2, 0.4].
+    # Row 1: all-wrong group, entropies [0.1, 0.5, pad] -> unit advantages -(0.5 - H) = [-0.4, 0.0].
+    # Rows 2, 3: a mixed group, GRPO advantages +1.5 / -0.5, 2 and 1 valid tokens.
+    advantages = torch.tensor([0.0, 0.0, 1.5, -0.5])
+    signs = torch.tensor([1.0, -1.0, 0.0, 0.0])
+    entropies = torch.tensor([[0.2, 0.4, 9.0], [0.1, 0.5, 9.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0]])
+    # u = (0.2 + 0.4 + 0.4 + 0.0) / 4 = 0.25; m = (1.5 + 1.5 + 0.5) / 3 = 7/6; alpha = 0.1 * m / u = 7/15
+    alpha, u, m = relative_alpha(advantages, signs, entropies, mask, target_ratio=0.1, max_alpha=10.0)
+    assert u == pytest.approx(0.25) and m == pytest.approx(7 / 6) and alpha == pytest.approx(7 / 15)
+    # Only the all-correct row shaped: u = 0.3, alpha = 0.1 * (7/6) / 0.3 = 7/18.
+    alpha, u, _ = relative_alpha(advantages, signs, entropies, mask, 0.1, 10.0, use_negative=False)
+    assert u == pytest.approx(0.3) and alpha == pytest.approx(7 / 18)
+    # Capped.
+    alpha, _, _ = relative_alpha(advantages, signs, entropies, mask, target_ratio=100.0, max_alpha=2.0)
+    assert alpha == 2.0
+    # No mixed rows: m is the nominal scale of group-normalized advantages, 1.
+    alpha, u, m = relative_alpha(advantages[:2], signs[:2], entropies[:2], mask[:2], 0.1, 10.0)
+    assert m == 1.0 and alpha == pytest.approx(0.1 / 0.25)
+    # Nothing to shape (only mixed rows, or zero entropies): the cap, which multiplies zeros.
+    assert relative_alpha(advantages[2:], signs[2:], entropies[2:], mask[2:], 0.1, 3.0)[0] == 3.0
+    zero = torch.zeros_like(entropies)
+    assert relative_alpha(advantages, signs, zero, mask, 0.1, 3.0)[:2] == (3.0, 0.0)
+    # With that alpha, the shaped tokens' mean |advantage| is target * m.
+    alpha, u, m = relative_alpha(advantages, signs, entropies, mask, 0.1, 10.0)
+    shaped = rl_zvp_token_advantages(advantages, signs, entropies, mask, alpha=alpha)
+    zv_tokens = mask[:2].float()
+    assert ((shaped[:2].abs() * zv_tokens).sum() / zv_tokens.sum()).item() == pytest.approx(0.1 * m)

@@ -3,7 +3,7 @@
 
 1. dataset without `prompt` / without the answer column      6. rewards that are None/NaN for some or all rows
 2. `num_generations < 2`                                     7. empty completions (EOS at once, fully masked)
-3. RL-ZVP `zvp_alpha <= 0`                                    8. completions without a `\\boxed` answer
+3. RL-ZVP `zvp_alpha < 0`                                    8. completions without a `\\boxed` answer
 4. ERPO max temperature below the base temperature           9. pathological LaTeX (bounded reward, no hanging step)
 5. conflicting options                                      10. a YAML recipe with an unknown key
 """
@@ -164,10 +164,10 @@ def test_num_generations_below_two_names_the_field(tmp_path, algorithm, num_gene
 
 
 @pytest.mark.parametrize("algorithm", ["rl_zvp", "erpo_rl_zvp", "exgrpo_rl_zvp"])
-@pytest.mark.parametrize("alpha", [0.0, -0.1, math.nan, math.inf])
-def test_rl_zvp_alpha_must_be_positive_and_finite(tmp_path, algorithm, alpha):
-    # inf was accepted and made the loss NaN (inf * a zero entropy).
-    with pytest.raises(ValueError, match=r"zvp_alpha must be > 0 and finite, got .*The paper uses 0.1"):
+@pytest.mark.parametrize("alpha", [-0.1, math.nan, math.inf])
+def test_rl_zvp_alpha_must_be_non_negative_and_finite(tmp_path, algorithm, alpha):
+    # inf was accepted and made the loss NaN (inf * a zero entropy). 0 is allowed: plain GRPO.
+    with pytest.raises(ValueError, match=r"zvp_alpha must be >= 0 and finite, got .*The paper uses 0.1"):
         make_config(algorithm, tmp_path, zvp_alpha=alpha)
 
 

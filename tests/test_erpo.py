@@ -446,7 +446,7 @@ def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_
         (ERPOConfig, dict(erpo_ra_advantage=-0.1), "erpo_ra_advantage"),
         (ERPOConfig, dict(erpo_logprob_temperature="train"), "erpo_logprob_temperature"),
         (ERPORLZVPConfig, dict(erpo_ra_advantage=0.1), "zvp_use_positive=False"),
-        (ERPORLZVPConfig, dict(zvp_alpha=0.0), "zvp_alpha"),
+        (ERPORLZVPConfig, dict(zvp_alpha=-0.1), "zvp_alpha"),
     ],
 )
 def test_bad_configurations_raise(tmp_path, config_class, overrides, match):

@@ -71,6 +71,54 @@ def test_no_zero_variance_groups_matches_grpo_exactly(tiny_model_path, tmp_path)
         assert torch.equal(a, b)
 
 
+def test_alpha_zero_is_grpo_exactly(tiny_model_path, tmp_path):
+    """zvp_alpha=0 gives zero-variance groups no advantage: on a batch with all-correct, all-wrong and mixed groups
+    the loss and every gradient equal TRL's, bit for bit (the control of the alpha dose-response)."""
+    trainer = make_trainer(tiny_model_path, tmp_path, per_question, zvp_alpha=0.0)
+    rows = [trainer.train_dataset[q] for q in range(4) for _ in range(G)]
+    torch.manual_seed(0)
+    inputs = trainer._generate_and_score_completions(rows)
+    assert inputs["zvp_signs"].view(4, G)[:, 0].tolist() == [1.0, -1.0, 0.0, 0.0]
+    ours = loss_and_grads(trainer, inputs, trainer._compute_loss)
+    grpo = loss_and_grads(trainer, inputs, lambda model, x: GRPOTrainer._compute_loss(trainer, model, x))
+    assert torch.equal(ours[0], grpo[0])
+    assert len(ours[1]) == len(grpo[1]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(ours[1], grpo[1]))
+    assert sum(g.abs().sum().item() for g in ours[1]) > 0  # the mixed groups' gradient
+
+
+def test_relative_alpha_sets_the_zero_variance_share_and_is_logged(tiny_model_path, tmp_path):
+    """zvp_alpha_rule="relative": in the loss, the zero-variance tokens' mean |advantage| is the target fraction of the
+    mixed tokens' (computed here from the loss's own entropies), and `zvp/alpha` logs the alpha used."""
+    target = 0.25
+    trainer = make_trainer(
+        tiny_model_path, tmp_path, per_question, zvp_alpha_rule="relative", zvp_alpha_relative_target=target
+    )
+    rows = [trainer.train_dataset[q] for q in range(4) for _ in range(G)]
+    torch.manual_seed(0)
+    inputs = trainer._generate_and_score_completions(rows)
+    part = trainer.part("rl_zvp")
+    original, seen = part.token_advantages, {}
+
+    def spy(loss, loss_inputs, entropies):
+        seen["advantages"] = original(loss, loss_inputs, entropies)
+        return seen["advantages"]
+
+    part.token_advantages = spy
+    trainer._compute_loss(trainer.model, inputs)
+    mask = inputs["completion_mask"].float()
+    signs = inputs["zvp_signs"]
+    zv, mixed = mask * (signs != 0)[:, None], mask * (signs == 0)[:, None]
+    zv_scale = (seen["advantages"].abs() * zv).sum() / zv.sum()
+    mixed_scale = (inputs["advantages"].abs()[:, None] * mixed).sum() / mixed.sum()
+    assert mixed_scale > 0.5  # GRPO's normalized advantages on the mixed groups
+    torch.testing.assert_close(zv_scale / mixed_scale, torch.tensor(target), rtol=1e-4, atol=0)
+    metrics = {}
+    part.log("train" if trainer.model.training else "eval", metrics)
+    alpha = metrics["zvp/alpha"][0]
+    assert 0 < alpha < trainer.args.zvp_alpha_max and alpha != trainer.args.zvp_alpha
+
+
 @pytest.mark.parametrize("value, sign", [(1.0, 1.0), (0.0, -1.0)])
 def test_all_zero_variance_batch_has_gradient_where_grpo_has_none(tiny_model_path, tmp_path, value, sign):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(value))
@@ -190,6 +238,7 @@ def test_metrics_and_rollout_totals_are_logged(tiny_model_path, tmp_path):
         assert entry["zvp/frac_zv_positive"] == 0.0 and entry["zvp/frac_zv_negative"] == 0.0
         assert entry["zvp/adv_mean_positive"] is None and entry["zvp/adv_mean_negative"] is None
         assert entry["zvp/entropy_max_mean"] > 0
+        assert entry["zvp/alpha"] == pytest.approx(0.1)  # the fixed alpha, logged too
         assert entry["rollouts/total"] == 8 * step
         assert entry["rollouts/grad_steps"] == step
 
@@ -207,9 +256,12 @@ def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (dict(zvp_alpha=0.0), "zvp_alpha must be > 0"),
-        (dict(zvp_alpha=-0.1), "zvp_alpha must be > 0"),
+        (dict(zvp_alpha=-0.1), "zvp_alpha must be >= 0"),
+        (dict(zvp_alpha=math.inf), "zvp_alpha must be >= 0 and finite"),
         (dict(zvp_constant_advantage=0.0), "zvp_constant_advantage"),
+        (dict(zvp_alpha_rule="adaptive"), "zvp_alpha_rule must be 'fixed' or 'relative'"),
+        (dict(zvp_alpha_relative_target=0.0), "zvp_alpha_relative_target must be > 0"),
+        (dict(zvp_alpha_max=math.nan), "zvp_alpha_max must be > 0 and finite"),
     ],
 )
 def test_unsupported_configurations_raise(tmp_path, overrides, match):

@@ -6,6 +6,10 @@ RL-ZVP gives such a group token-level advantages built from the current policy's
 
 - all-correct group: `A_t = alpha * H_t`
 - all-wrong group:   `A_t = -alpha * (max_k H_k - H_t)`, the max over the valid tokens of the same completion.
+
+The size of that signal follows the model's entropy scale, so one alpha means different things on two models.
+`relative_alpha` sets alpha from the batch instead (the paper names an adaptive alpha as future work): so that the
+zero-variance tokens' mean |advantage| is a chosen fraction of the mixed groups' tokens'.
 """
 
 import torch
@@ -167,3 +171,58 @@ def rl_zvp_token_advantages(
     if use_negative:
         result = torch.where((zv_signs < 0)[:, None], negative, result)
     return result * mask
+
+
+@torch.no_grad()
+def relative_alpha(
+    advantages: torch.Tensor,
+    zv_signs: torch.Tensor,
+    entropies: torch.Tensor,
+    completion_mask: torch.Tensor,
+    target_ratio: float,
+    max_alpha: float,
+    use_positive: bool = True,
+    use_negative: bool = True,
+    default_mixed_scale: float = 1.0,
+) -> tuple[float, float, float]:
+    """A scale-free alpha: the one that makes the zero-variance tokens' mean |advantage| `target_ratio` times the
+    mixed-group tokens' mean |advantage| in this batch.
+
+    RL-ZVP's advantages are linear in alpha, so with `u` the mean over the valid tokens of the rows it shapes of the
+    advantage at alpha = 1 (`H_t` on all-correct rows, `-(max_k H_k - H_t)` on all-wrong rows) and `m` the mean |GRPO
+    advantage| over the valid tokens of the other rows (mixed groups), `alpha = target_ratio * m / u`, capped at
+    `max_alpha` (a batch of near-zero entropies would otherwise get an unbounded alpha). Without mixed tokens (every
+    group zero-variance), `m = default_mixed_scale`: the scale of TRL's group-normalized advantages (a mixed group's
+    advantages have standard deviation 1). Without shaped tokens, or with `u = 0`, there is nothing to scale and the
+    result is `max_alpha` (it multiplies zeros).
+
+    Args:
+        advantages, zv_signs, entropies, completion_mask: as for [`rl_zvp_token_advantages`].
+        target_ratio (`float`): the wanted ratio of mean |advantage|, zero-variance tokens to mixed tokens.
+        max_alpha (`float`): the cap.
+        use_positive, use_negative (`bool`): which zero-variance rows RL-ZVP shapes.
+        default_mixed_scale (`float`, *optional*, defaults to `1.0`): `m` when the batch has no mixed tokens.
+
+    Returns:
+        `tuple[float, float, float]`: `(alpha, u, m)`.
+    """
+    mask = completion_mask.to(entropies.dtype)
+    entropy = entropies.detach() * mask
+    unit_positive = entropy
+    unit_negative = (masked_row_max(entropy, mask)[:, None] - entropy) * mask
+    shaped_pos = (zv_signs > 0) if use_positive else torch.zeros_like(zv_signs, dtype=torch.bool)
+    shaped_neg = (zv_signs < 0) if use_negative else torch.zeros_like(zv_signs, dtype=torch.bool)
+    tokens_pos = mask * shaped_pos[:, None].to(mask.dtype)
+    tokens_neg = mask * shaped_neg[:, None].to(mask.dtype)
+    shaped_tokens = float((tokens_pos + tokens_neg).sum())
+    unit_sum = float((unit_positive * tokens_pos).sum() + (unit_negative * tokens_neg).sum())
+    mixed_tokens = mask * (zv_signs == 0)[:, None].to(mask.dtype)
+    mixed_count = float(mixed_tokens.sum())
+    if mixed_count > 0:
+        mixed_scale = float((advantages.detach().abs().to(mask.dtype)[:, None] * mixed_tokens).sum()) / mixed_count
+    else:
+        mixed_scale = float(default_mixed_scale)
+    unit_scale = unit_sum / shaped_tokens if shaped_tokens > 0 else 0.0
+    if unit_scale <= 0:
+        return float(max_alpha), unit_scale, mixed_scale
+    return min(float(max_alpha), target_ratio * mixed_scale / unit_scale), unit_scale, mixed_scale

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..algorithms.rl_zvp import constant_per_function, masked_row_max, rl_zvp_token_advantages
+from ..algorithms.rl_zvp import constant_per_function, masked_row_max, relative_alpha, rl_zvp_token_advantages
 from . import papers
 from .base import ZVPBaseTrainer
 from .parts import MethodPart
@@ -52,24 +52,36 @@ class RLZVPPart(MethodPart):
             raise ValueError("RLZVPTrainer expects TRL's per-sequence (B,) advantages before it shapes them.")
         signs = inputs["zvp_signs"]
         args = self.args
+        alpha = args.zvp_alpha
+        if args.zvp_alpha_rule == "relative" and args.zvp_entropy_scaling:
+            alpha, _, _ = relative_alpha(
+                advantages,
+                signs,
+                entropies,
+                mask,
+                args.zvp_alpha_relative_target,
+                args.zvp_alpha_max,
+                use_positive=args.zvp_use_positive,
+                use_negative=args.zvp_use_negative,
+            )
         token_advantages = rl_zvp_token_advantages(
             advantages,
             signs,
             entropies,
             mask,
-            alpha=args.zvp_alpha,
+            alpha=alpha,
             use_positive=args.zvp_use_positive,
             use_negative=args.zvp_use_negative,
             entropy_scaling=args.zvp_entropy_scaling,
             constant_advantage=args.zvp_constant_advantage,
         )
-        self._accumulate_metrics(token_advantages, signs, entropies.detach(), mask)
+        self._accumulate_metrics(token_advantages, signs, entropies.detach(), mask, alpha)
         if loss is not None:
             # Per-sequence advantages for TRL's sequence-level rules: the group's sign on zero-variance rows.
             loss.sequence_advantages = torch.where(signs != 0, signs.to(advantages.dtype), advantages).unsqueeze(1)
         return token_advantages
 
-    def _accumulate_metrics(self, token_advantages, signs, entropies, mask) -> None:
+    def _accumulate_metrics(self, token_advantages, signs, entropies, mask, alpha: float) -> None:
         mask = mask.to(token_advantages.dtype)
         positive = (signs > 0).to(mask.dtype)[:, None] * mask
         negative = (signs < 0).to(mask.dtype)[:, None] * mask
@@ -83,6 +95,8 @@ class RLZVPPart(MethodPart):
                 negative.sum(),
                 row_max.sum(),
                 valid_rows.sum(),
+                torch.tensor(float(alpha), device=mask.device),
+                torch.tensor(1.0, device=mask.device),
             ]
         ).float()
         mode = "train" if self.trainer.model.training else "eval"
@@ -96,13 +110,15 @@ class RLZVPPart(MethodPart):
             return
         accelerator = self.trainer.accelerator
         # `log` runs on every process, so this collective is matched everywhere.
-        pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows = accelerator.reduce(
+        pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows, alpha_sum, batches = accelerator.reduce(
             window.to(accelerator.device), reduction="sum"
         ).tolist()
         # Token-weighted means over the logging window; NaN (logged as None) when no such row was seen.
         metrics["zvp/adv_mean_positive"] = [pos_sum / pos_count if pos_count else float("nan")]
         metrics["zvp/adv_mean_negative"] = [neg_sum / neg_count if neg_count else float("nan")]
         metrics["zvp/entropy_max_mean"] = [max_entropy_sum / rows if rows else float("nan")]
+        # The alpha used, averaged over the loss micro-batches of the window (all processes).
+        metrics["zvp/alpha"] = [alpha_sum / batches if batches else float("nan")]
 
 
 class RLZVPTrainer(ZVPBaseTrainer):
