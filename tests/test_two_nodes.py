@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from test_resume import buffer_file, log_after, same_floats, state
 
-from zvp_trl.trainer.checkpoints import agreed_resume_checkpoint, is_complete_checkpoint
+from zvp_trl.trainer.checkpoints import check_same_resume_checkpoint, is_complete_checkpoint
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,14 +134,14 @@ def test_resume_without_save_on_each_node_is_refused_on_every_node(tiny_model_pa
         assert max(entry["step"] for entry in history) == 2
 
 
-def test_agreed_resume_checkpoint():
+def test_check_same_resume_checkpoint():
     same = ["/a/node-0/checkpoint-4", "/b/node-1/checkpoint-4"]
-    assert agreed_resume_checkpoint(same, "/a/node-0", "True") is None  # they agree
+    assert check_same_resume_checkpoint(same, "/a/node-0", "True") is None  # they agree
     with pytest.raises(ValueError, match=r"processes \[0, 2\] find a complete checkpoint.*processes \[1\] find none"):
-        agreed_resume_checkpoint(["/a/checkpoint-4", None, "/a/checkpoint-4"], "/a", "True")
+        check_same_resume_checkpoint(["/a/checkpoint-4", None, "/a/checkpoint-4"], "/a", "True")
     with pytest.raises(ValueError, match="save_on_each_node=True"):
-        agreed_resume_checkpoint(["/a/checkpoint-4", None], "/a", "/a/checkpoint-4")
+        check_same_resume_checkpoint(["/a/checkpoint-4", None], "/a", "/a/checkpoint-4")
     with pytest.raises(ValueError, match="process 0: checkpoint-4, process 1: checkpoint-3"):
-        agreed_resume_checkpoint(["/a/checkpoint-4", "/b/checkpoint-3"], "/a", "True")
+        check_same_resume_checkpoint(["/a/checkpoint-4", "/b/checkpoint-3"], "/a", "True")
     with pytest.raises(ValueError, match="no process finds a complete checkpoint"):
-        agreed_resume_checkpoint([None, None], "/a", "True")
+        check_same_resume_checkpoint([None, None], "/a", "True")

@@ -207,22 +207,26 @@ def relative_alpha(
         `tuple[float, float, float]`: `(alpha, u, m)`.
     """
     mask = completion_mask.to(entropies.dtype)
-    entropy = entropies.detach() * mask
-    unit_positive = entropy
-    unit_negative = (masked_row_max(entropy, mask)[:, None] - entropy) * mask
-    shaped_pos = (zv_signs > 0) if use_positive else torch.zeros_like(zv_signs, dtype=torch.bool)
-    shaped_neg = (zv_signs < 0) if use_negative else torch.zeros_like(zv_signs, dtype=torch.bool)
-    tokens_pos = mask * shaped_pos[:, None].to(mask.dtype)
-    tokens_neg = mask * shaped_neg[:, None].to(mask.dtype)
-    shaped_tokens = float((tokens_pos + tokens_neg).sum())
-    unit_sum = float((unit_positive * tokens_pos).sum() + (unit_negative * tokens_neg).sum())
+    shaped = ((zv_signs > 0) & use_positive) | ((zv_signs < 0) & use_negative)
+    # RL-ZVP's advantages at alpha = 1 on the rows it shapes (0 elsewhere: GRPO's advantage there is replaced by 0).
+    unit = rl_zvp_token_advantages(
+        torch.zeros_like(advantages),
+        zv_signs,
+        entropies,
+        completion_mask,
+        alpha=1.0,
+        use_positive=use_positive,
+        use_negative=use_negative,
+    )
+    shaped_tokens = mask * shaped[:, None].to(mask.dtype)
+    shaped_count = float(shaped_tokens.sum())
+    unit_scale = float((unit.abs() * shaped_tokens).sum()) / shaped_count if shaped_count > 0 else 0.0
     mixed_tokens = mask * (zv_signs == 0)[:, None].to(mask.dtype)
     mixed_count = float(mixed_tokens.sum())
     if mixed_count > 0:
         mixed_scale = float((advantages.detach().abs().to(mask.dtype)[:, None] * mixed_tokens).sum()) / mixed_count
     else:
         mixed_scale = float(default_mixed_scale)
-    unit_scale = unit_sum / shaped_tokens if shaped_tokens > 0 else 0.0
     if unit_scale <= 0:
         return float(max_alpha), unit_scale, mixed_scale
     return min(float(max_alpha), target_ratio * mixed_scale / unit_scale), unit_scale, mixed_scale

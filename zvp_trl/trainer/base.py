@@ -66,8 +66,8 @@ from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import (
     STATE_FILE,
-    agreed_resume_checkpoint,
     check_deepspeed_checkpoint,
+    check_same_resume_checkpoint,
     has_model_weights,
     is_complete_checkpoint,
     last_complete_checkpoint,
@@ -620,22 +620,16 @@ class ZVPBaseTrainer(GRPOTrainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
         `output_dir` (see `zvp_trl.trainer.checkpoints`), so a run killed while saving resumes from the one before."""
+        # Every process (node) must find the same complete checkpoint on its own disk (gathered: one entry per process).
         if resume_from_checkpoint is True:
             checkpoint = last_complete_checkpoint(self.args.output_dir)
-            if self.accelerator.num_processes > 1:  # every process (node) must find the same one on its disk
-                agreed_resume_checkpoint(gather_object([checkpoint]), self.args.output_dir, "True")
-            elif checkpoint is None:
-                raise ValueError(
-                    f"resume_from_checkpoint=True, but {self.args.output_dir} holds no complete checkpoint "
-                    "(checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint path, or None "
-                    "to start from scratch."
-                )
+            check_same_resume_checkpoint(gather_object([checkpoint]), self.args.output_dir, "True")
             resume_from_checkpoint = checkpoint
         elif isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.accelerator.num_processes > 1:
             found = resume_from_checkpoint if is_complete_checkpoint(str(resume_from_checkpoint)) else None
             found = gather_object([found])
             if any(path is not None for path in found):  # none: transformers names the missing checkpoint itself
-                agreed_resume_checkpoint(found, self.args.output_dir, str(resume_from_checkpoint))
+                check_same_resume_checkpoint(found, self.args.output_dir, str(resume_from_checkpoint))
         if isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.is_deepspeed_enabled:
             config = self.accelerator.state.deepspeed_plugin.deepspeed_config
             universal = bool((config.get("checkpoint") or {}).get("load_universal", False))

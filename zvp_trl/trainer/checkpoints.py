@@ -73,11 +73,11 @@ def has_model_weights(path: str) -> bool:
     return any(os.path.isfile(os.path.join(path, name)) for name in MODEL_WEIGHT_FILES)
 
 
-def agreed_resume_checkpoint(found: list[str | None], output_dir: str, requested: str) -> None:
-    """The checkpoint every process of a multi-process run resumes from, given what each found on its own disk.
+def check_same_resume_checkpoint(found: list[str | None], output_dir: str, requested: str) -> None:
+    """Checks that every process of a run finds the same complete checkpoint to resume from on its own disk.
 
     `found[i]` is the complete checkpoint process `i` found (the path it was given, or its last complete one for
-    `resume_from_checkpoint=True`), or None. Every process must find the same one: on several nodes without a shared
+    `resume_from_checkpoint=True`), or None; one entry for a single process. Every process must find the same one: on several nodes without a shared
     disk, transformers writes checkpoints from the first node's main process only (unless `save_on_each_node=True`),
     so the other nodes find nothing to resume from, and resuming them from empty per-prompt state would be a silent
     wrong result. Raises a `ValueError` that names the processes and the fix; returns when they agree (each process
@@ -86,9 +86,9 @@ def agreed_resume_checkpoint(found: list[str | None], output_dir: str, requested
     names = {None if path is None else os.path.basename(os.path.normpath(path)) for path in found}
     if names == {None}:
         raise ValueError(
-            f"resume_from_checkpoint={requested}, but no process finds a complete checkpoint there (in "
-            f"{output_dir}: checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint path, or "
-            "None to start from scratch."
+            f"resume_from_checkpoint={requested}, but no process finds a complete checkpoint: {output_dir} holds no "
+            "complete checkpoint (checkpoint-<step> with trainer_state.json and zvp_state.json). Pass a checkpoint "
+            "path, or None to start from scratch."
         )
     if None in names:
         have = [i for i, path in enumerate(found) if path is not None]
