@@ -9,14 +9,18 @@ tokenizer under a cache directory keyed by the build settings; `ZVP_TRL_CACHE` o
 
 The build runs on `BUILD_NUM_THREADS` CPU threads whatever the caller set: the CPU kernels' float sums depend on how
 work is split between threads, and 800 warm-start steps turn those last bits into a measurably different model. So
-the same spec gives the same weights, bit for bit, on any machine with the same torch version and CPU instruction set
-(`torch.backends.cpu.get_cpu_capability()`); `build_info.json` records both and the weights' checksum.
+the same spec gives the same weights, bit for bit, on the same machine whatever its core count. Across machines the
+kernels differ too: the CPU instruction set (`torch.backends.cpu.get_cpu_capability()`) picks torch's own kernels and
+the CPU's maker and model pick MKL's, so two AVX512 machines of different makers can build different models (the
+first warm-start losses agree, the curves part after a few dozen steps). `build_info.json` records the torch
+version, the instruction set, the CPU (`cpu_model()`) and the weights' checksum.
 """
 
 import dataclasses
 import hashlib
 import json
 import math
+import platform
 import random
 import shutil
 import time
@@ -140,6 +144,37 @@ def warm_start(model: Qwen3ForCausalLM, tokenizer, spec: EmbeddedModelSpec, log_
     return losses
 
 
+def cpu_model() -> str:
+    """The CPU's maker and model as the build records it (Linux: `/proc/cpuinfo`'s vendor, family, model and name;
+    elsewhere `platform.processor()`): two builds can only be expected to agree bit for bit where this agrees."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model", "model name") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    if not fields:
+        return platform.processor() or platform.machine() or "unknown"
+    return (
+        f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} "
+        f"(family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    )
+
+
+def build_platform() -> dict:
+    """What a bit-for-bit equal build needs to share: torch version, CPU instruction set and CPU model."""
+    return {
+        "torch_version": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_model": cpu_model(),
+    }
+
+
 def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 of the tensors' bytes in name order: equal exactly when every weight is equal bit for bit."""
     digest = hashlib.sha256()
@@ -185,8 +220,7 @@ def _build(spec: EmbeddedModelSpec, output_dir: Path, log_every: int) -> dict:
         "build_seconds": time.perf_counter() - start,
         "final_warm_start_loss": losses[-1] if losses else None,
         "weights_sha256": weights_checksum(model.state_dict()),
-        "torch_version": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **build_platform(),
         "num_threads": BUILD_NUM_THREADS,
         "warm_start_losses": losses[:: max(1, len(losses) // 50)],
     }
@@ -195,8 +229,9 @@ def _build(spec: EmbeddedModelSpec, output_dir: Path, log_every: int) -> dict:
 
 
 # Built copies of the default embedded models that ship with the package (`built-models/<cache key>/`: weights, tokenizer,
-# build_info.json), so a first run does not spend minutes building what is the same bit for bit on every machine of
-# the same torch version and CPU instruction set. `python -m zvp_trl.scripts.build_embedded_model` builds them again.
+# build_info.json), so a first run does not spend minutes building, and every user starts from the same weights (a build
+# on another CPU gives a model of the same kind, not the same bits). `python -m zvp_trl.scripts.build_embedded_model`
+# builds them again and compares.
 # (A folder name that is no Python identifier: package data, never taken for a namespace package.)
 SHIPPED_DIR = Path(__file__).parent / "built-models"
 
