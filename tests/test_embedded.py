@@ -103,6 +103,21 @@ def test_default_splits_are_fixed_and_disjoint_streams():
         make_split("validation")
 
 
+def test_min_ops_keeps_only_long_chains_and_leaves_the_default_stream_alone():
+    from zvp_trl.data.embedded import make_split
+
+    assert make_split("train", 300, min_ops=1)["prompt"] == make_split("train", 300)["prompt"]
+    only_ten = make_split("train", 200, max_ops=10, min_ops=10)
+    assert set(only_ten["num_ops"]) == {10}
+    assert all(p.count("+") + p.count("-") == 10 for p in only_ten["prompt"])
+    # restricted weights keep their ratios: with difficulty 1 (ratio 4 per operation) 9 is a quarter as likely as 10
+    lengths = [p.num_ops for p in generate_problems(4000, seed=3, difficulty=1.0, max_ops=10, min_ops=9)]
+    assert set(lengths) == {9, 10} and 0.15 < lengths.count(9) / len(lengths) < 0.25
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match="min_ops must be in"):
+            generate_problems(5, seed=0, max_ops=10, min_ops=bad)
+
+
 def test_tokenizer_round_trip_and_special_tokens():
     tokenizer = build_tokenizer()
     for problem in generate_problems(50, seed=1, max_ops=9):

@@ -117,6 +117,10 @@ def test_relative_alpha_sets_the_zero_variance_share_and_is_logged(tiny_model_pa
     part.log("train" if trainer.model.training else "eval", metrics)
     alpha = metrics["zvp/alpha"][0]
     assert 0 < alpha < trainer.args.zvp_alpha_max and alpha != trainer.args.zvp_alpha
+    # The logged strength of the zero-variance signal is the same ratio, from the same tokens.
+    assert metrics["zvp/adv_abs_mean_zero_variance"][0] == pytest.approx(zv_scale.item(), rel=1e-5)
+    assert metrics["zvp/adv_abs_mean_mixed"][0] == pytest.approx(mixed_scale.item(), rel=1e-5)
+    assert metrics["zvp/adv_abs_ratio"][0] == pytest.approx(target, rel=1e-4)
 
 
 @pytest.mark.parametrize("value, sign", [(1.0, 1.0), (0.0, -1.0)])
@@ -239,6 +243,9 @@ def test_metrics_and_rollout_totals_are_logged(tiny_model_path, tmp_path):
         assert entry["zvp/adv_mean_positive"] is None and entry["zvp/adv_mean_negative"] is None
         assert entry["zvp/entropy_max_mean"] > 0
         assert entry["zvp/alpha"] == pytest.approx(0.1)  # the fixed alpha, logged too
+        # no zero-variance token: no ratio (None), while the mixed tokens' scale is there
+        assert entry["zvp/adv_abs_ratio"] is None and entry["zvp/adv_abs_mean_zero_variance"] is None
+        assert entry["zvp/adv_abs_mean_mixed"] > 0
         assert entry["rollouts/total"] == 8 * step
         assert entry["rollouts/grad_steps"] == step
 
@@ -251,6 +258,9 @@ def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
     assert entry["zvp/adv_mean_positive"] > 0 and entry["zvp/adv_mean_negative"] is None
     # alpha * mean entropy, and the mean entropy is at most the mean of the row maxima
     assert entry["zvp/adv_mean_positive"] <= 0.1 * entry["zvp/entropy_max_mean"] + 1e-6
+    # only zero-variance tokens (all positive): their mean |advantage| is the mean advantage; no mixed scale, no ratio
+    assert entry["zvp/adv_abs_mean_zero_variance"] == pytest.approx(entry["zvp/adv_mean_positive"])
+    assert entry["zvp/adv_abs_mean_mixed"] is None and entry["zvp/adv_abs_ratio"] is None
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,16 @@ def test_prompt_options_from_the_command_line():
         parser.parse_args_and_config(["--system_prompt", "Be brief."])
 
 
+def test_embedded_min_ops_reaches_both_splits_and_is_validated():
+    parser, _, _ = make_parser([])
+    argv = ["--embedded_max_ops", "10", "--embedded_min_ops", "10", "--embedded_num_train_prompts", "16"]
+    script_args, _, _ = parser.parse_args_and_config([*argv, "--embedded_num_eval_prompts", "8"])
+    train, heldout = _datasets(script_args, embedded=True)
+    assert set(train["num_ops"]) == set(heldout["num_ops"]) == {10} and (len(train), len(heldout)) == (16, 8)
+    with pytest.raises(ValueError, match=r"embedded_min_ops must be between 1 and embedded_max_ops \(9\)"):
+        parser.parse_args_and_config(["--embedded_min_ops", "10"])
+
+
 def test_unknown_algorithm_names_the_choices():
     with pytest.raises(ValueError, match="Unknown algorithm 'nope'.*grpo"):
         make_parser(["--algorithm", "nope"])

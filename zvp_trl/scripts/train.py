@@ -98,6 +98,13 @@ class TrainScriptArguments:
         metadata={"help": "Embedded task: 0 favours one-operation problems, 1 the longest chains, 0.5 is uniform."},
     )
     embedded_max_ops: int = field(default=MAX_OPS, metadata={"help": "Embedded task: longest chain of operations."})
+    embedded_min_ops: int = field(
+        default=1,
+        metadata={
+            "help": "Embedded task: shortest chain of operations (e.g. 10 with --embedded_max_ops 10: only chains "
+            "longer than the base model's warm start, which it never solves)."
+        },
+    )
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
@@ -147,6 +154,11 @@ class TrainScriptArguments:
         self.fewshot_examples = parse_fewshot_examples(self.fewshot_examples)  # JSON (command line) or a list
         if self.embedded_num_eval_prompts < 0:
             raise ValueError("embedded_num_eval_prompts must be >= 0 (0 skips the before/after evaluation).")
+        if not 1 <= self.embedded_min_ops <= self.embedded_max_ops:
+            raise ValueError(
+                f"embedded_min_ops must be between 1 and embedded_max_ops ({self.embedded_max_ops}), got "
+                f"{self.embedded_min_ops}: raise --embedded_max_ops with it."
+            )
 
 
 # CPU-sized defaults of the embedded run; every one can be overridden on the command line or in a YAML file.
@@ -288,6 +300,7 @@ def _datasets(script_args, embedded: bool):
             script_args.embedded_num_train_prompts,
             script_args.embedded_difficulty,
             script_args.embedded_max_ops,
+            script_args.embedded_min_ops,
         )
         heldout = None  # embedded_num_eval_prompts=0 skips the before/after evaluation (make_split reads 0 as default)
         if script_args.embedded_num_eval_prompts > 0:
@@ -296,6 +309,7 @@ def _datasets(script_args, embedded: bool):
                 script_args.embedded_num_eval_prompts,
                 script_args.embedded_difficulty,
                 script_args.embedded_max_ops,
+                script_args.embedded_min_ops,
             )
         if script_args.dataset_name == EMBEDDED_DATASET_NAME and heldout is not None:
             # The two seeded streams repeat short chains: keep each held-out prompt once, and only if never trained on.

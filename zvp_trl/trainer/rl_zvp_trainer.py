@@ -85,6 +85,8 @@ class RLZVPPart(MethodPart):
         mask = mask.to(token_advantages.dtype)
         positive = (signs > 0).to(mask.dtype)[:, None] * mask
         negative = (signs < 0).to(mask.dtype)[:, None] * mask
+        mixed = (signs == 0).to(mask.dtype)[:, None] * mask
+        magnitude = token_advantages.abs()
         valid_rows = (mask.sum(dim=1) > 0).to(mask.dtype)
         row_max = masked_row_max(entropies, mask)
         local = torch.stack(
@@ -97,6 +99,9 @@ class RLZVPPart(MethodPart):
                 valid_rows.sum(),
                 torch.tensor(float(alpha), device=mask.device),
                 torch.tensor(1.0, device=mask.device),
+                (magnitude * (positive + negative)).sum(),
+                (magnitude * mixed).sum(),
+                mixed.sum(),
             ]
         ).float()
         mode = "train" if self.trainer.model.training else "eval"
@@ -110,15 +115,23 @@ class RLZVPPart(MethodPart):
             return
         accelerator = self.trainer.accelerator
         # `log` runs on every process, so this collective is matched everywhere.
-        pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows, alpha_sum, batches = accelerator.reduce(
-            window.to(accelerator.device), reduction="sum"
-        ).tolist()
+        reduced = accelerator.reduce(window.to(accelerator.device), reduction="sum").tolist()
+        pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows, alpha_sum, batches = reduced[:8]
+        zv_abs_sum, mixed_abs_sum, mixed_count = reduced[8:]
         # Token-weighted means over the logging window; NaN (logged as None) when no such row was seen.
         metrics["zvp/adv_mean_positive"] = [pos_sum / pos_count if pos_count else float("nan")]
         metrics["zvp/adv_mean_negative"] = [neg_sum / neg_count if neg_count else float("nan")]
         metrics["zvp/entropy_max_mean"] = [max_entropy_sum / rows if rows else float("nan")]
         # The alpha used, averaged over the loss micro-batches of the window (all processes).
         metrics["zvp/alpha"] = [alpha_sum / batches if batches else float("nan")]
+        # How strong the zero-variance signal is against GRPO's: mean |advantage| of zero-variance tokens over mean
+        # |advantage| of mixed-group tokens (NaN when the window had no tokens of either kind).
+        zv_count = pos_count + neg_count
+        zv_abs = zv_abs_sum / zv_count if zv_count else float("nan")
+        mixed_abs = mixed_abs_sum / mixed_count if mixed_count else float("nan")
+        metrics["zvp/adv_abs_mean_zero_variance"] = [zv_abs]
+        metrics["zvp/adv_abs_mean_mixed"] = [mixed_abs]
+        metrics["zvp/adv_abs_ratio"] = [zv_abs / mixed_abs if zv_count and mixed_count and mixed_abs else float("nan")]
 
 
 class RLZVPTrainer(ZVPBaseTrainer):

@@ -98,20 +98,28 @@ def num_ops_weights(difficulty: float, max_ops: int) -> list[float]:
 
 
 def generate_problems(
-    num_problems: int, seed: int, difficulty: float = 0.5, max_ops: int = 4, max_operand: int = 20
+    num_problems: int,
+    seed: int,
+    difficulty: float = 0.5,
+    max_ops: int = 4,
+    max_operand: int = 20,
+    min_ops: int = 1,
 ) -> list[ArithmeticProblem]:
-    """`num_problems` problems, deterministic for `seed`."""
+    """`num_problems` problems, deterministic for `seed`. Chain lengths run from `min_ops` to `max_ops` with the
+    weights of `num_ops_weights` (restricted to that range); `min_ops=1` is the full range."""
+    if not 1 <= min_ops <= max_ops:
+        raise ValueError(f"min_ops must be in [1, max_ops={max_ops}], got {min_ops}.")
     rng = random.Random(seed)
-    weights = num_ops_weights(difficulty, max_ops)
-    lengths = rng.choices(range(1, max_ops + 1), weights=weights, k=num_problems)
+    weights = num_ops_weights(difficulty, max_ops)[min_ops - 1 :]
+    lengths = rng.choices(range(min_ops, max_ops + 1), weights=weights, k=num_problems)
     return [sample_problem(rng, num_ops, max_operand) for num_ops in lengths]
 
 
 def make_dataset(
-    num_problems: int, seed: int, difficulty: float = 0.5, max_ops: int = 4, max_operand: int = 20
+    num_problems: int, seed: int, difficulty: float = 0.5, max_ops: int = 4, max_operand: int = 20, min_ops: int = 1
 ) -> Dataset:
     """A TRL-ready dataset: `prompt` (plain string), `solution` (the integer answer as text), `num_ops`."""
-    problems = generate_problems(num_problems, seed, difficulty, max_ops, max_operand)
+    problems = generate_problems(num_problems, seed, difficulty, max_ops, max_operand, min_ops)
     return Dataset.from_dict(
         {
             "prompt": [p.prompt for p in problems],
@@ -122,9 +130,14 @@ def make_dataset(
 
 
 def make_split(
-    split: str, num_problems: int | None = None, difficulty: float = DIFFICULTY, max_ops: int = MAX_OPS
+    split: str,
+    num_problems: int | None = None,
+    difficulty: float = DIFFICULTY,
+    max_ops: int = MAX_OPS,
+    min_ops: int = 1,
 ) -> Dataset:
-    """The default run's `"train"` or `"heldout"` prompts (`num_problems` defaults to the split's size)."""
+    """The default run's `"train"` or `"heldout"` prompts (`num_problems` defaults to the split's size); `min_ops`
+    keeps only chains of at least that many operations (the same seed stream, so `min_ops=1` is the default split)."""
     if split not in SPLIT_SEEDS:
         raise ValueError(f"split must be one of {list(SPLIT_SEEDS)}, got {split!r}.")
-    return make_dataset(num_problems or SPLIT_SIZES[split], SPLIT_SEEDS[split], difficulty, max_ops)
+    return make_dataset(num_problems or SPLIT_SIZES[split], SPLIT_SEEDS[split], difficulty, max_ops, min_ops=min_ops)
