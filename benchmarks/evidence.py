@@ -51,10 +51,15 @@ COMMON = {
     "rollout_budget": 5120,  # 40 steps of 16 prompts x 8 for GRPO: five passes over the 128 training prompts
 }
 PROTOCOL = {
+    # Amended on 2026-12-02 after the first rule's probe, before any training run: chains of 8..14 operations were
+    # never all-wrong (the base model still solves 0.6-2% of samples: 5-14% of the groups were mixed at every length;
+    # evidence/cold_start_by_length/level.json). The amended rule takes the base model before its warm start ends.
     "cold_start": {
         **COMMON,
-        "levels": list(range(8, 15)),  # the smallest level whose probe finds every training group all-wrong
-        "max_completion_length": 160,
+        "level_kind": "warmup_steps",
+        # the largest warm-start length whose model the probe finds every training group all-wrong for
+        "levels": [400, 200, 100, 50, 25, 10],
+        "max_completion_length": 96,
         "seeds": [42, 43, 44, 45, 46],
         "methods": {
             "grpo": ["--algorithm", "grpo"],
@@ -68,6 +73,7 @@ PROTOCOL = {
     },
     "saturation": {
         **COMMON,
+        "level_kind": "num_ops",
         "levels": list(range(7, 0, -1)),  # the largest level whose probe finds >= half the groups all-correct
         "saturation_threshold": 0.5,
         "max_completion_length": 96,
@@ -116,9 +122,12 @@ def level_args(experiment: str, level: int | None) -> list[str]:
     if experiment == "dose_response":
         return []
     protocol = PROTOCOL[experiment]
+    if protocol["level_kind"] == "warmup_steps":
+        task = ["--embedded_warmup_steps", str(level)]  # the default prompts, the base model's warm start cut short
+    else:
+        task = ["--embedded_min_ops", str(level), "--embedded_max_ops", str(level)]
     return [
-        "--embedded_min_ops", str(level),
-        "--embedded_max_ops", str(level),
+        *task,
         "--embedded_num_train_prompts", str(protocol["num_train_prompts"]),
         "--embedded_num_eval_prompts", str(protocol["num_eval_prompts"]),
         "--per_device_train_batch_size", str(protocol["prompts_per_step"] * protocol["num_generations"]),
@@ -127,20 +136,26 @@ def level_args(experiment: str, level: int | None) -> list[str]:
     ]  # fmt: skip
 
 
-def base_model_path() -> str:
+def base_model_path(warmup_steps: int | None = None) -> str:
+    """The shipped default base model, or (`warmup_steps`) the same build with its warm start cut short (built once)."""
     from zvp_trl.data.embedded import EmbeddedModelSpec, get_embedded_model_path
 
-    return str(get_embedded_model_path(EmbeddedModelSpec()))
+    spec = EmbeddedModelSpec() if warmup_steps is None else EmbeddedModelSpec(warmup_steps=warmup_steps)
+    return str(get_embedded_model_path(spec))
 
 
-def score(model_path: str, level: int, split: str, num_prompts: int, max_new_tokens: int, seed: int) -> dict:
-    """Acc@8 / Pass@8 and the group split of `model_path` on `num_prompts` prompts of exactly `level` operations."""
+def score(model_path: str, num_ops: int | None, split: str, num_prompts: int, max_new_tokens: int, seed: int) -> dict:
+    """Acc@8 / Pass@8 and the group split of `model_path` on `num_prompts` prompts of exactly `num_ops` operations
+    (None: the default task's mix)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zvp_trl import accuracy_reward, evaluate_accuracy
     from zvp_trl.data.embedded import make_split
 
-    prompts = make_split(split, num_prompts, max_ops=level, min_ops=level)
+    if num_ops is None:
+        prompts = make_split(split, num_prompts)
+    else:
+        prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops)
     model = AutoModelForCausalLM.from_pretrained(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     return evaluate_accuracy(
@@ -165,18 +180,19 @@ def choose_level(experiment: str, out: Path) -> int | None:
         return json.loads(path.read_text())["level"]
     protocol = PROTOCOL[experiment]
     probes, level = {}, None
-    model = base_model_path()
+    by_warmup = protocol["level_kind"] == "warmup_steps"
     for candidate in protocol["levels"]:
+        model = base_model_path(candidate if by_warmup else None)
         result = score(
             model,
-            candidate,
+            None if by_warmup else candidate,
             "train",
             protocol["num_train_prompts"],
             protocol["max_completion_length"],
             protocol["probe_seed"],
         )
         probes[candidate] = result
-        print(f"[evidence] {experiment} probe, {candidate} operations: {json.dumps(result)}", flush=True)
+        print(f"[evidence] {experiment} probe, {protocol['level_kind']} {candidate}: {json.dumps(result)}", flush=True)
         if experiment == "cold_start" and result["frac_all_wrong"] == 1.0:
             level = candidate
             break
@@ -185,7 +201,13 @@ def choose_level(experiment: str, out: Path) -> int | None:
             break
     write_json(
         path,
-        {"level": level, "probes": probes, "machine": machine(), "date": date.today().isoformat()},
+        {
+            "level": level,
+            "level_kind": protocol["level_kind"],
+            "probes": probes,
+            "machine": machine(),
+            "date": date.today().isoformat(),
+        },
     )
     if level is None:
         raise SystemExit(f"[evidence] {experiment}: no level in {protocol['levels']} meets the protocol's rule")
