@@ -51,15 +51,17 @@ COMMON = {
     "rollout_budget": 5120,  # 40 steps of 16 prompts x 8 for GRPO: five passes over the 128 training prompts
 }
 PROTOCOL = {
-    # Amended on 2026-12-02 after the first rule's probe, before any training run: chains of 8..14 operations were
-    # never all-wrong (the base model still solves 0.6-2% of samples: 5-14% of the groups were mixed at every length;
-    # evidence/cold_start_by_length/level.json). The amended rule takes the base model before its warm start ends.
+    # Amended twice on 2026-12-02, each time after a probe and before any training run. Chains of 8..14 operations
+    # were never all-wrong (the shipped model still solves 0.6-2% of samples at every length;
+    # evidence/cold_start_by_length/level.json), nor was the default task for the base model with its warm start cut
+    # to 400..10 steps (0.2-15%: even a 10-step model boxes the right small number now and then;
+    # evidence/cold_start_by_warmup/level.json). The rule in force: the shipped model on the default chains of
+    # operands up to R, R the smallest candidate whose probe finds every training group all-wrong.
     "cold_start": {
         **COMMON,
-        "level_kind": "warmup_steps",
-        # the largest warm-start length whose model the probe finds every training group all-wrong for
-        "levels": [400, 200, 100, 50, 25, 10],
-        "max_completion_length": 96,
+        "level_kind": "max_operand",
+        "levels": [50, 100, 200, 500, 1000],
+        "max_completion_length": 160,
         "seeds": [42, 43, 44, 45, 46],
         "methods": {
             "grpo": ["--algorithm", "grpo"],
@@ -122,8 +124,8 @@ def level_args(experiment: str, level: int | None) -> list[str]:
     if experiment == "dose_response":
         return []
     protocol = PROTOCOL[experiment]
-    if protocol["level_kind"] == "warmup_steps":
-        task = ["--embedded_warmup_steps", str(level)]  # the default prompts, the base model's warm start cut short
+    if protocol["level_kind"] == "max_operand":
+        task = ["--embedded_max_operand", str(level)]  # the default chains, larger numbers
     else:
         task = ["--embedded_min_ops", str(level), "--embedded_max_ops", str(level)]
     return [
@@ -136,24 +138,31 @@ def level_args(experiment: str, level: int | None) -> list[str]:
     ]  # fmt: skip
 
 
-def base_model_path(warmup_steps: int | None = None) -> str:
-    """The shipped default base model, or (`warmup_steps`) the same build with its warm start cut short (built once)."""
+def base_model_path() -> str:
+    """The shipped default base model."""
     from zvp_trl.data.embedded import EmbeddedModelSpec, get_embedded_model_path
 
-    spec = EmbeddedModelSpec() if warmup_steps is None else EmbeddedModelSpec(warmup_steps=warmup_steps)
-    return str(get_embedded_model_path(spec))
+    return str(get_embedded_model_path(EmbeddedModelSpec()))
 
 
-def score(model_path: str, num_ops: int | None, split: str, num_prompts: int, max_new_tokens: int, seed: int) -> dict:
+def score(
+    model_path: str,
+    num_ops: int | None,
+    split: str,
+    num_prompts: int,
+    max_new_tokens: int,
+    seed: int,
+    max_operand: int = 20,
+) -> dict:
     """Acc@8 / Pass@8 and the group split of `model_path` on `num_prompts` prompts of exactly `num_ops` operations
-    (None: the default task's mix)."""
+    (None: the default task's mix of chain lengths) on operands up to `max_operand`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zvp_trl import accuracy_reward, evaluate_accuracy
     from zvp_trl.data.embedded import make_split
 
     if num_ops is None:
-        prompts = make_split(split, num_prompts)
+        prompts = make_split(split, num_prompts, max_operand=max_operand)
     else:
         prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops)
     model = AutoModelForCausalLM.from_pretrained(model_path)
@@ -180,16 +189,17 @@ def choose_level(experiment: str, out: Path) -> int | None:
         return json.loads(path.read_text())["level"]
     protocol = PROTOCOL[experiment]
     probes, level = {}, None
-    by_warmup = protocol["level_kind"] == "warmup_steps"
+    by_operand = protocol["level_kind"] == "max_operand"
+    model = base_model_path()
     for candidate in protocol["levels"]:
-        model = base_model_path(candidate if by_warmup else None)
         result = score(
             model,
-            None if by_warmup else candidate,
+            None if by_operand else candidate,
             "train",
             protocol["num_train_prompts"],
             protocol["max_completion_length"],
             protocol["probe_seed"],
+            max_operand=candidate if by_operand else 20,
         )
         probes[candidate] = result
         print(f"[evidence] {experiment} probe, {protocol['level_kind']} {candidate}: {json.dumps(result)}", flush=True)

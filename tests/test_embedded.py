@@ -113,6 +113,9 @@ def test_min_ops_keeps_only_long_chains_and_leaves_the_default_stream_alone():
     # restricted weights keep their ratios: with difficulty 1 (ratio 4 per operation) 9 is a quarter as likely as 10
     lengths = [p.num_ops for p in generate_problems(4000, seed=3, difficulty=1.0, max_ops=10, min_ops=9)]
     assert set(lengths) == {9, 10} and 0.15 < lengths.count(9) / len(lengths) < 0.25
+    assert make_split("train", 300, max_operand=20)["prompt"] == make_split("train", 300)["prompt"]
+    with pytest.raises(ValueError, match="max_operand must be >= 1"):
+        make_split("train", 3, max_operand=0)
     for bad in (0, 11):
         with pytest.raises(ValueError, match="min_ops must be in"):
             generate_problems(5, seed=0, max_ops=10, min_ops=bad)

@@ -137,7 +137,7 @@ def test_prompt_options_from_the_command_line():
         parser.parse_args_and_config(["--system_prompt", "Be brief."])
 
 
-def test_embedded_min_ops_reaches_both_splits_and_is_validated():
+def test_embedded_min_ops_and_max_operand_reach_the_splits_and_are_validated():
     parser, _, _ = make_parser([])
     argv = ["--embedded_max_ops", "10", "--embedded_min_ops", "10", "--embedded_num_train_prompts", "16"]
     script_args, _, _ = parser.parse_args_and_config([*argv, "--embedded_num_eval_prompts", "8"])
@@ -145,6 +145,14 @@ def test_embedded_min_ops_reaches_both_splits_and_is_validated():
     assert set(train["num_ops"]) == set(heldout["num_ops"]) == {10} and (len(train), len(heldout)) == (16, 8)
     with pytest.raises(ValueError, match=r"embedded_min_ops must be between 1 and embedded_max_ops \(9\)"):
         parser.parse_args_and_config(["--embedded_min_ops", "10"])
+    script_args, _, _ = parser.parse_args_and_config(
+        ["--embedded_max_operand", "500", "--embedded_num_eval_prompts", "64"]
+    )
+    _, heldout = _datasets(script_args, embedded=True)
+    operands = [int(x) for p in heldout["prompt"] for x in p[3:-5].replace("-", "+").split("+")]
+    assert max(operands) > 100 and min(operands) >= 0 and max(operands) <= 500
+    with pytest.raises(ValueError, match="embedded_max_operand must be >= 1"):
+        parser.parse_args_and_config(["--embedded_max_operand", "0"])
 
 
 def test_unknown_algorithm_names_the_choices():

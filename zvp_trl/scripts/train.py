@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..data.embedded.model import built_weights_checksum
-from ..data.embedded.task import DIFFICULTY, MAX_OPS, SPLIT_SIZES
+from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
 from ..trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 
 
@@ -105,6 +105,13 @@ class TrainScriptArguments:
             "longer than the base model's warm start, which it never solves)."
         },
     )
+    embedded_max_operand: int = field(
+        default=MAX_OPERAND,
+        metadata={
+            "help": "Embedded task: largest operand (the base model is warm-started on operands up to 20; larger "
+            "ones make prompts it does not solve)."
+        },
+    )
     embedded_warmup_steps: int = field(
         default=800, metadata={"help": "Embedded task: supervised warm-start steps of the base model (cached)."}
     )
@@ -154,6 +161,8 @@ class TrainScriptArguments:
         self.fewshot_examples = parse_fewshot_examples(self.fewshot_examples)  # JSON (command line) or a list
         if self.embedded_num_eval_prompts < 0:
             raise ValueError("embedded_num_eval_prompts must be >= 0 (0 skips the before/after evaluation).")
+        if self.embedded_max_operand < 1:
+            raise ValueError(f"embedded_max_operand must be >= 1, got {self.embedded_max_operand}.")
         if not 1 <= self.embedded_min_ops <= self.embedded_max_ops:
             raise ValueError(
                 f"embedded_min_ops must be between 1 and embedded_max_ops ({self.embedded_max_ops}), got "
@@ -301,6 +310,7 @@ def _datasets(script_args, embedded: bool):
             script_args.embedded_difficulty,
             script_args.embedded_max_ops,
             script_args.embedded_min_ops,
+            script_args.embedded_max_operand,
         )
         heldout = None  # embedded_num_eval_prompts=0 skips the before/after evaluation (make_split reads 0 as default)
         if script_args.embedded_num_eval_prompts > 0:
@@ -310,6 +320,7 @@ def _datasets(script_args, embedded: bool):
                 script_args.embedded_difficulty,
                 script_args.embedded_max_ops,
                 script_args.embedded_min_ops,
+                script_args.embedded_max_operand,
             )
         if script_args.dataset_name == EMBEDDED_DATASET_NAME and heldout is not None:
             # The two seeded streams repeat short chains: keep each held-out prompt once, and only if never trained on.

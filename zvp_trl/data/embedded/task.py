@@ -25,6 +25,7 @@ PROMPT_FORMAT = "Q: {expression}=?\nA:"
 # come from fixed seeds, so every script that scores "the held-out set" scores the same prompts.
 DIFFICULTY = 0.4
 MAX_OPS = 9
+MAX_OPERAND = 20
 SPLIT_SEEDS = {"train": 1, "heldout": 2}
 SPLIT_SIZES = {"train": 2048, "heldout": 256}
 
@@ -135,9 +136,15 @@ def make_split(
     difficulty: float = DIFFICULTY,
     max_ops: int = MAX_OPS,
     min_ops: int = 1,
+    max_operand: int = MAX_OPERAND,
 ) -> Dataset:
     """The default run's `"train"` or `"heldout"` prompts (`num_problems` defaults to the split's size); `min_ops`
-    keeps only chains of at least that many operations (the same seed stream, so `min_ops=1` is the default split)."""
+    keeps only chains of at least that many operations and `max_operand` draws operands from `[0, max_operand]` (the
+    same seed stream: their defaults give the default split)."""
     if split not in SPLIT_SEEDS:
         raise ValueError(f"split must be one of {list(SPLIT_SEEDS)}, got {split!r}.")
-    return make_dataset(num_problems or SPLIT_SIZES[split], SPLIT_SEEDS[split], difficulty, max_ops, min_ops=min_ops)
+    if max_operand < 1:
+        raise ValueError(f"max_operand must be >= 1, got {max_operand}.")
+    return make_dataset(
+        num_problems or SPLIT_SIZES[split], SPLIT_SEEDS[split], difficulty, max_ops, max_operand, min_ops=min_ops
+    )
