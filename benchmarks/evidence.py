@@ -51,16 +51,15 @@ COMMON = {
     "rollout_budget": 5120,  # 40 steps of 16 prompts x 8 for GRPO: five passes over the 128 training prompts
 }
 PROTOCOL = {
-    # Amended twice on 2026-12-02, each time after a probe and before any training run. Chains of 8..14 operations
-    # were never all-wrong (the shipped model still solves 0.6-2% of samples at every length;
-    # evidence/cold_start_by_length/level.json), nor was the default task for the base model with its warm start cut
-    # to 400..10 steps (0.2-15%: even a 10-step model boxes the right small number now and then;
-    # evidence/cold_start_by_warmup/level.json). The rule in force: the shipped model on the default chains of
-    # operands up to R, R the smallest candidate whose probe finds every training group all-wrong.
+    # Amended three times on 2026-12-02, each time after a probe and before any training run; the probes of the
+    # rules that found no level are kept in evidence/cold_start_by_{length,warmup,operand}/level.json. The rule in
+    # force: operands up to 1000 (the hardest candidate of the third rule, where one group of 128 was mixed), and as
+    # training prompts the first 128 of the training stream that the probe finds all-wrong.
     "cold_start": {
         **COMMON,
-        "level_kind": "max_operand",
-        "levels": [50, 100, 200, 500, 1000],
+        "level_kind": "probe_filtered",
+        "max_operand": 1000,
+        "probe_draw": 160,  # training-stream prompts probed; the first num_train_prompts all-wrong ones are kept
         "max_completion_length": 160,
         "seeds": [42, 43, 44, 45, 46],
         "methods": {
@@ -120,17 +119,18 @@ STEP_KEYS = (
 )  # fmt: skip
 
 
-def level_args(experiment: str, level: int | None) -> list[str]:
+def level_args(experiment: str, level, out: Path) -> list[str]:
     if experiment == "dose_response":
         return []
     protocol = PROTOCOL[experiment]
-    if protocol["level_kind"] == "max_operand":
-        task = ["--embedded_max_operand", str(level)]  # the default chains, larger numbers
+    if protocol["level_kind"] == "probe_filtered":  # the probe's all-wrong prompts, as written, as bare prompts
+        task = ["--dataset_name", str(out / "train_prompts.jsonl"), "--prompt_template", "{question}"]
+        task += ["--dataset_column_mapping", json.dumps({"question": "question", "answer": "answer"})]
     else:
         task = ["--embedded_min_ops", str(level), "--embedded_max_ops", str(level)]
+        task += ["--embedded_num_train_prompts", str(protocol["num_train_prompts"])]
     return [
         *task,
-        "--embedded_num_train_prompts", str(protocol["num_train_prompts"]),
         "--embedded_num_eval_prompts", str(protocol["num_eval_prompts"]),
         "--per_device_train_batch_size", str(protocol["prompts_per_step"] * protocol["num_generations"]),
         "--num_generations", str(protocol["num_generations"]),
@@ -153,9 +153,11 @@ def score(
     max_new_tokens: int,
     seed: int,
     max_operand: int = 20,
+    per_prompt: bool = False,
 ) -> dict:
     """Acc@8 / Pass@8 and the group split of `model_path` on `num_prompts` prompts of exactly `num_ops` operations
-    (None: the default task's mix of chain lengths) on operands up to `max_operand`."""
+    (None: the default task's mix of chain lengths) on operands up to `max_operand`; `per_prompt` adds each prompt's
+    number of correct samples."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zvp_trl import accuracy_reward, evaluate_accuracy
@@ -167,6 +169,28 @@ def score(
         prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops)
     model = AutoModelForCausalLM.from_pretrained(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if per_prompt:
+        counts = []
+
+        def reward(completions, solution, **kwargs):
+            rewards = accuracy_reward(completions=completions, solution=solution, **kwargs)
+            k = COMMON["probe_samples"]
+            counts.extend(sum((r or 0.0) > 0.5 for r in rewards[i : i + k]) for i in range(0, len(rewards), k))
+            return rewards
+
+        result = evaluate_accuracy(
+            model,
+            tokenizer,
+            list(prompts["prompt"]),
+            list(prompts["solution"]),
+            reward,
+            k=COMMON["probe_samples"],
+            temperature=COMMON["probe_temperature"],
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+        )
+        return {**result, "correct_per_prompt": counts, "prompts": list(prompts["prompt"]),
+                "solutions": list(prompts["solution"])}  # fmt: skip
     return evaluate_accuracy(
         model,
         tokenizer,
@@ -188,6 +212,8 @@ def choose_level(experiment: str, out: Path) -> int | None:
     if path.exists():
         return json.loads(path.read_text())["level"]
     protocol = PROTOCOL[experiment]
+    if protocol["level_kind"] == "probe_filtered":
+        return filtered_prompts(experiment, out)
     probes, level = {}, None
     by_operand = protocol["level_kind"] == "max_operand"
     model = base_model_path()
@@ -222,6 +248,58 @@ def choose_level(experiment: str, out: Path) -> int | None:
     if level is None:
         raise SystemExit(f"[evidence] {experiment}: no level in {protocol['levels']} meets the protocol's rule")
     return level
+
+
+def filtered_prompts(experiment: str, out: Path) -> str:
+    """The cold start's training prompts: the first `num_train_prompts` of `probe_draw` training-stream prompts that
+    the base model's probe finds all-wrong, written to `<out>/train_prompts.jsonl`; the probe to `<out>/level.json`."""
+    protocol = PROTOCOL[experiment]
+    probe = score(
+        base_model_path(),
+        None,
+        "train",
+        protocol["probe_draw"],
+        protocol["max_completion_length"],
+        protocol["probe_seed"],
+        max_operand=protocol["max_operand"],
+        per_prompt=True,
+    )
+    kept = [i for i, c in enumerate(probe["correct_per_prompt"]) if c == 0][: protocol["num_train_prompts"]]
+    if len(kept) < protocol["num_train_prompts"]:
+        raise SystemExit(f"[evidence] {experiment}: only {len(kept)} all-wrong prompts in the probe's draw")
+    rows = [{"question": probe["prompts"][i], "answer": probe["solutions"][i]} for i in kept]
+    (out / "train_prompts.jsonl").parent.mkdir(parents=True, exist_ok=True)
+    (out / "train_prompts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    summary = {k: v for k, v in probe.items() if k not in ("prompts", "solutions")}
+    level = f"operands <= {protocol['max_operand']}, {len(kept)} probe-all-wrong prompts"
+    write_json(
+        out / "level.json",
+        {"level": level, "level_kind": "probe_filtered", "probe": summary, "kept_indices": kept,
+         "machine": machine(), "date": date.today().isoformat()},
+    )  # fmt: skip
+    solved = [i for i, c in enumerate(probe["correct_per_prompt"]) if c > 0]
+    print(f"[evidence] {experiment} probe: {json.dumps(summary)[:300]}; solved at least once: {solved}", flush=True)
+    return level
+
+
+def evaluate_heldout(experiment: str, model_path: str) -> dict:
+    """The cold start's held-out score: the held-out stream's first prompts on its operands, sampling seed fixed."""
+    protocol = PROTOCOL[experiment]
+    return score(
+        model_path,
+        None,
+        "heldout",
+        protocol["num_eval_prompts"],
+        protocol["max_completion_length"],
+        protocol["probe_seed"],
+        max_operand=protocol["max_operand"],
+    )
+
+
+def built_weights_checksum(path: str) -> str | None:
+    from zvp_trl.data.embedded.model import built_weights_checksum as checksum
+
+    return checksum(path)
 
 
 def final_weights_sha256(run_dir: Path) -> str:
@@ -272,7 +350,7 @@ def run_one(experiment: str, method: str, seed: int, level: int | None, out: Pat
         sys.executable,
         str(REPO_ROOT / "recipes" / "train.py"),
         *protocol["methods"][method],
-        *level_args(experiment, level),
+        *level_args(experiment, level, out),
         "--seed", str(seed),
         "--max_rollouts", str(protocol["rollout_budget"]),
         "--max_steps", "100000",  # the rollout budget stops the run
@@ -294,6 +372,13 @@ def run_one(experiment: str, method: str, seed: int, level: int | None, out: Pat
         write_json(out / "failed" / f"{method}_seed{seed}.json", failure)
         raise RuntimeError(f"{experiment} {method} seed {seed} failed (exit {completed.returncode}); log: {log_path}")
     summary = json.loads((run_dir / "summary.json").read_text())
+    if protocol.get("level_kind") == "probe_filtered":  # trained on a file: evaluated here, base model once
+        base_path = out / "base.json"
+        if not base_path.exists():
+            write_json(base_path, {"heldout": evaluate_heldout(experiment, base_model_path())})
+        summary["heldout_before"] = json.loads(base_path.read_text())["heldout"]
+        summary["heldout_after"] = evaluate_heldout(experiment, str(run_dir))
+        summary["base_model_sha256"] = built_weights_checksum(base_model_path())
     history = json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
     steps = [{k: e.get(k) for k in STEP_KEYS if k in e} for e in history if "loss" in e and "step" in e]
     result = {
