@@ -50,6 +50,16 @@ COMMON = {
     "num_generations": 8,
     "rollout_budget": 5120,  # 40 steps of 16 prompts x 8 for GRPO: five passes over the 128 training prompts
 }
+# Each method with its defaults, as recipes/train.py's flags.
+METHOD_ARGS = {
+    "grpo": ["--algorithm", "grpo"],
+    "rl_zvp": ["--algorithm", "rl_zvp"],
+    "erpo": ["--algorithm", "erpo"],
+    "erpo_all_wrong": ["--algorithm", "erpo", "--erpo_trigger", "all_correct_or_all_wrong"],
+    "exgrpo": ["--algorithm", "exgrpo"],
+    "grpo_ds": ["--algorithm", "grpo_ds"],
+    "greso": ["--algorithm", "greso"],
+}
 PROTOCOL = {
     # Amended three times on 2026-12-02, each time after a probe and before any training run; the probes of the
     # rules that found no level are kept in evidence/cold_start_by_{length,warmup,operand}/level.json. The rule in
@@ -62,15 +72,7 @@ PROTOCOL = {
         "probe_draw": 160,  # training-stream prompts probed; the first num_train_prompts all-wrong ones are kept
         "max_completion_length": 160,
         "seeds": [42, 43, 44, 45, 46],
-        "methods": {
-            "grpo": ["--algorithm", "grpo"],
-            "rl_zvp": ["--algorithm", "rl_zvp"],
-            "erpo": ["--algorithm", "erpo"],
-            "erpo_all_wrong": ["--algorithm", "erpo", "--erpo_trigger", "all_correct_or_all_wrong"],
-            "exgrpo": ["--algorithm", "exgrpo"],
-            "grpo_ds": ["--algorithm", "grpo_ds"],
-            "greso": ["--algorithm", "greso"],
-        },
+        "methods": {name: METHOD_ARGS[name] for name in METHOD_ARGS},
     },
     "saturation": {
         **COMMON,
@@ -79,18 +81,14 @@ PROTOCOL = {
         "saturation_threshold": 0.5,
         "max_completion_length": 96,
         "seeds": [42, 43, 44, 45, 46],
-        "methods": {
-            "grpo": ["--algorithm", "grpo"],
-            "rl_zvp": ["--algorithm", "rl_zvp"],
-            "erpo": ["--algorithm", "erpo"],
-        },
+        "methods": {name: METHOD_ARGS[name] for name in ("grpo", "rl_zvp", "erpo")},
     },
     "dose_response": {
         # The standard embedded run (the learning table's budget): its defaults, nothing overridden but the method.
         "rollout_budget": 20480,
         "seeds": [42, 43, 44],
         "methods": {
-            "grpo": ["--algorithm", "grpo"],
+            "grpo": METHOD_ARGS["grpo"],
             **{
                 f"rl_zvp_alpha{alpha}": ["--algorithm", "rl_zvp", "--zvp_alpha", str(alpha)]
                 for alpha in (0.0, 0.03, 0.1, 0.3, 1.0)
@@ -169,39 +167,29 @@ def score(
         prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops)
     model = AutoModelForCausalLM.from_pretrained(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if per_prompt:
-        counts = []
+    counts = []
 
-        def reward(completions, solution, **kwargs):
-            rewards = accuracy_reward(completions=completions, solution=solution, **kwargs)
-            k = COMMON["probe_samples"]
-            counts.extend(sum((r or 0.0) > 0.5 for r in rewards[i : i + k]) for i in range(0, len(rewards), k))
-            return rewards
+    def reward(completions, solution, **kwargs):  # the accuracy reward, counting each prompt's correct samples
+        rewards = accuracy_reward(completions=completions, solution=solution, **kwargs)
+        k = COMMON["probe_samples"]
+        counts.extend(sum((r or 0.0) > 0.5 for r in rewards[i : i + k]) for i in range(0, len(rewards), k))
+        return rewards
 
-        result = evaluate_accuracy(
-            model,
-            tokenizer,
-            list(prompts["prompt"]),
-            list(prompts["solution"]),
-            reward,
-            k=COMMON["probe_samples"],
-            temperature=COMMON["probe_temperature"],
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-        )
-        return {**result, "correct_per_prompt": counts, "prompts": list(prompts["prompt"]),
-                "solutions": list(prompts["solution"])}  # fmt: skip
-    return evaluate_accuracy(
+    result = evaluate_accuracy(
         model,
         tokenizer,
         list(prompts["prompt"]),
         list(prompts["solution"]),
-        accuracy_reward,
+        reward,
         k=COMMON["probe_samples"],
         temperature=COMMON["probe_temperature"],
         max_new_tokens=max_new_tokens,
         seed=seed,
     )
+    if not per_prompt:
+        return result
+    return {**result, "correct_per_prompt": counts, "prompts": list(prompts["prompt"]),
+            "solutions": list(prompts["solution"])}  # fmt: skip
 
 
 def choose_level(experiment: str, out: Path) -> int | None:
