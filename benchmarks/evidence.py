@@ -137,10 +137,11 @@ def level_args(experiment: str, level, out: Path) -> list[str]:
 
 
 def base_model_path() -> str:
-    """The shipped default base model."""
-    from zvp_trl.data.embedded import EmbeddedModelSpec, get_embedded_model_path
+    """The shipped default base model (the name `embedded`, resolved as every entry point resolves it)."""
+    from zvp_trl.data.embedded import EmbeddedModelSpec
+    from zvp_trl.models.resolve import resolve_model_name
 
-    return str(get_embedded_model_path(EmbeddedModelSpec()))
+    return str(resolve_model_name("embedded", embedded_spec=EmbeddedModelSpec()))
 
 
 def score(
