@@ -203,25 +203,20 @@ def choose_level(experiment: str, out: Path) -> int | None:
     protocol = PROTOCOL[experiment]
     if protocol["level_kind"] == "probe_filtered":
         return filtered_prompts(experiment, out)
-    probes, level = {}, None
-    by_operand = protocol["level_kind"] == "max_operand"
+    probes, level = {}, None  # saturation: the chain lengths in the protocol's order, the first that meets its rule
     model = base_model_path()
     for candidate in protocol["levels"]:
         result = score(
             model,
-            None if by_operand else candidate,
+            candidate,
             "train",
             protocol["num_train_prompts"],
             protocol["max_completion_length"],
             protocol["probe_seed"],
-            max_operand=candidate if by_operand else 20,
         )
         probes[candidate] = result
         print(f"[evidence] {experiment} probe, {protocol['level_kind']} {candidate}: {json.dumps(result)}", flush=True)
-        if experiment == "cold_start" and result["frac_all_wrong"] == 1.0:
-            level = candidate
-            break
-        if experiment == "saturation" and result["frac_all_correct"] >= protocol["saturation_threshold"]:
+        if result["frac_all_correct"] >= protocol["saturation_threshold"]:
             level = candidate
             break
     write_json(
@@ -283,12 +278,6 @@ def evaluate_heldout(experiment: str, model_path: str) -> dict:
         protocol["probe_seed"],
         max_operand=protocol["max_operand"],
     )
-
-
-def built_weights_checksum(path: str) -> str | None:
-    from zvp_trl.data.embedded.model import built_weights_checksum as checksum
-
-    return checksum(path)
 
 
 def final_weights_sha256(run_dir: Path) -> str:
@@ -362,6 +351,8 @@ def run_one(experiment: str, method: str, seed: int, level: int | None, out: Pat
         raise RuntimeError(f"{experiment} {method} seed {seed} failed (exit {completed.returncode}); log: {log_path}")
     summary = json.loads((run_dir / "summary.json").read_text())
     if protocol.get("level_kind") == "probe_filtered":  # trained on a file: evaluated here, base model once
+        from zvp_trl.data.embedded.model import built_weights_checksum
+
         base_path = out / "base.json"
         if not base_path.exists():
             write_json(base_path, {"heldout": evaluate_heldout(experiment, base_model_path())})
@@ -528,9 +519,8 @@ def report(experiment: str, out: Path) -> dict:
         lines.append(f"alpha = 0 final weights equal GRPO's (per seed): {same}")
     print("\n".join(lines))
     result["table"] = lines
-    name = "cold_start" if experiment == "cold_start" else experiment
-    write_json(HERE / f"{name}.json", result)
-    plot(runs, order, HERE / f"{name}.png", experiment)
+    write_json(HERE / f"{experiment}.json", result)
+    plot(runs, order, HERE / f"{experiment}.png", experiment)
     return result
 
 
