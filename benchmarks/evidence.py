@@ -67,18 +67,25 @@ PROTOCOL = {
     # training prompts the first 128 of the training stream that the probe finds all-wrong.
     "cold_start": {
         **COMMON,
-        "level_kind": "probe_filtered",
+        "keep": "all_wrong",
+        "num_ops": None,  # the default task's mix of chain lengths
         "max_operand": 1000,
         "probe_draw": 160,  # training-stream prompts probed; the first num_train_prompts all-wrong ones are kept
         "max_completion_length": 160,
         "seeds": [42, 43, 44, 45, 46],
         "methods": {name: METHOD_ARGS[name] for name in METHOD_ARGS},
     },
+    # Amended on 2026-12-03, after the probe of the first rule (the largest chain length in 7..1 at which at least half
+    # the 128 training prompts are all-correct) found no length (at 1 operation 0.469 of them) and before any training
+    # run; that probe is kept in evidence/saturation_by_length/level.json. The rule in force, the cold start's mirror:
+    # chains of 1 operation, and as training prompts the first 128 of the training stream that the probe finds
+    # all-correct.
     "saturation": {
         **COMMON,
-        "level_kind": "num_ops",
-        "levels": list(range(7, 0, -1)),  # the largest level whose probe finds >= half the groups all-correct
-        "saturation_threshold": 0.5,
+        "keep": "all_correct",
+        "num_ops": 1,
+        "max_operand": 20,  # the task's default
+        "probe_draw": 384,  # training-stream prompts probed; the first num_train_prompts all-correct ones are kept
         "max_completion_length": 96,
         "seeds": [42, 43, 44, 45, 46],
         "methods": {name: METHOD_ARGS[name] for name in ("grpo", "rl_zvp", "erpo")},
@@ -120,13 +127,9 @@ STEP_KEYS = (
 def level_args(experiment: str, level, out: Path) -> list[str]:
     if experiment == "dose_response":
         return []
-    protocol = PROTOCOL[experiment]
-    if protocol["level_kind"] == "probe_filtered":  # the probe's all-wrong prompts, as written, as bare prompts
-        task = ["--dataset_name", str(out / "train_prompts.jsonl"), "--prompt_template", "{question}"]
-        task += ["--dataset_column_mapping", json.dumps({"question": "question", "answer": "answer"})]
-    else:
-        task = ["--embedded_min_ops", str(level), "--embedded_max_ops", str(level)]
-        task += ["--embedded_num_train_prompts", str(protocol["num_train_prompts"])]
+    protocol = PROTOCOL[experiment]  # the probe's kept prompts, as written, as bare prompts
+    task = ["--dataset_name", str(out / "train_prompts.jsonl"), "--prompt_template", "{question}"]
+    task += ["--dataset_column_mapping", json.dumps({"question": "question", "answer": "answer"})]
     return [
         *task,
         "--embedded_num_eval_prompts", str(protocol["num_eval_prompts"]),
@@ -165,7 +168,7 @@ def score(
     if num_ops is None:
         prompts = make_split(split, num_prompts, max_operand=max_operand)
     else:
-        prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops)
+        prompts = make_split(split, num_prompts, max_ops=num_ops, min_ops=num_ops, max_operand=max_operand)
     model = AutoModelForCausalLM.from_pretrained(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     counts = []
@@ -193,54 +196,25 @@ def score(
             "solutions": list(prompts["solution"])}  # fmt: skip
 
 
-def choose_level(experiment: str, out: Path) -> int | None:
+def choose_level(experiment: str, out: Path) -> str | None:
     """The protocol's rule, on the base model's probe of the training prompts; written to `<out>/level.json`."""
     if experiment == "dose_response":
         return None
     path = out / "level.json"
     if path.exists():
         return json.loads(path.read_text())["level"]
-    protocol = PROTOCOL[experiment]
-    if protocol["level_kind"] == "probe_filtered":
-        return filtered_prompts(experiment, out)
-    probes, level = {}, None  # saturation: the chain lengths in the protocol's order, the first that meets its rule
-    model = base_model_path()
-    for candidate in protocol["levels"]:
-        result = score(
-            model,
-            candidate,
-            "train",
-            protocol["num_train_prompts"],
-            protocol["max_completion_length"],
-            protocol["probe_seed"],
-        )
-        probes[candidate] = result
-        print(f"[evidence] {experiment} probe, {protocol['level_kind']} {candidate}: {json.dumps(result)}", flush=True)
-        if result["frac_all_correct"] >= protocol["saturation_threshold"]:
-            level = candidate
-            break
-    write_json(
-        path,
-        {
-            "level": level,
-            "level_kind": protocol["level_kind"],
-            "probes": probes,
-            "machine": machine(),
-            "date": date.today().isoformat(),
-        },
-    )
-    if level is None:
-        raise SystemExit(f"[evidence] {experiment}: no level in {protocol['levels']} meets the protocol's rule")
-    return level
+    return filtered_prompts(experiment, out)
 
 
 def filtered_prompts(experiment: str, out: Path) -> str:
-    """The cold start's training prompts: the first `num_train_prompts` of `probe_draw` training-stream prompts that
-    the base model's probe finds all-wrong, written to `<out>/train_prompts.jsonl`; the probe to `<out>/level.json`."""
+    """The training prompts: the first `num_train_prompts` of `probe_draw` training-stream prompts that the base
+    model's probe finds all-wrong (cold start) or all-correct (saturation), as the protocol's `keep` says, written to
+    `<out>/train_prompts.jsonl`; the probe to `<out>/level.json`."""
     protocol = PROTOCOL[experiment]
+    keep = {"all_wrong": lambda c: c == 0, "all_correct": lambda c: c == COMMON["probe_samples"]}[protocol["keep"]]
     probe = score(
         base_model_path(),
-        None,
+        protocol["num_ops"],
         "train",
         protocol["probe_draw"],
         protocol["max_completion_length"],
@@ -248,30 +222,34 @@ def filtered_prompts(experiment: str, out: Path) -> str:
         max_operand=protocol["max_operand"],
         per_prompt=True,
     )
-    kept = [i for i, c in enumerate(probe["correct_per_prompt"]) if c == 0][: protocol["num_train_prompts"]]
+    kept = [i for i, c in enumerate(probe["correct_per_prompt"]) if keep(c)][: protocol["num_train_prompts"]]
     if len(kept) < protocol["num_train_prompts"]:
-        raise SystemExit(f"[evidence] {experiment}: only {len(kept)} all-wrong prompts in the probe's draw")
+        raise SystemExit(f"[evidence] {experiment}: only {len(kept)} {protocol['keep']} prompts in the probe's draw")
     rows = [{"question": probe["prompts"][i], "answer": probe["solutions"][i]} for i in kept]
     (out / "train_prompts.jsonl").parent.mkdir(parents=True, exist_ok=True)
     (out / "train_prompts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     summary = {k: v for k, v in probe.items() if k not in ("prompts", "solutions")}
-    level = f"operands <= {protocol['max_operand']}, {len(kept)} probe-all-wrong prompts"
+    chains = "the default mix of chain lengths" if protocol["num_ops"] is None else f"chains of {protocol['num_ops']}"
+    level = f"{chains}, operands <= {protocol['max_operand']}, {len(kept)} probe-{protocol['keep']} prompts"
     write_json(
         out / "level.json",
-        {"level": level, "level_kind": "probe_filtered", "probe": summary, "kept_indices": kept,
+        {"level": level, "keep": protocol["keep"], "probe": summary, "kept_indices": kept,
          "machine": machine(), "date": date.today().isoformat()},
     )  # fmt: skip
-    solved = [i for i, c in enumerate(probe["correct_per_prompt"]) if c > 0]
-    print(f"[evidence] {experiment} probe: {json.dumps(summary)[:300]}; solved at least once: {solved}", flush=True)
+    print(f"[evidence] {experiment} probe: {json.dumps(summary)[:300]}; kept: {level}", flush=True)
     return level
 
 
-def evaluate_heldout(experiment: str, model_path: str) -> dict:
-    """The cold start's held-out score: the held-out stream's first prompts on its operands, sampling seed fixed."""
+def evaluate_heldout(experiment: str, model_path: str, harder: bool = False) -> dict:
+    """The held-out score of a probe-filtered experiment: the held-out stream's first prompts on its chain lengths and
+    operands (`harder`: one operation more), sampling seed fixed."""
     protocol = PROTOCOL[experiment]
+    num_ops = protocol["num_ops"]
+    if harder:
+        num_ops += 1
     return score(
         model_path,
-        None,
+        num_ops,
         "heldout",
         protocol["num_eval_prompts"],
         protocol["max_completion_length"],
@@ -350,12 +328,15 @@ def run_one(experiment: str, method: str, seed: int, level: int | None, out: Pat
         write_json(out / "failed" / f"{method}_seed{seed}.json", failure)
         raise RuntimeError(f"{experiment} {method} seed {seed} failed (exit {completed.returncode}); log: {log_path}")
     summary = json.loads((run_dir / "summary.json").read_text())
-    if protocol.get("level_kind") == "probe_filtered":  # trained on a file: evaluated here, base model once
+    if experiment != "dose_response":  # trained on a file: evaluated here, the base model once
         from zvp_trl.data.embedded.model import built_weights_checksum
 
         base_path = out / "base.json"
         if not base_path.exists():
-            write_json(base_path, {"heldout": evaluate_heldout(experiment, base_model_path())})
+            base = {"heldout": evaluate_heldout(experiment, base_model_path())}
+            if experiment == "saturation":
+                base["harder"] = evaluate_heldout(experiment, base_model_path(), harder=True)
+            write_json(base_path, base)
         summary["heldout_before"] = json.loads(base_path.read_text())["heldout"]
         summary["heldout_after"] = evaluate_heldout(experiment, str(run_dir))
         summary["base_model_sha256"] = built_weights_checksum(base_model_path())
@@ -383,10 +364,8 @@ def run_one(experiment: str, method: str, seed: int, level: int | None, out: Pat
     }
     result["weights_equal_base"] = result["final_weights_sha256"] == result["base_model_sha256"]
     if experiment == "saturation":  # one operation harder, the same sampling seed for every model
-        result["harder_after"] = score(
-            str(run_dir), level + 1, "heldout", protocol["num_eval_prompts"], protocol["max_completion_length"],
-            protocol["probe_seed"],
-        )  # fmt: skip
+        result["harder_before"] = json.loads((out / "base.json").read_text())["harder"]
+        result["harder_after"] = evaluate_heldout(experiment, str(run_dir), harder=True)
     write_json(path, result)
     print(
         f"[evidence] {experiment} {method} seed {seed}: held-out Acc@8 {result['before']['acc@8']:.3f} -> "
