@@ -206,12 +206,18 @@ def choose_level(experiment: str, out: Path) -> str | None:
     return filtered_prompts(experiment, out)
 
 
+def kept_indices(correct_per_prompt: list[int], keep: str, limit: int) -> list[int]:
+    """The first `limit` probed prompts with no correct sample (`keep="all_wrong"`) or only correct ones
+    (`"all_correct"`), by their index in the probe."""
+    wanted = {"all_wrong": 0, "all_correct": COMMON["probe_samples"]}[keep]
+    return [i for i, correct in enumerate(correct_per_prompt) if correct == wanted][:limit]
+
+
 def filtered_prompts(experiment: str, out: Path) -> str:
     """The training prompts: the first `num_train_prompts` of `probe_draw` training-stream prompts that the base
     model's probe finds all-wrong (cold start) or all-correct (saturation), as the protocol's `keep` says, written to
     `<out>/train_prompts.jsonl`; the probe to `<out>/level.json`."""
     protocol = PROTOCOL[experiment]
-    keep = {"all_wrong": lambda c: c == 0, "all_correct": lambda c: c == COMMON["probe_samples"]}[protocol["keep"]]
     probe = score(
         base_model_path(),
         protocol["num_ops"],
@@ -222,7 +228,7 @@ def filtered_prompts(experiment: str, out: Path) -> str:
         max_operand=protocol["max_operand"],
         per_prompt=True,
     )
-    kept = [i for i, c in enumerate(probe["correct_per_prompt"]) if keep(c)][: protocol["num_train_prompts"]]
+    kept = kept_indices(probe["correct_per_prompt"], protocol["keep"], protocol["num_train_prompts"])
     if len(kept) < protocol["num_train_prompts"]:
         raise SystemExit(f"[evidence] {experiment}: only {len(kept)} {protocol['keep']} prompts in the probe's draw")
     rows = [{"question": probe["prompts"][i], "answer": probe["solutions"][i]} for i in kept]

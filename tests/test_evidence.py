@@ -50,8 +50,21 @@ def test_methods_of_an_experiment_share_everything_but_their_own_flags(evidence,
         assert len(protocol["seeds"]) >= 5 and set(protocol["methods"]) >= {
             "grpo", "rl_zvp", "erpo", "erpo_all_wrong", "exgrpo", "grpo_ds", "greso"
         }  # fmt: skip
-        assert task[task.index("--dataset_name") + 1] == str(tmp_path / "train_prompts.jsonl")
+        assert protocol["keep"] == "all_wrong"
     if experiment == "saturation":
-        assert task[task.index("--embedded_min_ops") + 1] == task[task.index("--embedded_max_ops") + 1] == "3"
+        assert len(protocol["seeds"]) >= 5 and set(protocol["methods"]) == {"grpo", "rl_zvp", "erpo"}
+        assert protocol["keep"] == "all_correct" and protocol["num_ops"] == 1
+    if experiment in ("cold_start", "saturation"):  # trained on the probe's kept prompts
+        assert task[task.index("--dataset_name") + 1] == str(tmp_path / "train_prompts.jsonl")
+        assert protocol["probe_draw"] > protocol["num_train_prompts"]
     if experiment == "dose_response":
         assert task == [] and "rl_zvp_alpha0.0" in protocol["methods"]
+
+
+def test_kept_indices_by_hand(evidence):
+    correct = [0, 8, 3, 0, 8, 8, 0]  # correct samples of 8, per probed prompt
+    assert evidence.kept_indices(correct, "all_wrong", 2) == [0, 3]
+    assert evidence.kept_indices(correct, "all_wrong", 10) == [0, 3, 6]
+    assert evidence.kept_indices(correct, "all_correct", 2) == [1, 4]
+    with pytest.raises(KeyError):
+        evidence.kept_indices(correct, "mixed", 2)
