@@ -4,7 +4,13 @@ import json
 import pytest
 from math_eval_data import ENV_VAR, FIXTURE_DIR, FIXTURE_ROWS, data_dirs, expected_rows, math_eval_dir, read_rows
 
-from zvp_trl.evaluation.benchmark_eval import EvaluationArguments, _Generator, evaluate_model, markdown_table
+from zvp_trl.evaluation.benchmark_eval import (
+    EvaluationArguments,
+    _Generator,
+    evaluate_model,
+    markdown_table,
+    vllm_engine_kwargs,
+)
 from zvp_trl.evaluation.math_benchmarks import BENCHMARKS, load_benchmark
 
 
@@ -167,6 +173,15 @@ def test_bad_arguments():
         EvaluationArguments(model_name_or_path="x", benchmark_files=["math500.jsonl"])
     with pytest.raises(ValueError, match="backend"):
         EvaluationArguments(model_name_or_path="x", backend="tgi")
+    with pytest.raises(ValueError, match=r"vllm_max_model_len \(64\) must exceed max_tokens \(64\)"):
+        EvaluationArguments(model_name_or_path="x", max_tokens=64, vllm_max_model_len=64)
+
+
+def test_vllm_engine_options():
+    # By default vLLM decides (compiled model, the model's context length); the options reach vllm.LLM as its own.
+    assert vllm_engine_kwargs(EvaluationArguments(model_name_or_path="m", seed=3)) == {"model": "m", "seed": 3}
+    args = EvaluationArguments(model_name_or_path="m", max_tokens=48, vllm_enforce_eager=True, vllm_max_model_len=512)
+    assert vllm_engine_kwargs(args) == {"model": "m", "seed": 0, "enforce_eager": True, "max_model_len": 512}
 
 
 def test_prompts_carry_the_training_system_prompt_and_examples(tiny_model_path, tmp_path):

@@ -23,6 +23,8 @@ def _evaluate(backend: str, data: Path, output_dir: Path) -> dict:
             sys.executable, str(EVALUATE), "--model_name_or_path", "smollm2-offline", "--benchmarks", "gsm8k",
             "--benchmark_files", f"gsm8k={data}", "--k", "4", "--max_tokens", "48", "--top_p", "1.0",
             "--fewshot_examples", EXAMPLES, "--backend", backend, "--output_dir", str(output_dir),
+            # Eager: compiling the model first takes minutes on a CPU (test_colocate.py runs vLLM compiled).
+            *(["--vllm_enforce_eager", "--vllm_max_model_len", "1024"] if backend == "vllm" else []),
         ],
         env=vllm_env(),
         capture_output=True,

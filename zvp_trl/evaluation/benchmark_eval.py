@@ -68,6 +68,22 @@ class EvaluationArguments:
     )
     backend: str = field(default="auto", metadata={"help": "vllm, transformers, or auto (vllm when installed)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per generate call (transformers backend)."})
+    vllm_enforce_eager: bool = field(
+        default=False,
+        metadata={
+            "help": "vLLM backend: run the model eagerly, without compiling it (torch.compile, CUDA graphs) first, as "
+            "`trl vllm-serve --enforce_eager` does. The engine starts in seconds instead of minutes (on a CPU, "
+            "compiling a 135M model takes minutes); generation is slower per token, so keep the default for long "
+            "evaluations."
+        },
+    )
+    vllm_max_model_len: int | None = field(
+        default=None,
+        metadata={
+            "help": "vLLM backend: longest prompt + completion in tokens the engine holds (default: the model's "
+            "context length). A smaller value needs less KV-cache memory."
+        },
+    )
     output_dir: str = field(default="eval_results", metadata={"help": "Where the JSONL, summary and table go."})
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
 
@@ -80,6 +96,22 @@ class EvaluationArguments:
             raise ValueError(f"benchmark_files entries must be name=path, got {malformed}.")
         if self.backend not in ("auto", "vllm", "transformers"):
             raise ValueError(f"backend must be auto, vllm or transformers, got {self.backend!r}.")
+        if self.vllm_max_model_len is not None and self.vllm_max_model_len <= self.max_tokens:
+            raise ValueError(
+                f"vllm_max_model_len ({self.vllm_max_model_len}) must exceed max_tokens ({self.max_tokens}), "
+                "since it holds the prompt and the completion: raise it, or leave it unset for the model's context "
+                "length."
+            )
+
+
+def vllm_engine_kwargs(args: EvaluationArguments) -> dict:
+    """The keyword arguments of the `vllm.LLM` the vLLM backend evaluates with."""
+    kwargs = {"model": args.model_name_or_path, "seed": args.seed}
+    if args.vllm_enforce_eager:
+        kwargs["enforce_eager"] = True
+    if args.vllm_max_model_len is not None:
+        kwargs["max_model_len"] = args.vllm_max_model_len
+    return kwargs
 
 
 def _read_done(path: Path) -> dict[int, list[dict]]:
@@ -115,7 +147,7 @@ class _Generator:
         if backend == "vllm":
             from vllm import LLM
 
-            self.llm = LLM(model=args.model_name_or_path, seed=args.seed)
+            self.llm = LLM(**vllm_engine_kwargs(args))
         else:
             self.model = model or AutoModelForCausalLM.from_pretrained(args.model_name_or_path)
         conversational = args.conversational
