@@ -36,29 +36,40 @@ def tool_model_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def every_trainer_run(tiny_model_path, tmp_path_factory):
     """`run(algorithm, fsdp2=False, zero_stage=None)`: the rank results of tests/scripts/every_trainer_two_processes.py
-    on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. Each run is launched once per
-    session and shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py (which compare their sharded runs
-    with the DDP runs of the same seed)."""
+    on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. The first request of a
+    set-up launches it once for every registered algorithm (each trained in turn in the same two processes: they start
+    and import once per set-up); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py
+    (which compare their sharded runs with the DDP runs of the same seed). A launch that failed fails every test that
+    asks for it, with its output, without being launched again."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    from zvp_trl.trainer.registry import ALGORITHMS
+
     script = Path(__file__).parent / "scripts" / "every_trainer_two_processes.py"
-    runs = {}
+    launches = {}
+
+    def launch(algorithms: tuple[str, ...], fsdp2: bool, zero_stage: int | None) -> tuple[Path, str]:
+        mode = "fsdp2" if fsdp2 else f"zero{zero_stage}" if zero_stage else "ddp"
+        out = tmp_path_factory.mktemp(f"every_trainer_{mode}")
+        env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(out))
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        command += [str(script), "--algorithm", ",".join(algorithms), *(["--fsdp2"] if fsdp2 else [])]
+        command += ["--deepspeed", str(zero_stage)] if zero_stage else []
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120 * len(algorithms))
+        failure = "" if result.returncode == 0 else f"{mode} launch: " + result.stdout[-3000:] + result.stderr[-6000:]
+        return out, failure
 
     def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None) -> list[dict]:
-        key = (algorithm, fsdp2, zero_stage)
-        if key not in runs:
-            mode = "fsdp2" if fsdp2 else f"zero{zero_stage}" if zero_stage else "ddp"
-            out = tmp_path_factory.mktemp(f"{algorithm}_{mode}")
-            env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(out))
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-            command += [str(script), "--algorithm", algorithm, *(["--fsdp2"] if fsdp2 else [])]
-            command += ["--deepspeed", str(zero_stage)] if zero_stage else []
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-            runs[key] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
-        return runs[key]
+        # The registered algorithms share one launch per set-up; any other name (a composition) has one of its own.
+        algorithms = tuple(ALGORITHMS) if algorithm in ALGORITHMS else (algorithm,)
+        key = (algorithms, fsdp2, zero_stage)
+        if key not in launches:
+            launches[key] = launch(*key)
+        out, failure = launches[key]
+        assert not failure, failure
+        return [json.loads((out / algorithm / f"rank{r}.json").read_text()) for r in range(2)]
 
     return run

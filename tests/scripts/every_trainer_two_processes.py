@@ -1,7 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""Run by tests/test_two_processes.py under `torchrun --nproc_per_node 2` (gloo, CPU), once per registered algorithm:
-`every_trainer_two_processes.py --algorithm NAME`; by tests/test_fsdp2.py with `--fsdp2` added: the same run under
-accelerate's FSDP2 (`zvp_trl.trainer.cpu_fsdp`, parameters sharded over the two CPU processes).
+"""Run (through the `every_trainer_run` fixture of tests/conftest.py) under `torchrun --nproc_per_node 2` (gloo, CPU):
+`every_trainer_two_processes.py --algorithm NAME[,NAME...]` trains each named algorithm's trainer in turn, in the same
+two processes (one launch per distributed set-up, so the processes start and import once, not once per algorithm);
+`--fsdp2` runs them under accelerate's FSDP2 (`zvp_trl.trainer.cpu_fsdp`, parameters sharded over the two CPU
+processes), `--deepspeed STAGE` under DeepSpeed ZeRO-STAGE (`zvp_trl.trainer.cpu_deepspeed`).
 
 Trains that algorithm's trainer for `MAX_STEPS` optimizer steps on a tiny dataset with a deterministic reward that
 depends on the dataset row's `kind`, on the process and (for `mixed`) on the row's position in its group, never on the
@@ -26,7 +28,7 @@ Layouts (TRL's dataloader gives process `r` the rows `[r * L, (r + 1) * L)` of e
 
 The layout is chosen by trying the split one first and falling back only when the config rejects it for that reason.
 
-Each rank writes `rank{r}.json`: the layout and dataset, `{name: state_dict()}` of every object in
+Each rank writes `NAME/rank{r}.json` for each algorithm: the layout and dataset, `{name: state_dict()}` of every object in
 `trainer._checkpointed_state` (the ExGRPO buffer's whole `contents()`) before and after training, every reward computation it saw (`rounds`: step, the local
 rows' prompt ids / kinds / rewards and the gathered rewards) and every training batch it produced (`batches`:
 advantages plus whatever the trainer adds: RL-ZVP signs, ERPO temperatures, ExGRPO replay flags), the state after
@@ -35,6 +37,7 @@ parameters are held: `DTensor` shards or plain tensors).
 """
 
 import argparse
+import gc
 import json
 import os
 from pathlib import Path
@@ -194,7 +197,7 @@ def dtensor_parameter_layout(trainer) -> dict:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--algorithm", required=True)
+    parser.add_argument("--algorithm", required=True, help="one registered algorithm, or several separated by commas")
     parser.add_argument(
         "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.trainer.cpu_fsdp)"
     )
@@ -205,7 +208,6 @@ def main():
         help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.trainer.cpu_deepspeed)",
     )
     cli = parser.parse_args()
-    algorithm = cli.algorithm
     if cli.deepspeed:
         from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
 
@@ -215,7 +217,15 @@ def main():
 
         enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])
-    trainer, layout, dataset = build(algorithm, out, fsdp2=cli.fsdp2, zero_stage=cli.deepspeed)
+    for algorithm in cli.algorithm.split(","):
+        train_and_report(algorithm, out / algorithm, fsdp2=cli.fsdp2, zero_stage=cli.deepspeed)
+        gc.collect()  # the trainer and the recording closures that refer to it
+
+
+def train_and_report(algorithm: str, out: Path, fsdp2: bool, zero_stage: int | None) -> None:
+    """Trains `algorithm` on this process's rows and writes what it saw to `out/rank{r}.json`."""
+    out.mkdir(parents=True, exist_ok=True)
+    trainer, layout, dataset = build(algorithm, out, fsdp2=fsdp2, zero_stage=zero_stage)
     rank = trainer.accelerator.process_index
     initial_state = state_of(trainer)
     seen = {}
@@ -291,6 +301,10 @@ def main():
         "batches": batches,
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
+    # The next algorithm's trainer builds its own Accelerator (and DeepSpeed engine) in these processes: let this
+    # one's go first, on both processes together.
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
 
 
 if __name__ == "__main__":
