@@ -33,12 +33,26 @@ def tool_model_path(tmp_path_factory):
     return build_tool_model(tmp_path_factory.mktemp("tool_model"))
 
 
+_EVERY_TRAINER_ALGORITHMS = pytest.StashKey[frozenset]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Notes which algorithms the selected tests ask `every_trainer_run` for (after -m / -k deselected the others)."""
+    config.stash[_EVERY_TRAINER_ALGORITHMS] = frozenset(
+        item.callspec.params["algorithm"]
+        for item in items
+        if "every_trainer_run" in getattr(item, "fixturenames", ())
+        and "algorithm" in getattr(getattr(item, "callspec", None), "params", {})
+    )
+
+
 @pytest.fixture(scope="session")
-def every_trainer_run(tiny_model_path, tmp_path_factory):
+def every_trainer_run(tiny_model_path, tmp_path_factory, request):
     """`run(algorithm, fsdp2=False, zero_stage=None)`: the rank results of tests/scripts/every_trainer_two_processes.py
     on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. The first request of a
-    set-up launches it once for every registered algorithm (each trained in turn in the same two processes: they start
-    and import once per set-up); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py
+    set-up launches it once for every registered algorithm that the selected tests ask for (each trained in turn in
+    the same two processes: they start and import once per set-up; `pytest -m rl_zvp` launches only rl_zvp's); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py
     (which compare their sharded runs with the DDP runs of the same seed). A launch that failed fails every test that
     asks for it, with its output, without being launched again."""
     import json
@@ -63,8 +77,9 @@ def every_trainer_run(tiny_model_path, tmp_path_factory):
         return out, failure
 
     def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None) -> list[dict]:
-        # The registered algorithms share one launch per set-up; any other name (a composition) has one of its own.
-        algorithms = tuple(ALGORITHMS) if algorithm in ALGORITHMS else (algorithm,)
+        # The selected tests' registered algorithms share one launch per set-up; any other name has one of its own.
+        selected = request.config.stash.get(_EVERY_TRAINER_ALGORITHMS, frozenset())
+        algorithms = tuple(a for a in ALGORITHMS if a in selected) if algorithm in selected else (algorithm,)
         key = (algorithms, fsdp2, zero_stage)
         if key not in launches:
             launches[key] = launch(*key)

@@ -7,6 +7,9 @@ import torch
 from zvp_trl import rl_zvp_token_advantages, zero_variance_signs
 
 
+pytestmark = pytest.mark.unit
+
+
 def test_zero_variance_signs_hand_values():
     nan = math.nan
     rewards = torch.tensor([1.0, 1, 1, 0, 0, 0, 1, 0, 1, nan, 1, 1])

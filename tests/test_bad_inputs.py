@@ -91,6 +91,7 @@ def loss_and_grads(trainer, inputs):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_dataset_without_prompt_column_is_refused_at_construction(tiny_model_path, tmp_path, algorithm):
     dataset = Dataset.from_dict({"question": ["Q: 1+1=?\nA:"] * 8, "solution": ["2"] * 8})
@@ -99,6 +100,7 @@ def test_dataset_without_prompt_column_is_refused_at_construction(tiny_model_pat
         make_trainer(algorithm, tiny_model_path, tmp_path, accuracy_reward, dataset=dataset)
 
 
+@pytest.mark.trainer
 def test_eval_dataset_without_prompt_column_is_refused(tiny_model_path, tmp_path):
     _, trainer_class = get_algorithm("rl_zvp").load()
     good = Dataset.from_dict({"prompt": ["Q: 1+1=?\nA:"] * 8, "solution": ["2"] * 8})
@@ -113,6 +115,7 @@ def test_eval_dataset_without_prompt_column_is_refused(tiny_model_path, tmp_path
         )
 
 
+@pytest.mark.unit
 def test_accuracy_rewards_without_their_answer_column_name_it_and_the_fix():
     trl_kwargs = dict(prompts=["?"], completion_ids=[[1]], trainer_state=None)
     # Was `TypeError: accuracy_reward() missing 1 required positional argument: 'solution'`.
@@ -122,6 +125,7 @@ def test_accuracy_rewards_without_their_answer_column_name_it_and_the_fix():
         make_accuracy_reward("answer")(completions=[r"\boxed{2}"], solution=["2"], **trl_kwargs)
 
 
+@pytest.mark.trainer
 def test_training_without_the_answer_column_stops_with_the_reward_error(tiny_model_path, tmp_path):
     dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)], "answer": ["1"] * 8})
     trainer = make_trainer("rl_zvp", tiny_model_path, tmp_path, accuracy_reward, dataset=dataset)
@@ -129,6 +133,7 @@ def test_training_without_the_answer_column_stops_with_the_reward_error(tiny_mod
         trainer.train()
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "row, match",
     [
@@ -150,6 +155,7 @@ def test_recipe_dataset_file_without_question_or_answer_names_the_recipe_flag(ti
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 @pytest.mark.parametrize("num_generations", [1, 0, -2])
 def test_num_generations_below_two_names_the_field(tmp_path, algorithm, num_generations):
@@ -163,6 +169,7 @@ def test_num_generations_below_two_names_the_field(tmp_path, algorithm, num_gene
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", ["rl_zvp", "erpo_rl_zvp", "exgrpo_rl_zvp"])
 @pytest.mark.parametrize("alpha", [-0.1, math.nan, math.inf])
 def test_rl_zvp_alpha_must_be_non_negative_and_finite(tmp_path, algorithm, alpha):
@@ -171,12 +178,14 @@ def test_rl_zvp_alpha_must_be_non_negative_and_finite(tmp_path, algorithm, alpha
         make_config(algorithm, tmp_path, zvp_alpha=alpha)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", [0.0, math.inf])
 def test_rl_zvp_constant_advantage_must_be_positive_and_finite(tmp_path, value):
     with pytest.raises(ValueError, match="zvp_constant_advantage must be > 0 and finite"):
         make_config("rl_zvp", tmp_path, zvp_entropy_scaling=False, zvp_constant_advantage=value)
 
 
+@pytest.mark.unit
 def test_an_infinite_alpha_would_have_given_nan_advantages():
     # Why the config refuses it: alpha * H with H = 0 on some token (or a padded one) is NaN.
     entropies = torch.tensor([[0.5, 0.0, 0.2]])
@@ -191,6 +200,7 @@ def test_an_infinite_alpha_would_have_given_nan_advantages():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", ["erpo", "erpo_rl_zvp"])
 @pytest.mark.parametrize("max_temperature", [0.9, math.nan])
 def test_erpo_max_temperature_below_base_is_refused(tmp_path, algorithm, max_temperature):
@@ -201,6 +211,7 @@ def test_erpo_max_temperature_below_base_is_refused(tmp_path, algorithm, max_tem
         make_config(algorithm, tmp_path, temperature=1.0, erpo_max_temperature=max_temperature)
 
 
+@pytest.mark.unit
 def test_erpo_max_temperature_equal_to_base_is_allowed(tmp_path):
     assert make_config("erpo", tmp_path, temperature=0.7, erpo_max_temperature=0.7).erpo_max_temperature == 0.7
 
@@ -210,6 +221,7 @@ def test_erpo_max_temperature_equal_to_base_is_allowed(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_exgrpo_rl_zvp_refuses_an_incompatible_loss_type(tmp_path):
     with pytest.raises(ValueError, match=r"loss_type='vespo' is not supported.*Use one of"):
         make_config("exgrpo_rl_zvp", tmp_path, loss_type="vespo")
@@ -236,6 +248,7 @@ class RecordingReward:
         return scores
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("all_unscored", [False, True], ids=["some_rows_unscored", "all_rows_unscored"])
 @pytest.mark.parametrize("algorithm", TRAINED)
 def test_unscored_rewards_give_a_finite_step_and_zero_advantage(tiny_model_path, tmp_path, algorithm, all_unscored):
@@ -279,6 +292,7 @@ def test_unscored_rewards_give_a_finite_step_and_zero_advantage(tiny_model_path,
         assert trainer.greso_state.traces and all(trace == [None] for trace in trainer.greso_state.traces.values())
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("on_mixed, expected", [("hold", 1.3), ("reset", 1.0), ("decay", 1.2)])
 def test_erpo_rule_treats_an_unscored_group_as_mixed(on_mixed, expected):
     rule = dict(base=1.0, step=0.1, max_temperature=1.5, trigger="all_correct_or_all_wrong", on_mixed=on_mixed)
@@ -290,6 +304,7 @@ def test_erpo_rule_treats_an_unscored_group_as_mixed(on_mixed, expected):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 def test_completion_that_is_only_eos_gets_no_all_wrong_advantage(tiny_model_path, tmp_path):
     eos = AutoTokenizer.from_pretrained(tiny_model_path).eos_token_id
     # EOS first, every time: the completion text is empty, so the accuracy reward says wrong (no \boxed answer).
@@ -307,6 +322,7 @@ def test_completion_that_is_only_eos_gets_no_all_wrong_advantage(tiny_model_path
     assert grads and all(torch.count_nonzero(g) == 0 for g in grads)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("reward_value", [0.0, 1.0])
 def test_fully_masked_completions_contribute_nothing(tiny_model_path, tmp_path, reward_value):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
@@ -330,6 +346,7 @@ def test_fully_masked_completions_contribute_nothing(tiny_model_path, tmp_path, 
     assert loss.item() == 0.0 and all(torch.count_nonzero(g) == 0 for g in grads)
 
 
+@pytest.mark.unit
 def test_token_advantages_of_empty_rows_are_zero():
     entropies = torch.tensor([[0.7, 0.3, 0.1, 0.9], [0.4, 0.8, 0.2, 0.6], [0.5, 0.1, 0.3, 0.2]])
     mask = torch.tensor([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]])
@@ -347,6 +364,7 @@ def test_token_advantages_of_empty_rows_are_zero():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 def test_completions_without_a_boxed_answer_score_zero():
     texts = ["The answer is 5.", "", r"so \boxed{", [{"role": "assistant", "content": "5"}]]
     # Integer gold (in-process fast path) and LaTeX gold (math-verify helper process).
@@ -360,6 +378,7 @@ def test_completions_without_a_boxed_answer_score_zero():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 def test_pathological_latex_reward_returns_within_its_bound():
     math_verify_accuracy(r"\frac12", r"\boxed{0.5}")  # the helper process is running: no start-up below
     start = time.perf_counter()
@@ -396,6 +415,7 @@ print("RESULT " + json.dumps({"scores": scores, "seconds": seconds, "loss": loss
 """
 
 
+@pytest.mark.distributed
 def test_training_step_scoring_pathological_latex_does_not_hang(tiny_model_path, tmp_path):
     command = [sys.executable, "-c", textwrap.dedent(TRAIN_STEP_SCRIPT), tiny_model_path, str(tmp_path), SLOW_ANSWER]
     # Generous: importing torch/trl and starting the math-verify helper twice on a busy 2-core machine.
@@ -414,6 +434,7 @@ def test_training_step_scoring_pathological_latex_does_not_hang(tiny_model_path,
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "yaml_text, key",
     [

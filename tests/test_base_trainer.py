@@ -26,6 +26,7 @@ def epochs(sampler, n):
     return orders
 
 
+@pytest.mark.unit
 def test_epoch_order_matches_trl_and_survives_a_restart():
     data = list(range(10))
     trl_orders = epochs(RepeatSampler(data, mini_repeat_count=2, batch_size=5, seed=3), 3)
@@ -67,6 +68,7 @@ def make_trainer(tiny_model_path, tmp_path, reward_funcs=alternating_reward, **o
     )
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("stop, last_step", [("step", 5), ("generation", 6)])
 def test_max_rollouts_stops_training_and_kept_counts_each_row_once(tiny_model_path, tmp_path, stop, last_step):
     # 8 completions per generation, each generation batch used for 2 optimizer steps (num_iterations=2): generations
@@ -81,6 +83,7 @@ def test_max_rollouts_stops_training_and_kept_counts_each_row_once(tiny_model_pa
     assert last["rollouts/total"] == 24 and last["rollouts/kept"] == 24 and last["rollouts/grad_steps"] == last_step
 
 
+@pytest.mark.trainer
 def test_max_rollouts_generation_stop_with_gradient_accumulation(tiny_model_path, tmp_path):
     # 2 rows per micro-batch, 2 micro-batches per optimizer step, a generation batch of 8 rows = 2 optimizer steps:
     # generations at steps 1, 3 (8, 16 completions); a budget of 10 is spent at step 3 and its batch ends at step 4.
@@ -96,6 +99,7 @@ def test_max_rollouts_generation_stop_with_gradient_accumulation(tiny_model_path
     assert (trainer.state.global_step, trainer.rollouts.total) == (4, 16)
 
 
+@pytest.mark.unit
 def test_max_rollouts_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="max_rollouts"):
         ZVPBaseConfig(output_dir=str(tmp_path), max_rollouts=0)
@@ -114,6 +118,7 @@ EARLIER_NAMES = [
 ]  # fmt: skip
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
     config_class, _ = get_algorithm(algorithm).load()
@@ -124,6 +129,7 @@ def test_every_config_has_the_shared_fields_once(algorithm, tmp_path):
         assert next(f for f in dataclasses.fields(config_class) if f.name == name).metadata["help"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_no_config_has_the_earlier_per_method_names(algorithm, tmp_path):
     config_class, _ = get_algorithm(algorithm).load()
@@ -133,6 +139,7 @@ def test_no_config_has_the_earlier_per_method_names(algorithm, tmp_path):
         config_class(**cpu_config_kwargs(tmp_path, erpo_correct_threshold=0.5))
 
 
+@pytest.mark.unit
 def test_zero_variance_atol_is_checked_once_for_every_method(tmp_path):
     for algorithm in ALGORITHMS:
         config_class, _ = get_algorithm(algorithm).load()
@@ -140,6 +147,7 @@ def test_zero_variance_atol_is_checked_once_for_every_method(tmp_path):
             config_class(**cpu_config_kwargs(tmp_path, zero_variance_atol=-1.0))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_default_args_are_the_trainers_config_with_trls_naming(algorithm, monkeypatch):
     # TRL's defaults train in bf16, which transformers refuses on a machine without a GPU; skip that one check here.
@@ -154,6 +162,7 @@ def test_default_args_are_the_trainers_config_with_trls_naming(algorithm, monkey
     assert len(suffixes) == len(ALGORITHMS)  # every trainer writes to its own default directory
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", sorted(set(ALGORITHMS) - {"grpo"}))
 def test_a_trainer_refuses_another_methods_config(algorithm, tmp_path):
     _, trainer_class = get_algorithm(algorithm).load()
@@ -163,6 +172,7 @@ def test_a_trainer_refuses_another_methods_config(algorithm, tmp_path):
         )
 
 
+@pytest.mark.trainer
 def test_row_signs_and_local_rows_of_the_base_trainer(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, correct_threshold=0.5, zero_variance_atol=0.1)
     rewards = torch.tensor([1.0, 0.95, 0.6, 0.6, 0.0, 0.05, 0.0, 1.0, float("nan"), 1.0])
@@ -173,6 +183,7 @@ def test_row_signs_and_local_rows_of_the_base_trainer(tiny_model_path, tmp_path)
         trainer._gathered_scalar_rewards()
 
 
+@pytest.mark.trainer
 def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
     seen = record_generations(trainer, lambda output: trainer._gathered_scalar_rewards().tolist())
@@ -180,6 +191,7 @@ def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_pa
     assert seen == [[float(i % 2 == 0) for i in range(8)]]
 
 
+@pytest.mark.trainer
 def test_every_trainer_logs_the_zero_variance_split(tiny_model_path, tmp_path):
     # Prompt "Q: i+1=?" is always solved when i is even and never when i is odd: every group is zero-variance, and the
     # all-correct share of a step is the share of even prompts among the 2 it sampled.

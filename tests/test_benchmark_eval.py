@@ -17,6 +17,7 @@ from zvp_trl.evaluation.math_benchmarks import BENCHMARKS, load_benchmark
 DATA_DIR = math_eval_dir()  # the fixtures' first rows, or the complete copies named by ZVP_TRL_MATH_EVAL_DIR
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "name, row, expected",
     [
@@ -40,12 +41,14 @@ def test_answer_readers(name, row, expected):
     assert BENCHMARKS[name].read_answer(row) == expected
 
 
+@pytest.mark.unit
 def test_olympiad_question_includes_context():
     spec = BENCHMARKS["olympiadbench"]
     assert spec.question({"question": "Find x.", "context": "Let x=2."}) == "Let x=2.\nFind x."
     assert spec.question({"question": "Find x.", "context": "None"}) == "Find x."
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("copies", list(data_dirs()))
 @pytest.mark.parametrize(
     "name, first_answer",
@@ -72,6 +75,7 @@ def test_local_copies_load(name, first_answer, copies):
         assert read_rows(FIXTURE_DIR / file) == read_rows(data_dir / file, limit=FIXTURE_ROWS)
 
 
+@pytest.mark.unit
 def test_complete_copies_are_tested_only_where_the_variable_names_a_folder(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert data_dirs() == {"fixtures": FIXTURE_DIR} and math_eval_dir() == FIXTURE_DIR
@@ -82,6 +86,7 @@ def test_complete_copies_are_tested_only_where_the_variable_names_a_folder(tmp_p
         data_dirs()
 
 
+@pytest.mark.unit
 def test_missing_local_copy_and_unknown_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="math500"):
         load_benchmark("math500", data_dir=tmp_path)
@@ -89,11 +94,13 @@ def test_missing_local_copy_and_unknown_name(tmp_path):
         load_benchmark("mathh500")
 
 
+@pytest.mark.unit
 def test_embedded_benchmark_limit_is_a_prefix():
     full, first = load_benchmark("embedded"), load_benchmark("embedded", limit=5)
     assert len(full) == 256 and first["question"] == full["question"][:5]
 
 
+@pytest.mark.trainer
 def test_end_to_end_resumes_and_writes_table(tiny_model_path, tmp_path, monkeypatch):
     args = EvaluationArguments(
         model_name_or_path=tiny_model_path,
@@ -130,6 +137,7 @@ def test_end_to_end_resumes_and_writes_table(tiny_model_path, tmp_path, monkeypa
     assert table == markdown_table(resumed)
 
 
+@pytest.mark.trainer
 def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monkeypatch):
     args = EvaluationArguments(
         model_name_or_path=tiny_model_path,
@@ -148,6 +156,7 @@ def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monke
     assert result["acc@2"] == pytest.approx(0.25) and result["pass@2"] == pytest.approx(0.5)
 
 
+@pytest.mark.trainer
 def test_a_benchmark_file_overrides_the_data_dir(tiny_model_path, tmp_path, monkeypatch):
     own = tmp_path / "my_amc.jsonl"
     own.write_text(json.dumps({"problem": "1+1?", "answer": "2.0"}) + "\n")
@@ -166,6 +175,7 @@ def test_a_benchmark_file_overrides_the_data_dir(tiny_model_path, tmp_path, monk
     assert result["num_questions"] == 1 and result["acc@1"] == 1.0
 
 
+@pytest.mark.unit
 def test_bad_arguments():
     with pytest.raises(ValueError, match="k must be"):
         EvaluationArguments(model_name_or_path="x", k=0)
@@ -177,6 +187,7 @@ def test_bad_arguments():
         EvaluationArguments(model_name_or_path="x", max_tokens=64, vllm_max_model_len=64)
 
 
+@pytest.mark.unit
 def test_vllm_engine_options():
     # By default vLLM decides (compiled model, the model's context length); the options reach vllm.LLM as its own.
     assert vllm_engine_kwargs(EvaluationArguments(model_name_or_path="m", seed=3)) == {"model": "m", "seed": 3}
@@ -184,6 +195,7 @@ def test_vllm_engine_options():
     assert vllm_engine_kwargs(args) == {"model": "m", "seed": 0, "enforce_eager": True, "max_model_len": 512}
 
 
+@pytest.mark.trainer
 def test_prompts_carry_the_training_system_prompt_and_examples(tiny_model_path, tmp_path):
     """A model trained with few-shot chat prompts is evaluated with the same prompt around each question."""
     from transformers import AutoTokenizer

@@ -8,6 +8,9 @@ import zvp_trl.trainer.callbacks as callbacks
 from zvp_trl.trainer.callbacks import BenchmarkEvalCallback
 
 
+pytestmark = pytest.mark.unit
+
+
 def test_best_and_final_selection(tmp_path, monkeypatch):
     scripted = iter(
         [{"math500": 0.30, "gsm8k": 0.50}, {"math500": 0.40, "gsm8k": 0.20}, {"math500": 0.35, "gsm8k": 0.60}]

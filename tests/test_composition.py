@@ -39,12 +39,14 @@ OWN_STATE = {"rl_zvp": set(), "erpo": {"erpo_history"}, "exgrpo": {"exgrpo_buffe
              "grpo_ds": {"ds_sampler", "dynamic_sampling"}}  # fmt: skip
 
 
+@pytest.mark.unit
 def test_every_pair_is_either_valid_or_refused():
     pairs = {tuple(sorted(p)) for p in itertools.combinations(METHODS, 2)}
     assert pairs == {tuple(sorted(p)) for p in [*REFUSED, *VALID_PAIRS]}
     assert not {tuple(sorted(p)) for p in REFUSED} & {tuple(sorted(p)) for p in VALID_PAIRS}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("pair", list(REFUSED), ids="+".join)
 def test_contradicting_pairs_are_refused_naming_both_parts(pair):
     for name in ("+".join(pair), "+".join(reversed(pair))):
@@ -58,6 +60,7 @@ def test_contradicting_pairs_are_refused_naming_both_parts(pair):
         get_algorithm("+".join([*pair, other]))
 
 
+@pytest.mark.unit
 def test_registered_combinations_are_aliases_in_any_order():
     assert get_algorithm("rl_zvp+erpo") is ALGORITHMS["erpo_rl_zvp"] is get_algorithm("erpo+rl_zvp")
     assert get_algorithm("rl_zvp+exgrpo") is ALGORITHMS["exgrpo_rl_zvp"]
@@ -68,6 +71,7 @@ def test_registered_combinations_are_aliases_in_any_order():
         get_algorithm("erpo+nope")
 
 
+@pytest.mark.distributed
 def test_the_composed_config_holds_every_part_field(tmp_path):
     config_class, trainer_class = get_algorithm("erpo+exgrpo+rl_zvp").load()
     fields = {f.name: f for f in dataclasses.fields(config_class)}
@@ -118,6 +122,7 @@ def _reward(completions, **kwargs):
     return [float((i // 4) % 3 == 1 or ((i // 4) % 3 == 0 and i % 2 == 0)) for i in range(len(completions))]
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("pair", VALID_PAIRS, ids="+".join)
 def test_every_valid_pair_trains_with_each_part_metrics_and_state(tiny_model_path, tmp_path, pair):
     config_class, trainer_class = get_algorithm("+".join(pair)).load()
@@ -140,6 +145,7 @@ def test_every_valid_pair_trains_with_each_part_metrics_and_state(tiny_model_pat
     assert set(state) == {"rollouts"}.union(*(OWN_STATE[p] for p in pair))
 
 
+@pytest.mark.trainer
 def test_the_triple_trains_from_the_recipe_on_the_embedded_task(tmp_path, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "zvp_cache"))
     run = ["--max_steps", "3", "--embedded_warmup_steps", "5", "--embedded_num_train_prompts", "32"]
@@ -158,6 +164,7 @@ def test_the_triple_trains_from_the_recipe_on_the_embedded_task(tmp_path, tmp_pa
     assert set(state) == {"rollouts", "erpo_history", "exgrpo_buffer", "exgrpo_phase"}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "kwargs, expected",
     [

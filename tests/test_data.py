@@ -19,6 +19,9 @@ from zvp_trl.data.math_datasets import (
 )
 
 
+pytestmark = pytest.mark.unit
+
+
 SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 MATH500 = math_eval_dir() / "math500.jsonl"  # the fixture's first rows, or the complete copy (ZVP_TRL_MATH_EVAL_DIR)
 DAPO_PREFIX = (

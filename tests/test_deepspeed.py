@@ -29,6 +29,7 @@ from zvp_trl.trainer.checkpoints import check_deepspeed_checkpoint, deepspeed_sh
 from zvp_trl.trainer.registry import ALGORITHMS
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("zero_stage", [2, 3])
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_every_trainer_under_deepspeed_on_two_cpu_processes(every_trainer_run, tmp_path, algorithm, zero_stage):
@@ -62,6 +63,8 @@ def test_every_trainer_under_deepspeed_on_two_cpu_processes(every_trainer_run, t
         assert first_step(deepspeed_rank) == first_step(ddp_rank)
 
 
+@pytest.mark.slow
+@pytest.mark.trainer
 def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path):
     """ExGRPO (the most stateful trainer, collective forwards) under ZeRO-3: SIGKILLed while scoring step 3, resumed
     from checkpoint-2 (DeepSpeed's global_step2/ with one shard per process, zvp_state.json), it ends with the
@@ -127,6 +130,7 @@ def _zero3(dp: int, mp: int = 1) -> list[str]:
     return [f"zero_pp_rank_{r}_mp_rank_{m:02d}_{k}_states.pt" for r in range(dp) for m in range(mp) for k in kinds]
 
 
+@pytest.mark.unit
 def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
     checkpoint = _shard_files(tmp_path / "zero3", _zero3(2))
     found = deepspeed_shard_ranks(str(checkpoint))
@@ -184,6 +188,7 @@ def test_check_deepspeed_checkpoint_reads_the_shards_of_every_process(tmp_path):
         check_deepspeed_checkpoint(str(tmp_path / "nowhere"), 2)
 
 
+@pytest.mark.trainer
 def test_lora_under_zero3_trains_only_the_adapters(tiny_model_path, tmp_path):
     ranks = lora_run(tiny_model_path, tmp_path, "zero3")
     assert all(r["distributed_type"] == "DEEPSPEED" and r["model_class"] == "DeepSpeedEngine" for r in ranks)
@@ -219,6 +224,8 @@ def _deepspeed_recipe_launch(tmp_path: Path, out: Path, stage: int, *extra: str)
 LAUNCHES = {"zero2": (2, {}), "zero3": (3, {}), "zero3_cpu_state": (3, {"ACCELERATE_USE_CPU": "true"})}
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 @pytest.mark.parametrize("launch", list(LAUNCHES))
 def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path, launch):
     """`accelerate launch --config_file <CPU copy of recipes/accelerate/deepspeed_zero{2,3}.yaml> recipes/train.py`:
@@ -257,6 +264,7 @@ def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path
     assert saved.keys() == last.keys() and all(torch.equal(saved[k], last[k]) for k in saved)
 
 
+@pytest.mark.distributed
 def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
     """The ZeRO-3 launch on a CPU state with the CPU DeepSpeed path turned off (as accelerate alone runs it: DDP) is
     refused before training, with the cause and the fix."""
@@ -272,6 +280,7 @@ def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("cpu_state", [False, True], ids=["promoted_by_accelerate", "promoted_by_zvp_trl"])
 def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path, cpu_state):
     """bf16 asked for (--bf16 true), which has not been run on CPU: refused before training, naming the setting, on
@@ -290,6 +299,7 @@ def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path, cpu_state):
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 
+@pytest.mark.unit
 def test_enable_cpu_deepspeed_refuses_where_it_must_not_act(monkeypatch):
     monkeypatch.setattr(cpu_fsdp, "accelerator_device_visible", lambda: "CUDA")
     with pytest.raises(RuntimeError, match="CPU-only workaround, but a CUDA device is visible"):
@@ -306,6 +316,7 @@ class _Plugin:
         self.deepspeed_config = config
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("key", ["bf16", "fp16"])
 def test_cpu_deepspeed_refuses_a_half_precision_config(key):
     with pytest.raises(ValueError, match=f"fp32 only, but the DeepSpeed config enables {key}"):

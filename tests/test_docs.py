@@ -13,6 +13,9 @@ import trl
 from zvp_trl.trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM
 
 
+pytestmark = pytest.mark.unit
+
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))

@@ -152,6 +152,7 @@ def build(algorithm, scenario, model_path, tmp_path):
     return trainer_class(model=model_path, reward_funcs=rewards, args=args, train_dataset=dataset, **kwargs)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_grpo_trainer_scenario(algorithm, scenario, tiny_model_path, tool_model_path, tmp_path):
@@ -176,6 +177,7 @@ def test_grpo_trainer_scenario(algorithm, scenario, tiny_model_path, tool_model_
         assert seen(logs), f"{part}: no {effect} in {logs}"
 
 
+@pytest.mark.unit
 def test_refusals_are_listed_in_the_readme():
     from pathlib import Path
 

@@ -62,6 +62,7 @@ def spy_loss(trainer):
 # ---------------------------------------------------------------------------------------------- helpers
 
 
+@pytest.mark.unit
 def test_prompt_sampler_epochs_and_state():
     sampler = PromptSampler(5, seed=1)
     first = sampler.draw(3) + sampler.draw(2)
@@ -76,6 +77,7 @@ def test_prompt_sampler_epochs_and_state():
     assert PromptSampler(4, seed=0, shuffle=False).draw(6) == [0, 1, 2, 3, 0, 1]
 
 
+@pytest.mark.unit
 def test_select_and_concat_repad_left_and_right():
     a = {
         "prompt_ids": torch.tensor([[7, 1, 2], [1, 2, 3]]),
@@ -105,6 +107,7 @@ def test_select_and_concat_repad_left_and_right():
     assert merged["advantages"].tolist() == [-1.0, 0.5] and merged["extra"] == ["b", "c"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "overrides, match",
     [
@@ -118,6 +121,7 @@ def test_config_validation(tmp_path, overrides, match):
         make_config(tmp_path, **overrides)
 
 
+@pytest.mark.unit
 def test_config_requires_groups_local_to_a_process(tmp_path, monkeypatch):
     # 2 processes x 2 rows = 4 rows per generation batch: fine for TRL (one group), but the group straddles processes.
     monkeypatch.setattr(GRPODSConfig, "world_size", property(lambda self: 2))
@@ -129,6 +133,7 @@ def test_config_requires_groups_local_to_a_process(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- trainer
 
 
+@pytest.mark.trainer
 def test_zero_variance_groups_never_reach_the_loss(tiny_model_path, tmp_path):
     # No shuffling: the dataloader's first batch is prompts [0, 1], the trainer's own sampler then draws 0, 1, 2, ...
     kinds = ["correct", "mixed", "wrong", "mixed", "correct", "mixed"]
@@ -156,6 +161,7 @@ def test_zero_variance_groups_never_reach_the_loss(tiny_model_path, tmp_path):
     }
 
 
+@pytest.mark.trainer
 def test_surplus_groups_are_carried_to_the_next_step(tiny_model_path, tmp_path):
     # ds_oversample_factor=2: each round rolls out 4 prompts (dataloader's 2 + 2 from the sampler).
     # Step 1: dataloader [0, 1] + sampler [0, 1], all mixed -> 4 kept, 2 used, 2 carried.
@@ -173,6 +179,7 @@ def test_surplus_groups_are_carried_to_the_next_step(tiny_model_path, tmp_path):
     assert trainer.part("grpo_ds")._carry is None
 
 
+@pytest.mark.trainer
 def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
     kinds = ["mixed", "mixed", "mixed", "mixed"]
     trainer = make_trainer(
@@ -182,6 +189,7 @@ def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
     assert trainer.part("grpo_ds")._carry is None and trainer.ds_stats.discarded_groups == 2
 
 
+@pytest.mark.trainer
 def test_raises_after_the_round_limit(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path, tmp_path, ["a", "b"], reward=constant_reward, ds_max_generation_rounds=3,
@@ -192,6 +200,7 @@ def test_raises_after_the_round_limit(tiny_model_path, tmp_path):
     assert trainer.rollouts.total == 3 * 8  # exactly 3 rounds were generated, then the error
 
 
+@pytest.mark.trainer
 def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, tmp_path, caplog):
     """The default (`ds_on_exhausted="train"`): a batch whose rounds ran out trains on its groups with distinct rewards,
     padded with the latest zero-variance groups (zero advantage), warns, and counts the step; the count survives a
@@ -218,6 +227,7 @@ def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, t
     assert saved["dynamic_sampling"]["exhausted_steps"] == 1
 
 
+@pytest.mark.trainer
 def test_assembled_batch_size_and_num_items_with_gradient_accumulation(tiny_model_path, tmp_path):
     # Local generation batch 2 x 8 = 16 rows (4 groups), split in 2 micro-batches; different completion lengths in
     # different rounds exercise the re-padding.
@@ -240,6 +250,7 @@ def test_assembled_batch_size_and_num_items_with_gradient_accumulation(tiny_mode
     assert all(inputs["num_items_in_batch"].item() == mask.sum().item() for inputs in seen)
 
 
+@pytest.mark.trainer
 def test_max_rollouts_stops_at_the_right_count(tiny_model_path, tmp_path):
     # Every step needs 2 rounds of 8 completions (see test_zero_variance_groups_never_reach_the_loss), so a budget
     # of 20 completions is spent after step 2 (16 < 20 <= 32), not step 1 or 3.
@@ -250,6 +261,7 @@ def test_max_rollouts_stops_at_the_right_count(tiny_model_path, tmp_path):
     assert trainer.rollouts.total == 32
 
 
+@pytest.mark.trainer
 def test_eval_mode_does_not_filter(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, ["a", "b"], reward=constant_reward)
     trainer.model.eval()
@@ -258,6 +270,7 @@ def test_eval_mode_does_not_filter(tiny_model_path, tmp_path):
     assert output["completion_ids"].size(0) == 8 and trainer.rollouts.total == 0
 
 
+@pytest.mark.trainer
 def test_requires_its_config_and_names_dapo_in_the_model_card(tiny_model_path, tmp_path):
     from trl import GRPOConfig
 
@@ -273,6 +286,7 @@ def test_requires_its_config_and_names_dapo_in_the_model_card(tiny_model_path, t
 # ---------------------------------------------------------------------------------------------- batch plans
 
 
+@pytest.mark.unit
 def test_groups_per_process_global_and_process_scopes():
     # kept[part][process]: 2 processes, 2 groups each needed.
     assert groups_per_process([[0, 0], [4, 0]], 2, "global") == 2  # 4 groups in all: full for both
@@ -283,6 +297,7 @@ def test_groups_per_process_global_and_process_scopes():
         groups_per_process([[1, 1]], 1, "everywhere")
 
 
+@pytest.mark.unit
 def test_groups_per_process_short_batch_splits_into_micro_batches():
     # GRESO's last round: 5 groups over 2 processes -> 2 each (a group of 4 rows, 2 micro-batches: any g works).
     assert groups_per_process([[0, 0], [5, 0]], 4, "global", allow_short=True, num_generations=4,
@@ -295,12 +310,14 @@ def test_groups_per_process_short_batch_splits_into_micro_batches():
     assert groups_per_process([[0, 0], [1, 3]], 4, "process", allow_short=True, num_generations=4) == 1
 
 
+@pytest.mark.unit
 def test_plan_moves_a_surplus_to_the_process_that_lacks_groups():
     plan = plan_groups([[0, 0], [4, 0]], groups=2, carry_per_process=2)
     assert plan.train == [[(0, 0), (0, 1)], [(0, 2), (0, 3)]]
     assert plan.carry == [[], []] and plan.discarded == 0 and plan.moved() == 2
 
 
+@pytest.mark.unit
 def test_plan_uses_carried_groups_first_and_keeps_same_age_groups_local():
     # Process 0 carries 2 groups; the round gave 4 to each. The carried ones train first; from the round, process 1's
     # own groups cover its share, so nothing moves. Surplus: oldest first (process 0's, then process 1's), 4 at most.
@@ -312,6 +329,7 @@ def test_plan_uses_carried_groups_first_and_keeps_same_age_groups_local():
     assert plan_groups([[2, 0], [4, 4]], groups=2, carry_per_process=0).discarded == 6
 
 
+@pytest.mark.unit
 def test_plan_process_scope_never_moves_groups():
     plan = plan_groups([[2, 0], [4, 4]], groups=2, carry_per_process=2, scope="process")
     assert plan.train == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
@@ -320,6 +338,7 @@ def test_plan_process_scope_never_moves_groups():
         plan_groups([[0, 0], [4, 0]], groups=2, carry_per_process=0, scope="process")
 
 
+@pytest.mark.unit
 def test_plan_three_processes_fill_deficits_in_process_order():
     # Round 1: process 0 kept 3, process 2 kept 1; round 2: process 1 kept 2. 2 groups per process needed (6 in all).
     plan = plan_groups([[0, 0, 0], [3, 0, 1], [0, 2, 0]], groups=2, carry_per_process=0)
@@ -332,6 +351,7 @@ def test_plan_three_processes_fill_deficits_in_process_order():
     assert plan.discarded == 2
 
 
+@pytest.mark.distributed
 def test_global_fill_uses_other_processes_surplus_two_processes(tiny_model_path, tmp_path):
     # Process 1's first round is all zero-variance; process 0's is all mixed with twice what it needs. Filled
     # globally, process 0's surplus fills process 1's batch in one round; filled per process, process 1 needs a

@@ -71,6 +71,7 @@ EXGRPO = {
 }
 
 
+@pytest.mark.unit
 def test_panels_rl_zvp():
     panels = dynamics_panels(history(RL_ZVP))
     assert list(panels) == [
@@ -90,6 +91,7 @@ def test_panels_rl_zvp():
     assert panels["RL-ZVP mean token advantage"] == ["zvp/adv_mean_positive"]
 
 
+@pytest.mark.unit
 def test_panels_erpo():
     panels = dynamics_panels(history(ERPO))
     assert set(panels) == {
@@ -103,6 +105,7 @@ def test_panels_erpo():
     assert panels["ERPO residual prompts (fraction)"] == ["erpo/frac_residual", "erpo/frac_elevated"]
 
 
+@pytest.mark.unit
 def test_panels_exgrpo_and_benchmark_eval():
     log = history(EXGRPO)
     log.insert(2, {"eval/math500/acc@8": 0.3, "eval/math500/pass@8": 0.6, "eval/amc23/acc@8": 0.1, "step": 2})
@@ -118,6 +121,7 @@ def test_panels_exgrpo_and_benchmark_eval():
     assert panels["Benchmark accuracy"] == ["eval/amc23/acc@8", "eval/math500/acc@8", "eval/math500/pass@8"]
 
 
+@pytest.mark.unit
 def test_panels_baselines_and_empty():
     ds = {"ds/generation_rounds": 2.0, "ds/frac_dropped": 0.4, "ds/carried_groups": 0.0}
     greso = {"greso/p_easy": 0.5, "greso/p_hard": 0.5, "greso/frac_skipped": 0.1, "greso/frac_easy": 0.1}
@@ -138,6 +142,7 @@ def state(log_history, main=True, step=3):
     return SimpleNamespace(log_history=log_history, is_world_process_zero=main, global_step=step)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("extra", [RL_ZVP, ERPO, EXGRPO], ids=["rl_zvp", "erpo", "exgrpo"])
 def test_callback_writes_png(tmp_path, extra):
     args = SimpleNamespace(output_dir=str(tmp_path / "run"), run_name=None)
@@ -153,6 +158,7 @@ def test_callback_writes_png(tmp_path, extra):
     assert path.is_file() and callback.last_path == path
 
 
+@pytest.mark.trainer
 def test_callback_schedule_main_process_and_filename(tmp_path):
     args = SimpleNamespace(output_dir=str(tmp_path), run_name="r")
     callback = DynamicsPlotCallback(every_n_logs=2, filename="plots/dyn.png", min_interval_seconds=0)
@@ -173,6 +179,7 @@ def test_callback_schedule_main_process_and_filename(tmp_path):
         DynamicsPlotCallback(min_interval_seconds=-1)
 
 
+@pytest.mark.trainer
 def test_min_interval_throttles_log_redraws(tmp_path):
     args = SimpleNamespace(output_dir=str(tmp_path), run_name=None)
     path = tmp_path / "training_dynamics.png"
@@ -187,6 +194,7 @@ def test_min_interval_throttles_log_redraws(tmp_path):
     assert path.is_file()  # the end of training always draws
 
 
+@pytest.mark.unit
 def test_drawing_failure_only_warns(tmp_path, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -197,6 +205,7 @@ def test_drawing_failure_only_warns(tmp_path, monkeypatch, caplog):
     assert "disk full" in caplog.text
 
 
+@pytest.mark.unit
 def test_without_matplotlib_warns_and_skips(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(dynamics, "matplotlib_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.callbacks"):
@@ -206,6 +215,7 @@ def test_without_matplotlib_warns_and_skips(tmp_path, monkeypatch, caplog):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.trainer
 def test_cli_on_trainer_state(tmp_path):
     (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": history(ERPO)}))
     assert dynamics.main([str(tmp_path)]) == tmp_path / "training_dynamics.png"
@@ -213,6 +223,7 @@ def test_cli_on_trainer_state(tmp_path):
     assert plot_training_dynamics([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
+@pytest.mark.trainer
 def test_real_training_leaves_png(tiny_model_path, tmp_path):
     dataset = Dataset.from_dict(
         {"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)], "solution": [str(i + 1) for i in range(8)]}

@@ -37,12 +37,14 @@ from zvp_trl.scripts.build_embedded_model import compare_builds, compare_with_sh
 TINY = EmbeddedModelSpec(hidden_size=16, intermediate_size=32, num_hidden_layers=1, warmup_steps=3, batch_size=4)
 
 
+@pytest.mark.unit
 def test_reference_completion_is_left_to_right_and_boxed():
     problem = ArithmeticProblem(expression="12+7-3+10", answer=26, num_ops=3)
     assert problem.prompt == "Q: 12+7-3+10=?\nA:"
     assert problem.reference_completion == " 12+7=19 19-3=16 16+10=26 \\boxed{26}"
 
 
+@pytest.mark.unit
 def test_slips_forget_a_carry_or_borrow_and_continue_consistently():
     problem = ArithmeticProblem(expression="18+7-9+15+1", answer=32, num_ops=4)
     # 18+7 carries, 25-9 borrows, 16+15 carries, 31+1 needs neither: with slip_rate=1 every carry/borrow is lost.
@@ -58,6 +60,7 @@ def test_slips_forget_a_carry_or_borrow_and_continue_consistently():
     assert 0.22 < rates[0] < 0.38  # one carry step: wrong with probability 0.3
 
 
+@pytest.mark.unit
 def test_problems_are_deterministic_non_negative_and_correct():
     first = generate_problems(200, seed=7, max_ops=6)
     assert first == generate_problems(200, seed=7, max_ops=6)
@@ -70,6 +73,7 @@ def test_problems_are_deterministic_non_negative_and_correct():
         assert accuracy_reward([problem.reference_completion], [str(problem.answer)]) == [1.0]
 
 
+@pytest.mark.unit
 def test_difficulty_knob_tilts_chain_lengths():
     assert num_ops_weights(0.5, 4) == pytest.approx([0.25] * 4)
     easy, hard = num_ops_weights(0.0, 4), num_ops_weights(1.0, 4)
@@ -84,6 +88,7 @@ def test_difficulty_knob_tilts_chain_lengths():
         sample_problem(random.Random(0), 0)
 
 
+@pytest.mark.unit
 def test_dataset_columns():
     dataset = make_dataset(10, seed=3)
     assert dataset.column_names == ["prompt", "solution", "num_ops"]
@@ -91,6 +96,7 @@ def test_dataset_columns():
     assert int(dataset[0]["solution"]) == eval(dataset[0]["prompt"][3:-5])
 
 
+@pytest.mark.unit
 def test_default_splits_are_fixed_and_disjoint_streams():
     from zvp_trl.data.embedded import make_split
 
@@ -103,6 +109,7 @@ def test_default_splits_are_fixed_and_disjoint_streams():
         make_split("validation")
 
 
+@pytest.mark.unit
 def test_min_ops_keeps_only_long_chains_and_leaves_the_default_stream_alone():
     from zvp_trl.data.embedded import make_split
 
@@ -121,6 +128,7 @@ def test_min_ops_keeps_only_long_chains_and_leaves_the_default_stream_alone():
             generate_problems(5, seed=0, max_ops=10, min_ops=bad)
 
 
+@pytest.mark.unit
 def test_tokenizer_round_trip_and_special_tokens():
     tokenizer = build_tokenizer()
     for problem in generate_problems(50, seed=1, max_ops=9):
@@ -134,6 +142,7 @@ def test_tokenizer_round_trip_and_special_tokens():
     assert tokenizer.decode(ids, skip_special_tokens=True) == "Q: 1+1=?"
 
 
+@pytest.mark.trainer
 def test_build_is_deterministic_and_saves_model_and_tokenizer(tmp_path):
     info_a = build_embedded_model(TINY, tmp_path / "a")
     build_embedded_model(TINY, tmp_path / "b")
@@ -148,6 +157,7 @@ def test_build_is_deterministic_and_saves_model_and_tokenizer(tmp_path):
     assert tokenizer.decode(tokenizer("Q: 3-1=?")["input_ids"]) == "Q: 3-1=?"
 
 
+@pytest.mark.trainer
 def test_build_does_not_depend_on_the_callers_thread_count(tmp_path):
     # The warm start's float sums depend on how the CPU kernels split work between threads, and the model that comes
     # out of 800 steps depends on those last bits. A build started under `accelerate launch` (one thread) or on a
@@ -174,6 +184,7 @@ def test_build_does_not_depend_on_the_callers_thread_count(tmp_path):
     assert built_weights_checksum(tmp_path) is None  # not a model the package built
 
 
+@pytest.mark.trainer
 def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path))
     path = get_embedded_model_path(TINY)
@@ -194,6 +205,7 @@ def test_cache_is_keyed_by_spec_and_reused(tmp_path, monkeypatch):
 SHIPPED_SPECS = [EmbeddedModelSpec(), VLLM_EMBEDDED_SPEC]
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=["default", "vllm"])
 def test_the_default_models_ship_and_are_copied_into_the_cache_without_a_build(spec, tmp_path, monkeypatch):
     shipped = shipped_model_path(spec)
@@ -215,6 +227,7 @@ def test_the_default_models_ship_and_are_copied_into_the_cache_without_a_build(s
     assert AutoTokenizer.from_pretrained(path).get_vocab() == build_tokenizer().get_vocab()
 
 
+@pytest.mark.trainer
 def test_a_damaged_shipped_copy_is_refused(tmp_path, monkeypatch):
     import shutil
 
@@ -231,6 +244,8 @@ def test_a_damaged_shipped_copy_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "embedded" / EmbeddedModelSpec().cache_key()).exists()
 
 
+@pytest.mark.slow
+@pytest.mark.trainer
 def test_a_build_from_nothing_reproduces_the_shipped_default_model(tmp_path):
     """The shipped weights are the build's own, not a model from elsewhere: building the default spec from nothing here
     gives them bit for bit on the torch version, instruction set and CPU they were built on; on another CPU (the
@@ -258,6 +273,7 @@ def test_a_build_from_nothing_reproduces_the_shipped_default_model(tmp_path):
     assert scores["shipped"] > 0.4 and abs(scores["built"] - scores["shipped"]) < 0.1, scores
 
 
+@pytest.mark.unit
 def test_compare_builds_by_hand():
     losses = [4.0, 2.0, 1.0, 0.5]
     reference = {"warm_start_losses": losses, "final_warm_start_loss": 0.5, "weights_sha256": "a"}
@@ -280,6 +296,7 @@ def test_compare_builds_by_hand():
         compare_builds({**reference, "warm_start_losses": losses[:2]}, reference)
 
 
+@pytest.mark.unit
 def test_the_build_records_the_cpu_it_ran_on():
     assert cpu_model() and cpu_model() != "unknown"
     assert build_platform() == {

@@ -39,6 +39,7 @@ RULE = dict(base=1.0, step=0.1, max_temperature=1.5)
 # ----- the pure rule -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "current, k, options, expected",
     [
@@ -58,6 +59,7 @@ def test_next_temperature_rule(current, k, options, expected):
     assert erpo_next_temperature(current, k, G, **RULE, **options) == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.unit
 def test_repeated_steps_land_on_exact_decimals():
     t = 1.0
     for _ in range(3):
@@ -65,6 +67,7 @@ def test_repeated_steps_land_on_exact_decimals():
     assert t == 1.3  # not 1.3000000000000003
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -81,6 +84,7 @@ def test_next_temperature_rejects_bad_arguments(kwargs, match):
         erpo_next_temperature(**arguments)
 
 
+@pytest.mark.unit
 def test_history_updates_and_round_trips():
     history = PromptTemperatureHistory(**RULE)
     assert history.temperature("a") == 1.0
@@ -100,6 +104,7 @@ def test_history_updates_and_round_trips():
     assert lower.temperature("a") == 1.2
 
 
+@pytest.mark.distributed
 def test_prompt_ids_are_stable_and_column_aware():
     row = {"prompt": [{"role": "user", "content": "2+2?"}], "id": 7}
     assert prompt_id(row) == prompt_id(json.loads(json.dumps(row)))
@@ -116,6 +121,7 @@ def test_prompt_ids_are_stable_and_column_aware():
 # ----- per-row sampling and log-probs --------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 def test_per_row_temperatures_in_one_generate_call(tiny_model_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
@@ -169,6 +175,7 @@ def reference_logps(model, input_ids, attention_mask, logits_to_keep, temperatur
     return token_logps, entropy
 
 
+@pytest.mark.trainer
 def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, temperature=0.9, erpo_max_temperature=2.0)
     model = trainer.model
@@ -198,6 +205,7 @@ def test_logprobs_and_entropies_at_per_row_temperatures(tiny_model_path, tmp_pat
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+@pytest.mark.trainer
 def test_models_with_a_biased_head_are_refused_for_sampling_logprobs(tiny_model_path, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
     head = model.get_output_embeddings()
@@ -227,6 +235,7 @@ def generation_batch(trainer, kinds=(0, 1, 2, 3)):
     return [trainer.train_dataset[i] for i in kinds for _ in range(G)]
 
 
+@pytest.mark.trainer
 def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16)
     trainer.model.train()
@@ -260,6 +269,8 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
     assert "old_per_token_logps" not in output
 
 
+@pytest.mark.slow
+@pytest.mark.trainer
 def test_continuous_batching_generates_once_per_temperature(tiny_model_path, tmp_path):
     """transformers' `generate_batch` takes one generation config: one call per distinct temperature, each at that
     temperature, and the completions come back in the rows' order. TRL's deprecated alias `use_transformers_paged`
@@ -298,6 +309,7 @@ def test_continuous_batching_generates_once_per_temperature(tiny_model_path, tmp
     assert output["erpo_temperatures"].tolist() == pytest.approx([1.0] * 4 + [1.5] * 4 + [1.0] * 4 + [1.2] * 4)
 
 
+@pytest.mark.trainer
 def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path, tmp_path, reward_by_kind, per_device_train_batch_size=16, erpo_ra_advantage=0.05
@@ -311,6 +323,7 @@ def test_ra_gives_all_correct_groups_a_negative_advantage(tiny_model_path, tmp_p
     assert trainer._metrics["train"]["erpo/frac_ra"] == [0.5]
 
 
+@pytest.mark.trainer
 def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp_path):
     overrides = dict(
         max_steps=6, save_strategy="steps", save_steps=3, erpo_temperature_step=0.3, erpo_max_temperature=1.5
@@ -339,6 +352,7 @@ def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp
     assert resumed.erpo_history.state_dict() == final
 
 
+@pytest.mark.trainer
 def test_combined_erpo_rl_zvp_run(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path,
@@ -373,6 +387,7 @@ def run_erpo_ds(tiny_model_path, tmp_path, **overrides):
     return trainer, batches
 
 
+@pytest.mark.trainer
 def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, tmp_path):
     trainer, batches = run_erpo_ds(tiny_model_path, tmp_path)
     assert isinstance(trainer, ERPODSTrainer) and trainer.args.ds_fill_scope == "global"
@@ -393,6 +408,7 @@ def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, t
     assert "ERPO + GRPO-DS" in card and "2511.04800" in card and "2503.14476" in card
 
 
+@pytest.mark.trainer
 def test_erpo_ra_on_dynamic_sampling_keeps_all_correct_groups(tiny_model_path, tmp_path):
     trainer, batches = run_erpo_ds(tiny_model_path, tmp_path, erpo_ra_advantage=0.1)
     # RA gives the easy groups of round 1 an advantage: they fill the batch in one round.
@@ -404,6 +420,7 @@ def test_erpo_ra_on_dynamic_sampling_keeps_all_correct_groups(tiny_model_path, t
     assert batch["erpo_temperatures"].tolist() == [1.0] * (2 * G)  # sampled before any update
 
 
+@pytest.mark.trainer
 def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path,
@@ -436,6 +453,7 @@ def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_
     torch.testing.assert_close(seen["entropies"][completion_mask], expected[completion_mask], atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "config_class, overrides, match",
     [
@@ -467,6 +485,7 @@ def tool_trainer(tool_model_path, tmp_path, **tool_kwargs):
     )
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("kind", ["tools", "environment_factory"])
 def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     from tool_model import MultiplyEnvironment, multiply, scripted_generate
@@ -501,6 +520,7 @@ def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     assert trainer.erpo_history.temperatures[hot] == pytest.approx(1.4)
 
 
+@pytest.mark.trainer
 def test_environment_owned_data_keeps_a_history_per_reset_prompt(tool_model_path, tmp_path):
     # No train_dataset: the environment's reset() supplies the prompt, which identifies the row by its token ids.
     from tool_model import TaskEnvironment, scripted_generate
@@ -525,6 +545,7 @@ def test_environment_owned_data_keeps_a_history_per_reset_prompt(tool_model_path
     assert processors[1][0].factors.tolist() == pytest.approx([1.2] * 8)
 
 
+@pytest.mark.unit
 def test_continuation_rows_take_their_prompt_temperature():
     prompts = [[1, 2], [1, 2], [1, 2, 3], [7]]
     temperatures = [1.2, 1.2, 1.5, 1.0]
@@ -537,6 +558,7 @@ def test_continuation_rows_take_their_prompt_temperature():
         temperatures_for_continuations([[1, 2]], [[1, 2], [1, 2]], [1.0, 1.1])
 
 
+@pytest.mark.trainer
 def test_model_card_names_erpo(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, reward_by_kind)
     trainer.create_model_card(model_name="tiny-erpo")
@@ -555,6 +577,7 @@ class FakeSamplingParams:
         return FakeSamplingParams(self.temperature, self.top_p, self.n)
 
 
+@pytest.mark.unit
 def test_colocate_gets_one_sampling_params_per_row():
     shared = FakeSamplingParams(temperature=1.0, top_p=0.7)
     requests = per_request_sampling_params(shared, [1.0, 1.0, 1.3, 1.3])
@@ -577,6 +600,7 @@ def fake_server_generate(calls):
     return generate
 
 
+@pytest.mark.unit
 def test_server_requests_are_grouped_by_temperature_and_reordered():
     calls = []
     prompts = [[10], [11], [12], [13]]
@@ -598,6 +622,7 @@ def test_server_requests_are_grouped_by_temperature_and_reordered():
     assert [ids[0] for ids in output["logprob_token_ids"]] == [10, 10, 11, 11, 12, 12, 13, 13]
 
 
+@pytest.mark.unit
 def test_server_requests_of_different_temperatures_run_concurrently():
     """All requests are in flight at once: each waits at a barrier that opens only when every temperature's request
     has arrived (sequential requests would time out there)."""
@@ -615,6 +640,7 @@ def test_server_requests_of_different_temperatures_run_concurrently():
     assert sorted(c[1] for c in calls) == [1.0, 1.2, 1.5]
 
 
+@pytest.mark.unit
 def test_a_failed_server_request_fails_the_call_with_its_error():
     calls = []
     inner = fake_server_generate(calls)
@@ -629,6 +655,7 @@ def test_a_failed_server_request_fails_the_call_with_its_error():
     assert sorted(c[1] for c in calls) == [1.0, 1.5]  # the other requests were sent and returned
 
 
+@pytest.mark.unit
 def test_server_features_go_with_their_prompts():
     """Multimodal prompts: each request gets the features (images) of its own prompts, not the whole list."""
     calls = []
@@ -647,6 +674,7 @@ def test_server_features_go_with_their_prompts():
         )
 
 
+@pytest.mark.unit
 def test_trainer_wraps_the_vllm_server_and_colocate_calls():
     """`_vllm_per_row_temperatures` on stand-ins for TRL's vLLM objects (single process)."""
     calls = []
@@ -683,6 +711,7 @@ def test_trainer_wraps_the_vllm_server_and_colocate_calls():
 # ----- two processes -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.distributed
 def test_history_identical_on_two_processes(tiny_model_path, tmp_path):
     script = Path(__file__).parent / "scripts" / "erpo_two_processes.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
@@ -698,6 +727,7 @@ def test_history_identical_on_two_processes(tiny_model_path, tmp_path):
     assert c not in rank0["temperatures"] and rank0["num_updates"][c] >= 1
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("setting", ["lora", "gradient_checkpointing"])
 def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path, tmp_path, setting):
     from peft import LoraConfig
@@ -733,6 +763,7 @@ def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path,
     assert trainer.erpo_history.temperatures
 
 
+@pytest.mark.unit
 def test_per_row_sampling_agreement_by_hand():
     from zvp_trl.trainer.per_row_temperature import per_row_sampling_agreement
 

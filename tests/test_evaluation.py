@@ -6,6 +6,9 @@ import pytest
 from zvp_trl.evaluation.accuracy import pass_at_k
 
 
+pytestmark = pytest.mark.unit
+
+
 @pytest.mark.parametrize(
     "n, c, k, expected",
     [

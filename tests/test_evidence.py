@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 
+pytestmark = pytest.mark.unit
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -47,6 +47,7 @@ def weights_of(exponents):
     return pytest.approx(normalised({k: math.exp(-e) for k, e in exponents.items()}), abs=1e-12)
 
 
+@pytest.mark.unit
 def test_bucket_weights_count_scale_is_the_default_g8():
     # G=8, every bucket k=1..7 present (4 listed twice: one bucket). N(k; 4, 1) ∝ exp(-(k - 4)^2 / 2).
     weights = exgrpo_bucket_weights([4, 1, 2, 3, 4, 5, 6, 7], 8)
@@ -64,6 +65,7 @@ def test_bucket_weights_count_scale_is_the_default_g8():
     assert exgrpo_bucket_weights([], 4) == {}
 
 
+@pytest.mark.unit
 def test_bucket_weights_count_scale_g16_by_hand():
     # G=16, buckets 1, 6, 8, 9, 15: N(k; 8, 1) -> exponents (k - 8)^2 / 2 = 24.5, 2, 0, 0.5, 24.5.
     weights = exgrpo_bucket_weights([9, 1, 6, 8, 15, 9], 16)
@@ -76,6 +78,7 @@ def test_bucket_weights_count_scale_g16_by_hand():
     assert sum(weights.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.unit
 def test_bucket_weights_accuracy_scale_option_by_hand():
     # N(k/G; 0.5, 1) ∝ exp(-(k/G - 0.5)^2 / 2): nearly uniform. G=8, buckets 1..7.
     weights = exgrpo_bucket_weights(range(1, 8), 8, mode="accuracy")
@@ -88,6 +91,7 @@ def test_bucket_weights_accuracy_scale_option_by_hand():
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("old, new", [("paper", "accuracy"), ("code", "count")])
 def test_bucket_weighting_old_names_are_refused_with_the_new_ones(tmp_path, old, new):
     with pytest.raises(ValueError, match=f"'{old}' was renamed: use '{new}'"):
@@ -98,6 +102,7 @@ def test_bucket_weighting_old_names_are_refused_with_the_new_ones(tmp_path, old,
         exgrpo_bucket_weights([1], 4, mode="uniform")
 
 
+@pytest.mark.unit
 def test_policy_shaping_value_and_gradient():
     w = torch.tensor([1.0, 0.1, 3.0], dtype=torch.float64, requires_grad=True)
     f = policy_shaping(w, beta=0.1)
@@ -107,6 +112,7 @@ def test_policy_shaping_value_and_gradient():
     assert w.grad.tolist() == pytest.approx([0.1 / 1.21, 0.1 / 0.04, 0.1 / 3.1**2])
 
 
+@pytest.mark.unit
 def test_bucket_counts_overflow_is_redistributed():
     for seed in range(5):
         g = torch.Generator().manual_seed(seed)
@@ -121,6 +127,7 @@ def test_bucket_counts_overflow_is_redistributed():
     assert 255 < counts[4] < 345  # mean 300, sd 8.7
 
 
+@pytest.mark.unit
 def test_sample_buffer_prompts_without_replacement():
     buckets = {1: ["a", "b"], 2: ["c", "d", "e"]}
     chosen = sample_buffer_prompts(buckets, {1: 0.5, 2: 0.5}, 5, torch.Generator().manual_seed(3))
@@ -129,12 +136,14 @@ def test_sample_buffer_prompts_without_replacement():
     assert sorted(chosen) == ["a", "b"]
 
 
+@pytest.mark.unit
 def test_mean_token_entropy_uses_valid_tokens_only():
     entropies = torch.tensor([[1.0, 3.0, 100.0], [2.0, 2.0, 2.0], [5.0, 5.0, 5.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 0, 0]])
     assert mean_token_entropy(entropies, mask).tolist() == [2.0, 2.0, math.inf]
 
 
+@pytest.mark.unit
 def test_buffer_collect_move_retire_dedup_and_bounds():
     buf = ExperienceBuffer(max_prompts=2, max_trajectories=2)
     buf.update("p", 0, G, row={"prompt": "p"}, prompt_ids=[1], trajectories=[([5], [-0.1])])
@@ -178,6 +187,7 @@ def small_buffer() -> ExperienceBuffer:
     return buf
 
 
+@pytest.mark.unit
 def test_buffer_save_writes_one_safetensors_file_by_hand(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -219,6 +229,7 @@ def test_buffer_save_writes_one_safetensors_file_by_hand(tmp_path):
     assert len(data) == 8 + header + 8 * (2 + 2 + 2 + 3) + 4 * 3 + 8 * 6 + metadata_bytes
 
 
+@pytest.mark.unit
 def test_buffer_load_restores_it_exactly_and_it_evolves_the_same(tmp_path):
     buf = small_buffer()
     summary = buf.save(str(tmp_path))
@@ -238,6 +249,7 @@ def test_buffer_load_restores_it_exactly_and_it_evolves_the_same(tmp_path):
     assert other.state_dict() != summary
 
 
+@pytest.mark.unit
 def test_buffer_loads_the_inline_json_layout_of_older_checkpoints(tmp_path):
     # zvp_state.json's "exgrpo_buffer" as zvp_trl wrote it before the binary file (log-probs were float32 values
     # written as JSON floats).
@@ -277,6 +289,7 @@ def version_1_file(tensors: dict, metadata: dict) -> bytes:
     return struct.pack("<Q", len(encoded)) + encoded + b"".join(tensors[name].numpy().tobytes() for name in order)
 
 
+@pytest.mark.unit
 def test_buffer_loads_a_version_1_file(tmp_path):
     # The small buffer written by the earlier zvp_trl (format version 1, no tool masks): it loads with the summary
     # and contents it had, every trajectory all the model's tokens.
@@ -309,6 +322,7 @@ def test_buffer_loads_a_version_1_file(tmp_path):
         ExperienceBuffer().load(str(tmp_path / "v9"))
 
 
+@pytest.mark.unit
 def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_path):
     buf = small_buffer()
     summary = buf.save(str(tmp_path / "a"))
@@ -344,6 +358,7 @@ def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_
     assert fresh.state_dict() == summary
 
 
+@pytest.mark.unit
 def test_buffer_save_is_atomic(tmp_path, monkeypatch):
     import zvp_trl.algorithms.exgrpo_buffer as exgrpo_buffer
 
@@ -402,6 +417,7 @@ def tool_buffer() -> ExperienceBuffer:
     return buf
 
 
+@pytest.mark.unit
 def test_buffer_stores_tool_masks_and_messages_by_hand(tmp_path):
     from safetensors.torch import load_file
 
@@ -441,6 +457,7 @@ def test_buffer_stores_tool_masks_and_messages_by_hand(tmp_path):
     assert buf.state_dict()["sha256"] != summary["sha256"]
 
 
+@pytest.mark.unit
 def test_buffer_refuses_bad_tool_masks(tmp_path):
     from safetensors.torch import save_file
 
@@ -468,6 +485,7 @@ def load_file_tensors(path) -> dict:
     return {name: t.clone() for name, t in load_file(path).items()}
 
 
+@pytest.mark.unit
 def test_buffer_stores_compact_copies_and_checks_its_inputs():
     batch_ids = torch.arange(4000, dtype=torch.long).view(4, 1000)
     batch_logps = -torch.rand(4, 1000, dtype=torch.float64)
@@ -489,6 +507,7 @@ def test_buffer_stores_compact_copies_and_checks_its_inputs():
         buf.update("p", 1, G, trajectories=[(torch.tensor([1.0]), [-1.0])])
 
 
+@pytest.mark.unit
 def test_replacements_for_retired_by_hand():
     import random
 
@@ -504,6 +523,7 @@ def test_replacements_for_retired_by_hand():
     assert len(replacements_for_retired(batch, {"r1", "r2", "c", "d"}, dataset, random.Random(0))) == 1
 
 
+@pytest.mark.unit
 def test_dataset_prompt_ids_match_row_ids():
     from zvp_trl.algorithms.prompt_ids import dataset_prompt_ids, prompt_id
 
@@ -515,6 +535,7 @@ def test_dataset_prompt_ids_match_row_ids():
         dataset_prompt_ids(dataset, "id")
 
 
+@pytest.mark.unit
 def test_config_validation_and_defaults(tmp_path):
     config = ExGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8, num_generations=G)
     assert (config.loss_type, config.scale_rewards, config.exgrpo_replay_ratio) == ("dr_grpo", "none", 0.5)
@@ -564,6 +585,7 @@ def hand_logps_and_entropies(model, input_ids, attention_mask, T):
     return token_logps, entropies
 
 
+@pytest.mark.trainer
 def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     model = trainer.model
@@ -586,6 +608,7 @@ def test_trajectory_choice_is_lowest_mean_entropy(tiny_model_path, tmp_path):
     assert {trainer.part("exgrpo").select_trajectory(entry, generator) for _ in range(64)} == {0, 1, 2, 3}
 
 
+@pytest.mark.trainer
 def test_trajectory_choice_ignores_tool_result_tokens(tiny_model_path, tmp_path):
     # The mean entropy is over the model's own tokens: masking tool results can change which trajectory is chosen.
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
@@ -635,6 +658,7 @@ def mixed_loss_case(tiny_model_path, tmp_path):
     return trainer, recorded, loss_inputs(trainer, [True, False], recorded, [0.75, -0.25])
 
 
+@pytest.mark.trainer
 def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_path):
     trainer, recorded, inputs = mixed_loss_case(tiny_model_path, tmp_path)
     model = trainer.model
@@ -665,6 +689,7 @@ def test_replayed_row_loss_uses_shaping_and_recorded_logps(tiny_model_path, tmp_
     assert trainer._compute_loss(model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
 
 
+@pytest.mark.trainer
 def test_replayed_tool_result_tokens_are_out_of_the_mixed_loss(tiny_model_path, tmp_path):
     # A replayed row whose tokens 1 and 2 are tool results (tool_mask 0): only tokens 0 and 3 are in its loss.
     trainer, recorded, inputs = mixed_loss_case(tiny_model_path, tmp_path)
@@ -695,6 +720,7 @@ def test_replayed_tool_result_tokens_are_out_of_the_mixed_loss(tiny_model_path, 
     )
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "options",
     [
@@ -735,6 +761,7 @@ def test_mixed_loss_without_replay_equals_trl_loss_and_metrics(tiny_model_path, 
         assert mixed_metrics[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "options",
     [
@@ -764,6 +791,7 @@ def test_mixed_loss_with_a_replayed_row_under_trl_options(tiny_model_path, tmp_p
     assert trainer._compute_loss(trainer.model, inputs2).item() != pytest.approx(loss.item(), rel=1e-4)
 
 
+@pytest.mark.trainer
 def test_mixed_phase_fresh_tokens_are_unclipped_by_default(tiny_model_path, tmp_path):
     # The official code removes the clip in the mixed phase (loss_remove_clip=True): fresh tokens' loss is -ratio * A,
     # which is TRL's clipped loss with clip bounds so wide that they never bind.
@@ -788,6 +816,7 @@ def run_and_record(trainer):
     return outputs
 
 
+@pytest.mark.trainer
 def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_path):
     calls = []
 
@@ -815,6 +844,7 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     assert any(tuple(row[: len(s)]) == s for s in stored)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("collect_during_warmup", [False, True])
 def test_no_collection_before_the_mixed_phase(tiny_model_path, tmp_path, collect_during_warmup):
     calls = []
@@ -859,6 +889,7 @@ def test_no_collection_before_the_mixed_phase(tiny_model_path, tmp_path, collect
         assert replays == [0.0, 0.0, 0.0, 0.0, 0.5]
 
 
+@pytest.mark.trainer
 def test_a_group_with_no_correct_completion_never_makes_a_bucket_0(tiny_model_path, tmp_path, monkeypatch):
     import zvp_trl.trainer.exgrpo_trainer as exgrpo_trainer
 
@@ -889,6 +920,7 @@ def test_a_group_with_no_correct_completion_never_makes_a_bucket_0(tiny_model_pa
     assert [h["exgrpo/bucket_0"] for h in logs] == [0.0] * 4 and logs[-1]["exgrpo/bucket_2"] == 2.0
 
 
+@pytest.mark.trainer
 def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
     def reward(completions, prompts, **kwargs):
         # Prompt "Q: 0+1" is always solved; the others half of the time.
@@ -907,6 +939,7 @@ def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
     assert all(e["k"] == 2 for e in trainer.exgrpo_buffer.entries.values())
 
 
+@pytest.mark.trainer
 def test_random_question_selection_draws_uniformly_from_the_whole_buffer(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, exgrpo_question_selection="random")
     # 6 questions in bucket 1 and 1 in bucket 2 (G = 4); bucket weighting would favour neither this way.
@@ -927,6 +960,7 @@ def test_random_question_selection_draws_uniformly_from_the_whole_buffer(tiny_mo
     assert all(50 <= c <= 125 for c in counts.values()), counts
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("exclude", [True, False])
 def test_retired_question_is_not_rolled_out_again(tiny_model_path, tmp_path, exclude):
     seen = []
@@ -960,6 +994,7 @@ def test_retired_question_is_not_rolled_out_again(tiny_model_path, tmp_path, exc
         assert sum(redrawn) == 0
 
 
+@pytest.mark.trainer
 def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     # Collection from the first (warm-up) batch, so that checkpoint-1 already holds a buffer.
     options = dict(exgrpo_collect_during_warmup=True)
@@ -998,6 +1033,7 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     assert resumed.exgrpo_phase.draws == 1  # step 2 was mixed and drew from the restored buffer
 
 
+@pytest.mark.trainer
 def test_mixture_of_experts_logs_trl_aux_loss_in_the_mixed_phase(tiny_model_path, tmp_path):
     # A tiny Qwen3-MoE with the router loss on: the mixed phase adds it to the loss and logs TRL's `aux_loss`.
     from transformers import AutoTokenizer, Qwen3MoeConfig, Qwen3MoeForCausalLM
@@ -1021,6 +1057,7 @@ def test_mixture_of_experts_logs_trl_aux_loss_in_the_mixed_phase(tiny_model_path
     assert all(math.isfinite(entry["aux_loss"]) and entry["aux_loss"] > 0 for entry in logs)
 
 
+@pytest.mark.trainer
 def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path, tmp_path):
     def reward(completions, **kwargs):
         return [1.0] * len(completions)  # every group all-correct -> zero-variance, shaped by RL-ZVP
@@ -1044,6 +1081,7 @@ def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path,
     assert trainer.exgrpo_buffer.retired  # the all-correct replay group was retired
 
 
+@pytest.mark.distributed
 def test_two_processes_hold_identical_buffers(tiny_model_path, tmp_path):
     script = Path(__file__).parent / "scripts" / "exgrpo_two_processes.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
@@ -1058,6 +1096,7 @@ def test_two_processes_hold_identical_buffers(tiny_model_path, tmp_path):
     assert rank0["replays"] == [0, 1, 1] and rank1["replays"] == [0, 1, 1]
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("accumulation", [1, 2])  # 2: TRL computes old_per_token_logps itself and they are reused
 def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path, accumulation):
     trainer = make_trainer(
@@ -1112,6 +1151,7 @@ def assert_same_buffer(state, expected, atol=1e-6):
             assert torch.allclose(torch.tensor(t["logps"]), torch.tensor(u["logps"]), rtol=0.0, atol=atol)
 
 
+@pytest.mark.trainer
 def test_sharding_is_detected_from_the_accelerator(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     assert trainer.part("exgrpo").collective_forwards is False  # plain CPU: forwards are local
@@ -1124,6 +1164,7 @@ def test_sharding_is_detected_from_the_accelerator(tiny_model_path, tmp_path):
         assert trainer.part("exgrpo").sharded_parameters() is sharded
 
 
+@pytest.mark.trainer
 def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, tmp_path):
     def run(collective):
         trainer = make_trainer(
@@ -1149,6 +1190,7 @@ def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, t
     assert any(entropy for _, entropy in calls)  # a selection forward ran (a question with 2 trajectories)
 
 
+@pytest.mark.distributed
 def test_collective_forwards_are_the_same_on_every_process(tiny_model_path, tmp_path):
     script = Path(__file__).parent / "scripts" / "exgrpo_sharded_forwards.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))

@@ -18,6 +18,9 @@ from zvp_trl.trainer.exgrpo_config import ExGRPOConfig
 from zvp_trl.trainer.exgrpo_trainer import ExGRPOTrainer
 
 
+pytestmark = pytest.mark.trainer
+
+
 G = 4
 # What Qwen3's chat template appends after a tool call that returned 12: the tool-result tokens of a completion.
 TOOL_RESULT = "\n<|im_start|>user\n<tool_response>\n12\n</tool_response><|im_end|>\n<|im_start|>assistant\n"

@@ -20,6 +20,9 @@ from test_two_processes import WORLD, check_run
 from zvp_trl.trainer.registry import ALGORITHMS
 
 
+pytestmark = pytest.mark.distributed
+
+
 SCRIPTS = Path(__file__).parent / "scripts"
 EXGRPO = {"exgrpo", "exgrpo_rl_zvp"}
 

@@ -27,6 +27,7 @@ G = 4
 # ---------------------------------------------------------------------------------------------- pure functions
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "z, p, expected",
     [
@@ -44,12 +45,14 @@ def test_skip_probability(z, p, expected):
     assert greso_skip_probability(z, p) == pytest.approx(expected)
 
 
+@pytest.mark.unit
 def test_skip_probability_custom_floor_and_bad_input():
     assert greso_skip_probability(2, 0.5, floor=0.5) == pytest.approx(0.5)  # max(0.25, 0.5)
     with pytest.raises(ValueError):
         greso_skip_probability(-1, 0.5)
 
 
+@pytest.mark.unit
 def test_trailing_count():
     def easy(r):
         return r is not None and r >= 0.98
@@ -61,6 +64,7 @@ def test_trailing_count():
     assert trailing_count([1.0, None], easy) == 0  # an unscored group breaks the run
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "p, ratio, target, expected",
     [
@@ -77,6 +81,7 @@ def test_update_exploration_probability(p, ratio, target, expected):
     assert update_exploration_probability(p, ratio, target) == pytest.approx(expected)
 
 
+@pytest.mark.unit
 def test_next_round_size_and_last_round_by_hand():
     # 1024 completions missing, half of the last round was zero-variance, n=8: 1024 / 0.5 / 8 * 1.25 = 320 prompts,
     # at most the default 384: the last round.
@@ -94,6 +99,7 @@ def test_next_round_size_and_last_round_by_hand():
         next_round_size(64, 0.5, 8, default_size=384, beta=0.0)
 
 
+@pytest.mark.unit
 def test_state_skip_probabilities_from_traces():
     # Records are group mean rewards: 1.0 all-correct, 0.0 all-wrong, 0.5 mixed.
     state = GRESOState(p_easy=0.5, p_hard=0.4)
@@ -123,6 +129,7 @@ def test_state_skip_probabilities_from_traces():
         state.record("a", float("inf"))
 
 
+@pytest.mark.unit
 def test_official_thresholds_at_g16_differ_from_all_wrong():
     # G=16, 0/1 rewards. Official rule (presampling_selector.py): hard when the group's mean reward is <= 0.11, easy
     # when it is >= 0.98. One correct of 16: mean 1/16 = 0.0625 <= 0.11 -> hard, although the group is not all-wrong.
@@ -147,6 +154,7 @@ def test_official_thresholds_at_g16_differ_from_all_wrong():
     assert (strict.skip_probability("one"), strict.skip_probability("none")) == (0.0, 0.5)
 
 
+@pytest.mark.unit
 def test_state_update_probabilities_and_round_trip():
     state = GRESOState()
     state.update_probabilities(easy_ratio=0.2, hard_ratio=0.1)  # easy above 1/12 -> down; hard below 1/6 -> up
@@ -161,6 +169,7 @@ def test_state_update_probabilities_and_round_trip():
     assert restored.draws == 1 and restored.traces == {"x": [1.0, None], "y": [0.0625]}
 
 
+@pytest.mark.unit
 def test_state_from_an_outcome_checkpoint_is_converted():
     # Earlier checkpoints recorded +1 all-correct, -1 all-wrong, 0 mixed (no "trace_values" key).
     state = GRESOState()
@@ -171,6 +180,7 @@ def test_state_from_an_outcome_checkpoint_is_converted():
     assert state.skip_probability("c") == 0.0
 
 
+@pytest.mark.unit
 def test_skip_decisions_are_reproducible_and_have_the_right_frequency():
     ids = [f"p{i}" for i in range(4000)]
     a, b = GRESOState(seed=3), GRESOState(seed=3)
@@ -215,6 +225,7 @@ def make_trainer(tiny_model_path, tmp_path, dataset=None, **overrides):
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "overrides, match",
     [
@@ -235,6 +246,7 @@ def test_config_validation(tmp_path, overrides, match):
         make_config(tmp_path, **overrides)
 
 
+@pytest.mark.unit
 def test_config_defaults_are_the_official_ones(tmp_path):
     args = make_config(tmp_path)
     assert (args.greso_p_easy, args.greso_p_hard, args.greso_delta_p) == (0.5, 0.5, 0.01)
@@ -259,6 +271,7 @@ def scripted_rounds_reward(mixed_per_round, round_sizes):
     return reward
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "overrides, expected_rounds, expected_rows",
     [
@@ -312,6 +325,7 @@ def test_adaptive_round_sizes_follow_the_official_rule(tiny_model_path, tmp_path
     assert batches == expected_rows
 
 
+@pytest.mark.trainer
 def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, greso_p_easy=0.05, greso_min_explore_prob=1e-6)
     for _ in range(40):  # prompt 0 was all-correct 40 times: skip probability 1 - max(0.05**40, 1e-6)
@@ -328,6 +342,7 @@ def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_pat
     assert batch["skipped"] >= 1 and batch["examined"] - batch["skipped"] == 2
 
 
+@pytest.mark.trainer
 def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_path):
     # Each batch holds two of [mixed, correct] / [mixed, wrong] prompts; adaptation from the first step.
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=2, shuffle_dataset=False, greso_adapt_from_epoch=0)
@@ -352,6 +367,7 @@ def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_p
     assert (state.p_easy, state.p_hard) == (pytest.approx(p_easy), pytest.approx(p_hard))
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("hard_threshold, skip", [(0.11, 0.5), (0.0, 0.0)])
 def test_trainer_applies_the_official_hard_rule_at_g16(tiny_model_path, tmp_path, hard_threshold, skip):
     G16 = 16
@@ -381,6 +397,7 @@ def test_trainer_applies_the_official_hard_rule_at_g16(tiny_model_path, tmp_path
     assert state.skip_probability("0") == skip and state.skip_probability("1") == 0.0
 
 
+@pytest.mark.trainer
 def test_probabilities_frozen_in_first_epoch_by_default(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
     trainer.train()
@@ -388,6 +405,7 @@ def test_probabilities_frozen_in_first_epoch_by_default(tiny_model_path, tmp_pat
     assert trainer.greso_state.traces  # traces are recorded nonetheless
 
 
+@pytest.mark.trainer
 def test_resume_restores_greso_state_exactly(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path, tmp_path, max_steps=2, save_strategy="steps", save_steps=1, greso_adapt_from_epoch=0
@@ -420,6 +438,7 @@ def test_resume_restores_greso_state_exactly(tiny_model_path, tmp_path):
     assert resumed.greso_state.draws > saved["greso"]["draws"]
 
 
+@pytest.mark.trainer
 def test_model_card_names_greso(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path)
     trainer.create_model_card(model_name="tiny-greso")
@@ -427,6 +446,7 @@ def test_model_card_names_greso(tiny_model_path, tmp_path):
     assert "GRESO" in card and "2506.02177" in card and "Act Only When It Pays" in card
 
 
+@pytest.mark.distributed
 def test_two_processes_have_identical_state_and_full_batches(tiny_model_path, tmp_path):
     script = Path(__file__).parent / "scripts" / "ds_two_processes.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))

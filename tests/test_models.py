@@ -47,6 +47,7 @@ def built(monkeypatch, tiny_model_path):
     return asked
 
 
+@pytest.mark.trainer
 def test_the_embedded_model_is_built_once_and_found_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path / "cache"))
     path = resolve_model_name(EMBEDDED_MODEL_NAME, embedded_spec=TINY_SPEC)
@@ -58,6 +59,7 @@ def test_the_embedded_model_is_built_once_and_found_by_name(tmp_path, monkeypatc
     assert json.loads(Path(path, "config.json").read_text())["head_dim"] != 32
 
 
+@pytest.mark.trainer
 def test_names_resolve_and_everything_else_passes_through(built, tmp_path, monkeypatch, tiny_model_path):
     assert resolve_model_name("smollm2-offline") == tiny_model_path
     assert resolve_model_name("embedded") == tiny_model_path
@@ -74,6 +76,7 @@ def test_names_resolve_and_everything_else_passes_through(built, tmp_path, monke
     assert offline_models.resolve_model_name("smollm2-offline") == tiny_model_path
 
 
+@pytest.mark.trainer
 def test_train_and_evaluate_resolve_the_same_names(built, tmp_path, tiny_model_path):
     run = [
         "--max_steps", "1", "--per_device_train_batch_size", "4", "--num_generations", "4",
@@ -106,6 +109,7 @@ def test_train_and_evaluate_resolve_the_same_names(built, tmp_path, tiny_model_p
     ]
 
 
+@pytest.mark.unit
 def test_the_evaluation_backend_decides_the_embedded_heads(monkeypatch):
     assert uses_vllm(EvaluationArguments(model_name_or_path="x", backend="vllm"))
     assert not uses_vllm(EvaluationArguments(model_name_or_path="x", backend="transformers"))
@@ -116,6 +120,7 @@ def test_the_evaluation_backend_decides_the_embedded_heads(monkeypatch):
     assert not uses_vllm(EvaluationArguments(model_name_or_path="x"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "path",
     [

@@ -27,6 +27,7 @@ def execute(name, tmp_path, monkeypatch, cache, **env):
     return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
 
 
+@pytest.mark.unit
 def test_notebooks_are_stored_without_outputs():
     for path in NOTEBOOKS.glob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
@@ -34,6 +35,7 @@ def test_notebooks_are_stored_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip the outputs"
 
 
+@pytest.mark.distributed
 def test_quickstart_notebook_runs(tmp_path, monkeypatch, notebook_cache):
     outputs = execute(
         "quickstart.ipynb",
@@ -47,6 +49,7 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch, notebook_cache):
     assert "acc@8" in text and "pass@8" in text
 
 
+@pytest.mark.distributed
 def test_explainer_notebook_runs(tmp_path, monkeypatch, notebook_cache):
     outputs = execute("explainer.ipynb", tmp_path, monkeypatch, notebook_cache)
     text = "".join(out.get("text", "") for out in outputs)

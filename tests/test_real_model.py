@@ -22,6 +22,7 @@ def real_model():
     return module
 
 
+@pytest.mark.unit
 def test_paired_difference_is_the_t_interval_by_hand(real_model):
     # differences 0.01, 0.03, -0.01, 0.02, 0.00, 0.04: mean 0.015, sample sd sqrt(0.00175 / 5) = 0.018708,
     # t(0.975, 5) = 2.571, half-width 2.571 * 0.018708 / sqrt(6) = 0.019636
@@ -33,6 +34,7 @@ def test_paired_difference_is_the_t_interval_by_hand(real_model):
     assert math.isnan(real_model.paired_difference([0.1])["ci95"][0])  # one pair: no interval
 
 
+@pytest.mark.unit
 def test_both_methods_get_the_same_command_except_the_algorithm(real_model, tmp_path):
     args = argparse.Namespace(model_name_or_path="smollm2-offline", device="cpu")
     commands = {
@@ -51,6 +53,7 @@ def test_both_methods_get_the_same_command_except_the_algorithm(real_model, tmp_
     assert flags["--embedded_max_ops"] == "2" and flags["--seed"] == "42"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("level", [1, 2])
 def test_prompt_sets_are_disjoint_and_sized_by_the_protocol(real_model, level):
     sets = real_model.prompt_sets(level)
@@ -71,6 +74,7 @@ def test_prompt_sets_are_disjoint_and_sized_by_the_protocol(real_model, level):
     assert question(sets["probe"]["prompt"][0]) == question(sets["train"]["prompt"][0])  # the first training prompts
 
 
+@pytest.mark.trainer
 def test_report_pairs_seeds_and_writes_table_and_figure(real_model, tmp_path):
     def run(method, seed, acc):
         scores = {"acc@8": acc, "pass@8": 0.5, "never_solved": 0.25}

@@ -144,12 +144,14 @@ def _smoke_yaml(recipe: Path, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.unit
 def test_one_recipe_per_setting_and_method():
     assert RECIPES, "no recipes/*.yaml"
     expected = {f"{method}_{setting}.yaml" for method in METHODS for setting in SETTINGS}
     assert {path.name for path in RECIPES} == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_is_parsed_by_the_training_parser_with_every_key(recipe):
     config = yaml.safe_load(recipe.read_text())
@@ -162,6 +164,7 @@ def test_recipe_is_parsed_by_the_training_parser_with_every_key(recipe):
         assert _value(getattr(holder, key)) == value, key
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_maps_the_paper_hyperparameters(recipe, monkeypatch):
     method, setting = _split_name(recipe)
@@ -237,6 +240,7 @@ def test_recipe_maps_the_paper_hyperparameters(recipe, monkeypatch):
     assert f"--num_processes {paper['gpus']}" in header
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("family", ["grpo_ds", "greso"])
 @pytest.mark.parametrize("setting", list(SETTINGS))
 def test_rollout_and_gradient_step_variants_differ_only_by_the_budget(family, setting):
@@ -249,6 +253,7 @@ def test_rollout_and_gradient_step_variants_differ_only_by_the_budget(family, se
     assert same_rollouts == same_steps
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_smoke_run_on_the_embedded_task(recipe, tmp_path, monkeypatch, one_thread):
     monkeypatch.syspath_prepend(str(HELPERS))
@@ -263,6 +268,7 @@ def test_recipe_smoke_run_on_the_embedded_task(recipe, tmp_path, monkeypatch, on
     assert len([entry for entry in history if "loss" in entry]) == 2
 
 
+@pytest.mark.distributed
 def test_recipe_trains_on_two_processes_with_accelerate_launch(tmp_path):
     """`accelerate launch --config_file recipes/accelerate/multi_gpu.yaml` with 2 processes (gloo on CPU): the
     recipe's per-device batch and generation batch are resolved for 2 processes (2 optimizer steps per generation)."""
@@ -318,6 +324,7 @@ def _fsdp2_recipe_launch(tmp_path: Path, out: Path, *extra: str) -> list[str]:
     return command + ["--dynamics_plot", "false", "--output_dir", str(out), *extra]
 
 
+@pytest.mark.distributed
 def test_recipe_trains_under_fsdp2_on_two_cpu_processes(tmp_path):
     """`accelerate launch` with recipes/accelerate/fsdp2.yaml made for CPU: really FSDP2 in both processes (accelerate
     alone would run DDP), sharded checkpoints from both processes, and a full final model (which transformers'
@@ -342,6 +349,7 @@ def test_recipe_trains_under_fsdp2_on_two_cpu_processes(tmp_path):
     assert final.num_parameters() > 0
 
 
+@pytest.mark.distributed
 def test_recipe_refuses_a_silent_fsdp_downgrade_unless_allowed(tmp_path):
     """The FSDP2 launch with the CPU FSDP path turned off (as accelerate alone runs it: DDP) is refused with the cause
     and the fix; --allow_distributed_downgrade trains it as the DDP it is."""
@@ -362,6 +370,7 @@ def test_recipe_refuses_a_silent_fsdp_downgrade_unless_allowed(tmp_path):
     assert {p["distributed_type"] for p in _probes(tmp_path / "probes")} == {"MULTI_CPU"}
 
 
+@pytest.mark.distributed
 def test_recipe_refuses_processes_that_do_not_see_each_other(tmp_path):
     """Two processes launched, but without --use_cpu on a machine without GPUs each Accelerator sees one process
     (DistributedType.NO): refused before training."""
@@ -387,6 +396,7 @@ class _FakeAccelerator:
         self.num_processes, self.process_index, self.device = num_processes, 0, torch.device(device)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "request_kwargs, accelerator, expected",
     [
@@ -408,6 +418,7 @@ def test_check_distributed_mode_names_the_downgrade(request_kwargs, accelerator,
     assert len(problems) == 1
 
 
+@pytest.mark.unit
 def test_check_distributed_mode_accepts_what_was_asked():
     request = train_script.DistributedRequest(fsdp=True, fsdp_version=2, deepspeed=False, launched_processes=2)
     assert train_script.check_distributed_mode(_FakeAccelerator("FSDP", 2), request) == []
@@ -443,10 +454,12 @@ def _validated_launch_args(path: Path, *flags: str):
     return _validate_launch_command(args)
 
 
+@pytest.mark.unit
 def test_accelerate_config_set():
     assert {path.name for path in ACCELERATE_CONFIGS} == set(EXPECTED_TYPES)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.stem)
 def test_accelerate_config_is_valid_for_accelerate_launch(path):
     from accelerate.commands.config.config_args import ClusterConfig
@@ -469,6 +482,7 @@ def test_accelerate_config_is_valid_for_accelerate_launch(path):
         assert not {"gradient_accumulation_steps", "gradient_clipping"} & set(raw["deepspeed_config"])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["multi_gpu.yaml", "fsdp2.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml"])
 def test_accelerate_config_takes_the_multi_node_flags(name, monkeypatch):
     from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
@@ -490,6 +504,7 @@ def test_accelerate_config_takes_the_multi_node_flags(name, monkeypatch):
     assert env["ACCELERATE_MIXED_PRECISION"] == "bf16"
 
 
+@pytest.mark.unit
 def test_fsdp2_config_builds_an_fsdp2_plugin(monkeypatch):
     from accelerate.utils import FullyShardedDataParallelPlugin
     from accelerate.utils.launch import prepare_multi_gpu_env
@@ -503,6 +518,7 @@ def test_fsdp2_config_builds_an_fsdp2_plugin(monkeypatch):
     assert _value(plugin.state_dict_type) == "FULL_STATE_DICT" or "FULL_STATE_DICT" in str(plugin.state_dict_type)
 
 
+@pytest.mark.unit
 def test_readme_names_existing_files():
     readme = (REPO / "recipes" / "README.md").read_text()
     named = set(re.findall(r"recipes/(?:accelerate/)?[\w.]+\.(?:yaml|py)", readme))
@@ -513,6 +529,7 @@ def test_readme_names_existing_files():
         assert recipe.name in readme, recipe.name
 
 
+@pytest.mark.unit
 def test_readme_table_of_differences_from_the_official_code():
     readme = (REPO / "recipes" / "README.md").read_text()
     section = readme.split("## Where we differ from the official code, and why", 1)[1].split("\n## ", 1)[0]

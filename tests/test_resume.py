@@ -63,6 +63,7 @@ def same_floats(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("algorithm", STATEFUL)
 def test_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path, algorithm):
     run, reference = tmp_path / "run", tmp_path / "reference"
@@ -103,6 +104,8 @@ def assert_same_run_from(run: Path, reference: Path, resumed_from: int, last: in
     assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_realistic_buffer_killed_mid_step_resumes_bit_identically(tiny_model_path, tmp_path):
     # 64 extra questions x 8 trajectories x 2,048 tokens (1M tokens, an 8 MB buffer file) on top of what training
     # collects; their groups are drawn and replayed (2,048-token rows) like the others.
@@ -121,6 +124,8 @@ def test_realistic_buffer_killed_mid_step_resumes_bit_identically(tiny_model_pat
     assert state(run / "checkpoint-6") != saved
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_killed_while_writing_the_buffer_resumes_from_the_checkpoint_before(tiny_model_path, tmp_path):
     run, reference = tmp_path / "run", tmp_path / "reference"
     # A 2 MB buffer file; the process is killed once 1 MB of checkpoint-3's is written.
@@ -140,6 +145,7 @@ def test_killed_while_writing_the_buffer_resumes_from_the_checkpoint_before(tiny
     assert_same_run_from(run, reference, 2, 5)
 
 
+@pytest.mark.distributed
 def test_checkpoint_with_the_buffer_inline_in_json_resumes(tiny_model_path, tmp_path):
     """Checkpoints written before the binary buffer file held the buffer as lists in zvp_state.json: they resume to
     the same run."""
@@ -162,6 +168,7 @@ def test_checkpoint_with_the_buffer_inline_in_json_resumes(tiny_model_path, tmp_
     assert_same_run_from(run, reference, 3, 6)
 
 
+@pytest.mark.distributed
 def test_killed_while_saving_resumes_from_the_checkpoint_before(tiny_model_path, tmp_path):
     run, reference = tmp_path / "run", tmp_path / "reference"
     common = ["--algorithm", "erpo", "--model", tiny_model_path, "--max_steps", "5"]
@@ -176,6 +183,7 @@ def test_killed_while_saving_resumes_from_the_checkpoint_before(tiny_model_path,
     assert is_complete_checkpoint(str(run / "checkpoint-3"))  # rewritten by the resumed run
 
 
+@pytest.mark.unit
 def test_last_complete_checkpoint(tmp_path):
     assert last_complete_checkpoint(str(tmp_path / "missing")) is None
     for step, files in {2: ["trainer_state.json", "zvp_state.json"], 10: ["trainer_state.json"], 7: []}.items():
@@ -194,6 +202,7 @@ def test_last_complete_checkpoint(tmp_path):
     assert last_complete_checkpoint(str(tmp_path), require_state=False) == str(tmp_path / "checkpoint-10")
 
 
+@pytest.mark.trainer
 def test_resume_true_without_a_complete_checkpoint_is_a_clear_error(tiny_model_path, tmp_path):
     from datasets import Dataset
 
@@ -212,6 +221,7 @@ def test_resume_true_without_a_complete_checkpoint_is_a_clear_error(tiny_model_p
         trainer.train(resume_from_checkpoint=True)
 
 
+@pytest.mark.trainer
 def test_checkpoint_of_another_algorithm_is_refused(tiny_model_path, tmp_path):
     from datasets import Dataset
 
@@ -234,6 +244,7 @@ def test_checkpoint_of_another_algorithm_is_refused(tiny_model_path, tmp_path):
         trainer._load_optimizer_and_scheduler(str(checkpoint))
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", ["erpo", "exgrpo"])
 def test_save_only_model_checkpoints_keep_the_per_prompt_state(algorithm, tiny_model_path, tmp_path):
     """With `save_only_model=True` transformers saves no optimizer (and skips the hook that writes zvp_state.json);

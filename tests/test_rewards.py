@@ -41,6 +41,7 @@ def run_in_thread(function, *args, **kwargs):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -66,6 +67,7 @@ def test_extract_boxed_answer(text, expected):
     assert extract_boxed_answer(text) == expected
 
 
+@pytest.mark.unit
 def test_completion_text():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": "hello"}]) == "hello"
@@ -85,6 +87,7 @@ def test_completion_text():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "gold, prediction, expected",
     [
@@ -126,6 +129,7 @@ def test_math_verify_accuracy(gold, prediction, expected):
     assert math_verify_accuracy(gold, rf"The final answer is \boxed{{{prediction}}}.") == expected
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "gold, text, expected",
     [
@@ -148,12 +152,14 @@ def test_math_verify_accuracy_predictions(gold, text, expected):
     assert math_verify_accuracy(gold, text) == expected
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("gold", [r"\frac{1}{", "", "   ", None, r"\boxed{}"])
 def test_unparseable_gold_is_unscorable(gold):
     assert math_verify_accuracy(gold, r"\boxed{1}") is None
     assert math_verify_accuracy(gold, "no boxed answer") is None  # even without a prediction
 
 
+@pytest.mark.unit
 def test_integer_fast_path_skips_worker():
     shutdown_math_verify_worker()
     num_starts = rewards._WORKER.num_starts
@@ -164,6 +170,7 @@ def test_integer_fast_path_skips_worker():
     assert rewards._WORKER.num_starts == num_starts
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "gold, prediction",
     [
@@ -183,6 +190,7 @@ def test_integer_fast_path_agrees_with_math_verify(gold, prediction):
     assert math_verify_accuracy(gold, rf"\boxed{{{prediction}}}") == expected
 
 
+@pytest.mark.trainer
 def test_batch_matches_single_calls():
     golds = [r"\frac12", "3", r"\frac{1}{", "[1,3)", r"\text{Evelyn}"]
     texts = [r"\boxed{0.5}", r"\boxed{4}", r"\boxed{1}", r"\boxed{(1,3)}", "Evelyn"]
@@ -193,6 +201,7 @@ def test_batch_matches_single_calls():
         batch_math_verify_accuracy(golds, texts[:-1])
 
 
+@pytest.mark.unit
 def test_invalid_timeout():
     with pytest.raises(ValueError):
         math_verify_accuracy("1", r"\boxed{1}", timeout=0)
@@ -200,12 +209,14 @@ def test_invalid_timeout():
         make_accuracy_reward(timeout=-1.0)
 
 
+@pytest.mark.trainer
 def test_call_from_thread():
     assert run_in_thread(math_verify_accuracy, r"\{1,2,3\}", r"\boxed{\{3,2,1\}}") == 1.0
     assert run_in_thread(math_verify_accuracy, r"\sqrt{2}/2", r"\boxed{\frac{\sqrt2}{3}}") == 0.0
     assert run_in_thread(accuracy_reward, [r"\boxed{0.5}"], solution=[r"\frac12"]) == [1.0]
 
 
+@pytest.mark.trainer
 def test_concurrent_calls_from_threads():
     results = {}
 
@@ -222,6 +233,7 @@ def test_concurrent_calls_from_threads():
     assert results == {i: [1.0, 0.0, 1.0] * 5 for i in range(6)}
 
 
+@pytest.mark.trainer
 def test_pathological_input_is_bounded_and_worker_restarts():
     assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0  # make sure the worker runs: no start-up cost below
     pid = rewards._WORKER.pid
@@ -238,6 +250,7 @@ def test_pathological_input_is_bounded_and_worker_restarts():
     assert rewards._WORKER.pid not in (None, pid)
 
 
+@pytest.mark.trainer
 def test_a_killed_helper_process_is_restarted_and_scores_correctly():
     """The helper process killed from outside (out of memory, an operator's kill) between reward calls: the next call
     starts a fresh one, and known-correct answers still score 1 (not a silent 0)."""
@@ -274,6 +287,7 @@ def _kill_helper_when_busy(starts_before: int, kills: int, delay: float = 0.3) -
     return thread
 
 
+@pytest.mark.trainer
 def test_a_helper_killed_while_scoring_scores_the_answer_again(caplog):
     """The helper process killed from outside while it scores a batch: the answer it was working on is scored again
     on a fresh helper, so every known-correct answer still scores 1 (a kill mid-batch costs no reward)."""
@@ -292,6 +306,7 @@ def test_a_helper_killed_while_scoring_scores_the_answer_again(caplog):
     assert any("scoring the answer it was working on again" in record.message for record in caplog.records)
 
 
+@pytest.mark.trainer
 def test_an_answer_that_kills_a_fresh_helper_too_scores_zero_with_a_warning(caplog):
     """If the helper process dies twice on the same answer (the second time on a fresh one), that answer scores 0.0
     with a warning and the rest of the batch is scored correctly."""
@@ -308,6 +323,7 @@ def test_an_answer_that_kills_a_fresh_helper_too_scores_zero_with_a_warning(capl
     assert any("crashed the helper process twice" in record.message for record in caplog.records)
 
 
+@pytest.mark.trainer
 def test_pathological_input_in_thread():
     start = time.perf_counter()
     score = run_in_thread(math_verify_accuracy, "5", r"\boxed{2^{2^{2^{2^{2^{2}}}}}}", timeout=0.5)
@@ -315,6 +331,7 @@ def test_pathological_input_in_thread():
     assert time.perf_counter() - start < 0.5 + 5.0  # slack for a possible start of the worker
 
 
+@pytest.mark.trainer
 def test_slow_item_only_costs_its_own_budget():
     math_verify_accuracy(r"\frac12", r"\boxed{0.5}")  # warm up
     num_starts = rewards._WORKER.num_starts
@@ -329,6 +346,7 @@ def test_slow_item_only_costs_its_own_budget():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.trainer
 def test_accuracy_reward_as_called_by_trl():
     completions = [
         [{"role": "assistant", "content": r"So the answer is $\boxed{\frac{1}{3}}$."}],
@@ -350,6 +368,7 @@ def test_accuracy_reward_as_called_by_trl():
     assert rewards_ == [1.0, 0.0, 0.0, None]
 
 
+@pytest.mark.trainer
 def test_make_accuracy_reward():
     reward = make_accuracy_reward("answer", timeout=2.0)
     assert reward.__name__ == "accuracy"
@@ -365,6 +384,7 @@ def test_make_accuracy_reward():
         reward(completions=[r"\boxed{1}"], solution=["1"])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "completion, expected",
     [
@@ -385,6 +405,7 @@ def test_boxed_format_reward(completion, expected):
     assert boxed_format_reward([completion], solution=["1"]) == [expected]
 
 
+@pytest.mark.unit
 def test_soft_overlong_punishment_is_trl_one():
     assert get_soft_overlong_punishment is trl.rewards.get_soft_overlong_punishment
     reward = get_soft_overlong_punishment(max_completion_len=100, soft_punish_cache=20)

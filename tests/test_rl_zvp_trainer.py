@@ -59,6 +59,7 @@ def loss_and_grads(trainer, inputs, compute_loss):
     return loss.detach(), [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
 
 
+@pytest.mark.trainer
 def test_no_zero_variance_groups_matches_grpo_exactly(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     inputs = batch(trainer)
@@ -71,6 +72,7 @@ def test_no_zero_variance_groups_matches_grpo_exactly(tiny_model_path, tmp_path)
         assert torch.equal(a, b)
 
 
+@pytest.mark.trainer
 def test_alpha_zero_is_grpo_exactly(tiny_model_path, tmp_path):
     """zvp_alpha=0 gives zero-variance groups no advantage: on a batch with all-correct, all-wrong and mixed groups
     the loss and every gradient equal TRL's, bit for bit (the control of the alpha dose-response)."""
@@ -87,6 +89,7 @@ def test_alpha_zero_is_grpo_exactly(tiny_model_path, tmp_path):
     assert sum(g.abs().sum().item() for g in ours[1]) > 0  # the mixed groups' gradient
 
 
+@pytest.mark.trainer
 def test_relative_alpha_sets_the_zero_variance_share_and_is_logged(tiny_model_path, tmp_path):
     """zvp_alpha_rule="relative": in the loss, the zero-variance tokens' mean |advantage| is the target fraction of the
     mixed tokens' (computed here from the loss's own entropies), and `zvp/alpha` logs the alpha used."""
@@ -123,6 +126,7 @@ def test_relative_alpha_sets_the_zero_variance_share_and_is_logged(tiny_model_pa
     assert metrics["zvp/adv_abs_ratio"][0] == pytest.approx(target, rel=1e-4)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("value, sign", [(1.0, 1.0), (0.0, -1.0)])
 def test_all_zero_variance_batch_has_gradient_where_grpo_has_none(tiny_model_path, tmp_path, value, sign):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(value))
@@ -160,6 +164,7 @@ def complement(prompts, completions, **kwargs):
     return [0.0 if q < 3 else (1.0 - r) / 2 for q, r in zip(questions, first)]
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("aggregation", ["sum_then_normalize", "normalize_then_sum"])
 def test_multi_objective_aggregation_decides_which_groups_are_zero_variance(tiny_model_path, tmp_path, aggregation):
     """normalize_then_sum normalises each reward function within the group, so a group whose weighted sum is constant
@@ -183,6 +188,7 @@ def test_multi_objective_aggregation_decides_which_groups_are_zero_variance(tiny
     assert math.isfinite(loss.item()) and sum(g.abs().sum().item() for g in grads) > 0
 
 
+@pytest.mark.trainer
 def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), zvp_alpha=0.5)
     inputs = batch(trainer)
@@ -203,6 +209,7 @@ def test_token_advantages_use_the_loss_forward_entropy(tiny_model_path, tmp_path
     torch.testing.assert_close(seen["advantages"], -0.5 * (row_max - entropy) * mask)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -233,6 +240,7 @@ def test_entropy_recomputed_on_every_micro_batch_and_iteration(tiny_model_path, 
         assert buffered["advantages"].dim() == 1  # the buffer keeps GRPO's (B,) advantages
 
 
+@pytest.mark.trainer
 def test_metrics_and_rollout_totals_are_logged(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2)
     trainer.train()
@@ -250,6 +258,7 @@ def test_metrics_and_rollout_totals_are_logged(tiny_model_path, tmp_path):
         assert entry["rollouts/grad_steps"] == step
 
 
+@pytest.mark.trainer
 def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(1.0), max_steps=1)
     trainer.train()
@@ -263,6 +272,7 @@ def test_positive_and_negative_metrics(tiny_model_path, tmp_path):
     assert entry["zvp/adv_abs_mean_mixed"] is None and entry["zvp/adv_abs_ratio"] is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "overrides, match",
     [
@@ -279,6 +289,7 @@ def test_unsupported_configurations_raise(tmp_path, overrides, match):
         make_config(tmp_path, **overrides)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"])
 def test_supported_loss_types_give_a_gradient_on_zero_variance_batches(tiny_model_path, tmp_path, loss_type):
     trainer = make_trainer(tiny_model_path, tmp_path, constant_reward(0.0), loss_type=loss_type)
@@ -287,6 +298,7 @@ def test_supported_loss_types_give_a_gradient_on_zero_variance_batches(tiny_mode
     assert torch.isfinite(loss) and sum(g.abs().sum().item() for g in grads) > 0
 
 
+@pytest.mark.trainer
 def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_path, tmp_path):
     # Rows: all-correct ZV, all-wrong ZV, GRPO positive, GRPO negative; every row far off-policy (mean KL 1.0).
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward, off_policy_mask_threshold=0.5)
@@ -318,6 +330,7 @@ def test_sequence_rules_read_the_group_sign_of_zero_variance_rows(tiny_model_pat
     assert trainer.get_off_policy_mask(advantages=token_advantages, **kwargs).shape == (4, 3)
 
 
+@pytest.mark.trainer
 def test_trls_static_sequence_rules_keep_their_shape(tiny_model_path, tmp_path):
     """`get_off_policy_mask` / `get_gamma_weights` stay TRL's static methods on the class, called as TRL documents
     them (positional or keyword); on a trainer, positional calls work too and read the loss's sequence advantages."""
@@ -338,6 +351,7 @@ def test_trls_static_sequence_rules_keep_their_shape(tiny_model_path, tmp_path):
     trainer.zvp_step.loss = None
 
 
+@pytest.mark.trainer
 def test_off_policy_masking_trains_zero_variance_groups(tiny_model_path, tmp_path):
     # num_iterations=2 makes the second pass off-policy; a tiny threshold drops every negative sequence then.
     trainer = make_trainer(
@@ -351,6 +365,7 @@ def test_off_policy_masking_trains_zero_variance_groups(tiny_model_path, tmp_pat
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
 
 
+@pytest.mark.trainer
 def test_requires_an_rl_zvp_config(tiny_model_path, tmp_path):
     from trl import GRPOConfig
 
@@ -359,6 +374,7 @@ def test_requires_an_rl_zvp_config(tiny_model_path, tmp_path):
         RLZVPTrainer(model=tiny_model_path, reward_funcs=alternating_reward, args=args)
 
 
+@pytest.mark.trainer
 def test_model_card_names_the_method_and_paper(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     trainer.create_model_card(model_name="tiny-rl-zvp")
@@ -367,6 +383,7 @@ def test_model_card_names_the_method_and_paper(tiny_model_path, tmp_path):
     assert "rl-zvp" in card  # tag
 
 
+@pytest.mark.distributed
 def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_path, tmp_path):
     script = Path(__file__).parent / "scripts" / "rl_zvp_two_processes.py"
     env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(tmp_path))
@@ -382,6 +399,7 @@ def test_zero_variance_uses_whole_groups_split_across_two_processes(tiny_model_p
     assert rank1 == ["0.0", "0.0", "-1.0", "-1.0", "-1.0", "-1.0"]
 
 
+@pytest.mark.trainer
 def test_rollout_total_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     trainer = make_trainer(
         tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="steps", save_steps=1

@@ -69,6 +69,7 @@ def _parse(recipe: Path, *extra: str):
     return algorithm, embedded, script_args, training_args, model_args
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("algorithm", list(RECIPES))
 def test_recipe_is_parsed_by_the_training_parser_with_every_key(algorithm):
     recipe = RECIPES[algorithm]
@@ -99,6 +100,7 @@ def test_recipe_is_parsed_by_the_training_parser_with_every_key(algorithm):
     assert f"--config recipes/{recipe.name}" in header and "python recipes/prepare_smollm2.py" in header
 
 
+@pytest.mark.unit
 def test_the_two_recipes_differ_only_in_algorithm_and_output_dir():
     rl_zvp, grpo = (yaml.safe_load(path.read_text()) for path in (RL_ZVP, GRPO))
     assert (rl_zvp.pop("algorithm"), grpo.pop("algorithm")) == ("rl_zvp", "grpo")
@@ -117,6 +119,7 @@ def test_the_two_recipes_differ_only_in_algorithm_and_output_dir():
     assert differing == {"output_dir"}, differing
 
 
+@pytest.mark.unit
 def test_held_out_prompts_are_chat_questions_never_trained_on():
     _, _, script_args, args, _ = _parse(RL_ZVP)
     train, heldout = train_script._datasets(script_args, embedded=False)
@@ -153,6 +156,7 @@ def tiny_chat_model(tiny_model_path, tmp_path):
     return str(path)
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", list(RECIPES))
 def test_recipe_runs_one_real_step_with_the_tiny_model(algorithm, tiny_chat_model, tmp_path, one_thread):
     """The recipe as it is, with only the model (the tiny fixture model with a chat template), `max_steps` and

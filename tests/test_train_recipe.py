@@ -28,6 +28,7 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZVP_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "zvp_cache"))
 
 
+@pytest.mark.trainer
 def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys, monkeypatch):
     from accelerate import Accelerator
 
@@ -63,6 +64,7 @@ def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys, mo
     assert f"plot:    {(tmp_path / 'training_dynamics.png').resolve()}" in out
 
 
+@pytest.mark.trainer
 def test_default_algorithm_is_rl_zvp_and_logs_its_metrics(tmp_path):
     summary = main([*TINY_RUN, "--output_dir", str(tmp_path)])
     assert summary["algorithm"] == "rl_zvp" and summary["global_steps"] == 2
@@ -75,6 +77,7 @@ def test_default_algorithm_is_rl_zvp_and_logs_its_metrics(tmp_path):
     assert (tmp_path / "checkpoint-2" / "zvp_state.json").is_file()
 
 
+@pytest.mark.trainer
 def test_erpo_rl_zvp_runs_from_the_recipe(tmp_path):
     summary = main([*TINY_RUN, "--algorithm", "erpo_rl_zvp", "--output_dir", str(tmp_path)])
     assert summary["algorithm"] == "erpo_rl_zvp" and summary["global_steps"] == 2
@@ -88,6 +91,7 @@ def test_erpo_rl_zvp_runs_from_the_recipe(tmp_path):
     assert set(state) == {"rollouts", "erpo_history"}
 
 
+@pytest.mark.unit
 def test_yaml_config_selects_algorithm_and_rejects_unknown_keys(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("algorithm: grpo\nlearning_rate: 3.0e-6\nnum_generations: 4\n")
@@ -104,6 +108,7 @@ def test_yaml_config_selects_algorithm_and_rejects_unknown_keys(tmp_path):
         parser.parse_args_and_config(["--config", str(bad)])
 
 
+@pytest.mark.unit
 def test_command_line_overrides_embedded_defaults():
     parser, _, _ = make_parser([])
     _, training_args, _ = parser.parse_args_and_config(["--max_steps", "7", "--output_dir", "elsewhere"])
@@ -113,6 +118,7 @@ def test_command_line_overrides_embedded_defaults():
     assert training_args.output_dir == "outputs/embedded-rl_zvp"  # RL-ZVP is the default algorithm
 
 
+@pytest.mark.unit
 def test_prompt_options_from_the_command_line():
     """--fewshot_examples (JSON) and --system_prompt reach the training prompts; bad values are refused by name."""
     parser, _, _ = make_parser([])
@@ -137,6 +143,7 @@ def test_prompt_options_from_the_command_line():
         parser.parse_args_and_config(["--system_prompt", "Be brief."])
 
 
+@pytest.mark.unit
 def test_embedded_min_ops_and_max_operand_reach_the_splits_and_are_validated():
     parser, _, _ = make_parser([])
     argv = ["--embedded_max_ops", "10", "--embedded_min_ops", "10", "--embedded_num_train_prompts", "16"]
@@ -155,11 +162,13 @@ def test_embedded_min_ops_and_max_operand_reach_the_splits_and_are_validated():
         parser.parse_args_and_config(["--embedded_max_operand", "0"])
 
 
+@pytest.mark.unit
 def test_unknown_algorithm_names_the_choices():
     with pytest.raises(ValueError, match="Unknown algorithm 'nope'.*grpo"):
         make_parser(["--algorithm", "nope"])
 
 
+@pytest.mark.unit
 def test_help_lists_the_algorithm_fields(capsys):
     parser, _, _ = make_parser(["--algorithm", "grpo"])
     with pytest.raises(SystemExit):
@@ -169,6 +178,7 @@ def test_help_lists_the_algorithm_fields(capsys):
         assert flag in out
 
 
+@pytest.mark.unit
 def test_model_without_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--dataset_name is required"):
         main(
@@ -185,11 +195,13 @@ def test_model_without_dataset_is_a_clear_error(tmp_path):
         )
 
 
+@pytest.mark.trainer
 def test_unknown_reward_function_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="Unknown reward function 'acuracy'"):
         main([*TINY_RUN, "--reward_funcs", "acuracy", "--output_dir", str(tmp_path)])
 
 
+@pytest.mark.trainer
 def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
     main(
         [
@@ -217,6 +229,7 @@ def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
     assert (tmp_path / "benchmark_eval" / "step-2" / "embedded.jsonl").is_file()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "algorithm, field",
     [("erpo", "erpo_max_temperature"), ("erpo_rl_zvp", "zvp_alpha"), ("grpo_ds", "ds_max_generation_rounds"),
@@ -230,6 +243,7 @@ def test_every_algorithm_is_selectable_with_its_own_fields(algorithm, field):
     assert hasattr(training_args, field) and training_args.max_rollouts == 64
 
 
+@pytest.mark.trainer
 def test_same_seed_gives_identical_log_histories(tmp_path):
     timing = ("runtime", "per_second", "time", "total_flos")
 

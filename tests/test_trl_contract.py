@@ -68,6 +68,7 @@ def hook_table() -> list[str]:
     return hooks
 
 
+@pytest.mark.unit
 def test_every_hook_of_the_table_has_a_contract_and_is_overridden():
     hooks = hook_table()
     assert len(hooks) >= 14, hooks  # the table was read
@@ -77,6 +78,7 @@ def test_every_hook_of_the_table_has_a_contract_and_is_overridden():
         assert hasattr(GRPOTrainer, hook), f"TRL's GRPOTrainer has no {hook}"
 
 
+@pytest.mark.unit
 def test_only_the_adapter_overrides_trls_methods():
     """Method trainers are compositions of parts: no class but the adapter overrides a method of GRPOTrainer."""
     trl_methods = {name for name, value in inspect.getmembers(GRPOTrainer) if callable(value)} - {"__init__"}
@@ -88,6 +90,7 @@ def test_only_the_adapter_overrides_trls_methods():
             assert overridden == [], f"{klass.__name__} overrides TRL's {overridden}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("hook", list(SIGNATURES))
 def test_signature_of(hook):
     static, leading = SIGNATURES[hook]
@@ -157,6 +160,7 @@ def recorded(tiny_model_path, tmp_path_factory):
     return {"calls": calls, "first_run": first_run, "trainer": trainer, "out": out}
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_generate_and_score_completions_returns_the_batch_keys_read(recorded):
     (bound, output, _), *_ = recorded["calls"]["_generate_and_score_completions"]
@@ -174,6 +178,7 @@ def test_generate_and_score_completions_returns_the_batch_keys_read(recorded):
     assert "num_items_in_batch" in output
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_calculate_rewards_returns_the_gathered_reward_matrix(recorded):
     (bound, rewards, _), *_ = recorded["calls"]["_calculate_rewards"]
@@ -183,6 +188,7 @@ def test_calculate_rewards_returns_the_gathered_reward_matrix(recorded):
     assert rewards[:, 0].tolist() == reward(bound["completions"])
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_generate_single_turn_returns_completions_and_logprobs(recorded):
     (bound, result, _), *_ = recorded["calls"]["_generate_single_turn"]
@@ -192,6 +198,7 @@ def test_generate_single_turn_returns_completions_and_logprobs(recorded):
     assert logprobs is None  # transformers generation gives none; vLLM's are checked in tests_vllm
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_get_per_token_logps_and_entropies_returns_three(recorded):
     with_entropy = [c for c in recorded["calls"]["_get_per_token_logps_and_entropies"] if c[0].get("compute_entropy")]
@@ -202,6 +209,7 @@ def test_get_per_token_logps_and_entropies_returns_three(recorded):
     assert aux_loss is None  # not a mixture-of-experts model
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_compute_loss_returns_a_scalar(recorded):
     (bound, loss, _), *_ = recorded["calls"]["_compute_loss"]
@@ -212,6 +220,7 @@ def test_compute_loss_returns_a_scalar(recorded):
     assert {"advantages", "completion_mask", "completion_ids"} <= set(bound["inputs"])
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_get_off_policy_mask_is_called_with_token_log_probs(recorded):
     (bound, mask, _), *_ = recorded["calls"]["get_off_policy_mask"]
@@ -221,12 +230,14 @@ def test_get_off_policy_mask_is_called_with_token_log_probs(recorded):
     assert mask.shape == (rows, 1)
 
 
+@pytest.mark.unit
 def test_get_gamma_weights_returns_one_weight_per_sequence():
     advantages, log_ratio = torch.tensor([[1.0], [-1.0]]), torch.zeros(2, 3)
     weights = GRPOTrainer.get_gamma_weights(advantages, log_ratio, torch.ones(2, 3), None)
     assert weights.shape == (2, 1) and torch.isfinite(weights).all()
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_prepare_inputs_hands_one_micro_batch_per_call(recorded):
     calls = recorded["calls"]["_prepare_inputs"][: recorded["first_run"]["_prepare_inputs"]]
@@ -236,6 +247,7 @@ def test_prepare_inputs_hands_one_micro_batch_per_call(recorded):
         assert inputs["completion_ids"].size(0) == 4 and inputs["advantages"].shape == (4,)
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_get_train_sampler_is_trls_repeat_sampler(recorded):
     from trl.trainer.utils import RepeatSampler
@@ -245,6 +257,7 @@ def test_get_train_sampler_is_trls_repeat_sampler(recorded):
     assert {"seed", "shuffle", "generator", "num_samples"} <= set(vars(sampler))
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_log_gets_the_window_and_reads_the_metrics(recorded):
     logs = [bound["logs"] for bound, _, _ in recorded["calls"]["log"]]
@@ -253,6 +266,7 @@ def test_log_gets_the_window_and_reads_the_metrics(recorded):
     assert set(trainer._metrics) == {"train", "eval"} and isinstance(trainer._metrics["train"]["x"], list)
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_save_optimizer_and_scheduler_runs_before_the_trainer_state_is_written(recorded):
     calls = recorded["calls"]["_save_optimizer_and_scheduler"][
@@ -264,6 +278,7 @@ def test_save_optimizer_and_scheduler_runs_before_the_trainer_state_is_written(r
     assert len(recorded["calls"]["_save_checkpoint"]) == 2 + 1  # two steps, then the resumed run's second step
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_load_optimizer_and_scheduler_gets_the_checkpoint_on_resume(recorded):
     calls = recorded["calls"]["_load_optimizer_and_scheduler"]
@@ -273,6 +288,7 @@ def test_load_optimizer_and_scheduler_gets_the_checkpoint_on_resume(recorded):
     assert state["rollouts"]["total"] == 4
 
 
+@pytest.mark.trainer
 @needs_loss
 def test_train_and_model_card_keep_trls_behaviour(recorded):
     card = (recorded["out"] / "README.md").read_text()
@@ -293,6 +309,7 @@ ATTRIBUTES = {
 }  # fmt: skip
 
 
+@pytest.mark.trainer
 def test_trainer_attributes_the_parts_read(tiny_model_path, tmp_path):
     dataset = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)]})
     trainer = GRPOBaselineTrainer(tiny_model_path, reward, args=config(tmp_path), train_dataset=dataset)
@@ -304,6 +321,7 @@ def test_trainer_attributes_the_parts_read(tiny_model_path, tmp_path):
     assert "prompt" in trainer._signature_columns
 
 
+@pytest.mark.unit
 def test_vllm_objects_per_row_temperatures_wrap():
     """Server mode wraps `VLLMClient.generate(prompts=..., n=..., temperature=..., ...)`; colocate mode wraps
     `llm.generate(prompts, sampling_params=...)` of `VLLMGeneration`, which also keeps its tensor-parallel group."""
@@ -324,6 +342,7 @@ def test_vllm_objects_per_row_temperatures_wrap():
 PUBLIC_OVERRIDES = ["get_off_policy_mask", "get_gamma_weights", "log", "train", "create_model_card"]
 
 
+@pytest.mark.unit
 def test_the_public_methods_we_override_are_listed():
     public = {name for name in vars(ZVPBaseTrainer) if not name.startswith("_") and hasattr(GRPOTrainer, name)}
     assert public == set(PUBLIC_OVERRIDES)
@@ -334,6 +353,7 @@ def call_shape(function) -> list[tuple]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
 
+@pytest.mark.trainer
 @pytest.mark.parametrize("trainer_class", EXPORTED_TRAINERS, ids=lambda c: c.__name__)
 def test_public_methods_keep_trls_signatures_and_calls(trainer_class, tiny_model_path, tmp_path):
     from zvp_trl import ALGORITHMS, get_algorithm
@@ -380,6 +400,7 @@ def test_public_methods_keep_trls_signatures_and_calls(trainer_class, tiny_model
     assert "probe-model" in card and "probe-tag" in card and trainer_class.__name__ in card
 
 
+@pytest.mark.unit
 def test_continuous_batching_call_per_row_temperatures_wrap():
     """With continuous batching TRL calls `generate_batch(prompt_ids, generation_config=...)` on the unwrapped model and
     reads the outputs' `generated_tokens` in the order of `.values()`: the adapter calls it once per temperature and

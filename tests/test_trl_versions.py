@@ -18,6 +18,9 @@ from trl_support import LOSS_RUNS_HERE, TRL_STOPS_AT
 from zvp_trl import ALGORITHMS, get_algorithm
 
 
+pytestmark = pytest.mark.trainer
+
+
 def by_prompt(prompts, completions, **kwargs):
     """Questions 0, 3, ...: every completion right; 1, 4, ...: every one wrong; 2, 5, ...: alternate rows right."""
     rewards = []

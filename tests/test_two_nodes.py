@@ -71,6 +71,7 @@ def same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("algorithm", ["erpo", "exgrpo"])
 def test_save_on_each_node_kill_and_resume_on_two_nodes(tiny_model_path, tmp_path, algorithm):
     run, reference = tmp_path / "run", tmp_path / "reference"
@@ -110,6 +111,7 @@ def test_save_on_each_node_kill_and_resume_on_two_nodes(tiny_model_path, tmp_pat
     assert state(run / "node-0" / "checkpoint-6") == state(run / "node-1" / "checkpoint-6")
 
 
+@pytest.mark.distributed
 def test_resume_without_save_on_each_node_is_refused_on_every_node(tiny_model_path, tmp_path):
     run = tmp_path / "run"
     common = ["--algorithm", "erpo", "--model", tiny_model_path, "--output_dir", str(run)]
@@ -134,6 +136,7 @@ def test_resume_without_save_on_each_node_is_refused_on_every_node(tiny_model_pa
         assert max(entry["step"] for entry in history) == 2
 
 
+@pytest.mark.unit
 def test_check_same_resume_checkpoint():
     same = ["/a/node-0/checkpoint-4", "/b/node-1/checkpoint-4"]
     assert check_same_resume_checkpoint(same, "/a/node-0", "True") is None  # they agree

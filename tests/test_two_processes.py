@@ -21,6 +21,9 @@ import pytest
 from zvp_trl.trainer.registry import ALGORITHMS, get_algorithm
 
 
+pytestmark = pytest.mark.distributed
+
+
 WORLD = 2
 # Every `_checkpointed_state` entry must be checked below beyond equality; a new one fails here until it is.
 KNOWN_STATE = {"rollouts", "erpo_history", "ds_sampler", "dynamic_sampling", "greso", "exgrpo_buffer", "exgrpo_phase"}

@@ -9,6 +9,9 @@ import pytest
 from zvp_trl.trainer import vllm_cpu
 
 
+pytestmark = pytest.mark.unit
+
+
 def test_without_vllm_the_platform_is_not_cpu_and_the_fix_refuses(monkeypatch):
     for name in ("vllm", "vllm.platforms", "vllm.model_executor", "vllm.model_executor.layers"):
         monkeypatch.setitem(sys.modules, name, None)  # `import vllm...` raises ImportError, as without vLLM

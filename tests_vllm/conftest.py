@@ -24,6 +24,17 @@ def pytest_configure(config):
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The whole suite is `vllm`; each of its tests launches vLLM or a training script: `distributed` (the tiers of
+    the root conftest.py, which then checks them)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.vllm)
+            item.add_marker(pytest.mark.distributed)
+
+
 def vllm_env() -> dict[str, str]:
     """The environment of a child process that runs vLLM on the CPU."""
     from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
