@@ -8,8 +8,9 @@ Every test carries exactly one tier marker, set in its file (`pytestmark`) or on
 - `trainer`: builds a trainer or a model in this process, or uses what starts a helper process of its own (the
   math-verify reward's scoring process, matplotlib's font cache).
 - `distributed`: launches processes (torchrun, accelerate, the recipes and scripts as commands, notebooks, pip,
-  vLLM engines and servers). Under pytest-xdist (`-n 2`, CI) they all run on one worker, one after the other
-  (`--dist loadgroup`), since each one already uses both cores.
+  vLLM engines and servers). Under pytest-xdist (`-n 2`, CI) those of the main suite all run on one worker, one
+  after the other (`--dist loadgroup`), since each one already keeps both cores busy; tests_vllm/conftest.py groups
+  its own.
 
 `slow` marks a test that takes over 30 seconds here on its own. The method markers (`rl_zvp`, `erpo`, `exgrpo`,
 `grpo_ds`, `greso`) are set automatically from the test's file name, its name and its parameters (an algorithm
@@ -56,7 +57,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for method in sorted(methods_of(item.nodeid)):
             item.add_marker(method)
-        if xdist and item.get_closest_marker("distributed") is not None:
+        if xdist and item.get_closest_marker("distributed") and not item.get_closest_marker("vllm"):
             item.add_marker(pytest.mark.xdist_group("launches"))
         tiers = [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
         if len(tiers) != 1:

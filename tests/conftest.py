@@ -5,6 +5,15 @@ import pytest
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (`-n 2`) the workers share the cores. The small models of the in-process tests run as fast on
+    # one thread as on two, and two workers of two threads each spend their time in OpenMP's busy waits (measured: the
+    # drop-in tests took 122 s on two workers of two threads, 52 s on two workers of one, 84 s on one process); a test
+    # that needs more threads sets them itself (the embedded model's build: two), and with passive waits it runs beside
+    # the other worker without losing time to them (236 s there, 276 s alone on a process of two threads). Set before
+    # torch is imported; the processes a test launches inherit them.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -79,7 +88,8 @@ def every_trainer_run(tiny_model_path, tmp_path_factory, request):
     def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None) -> list[dict]:
         # The selected tests' registered algorithms share one launch per set-up; any other name has one of its own.
         selected = request.config.stash.get(_EVERY_TRAINER_ALGORITHMS, frozenset())
-        algorithms = tuple(a for a in ALGORITHMS if a in selected) if algorithm in selected else (algorithm,)
+        shared = algorithm in ALGORITHMS and algorithm in selected
+        algorithms = tuple(a for a in ALGORITHMS if a in selected) if shared else (algorithm,)
         key = (algorithms, fsdp2, zero_stage)
         if key not in launches:
             launches[key] = launch(*key)

@@ -92,3 +92,27 @@ def test_commands_name_existing_recipes_and_algorithms(page):
     commands = "\n".join(line.split(" # ")[0] for block in blocks for line in block.splitlines())
     for name in re.findall(r"--algorithm (\w+)", commands):
         assert name in ALGORITHMS, f"{page.name} runs --algorithm {name}, which is not registered"
+
+
+def test_ci_runs_the_readmes_test_command():
+    setup = README.read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    command = re.findall(r"```bash\n(.+?)\n```", setup, flags=re.S)[1].split("&&")[-1].strip()
+    assert command.startswith("pytest")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(rf"^python -m {re.escape(command)}$", ci, flags=re.MULTILINE), f"{command!r} not run by .ci/run"
+
+
+def test_contributing_selects_tests_by_registered_markers_only():
+    """Every `-m` expression of CONTRIBUTING.md names markers setup.cfg declares (a typo would select nothing)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    declared = {line.split(":")[0].strip() for line in config["tool:pytest"]["markers"].strip().splitlines()}
+    assert {"unit", "trainer", "distributed", "slow", "vllm", "rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso"} <= declared
+    found = re.findall(r'pytest[^`\n]* -m (?:"([^"]+)"|([a-z_]+))', (REPO / "CONTRIBUTING.md").read_text())
+    expressions = [quoted or bare for quoted, bare in found]
+    assert "unit" in expressions and "erpo and not slow" in expressions
+    for expression in expressions:
+        names = set(expression.split()) - {"and", "or", "not"}
+        assert names <= declared, f"-m {expression!r} names undeclared markers {names - declared}"

@@ -27,12 +27,24 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """The whole suite is `vllm`; each of its tests launches vLLM or a training script: `distributed` (the tiers of
-    the root conftest.py, which then checks them)."""
+    the root conftest.py, which then checks them). Under pytest-xdist (`-n 2`) the tests that share a server or a
+    colocate run go to one worker together (`--dist loadgroup`); the others spread over the workers: a vLLM test
+    spends most of its time starting processes and waiting for them, so two of them at once keep the cores busy."""
     here = Path(__file__).parent
+    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.vllm)
-            item.add_marker(pytest.mark.distributed)
+        if here not in Path(item.path).parents:
+            continue
+        item.add_marker(pytest.mark.vllm)
+        item.add_marker(pytest.mark.distributed)
+        if not xdist:
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for shared in ("server", "vlm_server"):
+            if shared in fixtures:
+                item.add_marker(pytest.mark.xdist_group(shared))
+        if "colocate_runs" in fixtures:
+            item.add_marker(pytest.mark.xdist_group(f"colocate_{item.callspec.params['algorithm']}"))
 
 
 def vllm_env() -> dict[str, str]:

@@ -15,6 +15,9 @@ log-probs of the row compared by `per_row_sampling_agreement`), and with `--reco
 --kill_server PID,STEP: SIGKILLs the process group PID (a server started by `trl_vllm_server`, its engine processes
                         too) when optimizer step STEP begins (after checkpoint-(STEP-1) was saved, with save_steps 1),
                         and waits until the server refuses connections: the next generation request fails.
+--enforce_eager       : colocate mode: the engine runs eagerly instead of compiling the model first (TRL builds the
+                        engine without that option; the tests use it to start faster, one colocate run keeps the
+                        compiled engine).
 --server_base_url URL : server mode. TRL moves weights to the server over NCCL, which needs CUDA; on the CPU the
                         run stops at that point (TRL's `init_communicator` raises). `--skip_weight_transfer` skips
                         the communicator and the sync so generation through the server can be tested; with
@@ -111,6 +114,7 @@ def main():
     parser.add_argument("--no_weight_sync", action="store_true")
     parser.add_argument("--record_rows", action="store_true")
     parser.add_argument("--erpo_logprob_temperature", default="sampling")
+    parser.add_argument("--enforce_eager", action="store_true")
     parser.add_argument("--server_base_url")
     parser.add_argument("--skip_weight_transfer", action="store_true")
     parser.add_argument("--images", action="store_true")
@@ -122,6 +126,12 @@ def main():
         from zvp_trl.trainer.vllm_cpu import enable_vllm_cpu_weight_sync
 
         enable_vllm_cpu_weight_sync()  # before the engine is built
+        if cli.enforce_eager:
+            import functools
+
+            import trl.generation.vllm_generation as vllm_generation
+
+            vllm_generation.LLM = functools.partial(vllm_generation.LLM, enforce_eager=True)
     if cli.skip_weight_transfer:
         from trl.generation.vllm_client import VLLMClient
 
@@ -226,6 +236,8 @@ def main():
         "rows": rows,
         "requests": requests,
     }
+    if cli.server_base_url is None:  # the colocated engine's own setting
+        result["enforce_eager"] = trainer.vllm_generation.llm.llm_engine.vllm_config.model_config.enforce_eager
     with open(cli.result, "w") as f:
         json.dump(result, f)
 
