@@ -61,8 +61,9 @@ def every_trainer_run(tiny_model_path, tmp_path_factory, request):
     """`run(algorithm, fsdp2=False, zero_stage=None)`: the rank results of tests/scripts/every_trainer_two_processes.py
     on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. The first request of a
     set-up launches it once for every registered algorithm that the selected tests ask for (each trained in turn in
-    the same two processes: they start and import once per set-up; `pytest -m rl_zvp` launches only rl_zvp's); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py
-    (which compare their sharded runs with the DDP runs of the same seed). A launch that failed fails every test that
+    the same two processes: they start and import once per set-up; `pytest -m rl_zvp` launches only RL-ZVP's
+    algorithms); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py (which compare
+    their sharded runs with the DDP runs of the same seed). A launch that failed fails every test that
     asks for it, with its output, without being launched again."""
     import json
     import subprocess

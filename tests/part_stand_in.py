@@ -79,7 +79,7 @@ def generation_output(num_rows: int, completion_length: int = 3, advantages=None
         "prompt_mask": torch.ones(num_rows, 2, dtype=torch.long),
         "completion_ids": completion_ids,
         "completion_mask": torch.ones(num_rows, completion_length, dtype=torch.long),
-        "advantages": torch.zeros(num_rows) if advantages is None else torch.as_tensor(advantages, dtype=torch.float32),
+        "advantages": torch.zeros(num_rows) if advantages is None else torch.tensor(advantages, dtype=torch.float32),
         "old_per_token_logps": -0.01 * completion_ids.float(),
     }
     return output

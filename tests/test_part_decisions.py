@@ -89,7 +89,8 @@ def test_rl_zvp_part_switches_each_branch(tmp_path):
         "zvp_signs": torch.tensor([1.0, -1.0]),
     }
     # Without the positive branch the all-correct row keeps GRPO's zero advantage; the all-wrong one is shaped.
-    torch.testing.assert_close(part.token_advantages(None, inputs, entropies), torch.tensor([[0.0, 0.0], [-0.05, 0.0]]))
+    advantages = part.token_advantages(None, inputs, entropies)
+    torch.testing.assert_close(advantages, torch.tensor([[0.0, 0.0], [-0.05, 0.0]]))
 
 
 # ------------------------------------------------------------------------------------------------------- ERPO
@@ -270,7 +271,8 @@ def test_exgrpo_part_stores_partially_solved_groups_retires_solved_ones_and_repl
     assert list(buffer.entries) == [pid[0]] and buffer.retired == {pid[1]}
     stored = buffer.entries[pid[0]]["trajectories"]
     assert [t["ids"].tolist() for t in stored] == [[2, 3, 4], [4, 5, 6]]
-    torch.testing.assert_close(torch.stack([t["logps"] for t in stored]), torch.tensor([[-0.02, -0.03, -0.04], [-0.04, -0.05, -0.06]]))
+    expected_logps = torch.tensor([[-0.02, -0.03, -0.04], [-0.04, -0.05, -0.06]])
+    torch.testing.assert_close(torch.stack([t["logps"] for t in stored]), expected_logps)
     assert buffer.buckets() == {2: [pid[0]]}
 
     # Round 2 of q1 and q2: the retired q1 is replaced by a question of train_dataset that is not retired, and half

@@ -3,6 +3,7 @@
 docs/vllm.md). It refuses to start elsewhere instead of skipping: `pytest tests_vllm` without vLLM is a set-up mistake."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +48,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(f"colocate_{item.callspec.params['algorithm']}"))
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def vllm_env() -> dict[str, str]:
-    """The environment of a child process that runs vLLM on the CPU."""
+    """The environment of a child process that runs vLLM on the CPU. Its own `MASTER_PORT`: a colocated engine joins
+    torch.distributed through the environment (vLLM's external launcher), and two runs at once (pytest-xdist) would
+    otherwise both rendezvous on torch's default port 29500 and one would fail with EADDRINUSE."""
     from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
 
-    return {**os.environ, **vllm_cpu_environment(kv_cache_gib=1), "HF_HUB_OFFLINE": "1"}
+    port = str(free_port())
+    return {**os.environ, **vllm_cpu_environment(kv_cache_gib=1), "HF_HUB_OFFLINE": "1", "MASTER_PORT": port}
 
 
 def run_script(name: str, *args: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
