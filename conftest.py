@@ -19,6 +19,7 @@ Every test carries exactly one tier marker, set in its file (`pytestmark`) or on
 """
 
 import contextlib
+import functools
 import re
 
 import pytest
@@ -26,27 +27,29 @@ import pytest
 
 TIERS = ("unit", "trainer", "distributed")
 METHOD_MARKERS = ("rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso")
-# Names that stand for methods in test names and parameters: the methods, the registered combinations, and the
-# names the dynamic-sampling files use.
-METHOD_NAMES = {
-    **{method: (method,) for method in METHOD_MARKERS},
-    "erpo_rl_zvp": ("erpo", "rl_zvp"),
-    "exgrpo_rl_zvp": ("exgrpo", "rl_zvp"),
-    "erpo_ds": ("erpo", "grpo_ds"),
-    "dynamic_sampling": ("grpo_ds",),
-}
-_METHOD_PATTERN = re.compile(
-    r"(?<![a-z0-9])(" + "|".join(sorted(map(re.escape, METHOD_NAMES), key=len, reverse=True)) + r")(?![a-z0-9])"
-)
+
+
+@functools.cache
+def _method_pattern() -> tuple[dict[str, tuple[str, ...]], re.Pattern]:
+    """Names that stand for methods in test names and parameters: the methods, the package's registered combinations
+    (`zvp_trl.trainer.composition.ALIASES`), and the name the dynamic-sampling files use."""
+    from zvp_trl.trainer.composition import ALIASES
+
+    names = {**{method: (method,) for method in METHOD_MARKERS}, **ALIASES, "dynamic_sampling": ("grpo_ds",)}
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    return names, re.compile(rf"(?<![a-z0-9])({alternatives})(?![a-z0-9])")
+
+
 # Session fixtures that build models or launch processes: a unit test cannot ask for them.
 NOT_UNIT_FIXTURES = {"tiny_model_path", "tool_model_path", "every_trainer_run", "vllm_model_path", "server"}
 
 
 def methods_of(text: str) -> set[str]:
     """The methods a test's id names (`tests/test_erpo.py::test_x[exgrpo_rl_zvp]` -> erpo, exgrpo, rl_zvp)."""
+    names, pattern = _method_pattern()
     found: set[str] = set()
-    for match in _METHOD_PATTERN.finditer(text.lower()):
-        found.update(METHOD_NAMES[match.group(1)])
+    for match in pattern.finditer(text.lower()):
+        found.update(names[match.group(1)])
     return found
 
 
