@@ -4,7 +4,7 @@
 ExGRPO's buffer is filled synthetically (P prompts x 8 trajectories x L tokens, random token ids below Qwen3's
 vocabulary size and random log-probs, 150-token prompts, a short dataset row each) in two layouts:
 
-- `tensors` (after): `zvp_trl.algorithms.exgrpo_buffer.ExperienceBuffer`, int32 ids / float32 log-probs per trajectory, checkpointed
+- `tensors` (after): `zvp_trl.methods.exgrpo.buffer.ExperienceBuffer`, int32 ids / float32 log-probs per trajectory, checkpointed
   with `ExperienceBuffer.save` (one safetensors file) plus its summary in zvp_state.json, resumed with
   `load_state_dict(summary, directory)` (which checks the file's SHA-256).
 - `lists` (before): a reference copy of the earlier layout (`ListLayoutBuffer` below, the same update rules), Python
@@ -62,7 +62,7 @@ STATE_FILE = "zvp_state.json"
 
 class ListLayoutBuffer:
     """The earlier `ExperienceBuffer` storage, kept as a reference: every trajectory a dict of Python lists, the
-    whole buffer JSON in zvp_state.json. Same update rules as `zvp_trl.algorithms.exgrpo_buffer.ExperienceBuffer`."""
+    whole buffer JSON in zvp_state.json. Same update rules as `zvp_trl.methods.exgrpo.buffer.ExperienceBuffer`."""
 
     def __init__(self, max_prompts=None, max_trajectories=None):
         self.max_prompts = max_prompts
@@ -140,7 +140,7 @@ def batch(generator, rows: int, tokens: int):
 
 def make_buffer(layout: str, prompts: int):
     if layout == "tensors":
-        from zvp_trl.algorithms.exgrpo_buffer import ExperienceBuffer
+        from zvp_trl.methods.exgrpo.buffer import ExperienceBuffer
 
         return ExperienceBuffer(max_prompts=prompts, max_trajectories=TRAJECTORIES)
     return ListLayoutBuffer(max_prompts=prompts, max_trajectories=TRAJECTORIES)
@@ -168,7 +168,7 @@ def time_step(buffer, layout: str, tokens: int, generator, repeats: int = 3) -> 
     """Median seconds of the per-step buffer work (see the module docstring)."""
     import torch
 
-    from zvp_trl.algorithms.exgrpo import exgrpo_bucket_weights, sample_buffer_prompts
+    from zvp_trl.methods.exgrpo.algorithm import exgrpo_bucket_weights, sample_buffer_prompts
 
     draw, select, collect = [], [], []
     for r in range(repeats):
@@ -305,10 +305,10 @@ def per_prompt_state_worker(name: str, prompts: int, directory: str) -> dict:
     """One of `PER_PROMPT_STATES` at a `prompts`-prompt dataset, every prompt seen (see the module docstring): its
     memory, checkpoint size (what the trainer writes for it), save time (state_dict + JSON, plus the buffer file for
     the retired ids) and load time (JSON + load_state_dict)."""
-    from zvp_trl.algorithms.dynamic_sampling import PromptSampler
-    from zvp_trl.algorithms.erpo import PromptTemperatureHistory
-    from zvp_trl.algorithms.exgrpo_buffer import ExperienceBuffer
-    from zvp_trl.algorithms.greso import GRESOState
+    from zvp_trl.methods.erpo.algorithm import PromptTemperatureHistory
+    from zvp_trl.methods.exgrpo.buffer import ExperienceBuffer
+    from zvp_trl.methods.greso.algorithm import GRESOState
+    from zvp_trl.methods.grpo_ds.algorithm import PromptSampler
 
     rng = random.Random(0)
 

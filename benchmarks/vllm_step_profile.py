@@ -108,7 +108,7 @@ def main():
         _worker(args._worker, args.steps, args._out)
         return
 
-    from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
+    from zvp_trl.launch.vllm_cpu import vllm_cpu_environment
 
     env = {**os.environ, **vllm_cpu_environment(kv_cache_gib=2), "HF_HUB_OFFLINE": "1"}
     results = {}

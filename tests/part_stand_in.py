@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import torch
 
-from zvp_trl.trainer.base import ZVPBaseTrainer
-from zvp_trl.trainer.step import GenerationStep
+from zvp_trl.core.adapter import ZVPBaseTrainer
+from zvp_trl.core.step import GenerationStep
 
 
 class OneProcess:

@@ -23,7 +23,6 @@ from recording import record_generations
 from transformers import AutoTokenizer
 
 from zvp_trl import ALGORITHMS, get_algorithm, rl_zvp_token_advantages
-from zvp_trl.algorithms.erpo import erpo_next_temperature
 from zvp_trl.data.rewards import (
     accuracy_reward,
     batch_math_verify_accuracy,
@@ -31,6 +30,7 @@ from zvp_trl.data.rewards import (
     make_accuracy_reward,
     math_verify_accuracy,
 )
+from zvp_trl.methods.erpo.algorithm import erpo_next_temperature
 from zvp_trl.scripts.train import main, make_parser
 
 

@@ -14,7 +14,7 @@ from recording import record_generations
 from trl.trainer.utils import RepeatSampler
 
 from zvp_trl import ALGORITHMS, GRPOBaselineConfig, GRPOBaselineTrainer, ZVPBaseConfig, get_algorithm
-from zvp_trl.trainer.base import EpochSeededRepeatSampler
+from zvp_trl.core.adapter import EpochSeededRepeatSampler
 
 
 def epochs(sampler, n):

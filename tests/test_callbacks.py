@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import zvp_trl.trainer.callbacks as callbacks
-from zvp_trl.trainer.callbacks import BenchmarkEvalCallback
+import zvp_trl.core.callbacks as callbacks
+from zvp_trl.core.callbacks import BenchmarkEvalCallback
 
 
 pytestmark = pytest.mark.unit

@@ -1,5 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""Methods combined by name (`zvp_trl.trainer.composition`): names order-free, registered combinations as aliases,
+"""Methods combined by name (`zvp_trl.core.composition`): names order-free, registered combinations as aliases,
 contradicting pairs refused naming both parts, the composed config and trainer, and every valid pair trained with
 each part's metrics logged and its state checkpointed. The two-process run of the triple erpo+exgrpo+rl_zvp is in
 tests/test_two_processes.py."""
@@ -16,9 +16,9 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl import get_algorithm
+from zvp_trl.core.registry import ALGORITHMS
 from zvp_trl.scripts.train import main
-from zvp_trl.trainer import composition
-from zvp_trl.trainer.registry import ALGORITHMS
+from zvp_trl.core import composition
 
 
 METHODS = ["rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso"]
@@ -99,7 +99,7 @@ def test_the_composed_config_holds_every_part_field(tmp_path):
         config_class(**cpu_config_kwargs(tmp_path, num_generations=4, erpo_ra_advantage=0.1))
     # It pickles (training_args.bin) by its importable name, and unpickles in a fresh process.
     assert type(pickle.loads(pickle.dumps(config))) is config_class
-    assert config_class.__module__ == "zvp_trl.trainer.composition"
+    assert config_class.__module__ == "zvp_trl.core.composition"
     (tmp_path / "args.pkl").write_bytes(pickle.dumps(config))
     code = (
         "import pickle, sys; c = pickle.load(open(sys.argv[1], 'rb')); print(type(c).__name__, c.exgrpo_replay_ratio)"

@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """DeepSpeed for real: every registered trainer under accelerate's DeepSpeed integration, ZeRO-2 and ZeRO-3, on two CPU
-processes over gloo (`zvp_trl.trainer.cpu_deepspeed`; accelerate alone runs a DeepSpeed launch on CPU as DDP);
+processes over gloo (`zvp_trl.launch.cpu_deepspeed`; accelerate alone runs a DeepSpeed launch on CPU as DDP);
 checkpoint + SIGKILL + resume under ZeRO-3 and the refusal of a checkpoint that lacks a process's shard; LoRA under
 ZeRO-3; and `recipes/train.py` launched with CPU copies of recipes/accelerate/deepspeed_zero2.yaml and
 deepspeed_zero3.yaml, the files the paper recipes launch with.
@@ -24,9 +24,9 @@ from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
-from zvp_trl.trainer import cpu_deepspeed, cpu_fsdp
-from zvp_trl.trainer.checkpoints import check_deepspeed_checkpoint, deepspeed_shard_ranks
-from zvp_trl.trainer.registry import ALGORITHMS
+from zvp_trl.core.checkpoints import check_deepspeed_checkpoint, deepspeed_shard_ranks
+from zvp_trl.core.registry import ALGORITHMS
+from zvp_trl.launch import cpu_deepspeed, cpu_fsdp
 
 
 @pytest.mark.distributed
@@ -220,7 +220,7 @@ def _deepspeed_recipe_launch(tmp_path: Path, out: Path, stage: int, *extra: str)
 
 
 # accelerate promotes the CPU processes to DeepSpeed itself when only the training arguments say use_cpu (the launch of
-# the recipes' configs); with ACCELERATE_USE_CPU=true it would run them as DDP, and zvp_trl.trainer.cpu_deepspeed does.
+# the recipes' configs); with ACCELERATE_USE_CPU=true it would run them as DDP, and zvp_trl.launch.cpu_deepspeed does.
 LAUNCHES = {"zero2": (2, {}), "zero3": (3, {}), "zero3_cpu_state": (3, {"ACCELERATE_USE_CPU": "true"})}
 
 

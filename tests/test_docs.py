@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trl
 
-from zvp_trl.trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM
+from zvp_trl.core.registry import ALGORITHMS, DEFAULT_ALGORITHM
 
 
 pytestmark = pytest.mark.unit

@@ -11,15 +11,15 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 
-from zvp_trl.algorithms.dynamic_sampling import (
+from zvp_trl.methods.grpo_ds.algorithm import (
     PromptSampler,
     concat_outputs,
     groups_per_process,
     plan_groups,
     select_rows,
 )
-from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
-from zvp_trl.trainer.dynamic_sampling_trainer import GRPODSTrainer
+from zvp_trl.methods.grpo_ds.config import GRPODSConfig
+from zvp_trl.methods.grpo_ds.part import GRPODSTrainer
 
 
 G = 4
@@ -213,7 +213,7 @@ def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, t
         per_device_train_batch_size=8, max_steps=2, save_strategy="steps", save_steps=1,
     )  # fmt: skip
     seen = spy_loss(trainer)
-    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.dynamic_sampling_trainer"):
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.methods.grpo_ds.part"):
         trainer.train()
     assert trainer.state.global_step == 2
     assert sum("ds_max_generation_rounds=1" in r.message and "Training this step" in r.message for r in caplog.records)

@@ -10,8 +10,8 @@ from datasets import Dataset
 
 import zvp_trl.evaluation.dynamics as dynamics
 from zvp_trl import RLZVPConfig, RLZVPTrainer, accuracy_reward
+from zvp_trl.core.callbacks import DynamicsPlotCallback
 from zvp_trl.evaluation.dynamics import dynamics_panels, plot_training_dynamics
-from zvp_trl.trainer.callbacks import DynamicsPlotCallback
 
 
 pytest.importorskip("matplotlib")
@@ -200,7 +200,7 @@ def test_drawing_failure_only_warns(tmp_path, monkeypatch, caplog):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(dynamics, "plot_training_dynamics", boom)
-    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.core.callbacks"):
         DynamicsPlotCallback().on_train_end(SimpleNamespace(output_dir=str(tmp_path)), state(history({})), None)
     assert "disk full" in caplog.text
 
@@ -208,7 +208,7 @@ def test_drawing_failure_only_warns(tmp_path, monkeypatch, caplog):
 @pytest.mark.unit
 def test_without_matplotlib_warns_and_skips(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(dynamics, "matplotlib_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="zvp_trl.trainer.callbacks"):
+    with caplog.at_level(logging.WARNING, logger="zvp_trl.core.callbacks"):
         callback = DynamicsPlotCallback()
     assert "matplotlib is not installed" in caplog.text
     callback.on_train_end(SimpleNamespace(output_dir=str(tmp_path)), state(history({})), None)

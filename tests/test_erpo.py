@@ -24,7 +24,7 @@ from zvp_trl import (
     erpo_next_temperature,
     prompt_id,
 )
-from zvp_trl.trainer.per_row_temperature import (
+from zvp_trl.core.per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
     generate_grouped_by_temperature,
     per_request_sampling_params,
@@ -765,7 +765,7 @@ def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path,
 
 @pytest.mark.unit
 def test_per_row_sampling_agreement_by_hand():
-    from zvp_trl.trainer.per_row_temperature import per_row_sampling_agreement
+    from zvp_trl.core.per_row_temperature import per_row_sampling_agreement
 
     logps = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, 0.0]])
     sampling = torch.tensor([[-1.5, -2.0, float("nan")], [-0.5, -1.0, 0.0]])

@@ -13,7 +13,7 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import cloned, record_generations
 
-from zvp_trl.algorithms.exgrpo import (
+from zvp_trl.methods.exgrpo.algorithm import (
     exgrpo_bucket_weights,
     mean_token_entropy,
     policy_shaping,
@@ -21,9 +21,9 @@ from zvp_trl.algorithms.exgrpo import (
     sample_bucket_counts,
     sample_buffer_prompts,
 )
-from zvp_trl.algorithms.exgrpo_buffer import BUFFER_FILE, ExperienceBuffer
-from zvp_trl.trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
-from zvp_trl.trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
+from zvp_trl.methods.exgrpo.buffer import BUFFER_FILE, ExperienceBuffer
+from zvp_trl.methods.exgrpo.config import ExGRPOConfig, ExGRPORLZVPConfig
+from zvp_trl.methods.exgrpo.part import ExGRPORLZVPTrainer, ExGRPOTrainer
 
 
 G = 4
@@ -360,7 +360,7 @@ def test_buffer_load_refuses_a_missing_foreign_truncated_or_mismatched_file(tmp_
 
 @pytest.mark.unit
 def test_buffer_save_is_atomic(tmp_path, monkeypatch):
-    import zvp_trl.algorithms.exgrpo_buffer as exgrpo_buffer
+    import zvp_trl.methods.exgrpo.buffer as exgrpo_buffer
 
     buf = small_buffer()
     summary = buf.save(str(tmp_path))
@@ -525,7 +525,7 @@ def test_replacements_for_retired_by_hand():
 
 @pytest.mark.unit
 def test_dataset_prompt_ids_match_row_ids():
-    from zvp_trl.algorithms.prompt_ids import dataset_prompt_ids, prompt_id
+    from zvp_trl.core.prompt_ids import dataset_prompt_ids, prompt_id
 
     dataset = Dataset.from_dict({"prompt": ["x", "y"], "uid": [7, 9]})
     assert dataset_prompt_ids(dataset) == [prompt_id(row) for row in dataset]
@@ -891,7 +891,7 @@ def test_no_collection_before_the_mixed_phase(tiny_model_path, tmp_path, collect
 
 @pytest.mark.trainer
 def test_a_group_with_no_correct_completion_never_makes_a_bucket_0(tiny_model_path, tmp_path, monkeypatch):
-    import zvp_trl.trainer.exgrpo_trainer as exgrpo_trainer
+    import zvp_trl.methods.exgrpo.part as exgrpo_trainer
 
     calls = []
 
@@ -930,7 +930,7 @@ def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
         tiny_model_path, tmp_path, reward, max_steps=2, exgrpo_start_threshold=None, shuffle_dataset=False
     )
     trainer.train()
-    from zvp_trl.algorithms.prompt_ids import prompt_content_id
+    from zvp_trl.core.prompt_ids import prompt_content_id
 
     retired = prompt_content_id("Q: 0+1=?\nA:")
     assert trainer.exgrpo_buffer.retired == {retired}

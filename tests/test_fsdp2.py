@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Sharded training for real: every registered trainer under accelerate's FSDP2 on two CPU processes over gloo
-(`zvp_trl.trainer.cpu_fsdp`; accelerate alone runs an FSDP config on CPU as DDP), checkpoint + SIGKILL + resume under FSDP2
+(`zvp_trl.launch.cpu_fsdp`; accelerate alone runs an FSDP config on CPU as DDP), checkpoint + SIGKILL + resume under FSDP2
 with sharded and full state dicts, and LoRA under FSDP2.
 
 The FSDP2 runs are the two-process runs of tests/test_two_processes.py (same script, reward design and checks) with
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
-from zvp_trl.trainer.registry import ALGORITHMS
+from zvp_trl.core.registry import ALGORITHMS
 
 
 pytestmark = pytest.mark.distributed

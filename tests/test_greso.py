@@ -10,15 +10,15 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 
-from zvp_trl.algorithms.greso import (
+from zvp_trl.methods.greso.algorithm import (
     GRESOState,
     greso_skip_probability,
     next_round_size,
     trailing_count,
     update_exploration_probability,
 )
-from zvp_trl.trainer.greso_config import GRESOConfig
-from zvp_trl.trainer.greso_trainer import GRESOTrainer
+from zvp_trl.methods.greso.config import GRESOConfig
+from zvp_trl.methods.greso.part import GRESOTrainer
 
 
 G = 4

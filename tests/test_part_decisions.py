@@ -11,19 +11,19 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from part_stand_in import StandInTrainer, generation_output, scored_step
 
-from zvp_trl.algorithms.dynamic_sampling import PromptSampler
-from zvp_trl.algorithms.prompt_ids import prompt_id
-from zvp_trl.trainer.dynamic_sampling_config import GRPODSConfig
-from zvp_trl.trainer.dynamic_sampling_trainer import DynamicSamplingPart
-from zvp_trl.trainer.erpo_config import ERPOConfig
-from zvp_trl.trainer.erpo_trainer import ERPOPart
-from zvp_trl.trainer.exgrpo_config import ExGRPOConfig
-from zvp_trl.trainer.exgrpo_trainer import ExGRPOPart
-from zvp_trl.trainer.greso_config import GRESOConfig
-from zvp_trl.trainer.greso_trainer import GRESOPart
-from zvp_trl.trainer.rl_zvp_config import RLZVPConfig
-from zvp_trl.trainer.rl_zvp_trainer import RLZVPPart
-from zvp_trl.trainer.step import LossStep
+from zvp_trl.core.prompt_ids import prompt_id
+from zvp_trl.core.step import LossStep
+from zvp_trl.methods.erpo.config import ERPOConfig
+from zvp_trl.methods.erpo.part import ERPOPart
+from zvp_trl.methods.exgrpo.config import ExGRPOConfig
+from zvp_trl.methods.exgrpo.part import ExGRPOPart
+from zvp_trl.methods.greso.config import GRESOConfig
+from zvp_trl.methods.greso.part import GRESOPart
+from zvp_trl.methods.grpo_ds.algorithm import PromptSampler
+from zvp_trl.methods.grpo_ds.config import GRPODSConfig
+from zvp_trl.methods.grpo_ds.part import DynamicSamplingPart
+from zvp_trl.methods.rl_zvp.config import RLZVPConfig
+from zvp_trl.methods.rl_zvp.part import RLZVPPart
 
 
 pytestmark = pytest.mark.unit

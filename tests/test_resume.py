@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zvp_trl.algorithms.exgrpo_buffer import BUFFER_FILE, ExperienceBuffer
-from zvp_trl.trainer.checkpoints import is_complete_checkpoint, last_complete_checkpoint
+from zvp_trl.core.checkpoints import is_complete_checkpoint, last_complete_checkpoint
+from zvp_trl.methods.exgrpo.buffer import BUFFER_FILE, ExperienceBuffer
 
 
 SCRIPT = Path(__file__).parent / "scripts" / "resume_run.py"

@@ -14,7 +14,7 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from zvp_trl import RLZVPConfig, RLZVPTrainer
-from zvp_trl.trainer.step import LossStep
+from zvp_trl.core.step import LossStep
 
 
 G = 4

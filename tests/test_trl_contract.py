@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """The contracts zvp_trl keeps with TRL's `GRPOTrainer` (and transformers' `Trainer` under it), one test per hook.
 
-`zvp_trl/trainer/base.py` lists in its hook table every TRL method the adapter overrides. For each, this file checks
+`zvp_trl/core/adapter.py` lists in its hook table every TRL method the adapter overrides. For each, this file checks
 what the adapter relies on: the signature of TRL's method (the parameters it passes or reads, in order), and the
 shape and keys of what TRL's method returns or reads, recorded in a real run of the tiny model. A TRL release that
 changes one of them fails here, in a test named after the hook, instead of deep inside a training run.
@@ -22,12 +22,12 @@ from trl import GRPOTrainer
 from trl_support import LOSS_RUNS_HERE, TRL_STOPS_AT, WHY_NOT
 
 import zvp_trl
-from zvp_trl.trainer.base import GRPOBaselineTrainer, ZVPBaseTrainer
-from zvp_trl.trainer.base_config import GRPOBaselineConfig
+from zvp_trl.core.adapter import GRPOBaselineTrainer, ZVPBaseTrainer
+from zvp_trl.core.config import GRPOBaselineConfig
 
 
 EXPORTED_TRAINERS = [getattr(zvp_trl, name) for name in zvp_trl.__all__ if name.endswith("Trainer")]
-BASE = Path(__file__).resolve().parents[1] / "zvp_trl" / "trainer" / "base.py"
+BASE = Path(__file__).resolve().parents[1] / "zvp_trl" / "core" / "adapter.py"
 
 # hook -> (static?, the leading parameters of TRL's method the adapter relies on, in order)
 SIGNATURES = {
@@ -58,7 +58,7 @@ SIGNATURES = {
 
 
 def hook_table() -> list[str]:
-    """The hooks named in the first column of base.py's hook table."""
+    """The hooks named in the first column of adapter.py's hook table."""
     docstring = BASE.read_text().split('"""')[1]
     hooks = []
     for line in docstring.splitlines():
@@ -72,7 +72,7 @@ def hook_table() -> list[str]:
 def test_every_hook_of_the_table_has_a_contract_and_is_overridden():
     hooks = hook_table()
     assert len(hooks) >= 14, hooks  # the table was read
-    assert sorted(hooks) == sorted(SIGNATURES), "base.py's hook table and this file's contracts differ"
+    assert sorted(hooks) == sorted(SIGNATURES), "adapter.py's hook table and this file's contracts differ"
     for hook in hooks:
         assert hook in vars(ZVPBaseTrainer), f"the table lists {hook}, which ZVPBaseTrainer does not override"
         assert hasattr(GRPOTrainer, hook), f"TRL's GRPOTrainer has no {hook}"

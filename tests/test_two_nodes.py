@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from test_resume import buffer_file, log_after, same_floats, state
 
-from zvp_trl.trainer.checkpoints import check_same_resume_checkpoint, is_complete_checkpoint
+from zvp_trl.core.checkpoints import check_same_resume_checkpoint, is_complete_checkpoint
 
 
 REPO = Path(__file__).resolve().parents[1]

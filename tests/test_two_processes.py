@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from zvp_trl.trainer.registry import ALGORITHMS, get_algorithm
+from zvp_trl.core.registry import ALGORITHMS, get_algorithm
 
 
 pytestmark = pytest.mark.distributed
@@ -390,7 +390,7 @@ def check_run(ranks: list[dict], tmp_path: Path) -> None:
             check(ranks, rounds, state)
 
 
-# Every registered algorithm, and a composition of three methods by name (zvp_trl.trainer.composition).
+# Every registered algorithm, and a composition of three methods by name (zvp_trl.core.composition).
 @pytest.mark.parametrize("algorithm", [*ALGORITHMS, "erpo+exgrpo+rl_zvp"])
 def test_two_processes_agree_and_decide_on_whole_groups(every_trainer_run, tmp_path, algorithm):
     ranks = every_trainer_run(algorithm)

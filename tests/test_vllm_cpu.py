@@ -1,12 +1,12 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""zvp_trl.trainer.vllm_cpu without vLLM (the vLLM suite, tests_vllm/, runs it with vLLM's CPU build)."""
+"""zvp_trl.launch.vllm_cpu without vLLM (the vLLM suite, tests_vllm/, runs it with vLLM's CPU build)."""
 
 import sys
 from pathlib import Path
 
 import pytest
 
-from zvp_trl.trainer import vllm_cpu
+from zvp_trl.launch import vllm_cpu
 
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def pytest_configure(config):
-    from zvp_trl.trainer.vllm_cpu import vllm_platform_is_cpu
+    from zvp_trl.launch.vllm_cpu import vllm_platform_is_cpu
 
     if not vllm_platform_is_cpu():
         raise pytest.UsageError(
@@ -58,7 +58,7 @@ def vllm_env() -> dict[str, str]:
     """The environment of a child process that runs vLLM on the CPU. Its own `MASTER_PORT`: a colocated engine joins
     torch.distributed through the environment (vLLM's external launcher), and two runs at once (pytest-xdist) would
     otherwise both rendezvous on torch's default port 29500 and one would fail with EADDRINUSE."""
-    from zvp_trl.trainer.vllm_cpu import vllm_cpu_environment
+    from zvp_trl.launch.vllm_cpu import vllm_cpu_environment
 
     port = str(free_port())
     return {**os.environ, **vllm_cpu_environment(kv_cache_gib=1), "HF_HUB_OFFLINE": "1", "MASTER_PORT": port}
@@ -106,7 +106,7 @@ def vllm_model_path(tmp_path_factory):
 def server(vllm_model_path, tmp_path_factory):
     """A vLLM server of `vllm_model_path`, started as `trl vllm-serve` starts it (`trl_vllm_server`), shared by the
     server tests that do not stop it."""
-    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+    from zvp_trl.launch.vllm_cpu import trl_vllm_server
 
     log = tmp_path_factory.mktemp("server") / "server.log"
     with trl_vllm_server(vllm_model_path, log, max_model_len=128, env={"HF_HUB_OFFLINE": "1"}) as url:

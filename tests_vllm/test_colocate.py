@@ -7,9 +7,9 @@ import collections
 import json
 
 import pytest
-from conftest import run_script
 
-from zvp_trl.trainer.registry import ALGORITHMS
+from conftest import run_script
+from zvp_trl.core.registry import ALGORITHMS
 
 
 # Metrics each method logs (besides TRL's), and the state entries its checkpoints hold.

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from conftest import vllm_env
-
 from zvp_trl.data.rewards import extract_boxed_answer
 
 

@@ -2,7 +2,7 @@
 """TRL's vLLM server mode against a real vLLM server on the CPU, up to the point a CPU cannot pass: TRL's weight sync
 runs on vLLM's NCCL weight-transfer engine, and `VLLMClient.init_communicator` refuses a non-CUDA device.
 
-The server is started as `trl vllm-serve` would start it, by `zvp_trl.trainer.vllm_cpu.trl_vllm_server` (TRL's
+The server is started as `trl vllm-serve` would start it, by `zvp_trl.launch.vllm_cpu.trl_vllm_server` (TRL's
 flags, through vLLM's OpenAI server module: see there why not the CLI).
 """
 
@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+
 from conftest import run_script
 
 
@@ -30,7 +31,7 @@ def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.generation.vllm_client import VLLMClient
 
-    from zvp_trl.trainer.per_row_temperature import generate_grouped_by_temperature
+    from zvp_trl.core.per_row_temperature import generate_grouped_by_temperature
 
     tokenizer = AutoTokenizer.from_pretrained(vllm_model_path)
     model = AutoModelForCausalLM.from_pretrained(vllm_model_path).eval()
@@ -111,7 +112,7 @@ def test_erpo_trains_through_the_server_up_to_the_weight_transfer(algorithm, ser
 
 @pytest.fixture(scope="module")
 def vlm_server(vlm_model_path, tmp_path_factory):
-    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+    from zvp_trl.launch.vllm_cpu import trl_vllm_server
 
     log = tmp_path_factory.mktemp("vlm_server") / "server.log"
     with trl_vllm_server(vlm_model_path, log, max_model_len=256, env={"HF_HUB_OFFLINE": "1"}) as url:

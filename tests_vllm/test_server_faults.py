@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """A vLLM server that fails mid-run, with a real vLLM server on the CPU (started as `trl vllm-serve` starts it, by
-`zvp_trl.trainer.vllm_cpu.trl_vllm_server`), in ERPO's server-mode training (learning rate 0, the weight transfer
+`zvp_trl.launch.vllm_cpu.trl_vllm_server`), in ERPO's server-mode training (learning rate 0, the weight transfer
 skipped as in test_server.py: TRL moves weights over NCCL, which needs CUDA).
 
 - The server is SIGKILLed (with its engine processes) between two steps: the run stops with an error naming the
@@ -21,8 +21,7 @@ import urllib.parse
 from pathlib import Path
 
 from conftest import run_script
-
-from zvp_trl.trainer.checkpoints import is_complete_checkpoint
+from zvp_trl.core.checkpoints import is_complete_checkpoint
 
 
 def zvp_state(checkpoint: Path) -> dict:
@@ -47,7 +46,7 @@ def assert_resumed_from(run: Path, checkpoint: Path, result: Path) -> None:
 
 
 def test_server_killed_between_steps_stops_clearly_and_resumes_on_a_restarted_server(vllm_model_path, tmp_path):
-    from zvp_trl.trainer.vllm_cpu import trl_vllm_server
+    from zvp_trl.launch.vllm_cpu import trl_vllm_server
 
     run = tmp_path / "run"
     env = {"HF_HUB_OFFLINE": "1"}

@@ -3,12 +3,10 @@
 
 __version__ = "0.1.0.dev0"
 
-from .algorithms.erpo import PromptTemperatureHistory, erpo_next_temperature
-from .algorithms.exgrpo import exgrpo_bucket_weights, policy_shaping
-from .algorithms.exgrpo_buffer import ExperienceBuffer
-from .algorithms.greso import GRESOState, greso_skip_probability
-from .algorithms.prompt_ids import prompt_id
-from .algorithms.rl_zvp import rl_zvp_token_advantages, zero_variance_signs
+from .core.adapter import GRPOBaselineTrainer
+from .core.config import GRPOBaselineConfig, ZVPBaseConfig
+from .core.prompt_ids import prompt_id
+from .core.registry import ALGORITHMS, get_algorithm
 from .data.math_datasets import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
 from .data.rewards import (
     accuracy_reward,
@@ -19,19 +17,21 @@ from .data.rewards import (
     math_verify_accuracy,
 )
 from .evaluation.accuracy import evaluate_accuracy, pass_at_k, sample_completions
-from .trainer.base import GRPOBaselineTrainer
-from .trainer.base_config import GRPOBaselineConfig, ZVPBaseConfig
-from .trainer.dynamic_sampling_config import GRPODSConfig
-from .trainer.dynamic_sampling_trainer import GRPODSTrainer
-from .trainer.erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
-from .trainer.erpo_trainer import ERPODSTrainer, ERPORLZVPTrainer, ERPOTrainer
-from .trainer.exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
-from .trainer.exgrpo_trainer import ExGRPORLZVPTrainer, ExGRPOTrainer
-from .trainer.greso_config import GRESOConfig
-from .trainer.greso_trainer import GRESOTrainer
-from .trainer.registry import ALGORITHMS, get_algorithm
-from .trainer.rl_zvp_config import RLZVPConfig
-from .trainer.rl_zvp_trainer import RLZVPTrainer
+from .methods.erpo.algorithm import PromptTemperatureHistory, erpo_next_temperature
+from .methods.erpo.config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
+from .methods.erpo.part import ERPODSTrainer, ERPORLZVPTrainer, ERPOTrainer
+from .methods.exgrpo.algorithm import exgrpo_bucket_weights, policy_shaping
+from .methods.exgrpo.buffer import ExperienceBuffer
+from .methods.exgrpo.config import ExGRPOConfig, ExGRPORLZVPConfig
+from .methods.exgrpo.part import ExGRPORLZVPTrainer, ExGRPOTrainer
+from .methods.greso.algorithm import GRESOState, greso_skip_probability
+from .methods.greso.config import GRESOConfig
+from .methods.greso.part import GRESOTrainer
+from .methods.grpo_ds.config import GRPODSConfig
+from .methods.grpo_ds.part import GRPODSTrainer
+from .methods.rl_zvp.algorithm import rl_zvp_token_advantages, zero_variance_signs
+from .methods.rl_zvp.config import RLZVPConfig
+from .methods.rl_zvp.part import RLZVPTrainer
 
 
 __all__ = [

@@ -2,8 +2,8 @@
 """Run (through the `every_trainer_run` fixture of tests/conftest.py) under `torchrun --nproc_per_node 2` (gloo, CPU):
 `every_trainer_two_processes.py --algorithm NAME[,NAME...]` trains each named algorithm's trainer in turn, in the same
 two processes (one launch per distributed set-up, so the processes start and import once, not once per algorithm);
-`--fsdp2` runs them under accelerate's FSDP2 (`zvp_trl.trainer.cpu_fsdp`, parameters sharded over the two CPU
-processes), `--deepspeed STAGE` under DeepSpeed ZeRO-STAGE (`zvp_trl.trainer.cpu_deepspeed`).
+`--fsdp2` runs them under accelerate's FSDP2 (`zvp_trl.launch.cpu_fsdp`, parameters sharded over the two CPU
+processes), `--deepspeed STAGE` under DeepSpeed ZeRO-STAGE (`zvp_trl.launch.cpu_deepspeed`).
 
 Trains that algorithm's trainer for `MAX_STEPS` optimizer steps on a tiny dataset with a deterministic reward that
 depends on the dataset row's `kind`, on the process and (for `mixed`) on the row's position in its group, never on the
@@ -199,21 +199,21 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--algorithm", required=True, help="one registered algorithm, or several separated by commas")
     parser.add_argument(
-        "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.trainer.cpu_fsdp)"
+        "--fsdp2", action="store_true", help="train under accelerate's FSDP2 (zvp_trl.launch.cpu_fsdp)"
     )
     parser.add_argument(
         "--deepspeed",
         type=int,
         choices=(2, 3),
-        help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.trainer.cpu_deepspeed)",
+        help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.launch.cpu_deepspeed)",
     )
     cli = parser.parse_args()
     if cli.deepspeed:
-        from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
+        from zvp_trl.launch.cpu_deepspeed import enable_cpu_deepspeed
 
         enable_cpu_deepspeed()  # before the training arguments import DeepSpeed and the trainer builds its Accelerator
     if cli.fsdp2:
-        from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
+        from zvp_trl.launch.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])

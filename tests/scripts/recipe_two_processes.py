@@ -10,7 +10,7 @@ are mixed, some zero-variance, and every method's code path runs.
 
 With `ZVP_TEST_PROBE_DIR` set, each process also writes `process<index>.json` there on its first call: what its
 Accelerator runs (distributed type, process count and index, backend, FSDP version, DeepSpeed ZeRO stage and
-whether zvp_trl.trainer.cpu_deepspeed promoted the state to DeepSpeed), so
+whether zvp_trl.launch.cpu_deepspeed promoted the state to DeepSpeed), so
 the tests assert the mode from inside the launched processes.
 """
 
@@ -26,7 +26,7 @@ def _probe() -> None:
         return
     from accelerate.state import AcceleratorState
 
-    from zvp_trl.trainer.cpu_deepspeed import cpu_deepspeed_promoted
+    from zvp_trl.launch.cpu_deepspeed import cpu_deepspeed_promoted
 
     state = AcceleratorState()
     path = Path(folder) / f"process{state.process_index}.json"

@@ -15,12 +15,12 @@
 --reference DIR                     : after the run, the same process trains uninterrupted into DIR (same settings),
                                       so both runs share the process's thread settings.
 --fsdp2 STATE_DICT_TYPE             : under `torchrun --nproc_per_node 2`, train with FSDP2 on the CPU processes
-                                      (zvp_trl.trainer.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
+                                      (zvp_trl.launch.cpu_fsdp), checkpoints as SHARDED_STATE_DICT or FULL_STATE_DICT.
 --per_node                          : under `accelerate launch --num_machines 2 --machine_rank R ...`, each "node"
                                       writes into OUTPUT_DIR/node-R (and DIR/node-R), as nodes without a shared disk.
 --save_on_each_node                 : passes save_on_each_node=True (every node's main process writes checkpoints).
 --deepspeed STAGE                   : under `torchrun --nproc_per_node 2`, train with DeepSpeed ZeRO-STAGE on the CPU
-                                      processes (zvp_trl.trainer.cpu_deepspeed): checkpoints hold DeepSpeed's
+                                      processes (zvp_trl.launch.cpu_deepspeed): checkpoints hold DeepSpeed's
                                       global_step*/ folder with one shard per process, and the gathered model.
 """
 
@@ -31,7 +31,7 @@ import signal
 import torch
 from datasets import Dataset
 
-from zvp_trl.trainer.registry import get_algorithm
+from zvp_trl.core.registry import get_algorithm
 
 
 ALGORITHM_OVERRIDES = {
@@ -95,7 +95,7 @@ def kill_while_writing_the_buffer(trainer) -> None:
     """At step KILL["at"], SIGKILLs the process while the buffer file is written: the safetensors library writes the
     temporary file, which is cut to its first 1 MB (what a process killed partway through a larger write leaves; a
     smaller file is left whole, before it is renamed into place), and the process is killed."""
-    import zvp_trl.algorithms.exgrpo_buffer as exgrpo_buffer
+    import zvp_trl.methods.exgrpo.buffer as exgrpo_buffer
 
     save_file = exgrpo_buffer.save_file
 
@@ -178,11 +178,11 @@ def main():
     cli = parser.parse_args()
     torch.set_num_threads(1)  # every run of a comparison computes in the same order
     if cli.fsdp2:
-        from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
+        from zvp_trl.launch.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()
     if cli.deepspeed:
-        from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
+        from zvp_trl.launch.cpu_deepspeed import enable_cpu_deepspeed
 
         enable_cpu_deepspeed()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})

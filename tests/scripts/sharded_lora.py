@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_fsdp2.py and tests/test_deepspeed.py under `torchrun --nproc_per_node 2` (gloo, CPU): RL-ZVP with a
-LoRA adapter, sharded over the two processes: `--mode fsdp2` (FSDP2, zvp_trl.trainer.cpu_fsdp) or `--mode zero3`
-(DeepSpeed ZeRO-3, zvp_trl.trainer.cpu_deepspeed). Each rank writes `lora_rank{r}.json`: what the processes ran and,
+LoRA adapter, sharded over the two processes: `--mode fsdp2` (FSDP2, zvp_trl.launch.cpu_fsdp) or `--mode zero3`
+(DeepSpeed ZeRO-3, zvp_trl.launch.cpu_deepspeed). Each rank writes `lora_rank{r}.json`: what the processes ran and,
 for every parameter of the prepared model, whether it is sharded (an FSDP2 `DTensor`, a ZeRO-3 partition) and how
 much of it this process holds, whether it trains, and whether its full (gathered) value changed over training."""
 
@@ -73,11 +73,11 @@ def main():
     parser.add_argument("--mode", choices=sorted(MODES), required=True)
     mode = parser.parse_args().mode
     if mode == "zero3":
-        from zvp_trl.trainer.cpu_deepspeed import enable_cpu_deepspeed
+        from zvp_trl.launch.cpu_deepspeed import enable_cpu_deepspeed
 
         enable_cpu_deepspeed()
     else:
-        from zvp_trl.trainer.cpu_fsdp import enable_cpu_fsdp
+        from zvp_trl.launch.cpu_fsdp import enable_cpu_fsdp
 
         enable_cpu_fsdp()
     from zvp_trl import RLZVPConfig, RLZVPTrainer

@@ -123,7 +123,7 @@ def main():
     cli = parser.parse_args()
 
     if cli.server_base_url is None:
-        from zvp_trl.trainer.vllm_cpu import enable_vllm_cpu_weight_sync
+        from zvp_trl.launch.vllm_cpu import enable_vllm_cpu_weight_sync
 
         enable_vllm_cpu_weight_sync()  # before the engine is built
         if cli.enforce_eager:
@@ -137,8 +137,8 @@ def main():
 
         VLLMClient.init_communicator = lambda self, *a, **k: None
 
-    from zvp_trl.trainer.per_row_temperature import per_row_sampling_agreement
-    from zvp_trl.trainer.registry import get_algorithm
+    from zvp_trl.core.per_row_temperature import per_row_sampling_agreement
+    from zvp_trl.core.registry import get_algorithm
 
     config_class, trainer_class = get_algorithm(cli.algorithm).load()
     overrides = dict(ALGORITHM_OVERRIDES.get(cli.algorithm, {}))

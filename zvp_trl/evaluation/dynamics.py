@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """A one-file picture of the training dynamics the papers plot, drawn from the trainer's `state.log_history`.
 
-[`~zvp_trl.trainer.callbacks.DynamicsPlotCallback`] keeps `<output_dir>/training_dynamics.png` up to date during training: one figure with a
+[`~zvp_trl.core.callbacks.DynamicsPlotCallback`] keeps `<output_dir>/training_dynamics.png` up to date during training: one figure with a
 panel per group of logged metrics (zero-variance fractions, reward, entropy, completion length, RL-ZVP advantages,
 ERPO temperatures, ExGRPO buffer, GRPO-DS / GRESO filtering, rollouts, benchmark accuracy), x = global step. Only the
 panels whose metrics were logged are drawn. [`dynamics_panels`] is the pure panel selection and
@@ -28,7 +28,7 @@ from pathlib import Path
 DEFAULT_FILENAME = "training_dynamics.png"
 
 # Panel title -> metric names or fnmatch patterns, in drawing order. Metric names are those the trainers log: TRL's
-# GRPOTrainer (`reward`, `entropy`, ...), zvp_trl/trainer/* (`zvp/`, `erpo/`, `exgrpo/`, `ds/`, `greso/`,
+# GRPOTrainer (`reward`, `entropy`, ...), zvp_trl/core and zvp_trl/methods (`zvp/`, `erpo/`, `exgrpo/`, `ds/`, `greso/`,
 # `rollouts/`) and `BenchmarkEvalCallback` (`eval/<benchmark>/acc@k`).
 PANELS: dict[str, list[str]] = {
     "Zero-variance groups (fraction)": ["frac_reward_zero_std", "zvp/frac_zv_positive", "zvp/frac_zv_negative"],

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from ..core.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
-from ..trainer.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 
 
 @dataclass
@@ -416,9 +416,9 @@ class DistributedRequest:
 
 def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
     """FSDP2 asked for on a machine without GPUs: let accelerate take its FSDP path on the CPU processes
-    (`zvp_trl.trainer.cpu_fsdp`); accelerate alone would run them as DDP. Never on a machine with a GPU; `ZVP_TRL_CPU_FSDP=0`
+    (`zvp_trl.launch.cpu_fsdp`); accelerate alone would run them as DDP. Never on a machine with a GPU; `ZVP_TRL_CPU_FSDP=0`
     turns it off (the launch is then refused as a downgrade, unless --allow_distributed_downgrade)."""
-    from ..trainer.cpu_fsdp import accelerator_device_visible, enable_cpu_fsdp
+    from ..launch.cpu_fsdp import accelerator_device_visible, enable_cpu_fsdp
 
     if not request.fsdp or request.fsdp_version != 2 or accelerator_device_visible() is not None:
         return False
@@ -426,17 +426,17 @@ def _enable_cpu_fsdp_if_needed(request: DistributedRequest, state) -> bool:
         return False
     enable_cpu_fsdp()
     if state.is_main_process:
-        print("[zvp_trl] FSDP2 on CPU processes (gloo): accelerate's FSDP path enabled by zvp_trl.trainer.cpu_fsdp")
+        print("[zvp_trl] FSDP2 on CPU processes (gloo): accelerate's FSDP path enabled by zvp_trl.launch.cpu_fsdp")
     return True
 
 
 def _enable_cpu_deepspeed_if_needed(request: DistributedRequest, state) -> bool:
     """DeepSpeed asked for on a machine without GPUs: let accelerate take its DeepSpeed path on the CPU processes
-    (`zvp_trl.trainer.cpu_deepspeed`); accelerate alone would run them as DDP. Never on a machine with a GPU;
+    (`zvp_trl.launch.cpu_deepspeed`); accelerate alone would run them as DDP. Never on a machine with a GPU;
     `ZVP_TRL_CPU_DEEPSPEED=0` turns it off (the launch is then refused as a downgrade, unless
     --allow_distributed_downgrade)."""
-    from ..trainer.cpu_deepspeed import enable_cpu_deepspeed, skip_unused_op_build
-    from ..trainer.cpu_fsdp import accelerator_device_visible
+    from ..launch.cpu_deepspeed import enable_cpu_deepspeed, skip_unused_op_build
+    from ..launch.cpu_fsdp import accelerator_device_visible
 
     if not request.deepspeed or accelerator_device_visible() is not None:
         return False
@@ -446,7 +446,7 @@ def _enable_cpu_deepspeed_if_needed(request: DistributedRequest, state) -> bool:
     enable_cpu_deepspeed()
     if state.is_main_process:
         print(
-            "[zvp_trl] DeepSpeed on CPU processes (gloo): accelerate's DeepSpeed path enabled by zvp_trl.trainer.cpu_deepspeed"
+            "[zvp_trl] DeepSpeed on CPU processes (gloo): accelerate's DeepSpeed path enabled by zvp_trl.launch.cpu_deepspeed"
         )
     return True
 
@@ -462,7 +462,7 @@ def check_distributed_mode(accelerator, request: DistributedRequest, allow_downg
     if request.fsdp and accelerator.distributed_type != DistributedType.FSDP:
         if cpu:
             cause = (
-                "accelerate selects FSDP only on GPUs (and other accelerators); zvp_trl.trainer.cpu_fsdp enables FSDP2 on CPU "
+                "accelerate selects FSDP only on GPUs (and other accelerators); zvp_trl.launch.cpu_fsdp enables FSDP2 on CPU "
                 "processes only on a machine without GPUs and unless ZVP_TRL_CPU_FSDP=0"
             )
             fix = "on a machine without GPUs, unset ZVP_TRL_CPU_FSDP and use fsdp_version 2; with GPUs, use them"
@@ -475,7 +475,7 @@ def check_distributed_mode(accelerator, request: DistributedRequest, allow_downg
     if request.deepspeed and accelerator.distributed_type != DistributedType.DEEPSPEED:
         if cpu:
             cause = (
-                "accelerate ignores DeepSpeed on CPU processes (use_cpu / --cpu); zvp_trl.trainer.cpu_deepspeed enables "
+                "accelerate ignores DeepSpeed on CPU processes (use_cpu / --cpu); zvp_trl.launch.cpu_deepspeed enables "
                 "it there only on a machine without GPUs and unless ZVP_TRL_CPU_DEEPSPEED=0"
             )
             fix = (
@@ -541,12 +541,12 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         )
 
     if training_args.use_vllm and training_args.vllm_mode == "colocate":
-        from ..trainer.vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
+        from ..launch.vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
 
         if vllm_platform_is_cpu():  # vLLM's CPU build: keep live weights so TRL's weight sync reaches generation
             enable_vllm_cpu_weight_sync()
             if state.is_main_process:
-                print("[zvp_trl] vLLM runs on the CPU: its linear layers keep live weights (zvp_trl.trainer.vllm_cpu)")
+                print("[zvp_trl] vLLM runs on the CPU: its linear layers keep live weights (zvp_trl.launch.vllm_cpu)")
     training_args.model_init_kwargs = {
         **(training_args.model_init_kwargs or {}),
         "revision": model_args.model_revision,
@@ -557,12 +557,12 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     train_dataset, heldout = _datasets(script_args, embedded)
     callbacks = []
     if script_args.dynamics_plot:
-        from ..trainer.callbacks import DynamicsPlotCallback
+        from ..core.callbacks import DynamicsPlotCallback
 
         callbacks.append(DynamicsPlotCallback())
     if script_args.benchmark_eval:
+        from ..core.callbacks import BenchmarkEvalCallback
         from ..data.math_datasets import BOXED_PROMPT_TEMPLATE
-        from ..trainer.callbacks import BenchmarkEvalCallback
 
         callbacks.append(
             BenchmarkEvalCallback(

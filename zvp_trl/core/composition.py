@@ -17,7 +17,7 @@ import functools
 import itertools
 
 from . import papers
-from .base import ZVPBaseTrainer
+from .adapter import ZVPBaseTrainer
 from .parts import parts_of
 from .registry import ALGORITHMS, Algorithm
 
@@ -170,7 +170,7 @@ def _build(methods: tuple[str, ...]) -> tuple[type, type]:
         (ZVPBaseTrainer,),
         {
             "__doc__": f"The composition of {', '.join(DISPLAY[m] for m in methods)}: their parts, run by "
-            "[`ZVPBaseTrainer`] (see `zvp_trl.trainer.composition`).",
+            "[`ZVPBaseTrainer`] (see `zvp_trl.core.composition`).",
             "__module__": __name__,
             "_parts": parts,
             "_config_class": config,
@@ -180,7 +180,7 @@ def _build(methods: tuple[str, ...]) -> tuple[type, type]:
             "_default_suffix": "-".join(DISPLAY[m] for m in methods),
         },
     )
-    # Importable by name (`zvp_trl.trainer.composition.<Name>`), so the config pickles into training_args.bin and
+    # Importable by name (`zvp_trl.core.composition.<Name>`), so the config pickles into training_args.bin and
     # unpickles in another process (see `__getattr__`).
     globals()[config.__name__], globals()[trainer.__name__] = config, trainer
     return config, trainer

@@ -2,12 +2,12 @@
 
 import torch
 
-from ..algorithms.rl_zvp import constant_per_function, masked_row_max, relative_alpha, rl_zvp_token_advantages
-from . import papers
-from .base import ZVPBaseTrainer
-from .parts import MethodPart
-from .rl_zvp_config import RLZVPConfig
-from .step import GenerationStep, LossStep
+from ...core import papers
+from ...core.adapter import ZVPBaseTrainer
+from ...core.parts import MethodPart
+from ...core.step import GenerationStep, LossStep
+from .algorithm import constant_per_function, masked_row_max, relative_alpha, rl_zvp_token_advantages
+from .config import RLZVPConfig
 
 
 class RLZVPPart(MethodPart):

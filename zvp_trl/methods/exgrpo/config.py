@@ -1,9 +1,9 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from ..algorithms.exgrpo import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
-from .base_config import ZVPBaseConfig
-from .rl_zvp_config import RLZVPConfig
+from ...core.config import ZVPBaseConfig
+from ..rl_zvp.config import RLZVPConfig
+from .algorithm import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
 
 
 @dataclass

@@ -6,7 +6,10 @@ import torch
 from accelerate.utils import gather_object
 from datasets import IterableDataset
 
-from ..algorithms.dynamic_sampling import (
+from ...core import papers
+from ...core.adapter import ZVPBaseTrainer
+from ...core.parts import MethodPart
+from .algorithm import (
     GroupPlan,
     PromptSampler,
     concat_outputs,
@@ -16,10 +19,7 @@ from ..algorithms.dynamic_sampling import (
     plan_groups,
     select_rows,
 )
-from . import papers
-from .base import ZVPBaseTrainer
-from .dynamic_sampling_config import GRPODSConfig
-from .parts import MethodPart
+from .config import GRPODSConfig
 
 
 logger = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ class GRPODSTrainer(ZVPBaseTrainer):
     the trainer's own seeded sampler over `train_dataset` (identical on every process, each process taking its own
     contiguous share). Every process runs the same number of rounds, since rounds contain collectives; all of them
     know every process's kept groups from the gathered rewards, so they take the same decisions (see
-    [`~zvp_trl.algorithms.dynamic_sampling.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
+    [`~zvp_trl.methods.grpo_ds.algorithm.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
     count of loss tokens) recomputed. Surplus kept groups are carried to the next optimizer batch (see
     `ds_carry_over`).
 

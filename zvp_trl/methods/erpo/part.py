@@ -2,16 +2,16 @@
 import torch
 from accelerate.utils import gather_object
 
-from ..algorithms.erpo import PromptTemperatureHistory
-from ..algorithms.prompt_ids import prompt_id
-from . import papers
-from .base import ZVPBaseTrainer
-from .dynamic_sampling_trainer import GRPODSTrainer
-from .erpo_config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
-from .parts import MethodPart
-from .per_row_temperature import per_row_sampling_agreement
-from .rl_zvp_trainer import RLZVPTrainer
-from .step import GenerationStep
+from ...core import papers
+from ...core.adapter import ZVPBaseTrainer
+from ...core.parts import MethodPart
+from ...core.per_row_temperature import per_row_sampling_agreement
+from ...core.prompt_ids import prompt_id
+from ...core.step import GenerationStep
+from ..grpo_ds.part import GRPODSTrainer
+from ..rl_zvp.part import RLZVPTrainer
+from .algorithm import PromptTemperatureHistory
+from .config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
 
 
 class ERPOPart(MethodPart):
@@ -45,7 +45,7 @@ class ERPOPart(MethodPart):
         if not self.trainer.model.training:
             return  # evaluation samples at the base temperature and leaves the history alone
         if self.trainer.prompts_from_environment:
-            # Each prompt is identified by its token ids (zvp_trl.algorithms.prompt_ids.token_prompt_id).
+            # Each prompt is identified by its token ids (zvp_trl.core.prompt_ids.token_prompt_id).
             step.temperatures_from_prompts = True  # known at the first generation call (before_sampling)
             return
         step.prompt_ids = [prompt_id(row, self.args.prompt_id_column) for row in step.rows]
@@ -164,7 +164,7 @@ class ERPOTrainer(ZVPBaseTrainer):
     Trainer for ERPO, from [Explore Data Left Behind in Reinforcement Learning for Reasoning Language
     Models](https://huggingface.co/papers/2511.04800).
 
-    A per-prompt history ([`~zvp_trl.algorithms.erpo.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
+    A per-prompt history ([`~zvp_trl.methods.erpo.algorithm.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
     group came back all-correct (a *residual* prompt, which gives GRPO no signal) is sampled at a higher temperature
     the next time it is drawn, raised by `erpo_temperature_step` up to `erpo_max_temperature`, so it yields incorrect
     completions and a learning signal again. Optional RA gives all-correct groups a small negative advantage.
@@ -185,7 +185,7 @@ class ERPOTrainer(ZVPBaseTrainer):
     Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
     TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. With
     environment-owned data (`environment_factory` and no `train_dataset`) a prompt is the one `reset()` returned,
-    identified by its token ids ([`~zvp_trl.algorithms.prompt_ids.token_prompt_id`]). With transformers continuous batching
+    identified by its token ids ([`~zvp_trl.core.prompt_ids.token_prompt_id`]). With transformers continuous batching
     (`use_transformers_continuous_batching=True`), `generate_batch` is called once per distinct temperature.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].

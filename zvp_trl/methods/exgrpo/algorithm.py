@@ -11,7 +11,7 @@
 - `exgrpo_per_token_loss`: the mixed-policy objective per token (Eq. 4): fresh tokens use the loss type's clipped
   surrogate, a replayed token `-A * f(w)` against the log-probs recorded when it was collected.
 
-The buffer that holds the trajectories is `zvp_trl.algorithms.exgrpo_buffer.ExperienceBuffer`.
+The buffer that holds the trajectories is `zvp_trl.methods.exgrpo.buffer.ExperienceBuffer`.
 """
 
 import math

@@ -26,56 +26,56 @@ ALGORITHMS: dict[str, Algorithm] = {
     for algorithm in [
         Algorithm(
             "grpo",
-            "zvp_trl.trainer.base_config:GRPOBaselineConfig",
-            "zvp_trl.trainer.base:GRPOBaselineTrainer",
+            "zvp_trl.core.config:GRPOBaselineConfig",
+            "zvp_trl.core.adapter:GRPOBaselineTrainer",
             "plain GRPO (TRL's GRPOTrainer; zero-variance groups get no signal), with rollout accounting",
         ),
         Algorithm(
             "rl_zvp",
-            "zvp_trl.trainer.rl_zvp_config:RLZVPConfig",
-            "zvp_trl.trainer.rl_zvp_trainer:RLZVPTrainer",
+            "zvp_trl.methods.rl_zvp.config:RLZVPConfig",
+            "zvp_trl.methods.rl_zvp.part:RLZVPTrainer",
             "RL-ZVP: entropy-guided token advantages for zero-variance groups (arXiv 2509.21880)",
         ),
         Algorithm(
             "erpo",
-            "zvp_trl.trainer.erpo_config:ERPOConfig",
-            "zvp_trl.trainer.erpo_trainer:ERPOTrainer",
+            "zvp_trl.methods.erpo.config:ERPOConfig",
+            "zvp_trl.methods.erpo.part:ERPOTrainer",
             "ERPO: residual (all-correct) prompts are re-sampled at a raised per-prompt temperature (arXiv 2511.04800)",
         ),
         Algorithm(
             "erpo_rl_zvp",
-            "zvp_trl.trainer.erpo_config:ERPORLZVPConfig",
-            "zvp_trl.trainer.erpo_trainer:ERPORLZVPTrainer",
+            "zvp_trl.methods.erpo.config:ERPORLZVPConfig",
+            "zvp_trl.methods.erpo.part:ERPORLZVPTrainer",
             "ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
         ),
         Algorithm(
             "erpo_ds",
-            "zvp_trl.trainer.erpo_config:ERPODSConfig",
-            "zvp_trl.trainer.erpo_trainer:ERPODSTrainer",
+            "zvp_trl.methods.erpo.config:ERPODSConfig",
+            "zvp_trl.methods.erpo.part:ERPODSTrainer",
             "ERPO (per-prompt temperatures, RA) on DAPO's dynamic sampling, the combination of the ERPO paper",
         ),
         Algorithm(
             "grpo_ds",
-            "zvp_trl.trainer.dynamic_sampling_config:GRPODSConfig",
-            "zvp_trl.trainer.dynamic_sampling_trainer:GRPODSTrainer",
+            "zvp_trl.methods.grpo_ds.config:GRPODSConfig",
+            "zvp_trl.methods.grpo_ds.part:GRPODSTrainer",
             "GRPO-DS: DAPO dynamic sampling, zero-variance groups dropped and re-sampled (arXiv 2503.14476)",
         ),
         Algorithm(
             "greso",
-            "zvp_trl.trainer.greso_config:GRESOConfig",
-            "zvp_trl.trainer.greso_trainer:GRESOTrainer",
+            "zvp_trl.methods.greso.config:GRESOConfig",
+            "zvp_trl.methods.greso.part:GRESOTrainer",
             "GRESO: skip likely zero-variance prompts before rollout, then dynamic sampling (arXiv 2506.02177)",
         ),
         Algorithm(
             "exgrpo",
-            "zvp_trl.trainer.exgrpo_config:ExGRPOConfig",
-            "zvp_trl.trainer.exgrpo_trainer:ExGRPOTrainer",
+            "zvp_trl.methods.exgrpo.config:ExGRPOConfig",
+            "zvp_trl.methods.exgrpo.part:ExGRPOTrainer",
             "ExGRPO: replay of partially solved prompts' correct trajectories, bucketed by accuracy (arXiv 2510.02245)",
         ),
         Algorithm(
             "exgrpo_rl_zvp",
-            "zvp_trl.trainer.exgrpo_config:ExGRPORLZVPConfig",
-            "zvp_trl.trainer.exgrpo_trainer:ExGRPORLZVPTrainer",
+            "zvp_trl.methods.exgrpo.config:ExGRPORLZVPConfig",
+            "zvp_trl.methods.exgrpo.part:ExGRPORLZVPTrainer",
             "ExGRPO's replay + RL-ZVP's entropy-guided advantages for fresh zero-variance groups",
         ),
     ]
@@ -94,7 +94,7 @@ def with_trl_reference() -> dict[str, Algorithm]:
 
 def get_algorithm(name: str) -> Algorithm:
     """The algorithm of that name: a registered one, or methods joined by `+` (`erpo+exgrpo+rl_zvp`, see
-    `zvp_trl.trainer.composition`; a combination that is a registered trainer is that trainer)."""
+    `zvp_trl.core.composition`; a combination that is a registered trainer is that trainer)."""
     if "+" in name:
         from .composition import ComposedAlgorithm, check_combination, method_names, registered_name
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..algorithms.rl_zvp import scalar_rewards
+from .zero_variance import scalar_rewards
 
 
 @dataclass
@@ -28,7 +28,7 @@ class GenerationStep:
     rows: list[dict] = field(default_factory=list)
     # Per local row, whether its completion is not the current policy's sample (a replayed trajectory); None: none is.
     replayed_rows: list[bool] | None = None
-    # Per local row, its prompt id (zvp_trl.algorithms.prompt_ids), when a part needs it; None otherwise.
+    # Per local row, its prompt id (zvp_trl.core.prompt_ids), when a part needs it; None otherwise.
     prompt_ids: list[str] | None = None
     # Per local row, the temperature it is sampled at; None: every row at the base temperature.
     sampling_temperatures: list[float] | None = None

@@ -53,7 +53,7 @@ def enable_cpu_fsdp() -> None:
     global _enabled
     if _enabled:
         return
-    refuse_where_an_accelerator_is_visible("zvp_trl.trainer.cpu_fsdp.enable_cpu_fsdp", "FSDP")
+    refuse_where_an_accelerator_is_visible("zvp_trl.launch.cpu_fsdp.enable_cpu_fsdp", "FSDP")
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 
@@ -71,7 +71,7 @@ def enable_cpu_fsdp() -> None:
             return
         if self._mixed_precision != "no":
             raise ValueError(
-                f"FSDP on CPU processes (zvp_trl.trainer.cpu_fsdp) runs in fp32 only, but mixed precision is "
+                f"FSDP on CPU processes (zvp_trl.launch.cpu_fsdp) runs in fp32 only, but mixed precision is "
                 f"{self._mixed_precision!r}: launch with --mixed_precision no (and --bf16 false)."
             )
         # What accelerate does for the accelerator MULTI_* types (accelerate/state.py, AcceleratorState.__init__).

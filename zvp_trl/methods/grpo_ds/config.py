@@ -1,7 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from .base_config import ZVPBaseConfig
+from ...core.config import ZVPBaseConfig
 
 
 @dataclass

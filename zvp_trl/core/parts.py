@@ -1,6 +1,6 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """Methods as parts: one method's logic, run by the trainer (the adapter to TRL, `ZVPBaseTrainer`) at the step
-events it declares, with the step's data handed to it (`zvp_trl.trainer.step`).
+events it declares, with the step's data handed to it (`zvp_trl.core.step`).
 
 A part never overrides a TRL hook and never reads what another hook left on the trainer: the adapter calls it with
 the data of the event. Events, in the order the adapter runs them for a training generation batch, then for each

@@ -2,7 +2,7 @@
 import math
 from dataclasses import dataclass, field
 
-from .base_config import ZVPBaseConfig
+from ...core.config import ZVPBaseConfig
 
 
 # Loss types whose per-token loss is linear in a (B, T) advantage, so token-level advantages are well defined.
@@ -27,7 +27,7 @@ class RLZVPConfig(ZVPBaseConfig):
             How alpha is set. `"fixed"`: `zvp_alpha`. `"relative"` (a scale-free alpha, the paper's future work):
             every loss micro-batch, the alpha that makes the zero-variance tokens' mean |advantage|
             `zvp_alpha_relative_target` times the mixed groups' tokens' mean |advantage|, capped at `zvp_alpha_max`
-            (`zvp_trl.algorithms.rl_zvp.relative_alpha`). Logged as `zvp/alpha` either way.
+            (`zvp_trl.methods.rl_zvp.algorithm.relative_alpha`). Logged as `zvp/alpha` either way.
         zvp_alpha_relative_target (`float`, *optional*, defaults to `0.1`):
             With `zvp_alpha_rule="relative"`: the wanted ratio of mean |advantage|, zero-variance tokens to mixed tokens.
         zvp_alpha_max (`float`, *optional*, defaults to `10.0`):

@@ -4,12 +4,12 @@ import math
 import torch
 from accelerate.utils import gather_object
 
-from ..algorithms.dynamic_sampling import kept_totals
-from ..algorithms.greso import GRESOState, next_round_size
-from ..algorithms.prompt_ids import prompt_id
-from . import papers
-from .dynamic_sampling_trainer import DynamicSamplingPart, GRPODSTrainer
-from .greso_config import GRESOConfig
+from ...core import papers
+from ...core.prompt_ids import prompt_id
+from ..grpo_ds.algorithm import kept_totals
+from ..grpo_ds.part import DynamicSamplingPart, GRPODSTrainer
+from .algorithm import GRESOState, next_round_size
+from .config import GRESOConfig
 
 
 class GRESOPart(DynamicSamplingPart):
@@ -128,7 +128,7 @@ class GRESOTrainer(GRPODSTrainer):
 
     On top of [`GRPODSTrainer`] (dynamic sampling after rollout, which GRESO also applies), prompts are skipped
     **before** rollout. Every prompt keeps a trace of the mean reward of each of its groups, identified by
-    [`~zvp_trl.algorithms.prompt_ids.prompt_id`]. As in the official code, a record is easy when its mean reward is at least
+    [`~zvp_trl.core.prompt_ids.prompt_id`]. As in the official code, a record is easy when its mean reward is at least
     `greso_easy_threshold` (0.98) and hard when it is at most `greso_hard_threshold` (0.11). A prompt whose last `z`
     records are easy is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its
     last record is hard, with `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing hard records.
@@ -139,7 +139,7 @@ class GRESOTrainer(GRPODSTrainer):
     `ds_oversample_factor * P` prompts per process and later rounds adapt their size to what is missing
     (`greso_adaptive_rounds`, `greso_round_beta` 1.25, at least `greso_min_round_fraction` of the batch); when the
     estimate fits in one round, that round is the last and the batch trains even if short
-    (`greso_train_short_batch`, see [`~zvp_trl.algorithms.greso.next_round_size`]). Once per training step
+    (`greso_train_short_batch`, see [`~zvp_trl.methods.greso.algorithm.next_round_size`]). Once per training step
     (generation batch), `p_easy` / `p_hard` move by `greso_delta_p` towards the target fractions of all-correct /
     all-wrong (zero-variance) groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
 

@@ -82,7 +82,7 @@ def erpo_next_temperature(
 class PromptTemperatureHistory:
     """Per-prompt sampling temperatures for ERPO, with `state_dict()` / `load_state_dict()` for checkpoints.
 
-    Prompts are identified by stable string ids (see `zvp_trl.algorithms.prompt_ids`). A prompt never seen, or back at `base`,
+    Prompts are identified by stable string ids (see `zvp_trl.core.prompt_ids`). A prompt never seen, or back at `base`,
     is not stored, so the state holds only the elevated prompts plus counters. Every process applies the same
     updates (from gathered ids and rewards), so the history is identical everywhere.
     """

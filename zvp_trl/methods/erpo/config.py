@@ -1,10 +1,10 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
 
-from ..algorithms.erpo import ON_MIXED, TRIGGERS
-from .base_config import ZVPBaseConfig
-from .dynamic_sampling_config import GRPODSConfig
-from .rl_zvp_config import RLZVPConfig
+from ...core.config import ZVPBaseConfig
+from ..grpo_ds.config import GRPODSConfig
+from ..rl_zvp.config import RLZVPConfig
+from .algorithm import ON_MIXED, TRIGGERS
 
 
 LOGPROB_TEMPERATURES = ("sampling", "base")

@@ -4,7 +4,7 @@
 - Configuration: `args=None` builds the trainer's `_config_class` with the output directory
   `<model name>-<_default_suffix>`, as TRL does; any other `args` must be an instance of it.
 - The generation round's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
-  process order) in the round's `GenerationStep` (`zvp_trl.trainer.step`). Parts read it with
+  process order) in the round's `GenerationStep` (`zvp_trl.core.step`). Parts read it with
   `step.scalar_rewards(trainer.reward_weights)` (TRL's weighted sum; `_gathered_scalar_rewards()` gives the same for
   the latest round), decide zero-variance groups with `_row_signs(...)` (by `args.correct_threshold` and
   `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The base logs every round's split:
@@ -23,8 +23,8 @@
 
 The adapter to TRL. This class is the only one in zvp_trl that overrides `GRPOTrainer`'s private hooks (TRL 1.16; a
 private hook that is only forwarded takes `*args, **kwargs`, so that a change of its signature in TRL does not break
-it). The methods are parts (`zvp_trl.trainer.parts`) that it runs at the step events they declare, handing them the
-step's data (`zvp_trl.trainer.step`); a method's trainer class is a named composition of parts.
+it). The methods are parts (`zvp_trl.core.parts`) that it runs at the step events they declare, handing them the
+step's data (`zvp_trl.core.step`); a method's trainer class is a named composition of parts.
 
 | hook | what the adapter does there | the part events it runs |
 |---|---|---|
@@ -59,10 +59,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
 
-from ..algorithms.prompt_ids import token_prompt_id
-from ..algorithms.rl_zvp import zero_variance_signs
 from ..data.math_datasets import check_prompt_column
-from .base_config import GRPOBaselineConfig, ZVPBaseConfig
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import (
     STATE_FILE,
@@ -72,6 +69,7 @@ from .checkpoints import (
     is_complete_checkpoint,
     last_complete_checkpoint,
 )
+from .config import GRPOBaselineConfig, ZVPBaseConfig
 from .parts import MethodPart, parts_of
 from .per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -82,7 +80,9 @@ from .per_row_temperature import (
     per_request_sampling_params,
     temperatures_for_continuations,
 )
+from .prompt_ids import token_prompt_id
 from .step import GenerationStep, ZVPStep
+from .zero_variance import zero_variance_signs
 
 
 class SequenceRule:
@@ -227,7 +227,7 @@ class ZVPBaseTrainer(GRPOTrainer):
         # Environment-owned data (an environment_factory and no train_dataset): TRL drives the loop with placeholder
         # rows, and each prompt is the one the environment's reset() returns, known at the first generation call.
         self.prompts_from_environment = kwargs.get("environment_factory") is not None and train_dataset is None
-        self.zvp_step = ZVPStep()  # the current generation round's and loss's data (zvp_trl.trainer.step)
+        self.zvp_step = ZVPStep()  # the current generation round's and loss's data (zvp_trl.core.step)
         self._row_scaler = None  # log-probs at per-row temperatures, once a part enables them
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         check_prompt_column(self.train_dataset)  # a clear error now rather than a KeyError at the first step
@@ -257,7 +257,7 @@ class ZVPBaseTrainer(GRPOTrainer):
         return [part.name for part in self._method_parts]
 
     def part(self, name: str) -> MethodPart:
-        """The trainer's part of that name (`zvp_trl.trainer.parts`), e.g. `trainer.part("rl_zvp")`."""
+        """The trainer's part of that name (`zvp_trl.core.parts`), e.g. `trainer.part("rl_zvp")`."""
         for part in self._method_parts:
             if part.name == name:
                 return part
@@ -280,7 +280,7 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
         """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of
-        `num_generations` consecutive rows; see [`~zvp_trl.algorithms.rl_zvp.zero_variance_signs`])."""
+        `num_generations` consecutive rows; see [`~zvp_trl.core.zero_variance.zero_variance_signs`])."""
         return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
 
     def _log_zero_variance_split(self, step) -> None:
@@ -344,7 +344,7 @@ class ZVPBaseTrainer(GRPOTrainer):
     def enable_row_temperature_logprobs(self) -> None:
         """Log-probs and entropies at each row's own temperature (`zvp_step.logprob_temperatures`), by scaling the
         last hidden state of the policy (and reference model) before TRL's fused LM head; see
-        `zvp_trl.trainer.per_row_temperature`. Raises for a model whose LM head makes that inexact."""
+        `zvp_trl.core.per_row_temperature`. Raises for a model whose LM head makes that inexact."""
         if self._row_scaler is not None:
             return
         scaler = RowScaledHiddenStates()
@@ -619,7 +619,7 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
-        `output_dir` (see `zvp_trl.trainer.checkpoints`), so a run killed while saving resumes from the one before."""
+        `output_dir` (see `zvp_trl.core.checkpoints`), so a run killed while saving resumes from the one before."""
         # Every process (node) must find the same complete checkpoint on its own disk (gathered: one entry per process).
         if resume_from_checkpoint is True:
             checkpoint = last_complete_checkpoint(self.args.output_dir)

@@ -7,21 +7,21 @@ import torch
 from accelerate.utils import gather_object
 from trl.trainer.utils import nanmax, nanmin
 
-from ..algorithms.exgrpo import (
+from ...core import papers
+from ...core.adapter import ZVPBaseTrainer
+from ...core.parts import MethodPart
+from ...core.prompt_ids import dataset_prompt_ids, prompt_id
+from ...core.step import GenerationStep, LossStep
+from ..rl_zvp.part import RLZVPTrainer
+from .algorithm import (
     exgrpo_bucket_weights,
     exgrpo_per_token_loss,
     mean_token_entropy,
     replacements_for_retired,
     sample_buffer_prompts,
 )
-from ..algorithms.exgrpo_buffer import ExperienceBuffer
-from ..algorithms.prompt_ids import dataset_prompt_ids, prompt_id
-from . import papers
-from .base import ZVPBaseTrainer
-from .exgrpo_config import ExGRPOConfig, ExGRPORLZVPConfig
-from .parts import MethodPart
-from .rl_zvp_trainer import RLZVPTrainer
-from .step import GenerationStep, LossStep
+from .buffer import ExperienceBuffer
+from .config import ExGRPOConfig, ExGRPORLZVPConfig
 
 
 class ExGRPOPhase:

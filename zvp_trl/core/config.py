@@ -34,7 +34,7 @@ class ZVPBaseConfig(GRPOConfig):
             unscored (NaN) reward is never zero-variance.
         prompt_id_column (`str` or `None`, *optional*, defaults to `None`):
             Dataset column that identifies a prompt in per-prompt state (ERPO's history, GRESO's traces, ExGRPO's
-            buffer). `None`: a hash of the prompt's content (see [`~zvp_trl.algorithms.prompt_ids.prompt_id`]);
+            buffer). `None`: a hash of the prompt's content (see [`~zvp_trl.core.prompt_ids.prompt_id`]);
             identical prompts then share their state. With `remove_unused_columns=True` the column must survive column
             removal, so leave this `None` then.
     """

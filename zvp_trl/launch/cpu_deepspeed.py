@@ -58,7 +58,7 @@ def _use_cpu_accelerator() -> None:
     requested = os.environ.get("DS_ACCELERATOR")
     if requested not in (None, "cpu"):
         raise RuntimeError(
-            f"DeepSpeed on CPU processes (zvp_trl.trainer.cpu_deepspeed) needs DS_ACCELERATOR=cpu, but it is "
+            f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) needs DS_ACCELERATOR=cpu, but it is "
             f"{requested!r}: unset it or set it to cpu."
         )
     os.environ["DS_ACCELERATOR"] = "cpu"
@@ -69,7 +69,7 @@ def _use_cpu_accelerator() -> None:
         if name != "cpu":
             raise RuntimeError(
                 f"DeepSpeed already chose the {name!r} accelerator in this process: call "
-                "zvp_trl.trainer.cpu_deepspeed.enable_cpu_deepspeed() (or set DS_ACCELERATOR=cpu) before DeepSpeed is "
+                "zvp_trl.launch.cpu_deepspeed.enable_cpu_deepspeed() (or set DS_ACCELERATOR=cpu) before DeepSpeed is "
                 "first used."
             )
 
@@ -93,7 +93,7 @@ def _check_fp32(plugin) -> None:
     for key in ("bf16", "fp16"):
         if str((config.get(key) or {}).get("enabled", False)).lower() == "true":
             raise ValueError(
-                f"DeepSpeed on CPU processes (zvp_trl.trainer.cpu_deepspeed) runs in fp32 only, but the DeepSpeed "
+                f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs in fp32 only, but the DeepSpeed "
                 f"config enables {key}: set {key}.enabled to false or 'auto' (and launch with --mixed_precision no)."
             )
 
@@ -105,7 +105,7 @@ def enable_cpu_deepspeed() -> None:
     global _enabled
     if _enabled:
         return
-    refuse_where_an_accelerator_is_visible("zvp_trl.trainer.cpu_deepspeed.enable_cpu_deepspeed", "DeepSpeed")
+    refuse_where_an_accelerator_is_visible("zvp_trl.launch.cpu_deepspeed.enable_cpu_deepspeed", "DeepSpeed")
     _use_cpu_accelerator()
     skip_unused_op_build()
     from accelerate.state import AcceleratorState, PartialState
@@ -133,7 +133,7 @@ def enable_cpu_deepspeed() -> None:
             return
         if self._mixed_precision != "no":
             raise ValueError(
-                f"DeepSpeed on CPU processes (zvp_trl.trainer.cpu_deepspeed) runs in fp32 only, but mixed precision is "
+                f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs in fp32 only, but mixed precision is "
                 f"{self._mixed_precision!r}: launch with --mixed_precision no (and --bf16 false)."
             )
         for plugin in plugins.values():
