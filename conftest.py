@@ -32,10 +32,10 @@ METHOD_MARKERS = ("rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso")
 @functools.cache
 def _method_pattern() -> tuple[dict[str, tuple[str, ...]], re.Pattern]:
     """Names that stand for methods in test names and parameters: the methods, the package's registered combinations
-    (`zvp_trl.core.composition.ALIASES`), and the name the dynamic-sampling files use."""
-    from zvp_trl.core.composition import ALIASES
+    (`zvp_trl.core.composition.aliases()`), and the name the dynamic-sampling files use."""
+    from zvp_trl.core.composition import aliases
 
-    names = {**{method: (method,) for method in METHOD_MARKERS}, **ALIASES, "dynamic_sampling": ("grpo_ds",)}
+    names = {**{method: (method,) for method in METHOD_MARKERS}, **aliases(), "dynamic_sampling": ("grpo_ds",)}
     alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
     return names, re.compile(rf"(?<![a-z0-9])({alternatives})(?![a-z0-9])")
 

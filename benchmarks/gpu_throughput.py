@@ -130,7 +130,7 @@ def check_dependencies() -> None:
 
 
 def _trainers():
-    from zvp_trl.core.registry import with_trl_reference
+    from zvp_trl.core.composition import with_trl_reference
 
     return with_trl_reference()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 def _trainers():
-    from zvp_trl.core.registry import with_trl_reference
+    from zvp_trl.core.composition import with_trl_reference
 
     return with_trl_reference()
 

@@ -70,7 +70,7 @@ def every_trainer_run(tiny_model_path, tmp_path_factory, request):
     import sys
     from pathlib import Path
 
-    from zvp_trl.core.registry import ALGORITHMS
+    from zvp_trl.core.composition import ALGORITHMS
 
     script = Path(__file__).parent / "scripts" / "every_trainer_two_processes.py"
     launches = {}

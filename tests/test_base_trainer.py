@@ -180,13 +180,13 @@ def test_row_signs_and_local_rows_of_the_base_trainer(tiny_model_path, tmp_path)
     assert trainer._row_signs(rewards, 2).tolist() == [1, 1, 1, 1, -1, -1, 0, 0, 0, 0]
     assert trainer._local_rows(torch.arange(6), 3).tolist() == [0, 1, 2]  # process 0 of one
     with pytest.raises(RuntimeError, match="No rewards"):
-        trainer._gathered_scalar_rewards()
+        trainer.zvp_step.begin_generation().scalar_rewards(trainer.reward_weights)  # a round not scored yet
 
 
 @pytest.mark.trainer
 def test_gathered_rewards_are_those_of_the_current_batch(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
-    seen = record_generations(trainer, lambda output: trainer._gathered_scalar_rewards().tolist())
+    seen = record_generations(trainer, lambda output: trainer.zvp_step.generation.scalar_rewards(trainer.reward_weights).tolist())
     trainer.train()
     assert seen == [[float(i % 2 == 0) for i in range(8)]]
 

@@ -16,9 +16,9 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl import get_algorithm
-from zvp_trl.core.registry import ALGORITHMS
-from zvp_trl.scripts.train import main
 from zvp_trl.core import composition
+from zvp_trl.core.composition import ALGORITHMS
+from zvp_trl.scripts.train import main
 
 
 METHODS = ["rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso"]

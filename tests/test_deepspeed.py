@@ -25,7 +25,7 @@ from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
 from zvp_trl.core.checkpoints import check_deepspeed_checkpoint, deepspeed_shard_ranks
-from zvp_trl.core.registry import ALGORITHMS
+from zvp_trl.core.composition import ALGORITHMS
 from zvp_trl.launch import cpu_deepspeed, cpu_fsdp
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trl
 
-from zvp_trl.core.registry import ALGORITHMS, DEFAULT_ALGORITHM
+from zvp_trl.core.composition import ALGORITHMS, DEFAULT_ALGORITHM
 
 
 pytestmark = pytest.mark.unit
@@ -54,7 +54,7 @@ def test_the_method_table_lists_every_registered_algorithm():
     names = [re.match(r"`(\w+)`", row[0]).group(1) for row in rows]
     assert sorted(names) == sorted(ALGORITHMS), "a registered algorithm is missing from the README's method table"
     for name, row in zip(names, rows):
-        config, trainer = (path.rpartition(":")[2] for path in (ALGORITHMS[name].config, ALGORITHMS[name].trainer))
+        config, trainer = (klass.__name__ for klass in ALGORITHMS[name].load())
         assert row[1] == f"`{trainer}` / `{config}`", name
         assert len(row) == 4 and all(row), name
         page = LINK.findall(row[3])

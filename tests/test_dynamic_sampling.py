@@ -11,6 +11,7 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 
+from zvp_trl.methods.grpo_ds import GRPODSTrainer
 from zvp_trl.methods.grpo_ds.algorithm import (
     PromptSampler,
     concat_outputs,
@@ -19,7 +20,6 @@ from zvp_trl.methods.grpo_ds.algorithm import (
     select_rows,
 )
 from zvp_trl.methods.grpo_ds.config import GRPODSConfig
-from zvp_trl.methods.grpo_ds.part import GRPODSTrainer
 
 
 G = 4

@@ -13,6 +13,7 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import cloned, record_generations
 
+from zvp_trl.methods.exgrpo import ExGRPOConfig, ExGRPORLZVPConfig, ExGRPORLZVPTrainer, ExGRPOTrainer
 from zvp_trl.methods.exgrpo.algorithm import (
     exgrpo_bucket_weights,
     mean_token_entropy,
@@ -22,8 +23,6 @@ from zvp_trl.methods.exgrpo.algorithm import (
     sample_buffer_prompts,
 )
 from zvp_trl.methods.exgrpo.buffer import BUFFER_FILE, ExperienceBuffer
-from zvp_trl.methods.exgrpo.config import ExGRPOConfig, ExGRPORLZVPConfig
-from zvp_trl.methods.exgrpo.part import ExGRPORLZVPTrainer, ExGRPOTrainer
 
 
 G = 4

@@ -13,9 +13,9 @@ from datasets import Dataset
 from recording import record_generations
 from tool_model import ANSWER, TOOL_CALL, MultiplyEnvironment, TaskEnvironment
 
+from zvp_trl.methods.exgrpo import ExGRPOTrainer
 from zvp_trl.methods.exgrpo.buffer import ExperienceBuffer
 from zvp_trl.methods.exgrpo.config import ExGRPOConfig
-from zvp_trl.methods.exgrpo.part import ExGRPOTrainer
 
 
 pytestmark = pytest.mark.trainer

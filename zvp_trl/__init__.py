@@ -3,10 +3,14 @@
 
 __version__ = "0.1.0.dev0"
 
+from . import methods  # noqa: F401 (registers the package's methods)
 from .core.adapter import GRPOBaselineTrainer
+from .core.composition import ALGORITHMS, get_algorithm
 from .core.config import GRPOBaselineConfig, ZVPBaseConfig
+from .core.parts import MethodPart
 from .core.prompt_ids import prompt_id
-from .core.registry import ALGORITHMS, get_algorithm
+from .core.registry import MethodSpec, NamedCombination, register
+from .core.zero_variance import zero_variance_signs
 from .data.math_datasets import BOXED_PROMPT_TEMPLATE, DATASETS, format_prompt, load_math_dataset
 from .data.rewards import (
     accuracy_reward,
@@ -17,21 +21,16 @@ from .data.rewards import (
     math_verify_accuracy,
 )
 from .evaluation.accuracy import evaluate_accuracy, pass_at_k, sample_completions
+from .methods.erpo import ERPOConfig, ERPODSConfig, ERPODSTrainer, ERPORLZVPConfig, ERPORLZVPTrainer, ERPOTrainer
 from .methods.erpo.algorithm import PromptTemperatureHistory, erpo_next_temperature
-from .methods.erpo.config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
-from .methods.erpo.part import ERPODSTrainer, ERPORLZVPTrainer, ERPOTrainer
+from .methods.exgrpo import ExGRPOConfig, ExGRPORLZVPConfig, ExGRPORLZVPTrainer, ExGRPOTrainer
 from .methods.exgrpo.algorithm import exgrpo_bucket_weights, policy_shaping
 from .methods.exgrpo.buffer import ExperienceBuffer
-from .methods.exgrpo.config import ExGRPOConfig, ExGRPORLZVPConfig
-from .methods.exgrpo.part import ExGRPORLZVPTrainer, ExGRPOTrainer
+from .methods.greso import GRESOConfig, GRESOTrainer
 from .methods.greso.algorithm import GRESOState, greso_skip_probability
-from .methods.greso.config import GRESOConfig
-from .methods.greso.part import GRESOTrainer
-from .methods.grpo_ds.config import GRPODSConfig
-from .methods.grpo_ds.part import GRPODSTrainer
-from .methods.rl_zvp.algorithm import rl_zvp_token_advantages, zero_variance_signs
-from .methods.rl_zvp.config import RLZVPConfig
-from .methods.rl_zvp.part import RLZVPTrainer
+from .methods.grpo_ds import GRPODSConfig, GRPODSTrainer
+from .methods.rl_zvp import RLZVPConfig, RLZVPTrainer
+from .methods.rl_zvp.algorithm import rl_zvp_token_advantages
 
 
 __all__ = [
@@ -69,6 +68,10 @@ __all__ = [
     "extract_boxed_answer",
     "format_prompt",
     "get_algorithm",
+    "MethodPart",
+    "MethodSpec",
+    "NamedCombination",
+    "register",
     "get_soft_overlong_punishment",
     "greso_skip_probability",
     "load_math_dataset",

@@ -22,8 +22,8 @@ from distributed_exit import exit_distributed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared CPU config
 from cpu_config import cpu_config_kwargs  # noqa: E402
 
+from zvp_trl.methods.grpo_ds import GRPODSTrainer
 from zvp_trl.methods.grpo_ds.config import GRPODSConfig
-from zvp_trl.methods.grpo_ds.part import GRPODSTrainer
 
 
 G = 4

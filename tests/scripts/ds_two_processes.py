@@ -13,10 +13,10 @@ from pathlib import Path
 from datasets import Dataset
 from distributed_exit import exit_distributed
 
+from zvp_trl.methods.greso import GRESOTrainer
 from zvp_trl.methods.greso.config import GRESOConfig
-from zvp_trl.methods.greso.part import GRESOTrainer
+from zvp_trl.methods.grpo_ds import GRPODSTrainer
 from zvp_trl.methods.grpo_ds.config import GRPODSConfig
-from zvp_trl.methods.grpo_ds.part import GRPODSTrainer
 
 
 # 4 mixed prompts out of 12: most groups are zero-variance, so processes keep different numbers of groups per round.

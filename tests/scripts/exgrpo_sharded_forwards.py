@@ -18,8 +18,8 @@ from accelerate import PartialState
 from datasets import Dataset
 from distributed_exit import exit_distributed
 
+from zvp_trl.methods.exgrpo import ExGRPOTrainer
 from zvp_trl.methods.exgrpo.config import ExGRPOConfig
-from zvp_trl.methods.exgrpo.part import ExGRPOTrainer
 
 
 G = 4

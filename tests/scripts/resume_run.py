@@ -31,7 +31,7 @@ import signal
 import torch
 from datasets import Dataset
 
-from zvp_trl.core.registry import get_algorithm
+from zvp_trl.core.composition import get_algorithm
 
 
 ALGORITHM_OVERRIDES = {

@@ -5,8 +5,7 @@
   `<model name>-<_default_suffix>`, as TRL does; any other `args` must be an instance of it.
 - The generation round's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
   process order) in the round's `GenerationStep` (`zvp_trl.core.step`). Parts read it with
-  `step.scalar_rewards(trainer.reward_weights)` (TRL's weighted sum; `_gathered_scalar_rewards()` gives the same for
-  the latest round), decide zero-variance groups with `_row_signs(...)` (by `args.correct_threshold` and
+  `step.scalar_rewards(trainer.reward_weights)` (TRL's weighted sum), decide zero-variance groups with `_row_signs(...)` (by `args.correct_threshold` and
   `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The base logs every round's split:
   `zvp/frac_zv_positive` (all-correct groups) and `zvp/frac_zv_negative` (all-wrong).
 - Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
@@ -270,13 +269,6 @@ class ZVPBaseTrainer(GRPOTrainer):
         step = self.zvp_step.generation or self.zvp_step.begin_generation()
         step.gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
         return rewards_per_func
-
-    def _gathered_scalar_rewards(self) -> torch.Tensor:
-        """(all processes' rows,) TRL's scalar reward of the batch just scored: the weighted sum over the reward
-        functions, NaN where every function left a row unscored."""
-        if self.zvp_step.generation is None:
-            raise RuntimeError("No rewards were computed for this generation batch yet.")
-        return self.zvp_step.generation.scalar_rewards(self.reward_weights)
 
     def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
         """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of

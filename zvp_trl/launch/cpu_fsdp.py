@@ -41,11 +41,6 @@ def refuse_where_an_accelerator_is_visible(function: str, mode: str) -> None:
         )
 
 
-def cpu_fsdp_enabled() -> bool:
-    """Whether `enable_cpu_fsdp()` has been called in this process."""
-    return _enabled
-
-
 def enable_cpu_fsdp() -> None:
     """Lets an FSDP plugin take effect on CPU processes (see the module docstring). Idempotent.
 

@@ -159,12 +159,3 @@ def get_smollm2_135m_instruct(cache_dir: str | Path | None = None, dtype=torch.f
     if info is not None:
         print(f"[zvp_trl] converted in {info['conversion_seconds']:.0f}s", flush=True)
     return path
-
-
-def resolve_model_name(name: str) -> str:
-    """[`zvp_trl.models.resolve.resolve_model_name`], the one model-name resolution of the package, under its earlier import
-    path: `"smollm2-offline"` is the checkpoint of [`get_smollm2_135m_instruct`], `"embedded"` the embedded task's
-    model, and `"HuggingFaceTB/SmolLM2-135M-Instruct"` the offline checkpoint while `HF_HUB_OFFLINE=1`."""
-    from .resolve import resolve_model_name as resolve
-
-    return resolve(name)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from ..core.registry import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
+from ..core.composition import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
 

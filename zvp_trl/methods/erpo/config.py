@@ -2,8 +2,6 @@
 from dataclasses import dataclass, field
 
 from ...core.config import ZVPBaseConfig
-from ..grpo_ds.config import GRPODSConfig
-from ..rl_zvp.config import RLZVPConfig
 from .algorithm import ON_MIXED, TRIGGERS
 
 
@@ -95,14 +93,8 @@ class ERPOConfig(ZVPBaseConfig):
         super().__post_init__()
 
 
-@dataclass
-class ERPORLZVPConfig(ERPOConfig, RLZVPConfig):
-    r"""
-    Configuration class for [`ERPORLZVPTrainer`]: ERPO's per-prompt sampling temperatures and RL-ZVP's entropy-guided
-    advantages for zero-variance groups in one training. It has every field of [`ERPOConfig`] and [`RLZVPConfig`].
-    RA (`erpo_ra_advantage > 0`) and RL-ZVP's positive advantages both target all-correct groups, so they cannot be
-    combined: with RA on, set `zvp_use_positive=False`.
-    """
+class ERPOWithRLZVP:
+    """The checks of ERPO combined with RL-ZVP (a mixin of the composed config, see `MethodSpec.combined_with`)."""
 
     def __post_init__(self):
         if self.erpo_ra_advantage > 0 and self.zvp_use_positive:
@@ -114,13 +106,32 @@ class ERPORLZVPConfig(ERPOConfig, RLZVPConfig):
         super().__post_init__()
 
 
-@dataclass
-class ERPODSConfig(ERPOConfig, GRPODSConfig):
-    r"""
-    Configuration class for [`ERPODSTrainer`]: ERPO (per-prompt sampling temperatures and RA) on top of DAPO's
-    dynamic sampling, as the ERPO paper builds on DAPO. It has every field of [`ERPOConfig`] and [`GRPODSConfig`];
-    DAPO's other ingredients are TRL settings (clip-higher `epsilon_high=0.28`, token-level `loss_type="dapo"`).
+class ERPOWithExGRPO:
+    """The checks and defaults of ERPO combined with ExGRPO (docs/training.md, "Combining methods by name"): ERPO
+    samples all-correct questions again hotter, so ExGRPO keeps drawing them (`exgrpo_exclude_retired=False`); a
+    replayed trajectory's log-probs need one temperature (`erpo_logprob_temperature="base"`)."""
 
-    With RA on (`erpo_ra_advantage > 0`), all-correct groups carry RA's negative advantage, so dynamic sampling keeps
-    them and drops only the groups that still have no signal (all-wrong ones; all-correct ones too with RA off).
-    """
+    defaults = {"erpo_logprob_temperature": "base", "exgrpo_exclude_retired": False}
+
+    def __post_init__(self):
+        if self.erpo_logprob_temperature != "base":
+            raise ValueError(
+                "ERPO combined with ExGRPO needs erpo_logprob_temperature='base': a replayed trajectory's recorded "
+                "log-probs and its loss log-probs must be at one temperature, and the temperature ERPO gives its "
+                "question changes between the batch that stored it and the batch that replays it. Leave "
+                "erpo_logprob_temperature at its default ('base') for this combination."
+            )
+        if self.exgrpo_exclude_retired and self.erpo_trigger == "all_correct":
+            raise ValueError(
+                "ERPO combined with ExGRPO: with exgrpo_exclude_retired=True ExGRPO never rolls out again a question "
+                "whose group came back all-correct, the very questions erpo_trigger='all_correct' samples again at a "
+                "raised temperature. Leave exgrpo_exclude_retired at its default (False) for this combination, or "
+                "set erpo_trigger='all_correct_or_all_wrong'."
+            )
+        if self.erpo_ra_advantage > 0:
+            raise ValueError(
+                "ERPO's RA (erpo_ra_advantage > 0) gives all-correct groups a negative advantage, which would push "
+                "down the correct trajectories ExGRPO replays: set erpo_ra_advantage=0 when combining ERPO with "
+                "ExGRPO."
+            )
+        super().__post_init__()

@@ -2,16 +2,11 @@
 import torch
 from accelerate.utils import gather_object
 
-from ...core import papers
-from ...core.adapter import ZVPBaseTrainer
 from ...core.parts import MethodPart
 from ...core.per_row_temperature import per_row_sampling_agreement
 from ...core.prompt_ids import prompt_id
 from ...core.step import GenerationStep
-from ..grpo_ds.part import GRPODSTrainer
-from ..rl_zvp.part import RLZVPTrainer
 from .algorithm import PromptTemperatureHistory
-from .config import ERPOConfig, ERPODSConfig, ERPORLZVPConfig
 
 
 class ERPOPart(MethodPart):
@@ -157,80 +152,3 @@ class ERPOPart(MethodPart):
         if temperatures is not None and bool((temperatures != self.history.base).any()):
             return temperatures
         return None
-
-
-class ERPOTrainer(ZVPBaseTrainer):
-    """
-    Trainer for ERPO, from [Explore Data Left Behind in Reinforcement Learning for Reasoning Language
-    Models](https://huggingface.co/papers/2511.04800).
-
-    A per-prompt history ([`~zvp_trl.methods.erpo.algorithm.PromptTemperatureHistory`]) records each prompt's groups. A prompt whose
-    group came back all-correct (a *residual* prompt, which gives GRPO no signal) is sampled at a higher temperature
-    the next time it is drawn, raised by `erpo_temperature_step` up to `erpo_max_temperature`, so it yields incorrect
-    completions and a learning signal again. Optional RA gives all-correct groups a small negative advantage.
-
-    Rows of one generation batch are sampled at their own temperatures on every generation path: transformers
-    `generate` (a per-row logits processor), vLLM colocate (one `SamplingParams` per request) and vLLM server (one
-    request per distinct temperature, sent at once, order restored). With `erpo_logprob_temperature="sampling"` the
-    old, new and reference log-probs and entropies are computed at each row's temperature too, by scaling the last
-    hidden state before TRL's fused LM head (exact for heads without bias or logit soft-capping). The history is
-    updated from the gathered prompt ids and rewards, so it is identical on every process, and it is saved in every
-    checkpoint. A group with an unscored completion (every reward function returned `None`/NaN for it) counts as
-    mixed: it never raises the temperature and is not residual.
-
-    A prompt's temperature rises only when the prompt is drawn again (about once per epoch without dynamic
-    sampling), so in a run of a few epochs it is raised a few times at most; see [`ERPODSTrainer`] for ERPO on DAPO's
-    dynamic sampling, the combination of the ERPO paper.
-
-    Tools and environments (`tools`, `environment_factory` with a `train_dataset`) keep each row's temperature through
-    TRL's multi-turn tool loop: the rows that called a tool continue at their own prompt's temperature. With
-    environment-owned data (`environment_factory` and no `train_dataset`) a prompt is the one `reset()` returned,
-    identified by its token ids ([`~zvp_trl.core.prompt_ids.token_prompt_id`]). With transformers continuous batching
-    (`use_transformers_continuous_batching=True`), `generate_batch` is called once per distinct temperature.
-
-    Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
-    """
-
-    _tag_names = ["trl", "erpo"]
-    _name = "ERPO"
-    _paper = papers.ERPO
-    _config_class = ERPOConfig
-    _default_suffix = "ERPO"
-    _parts = (ERPOPart,)
-
-
-class ERPORLZVPTrainer(ERPOTrainer, RLZVPTrainer):
-    """
-    ERPO's per-prompt sampling temperatures with RL-ZVP's entropy-guided advantages for zero-variance groups.
-
-    The two act on different stages: ERPO decides at which temperature each prompt is sampled (and updates its
-    history from the group's rewards), RL-ZVP shapes the advantages of the groups that still come back zero-variance,
-    from the current policy's entropy at each row's sampling temperature. Every option of [`ERPOTrainer`] and
-    [`RLZVPTrainer`] applies; `args` is an [`ERPORLZVPConfig`]. The model card cites both papers.
-    """
-
-    _tag_names = ["trl", "erpo", "rl-zvp"]
-    _name = "ERPO + RL-ZVP"
-    _paper = papers.citing_also(papers.ERPO, papers.RL_ZVP)
-    _config_class = ERPORLZVPConfig
-    _default_suffix = "ERPO-RL-ZVP"
-
-
-class ERPODSTrainer(GRPODSTrainer, ERPOTrainer):
-    """
-    ERPO on top of DAPO's dynamic sampling: the combination the ERPO paper trains (per-prompt temperatures and RA on a
-    DAPO baseline).
-
-    Each generation round of [`GRPODSTrainer`] is an ERPO generation: its prompts are sampled at their own
-    temperatures, every rolled-out group (kept or dropped) updates the prompt history, and RA sets the advantage of
-    all-correct groups. Dynamic sampling then drops the groups with no signal: all-wrong groups, and all-correct ones
-    unless RA gave them an advantage (`erpo_ra_advantage > 0`). A prompt is "all-correct" for both by
-    `correct_threshold`. Every option of [`ERPOTrainer`] and [`GRPODSTrainer`] applies; `args` is an
-    [`ERPODSConfig`]. The model card cites both papers.
-    """
-
-    _tag_names = ["trl", "erpo", "grpo-ds", "dapo"]
-    _name = "ERPO + GRPO-DS"
-    _paper = papers.citing_also(papers.ERPO, papers.DAPO)
-    _config_class = ERPODSConfig
-    _default_suffix = "ERPO-DS"

@@ -2,7 +2,6 @@
 from dataclasses import dataclass, field
 
 from ...core.config import ZVPBaseConfig
-from ..rl_zvp.config import RLZVPConfig
 from .algorithm import BUCKET_WEIGHTINGS, EXGRPO_LOSS_TYPES, check_bucket_weighting
 
 
@@ -174,12 +173,3 @@ class ExGRPOConfig(ZVPBaseConfig):
                 f"per_device_train_batch_size * steps_per_generation ({self.per_device_train_batch_size} * "
                 f"{self.steps_per_generation}) must be a multiple of num_generations ({self.num_generations})."
             )
-
-
-@dataclass
-class ExGRPORLZVPConfig(ExGRPOConfig, RLZVPConfig):
-    r"""
-    Configuration class for [`ExGRPORLZVPTrainer`]: ExGRPO's experience replay with RL-ZVP's entropy-guided advantages
-    for zero-variance groups. It has every field of [`ExGRPOConfig`] (whose Dr.GRPO defaults `loss_type="dr_grpo"`,
-    `scale_rewards="none"` apply) and [`RLZVPConfig`].
-    """

@@ -4,12 +4,10 @@ import math
 import torch
 from accelerate.utils import gather_object
 
-from ...core import papers
 from ...core.prompt_ids import prompt_id
 from ..grpo_ds.algorithm import kept_totals
-from ..grpo_ds.part import DynamicSamplingPart, GRPODSTrainer
+from ..grpo_ds.part import DynamicSamplingPart
 from .algorithm import GRESOState, next_round_size
-from .config import GRESOConfig
 
 
 class GRESOPart(DynamicSamplingPart):
@@ -119,44 +117,3 @@ class GRESOPart(DynamicSamplingPart):
         metrics["greso/frac_skipped"].append(batch.get("skipped", 0) / max(batch.get("examined", 0), 1))
         metrics["greso/frac_easy"].append(easy_ratio)
         metrics["greso/frac_hard"].append(hard_ratio)
-
-
-class GRESOTrainer(GRPODSTrainer):
-    """
-    Trainer for GRESO, from [Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective
-    Rollouts](https://huggingface.co/papers/2506.02177), following its official code.
-
-    On top of [`GRPODSTrainer`] (dynamic sampling after rollout, which GRESO also applies), prompts are skipped
-    **before** rollout. Every prompt keeps a trace of the mean reward of each of its groups, identified by
-    [`~zvp_trl.core.prompt_ids.prompt_id`]. As in the official code, a record is easy when its mean reward is at least
-    `greso_easy_threshold` (0.98) and hard when it is at most `greso_hard_threshold` (0.11). A prompt whose last `z`
-    records are easy is skipped with probability `1 - max(p_easy ** z, greso_min_explore_prob)`; otherwise, if its
-    last record is hard, with `1 - max(p_hard ** z, greso_min_explore_prob)`, `z` counting its trailing hard records.
-    With 0/1 rewards, easy is all-correct (G < 50) and hard is at most `floor(0.11 * G)` correct: all-wrong at G=8,
-    but also one correct out of 16 at G=16. A skipped prompt is not rolled out (so not counted in `rollouts/total`)
-    and gets no record; each process replaces its skipped prompts with fresh ones from the trainer's sampler, so every
-    generation round has its planned size. As in the official code, the first round of a batch rolls out
-    `ds_oversample_factor * P` prompts per process and later rounds adapt their size to what is missing
-    (`greso_adaptive_rounds`, `greso_round_beta` 1.25, at least `greso_min_round_fraction` of the batch); when the
-    estimate fits in one round, that round is the last and the batch trains even if short
-    (`greso_train_short_batch`, see [`~zvp_trl.methods.greso.algorithm.next_round_size`]). Once per training step
-    (generation batch), `p_easy` / `p_hard` move by `greso_delta_p` towards the target fractions of all-correct /
-    all-wrong (zero-variance) groups among the groups rolled out in that step (see `greso_adapt_from_epoch`).
-
-    Skip decisions use a generator seeded from `args.seed` and a decision counter, and traces are updated from the
-    gathered rewards, so the state is identical on every process; it is saved in checkpoints (`zvp_state.json`) and
-    restored on resume.
-
-    Logged on top of the `ds/` metrics: `greso/p_easy`, `greso/p_hard` (after the step's update),
-    `greso/frac_skipped` (fraction of the prompts examined for the step that were skipped), `greso/frac_easy` and
-    `greso/frac_hard` (fractions of the groups rolled out that were all-correct / all-wrong).
-
-    Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRESOConfig`].
-    """
-
-    _tag_names = ["trl", "greso"]
-    _name = "GRESO"
-    _paper = papers.GRESO
-    _config_class = GRESOConfig
-    _default_suffix = "GRESO"
-    _parts = (GRESOPart,)

@@ -6,8 +6,6 @@ import torch
 from accelerate.utils import gather_object
 from datasets import IterableDataset
 
-from ...core import papers
-from ...core.adapter import ZVPBaseTrainer
 from ...core.parts import MethodPart
 from .algorithm import (
     GroupPlan,
@@ -19,7 +17,6 @@ from .algorithm import (
     plan_groups,
     select_rows,
 )
-from .config import GRPODSConfig
 
 
 logger = logging.getLogger(__name__)
@@ -304,45 +301,3 @@ class DynamicSamplingPart(MethodPart):
     def _pad_values(self) -> dict[str, float]:
         pad_id = self.trainer._tokenizer.pad_token_id
         return {"prompt_ids": pad_id, "completion_ids": pad_id, "tool_mask": 1}
-
-
-class GRPODSTrainer(ZVPBaseTrainer):
-    """
-    Trainer for GRPO with DAPO's dynamic sampling, from [DAPO: An Open-Source LLM Reinforcement Learning System at
-    Scale](https://huggingface.co/papers/2503.14476) (RL-ZVP's "GRPO-DS" baseline).
-
-    The only change w.r.t. [`~trl.GRPOTrainer`] is which groups reach the loss. After each generation round the groups
-    whose completions all got the same reward (zero-variance groups, which give GRPO no gradient) are dropped, decided
-    on the rewards of the whole group gathered over all processes; further rounds of fresh prompts are rolled out
-    until the batch is full. With `ds_fill_scope="global"` (the default, as verl's DAPO trainer) the kept groups of
-    all processes fill one batch of `num_processes * P` groups (`P = per_device_train_batch_size *
-    steps_per_generation / num_generations`): each process trains on `P` of them, keeping its own where it can, and a
-    process with a surplus sends groups to one with a deficit (one collective, only when some group moves). With
-    `"process"` every process must hold `P` kept groups of its own, which takes more rounds. Fresh prompts come from
-    the trainer's own seeded sampler over `train_dataset` (identical on every process, each process taking its own
-    contiguous share). Every process runs the same number of rounds, since rounds contain collectives; all of them
-    know every process's kept groups from the gathered rewards, so they take the same decisions (see
-    [`~zvp_trl.methods.grpo_ds.algorithm.plan_groups`]). The assembled batch is re-padded and its `num_items_in_batch` (global
-    count of loss tokens) recomputed. Surplus kept groups are carried to the next optimizer batch (see
-    `ds_carry_over`).
-
-    Advantages are TRL's, computed per generation round: with `scale_rewards="group"` (the default) they are what they
-    would be after filtering; with `scale_rewards="batch"` the standard deviation is over the round, dropped groups
-    included.
-
-    Logged: `ds/generation_rounds` (rounds this optimizer batch), `ds/frac_dropped` (fraction of the groups rolled out
-    that were zero-variance), `ds/carried_groups` and `ds/discarded_groups` (surplus groups carried / discarded, all
-    processes), `ds/moved_groups` (groups trained on another process than the one that rolled them out) and
-    `ds/batch_fill` (groups per process trained on / `P`: below 1 only after GRESO's short last round).
-    `rollouts/total` counts every completion of every round; `rollouts/kept` only those that reach the loss.
-
-    Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRPODSConfig`]. The training dataset must be map-style
-    (indexable); vision-language inputs are not supported.
-    """
-
-    _tag_names = ["trl", "grpo-ds", "dapo"]
-    _name = "GRPO-DS"
-    _paper = papers.DAPO
-    _config_class = GRPODSConfig
-    _default_suffix = "GRPO-DS"
-    _parts = (DynamicSamplingPart,)

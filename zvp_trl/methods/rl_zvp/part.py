@@ -2,12 +2,9 @@
 
 import torch
 
-from ...core import papers
-from ...core.adapter import ZVPBaseTrainer
 from ...core.parts import MethodPart
 from ...core.step import GenerationStep, LossStep
 from .algorithm import constant_per_function, masked_row_max, relative_alpha, rl_zvp_token_advantages
-from .config import RLZVPConfig
 
 
 class RLZVPPart(MethodPart):
@@ -132,26 +129,3 @@ class RLZVPPart(MethodPart):
         metrics["zvp/adv_abs_mean_zero_variance"] = [zv_abs]
         metrics["zvp/adv_abs_mean_mixed"] = [mixed_abs]
         metrics["zvp/adv_abs_ratio"] = [zv_abs / mixed_abs if zv_count and mixed_count and mixed_abs else float("nan")]
-
-
-class RLZVPTrainer(ZVPBaseTrainer):
-    """
-    Trainer for RL-ZVP, from [No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via
-    Entropy-Guided Advantage Shaping](https://huggingface.co/papers/2509.21880).
-
-    The only change w.r.t. [`~trl.GRPOTrainer`] is the advantage of zero-variance groups (all completions of a prompt
-    got the same reward), which GRPO leaves at zero. They get token-level advantages from the current policy's
-    per-token entropy `H`, detached: `alpha * H_t` for an all-correct group and `-alpha * (max_k H_k - H_t)` for an
-    all-wrong group. The entropy comes from the policy forward pass that the loss already runs (no extra forward),
-    at the sampling temperature, recomputed on every micro-batch and iteration. Zero-variance is decided on the
-    rewards of the whole group, gathered over all processes. Other groups keep GRPO's advantage exactly.
-
-    Args are those of [`~trl.GRPOTrainer`]; `args` is an [`RLZVPConfig`].
-    """
-
-    _tag_names = ["trl", "rl-zvp"]
-    _name = "RL-ZVP"
-    _paper = papers.RL_ZVP
-    _config_class = RLZVPConfig
-    _default_suffix = "RL-ZVP"
-    _parts = (RLZVPPart,)
