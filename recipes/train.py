@@ -7,8 +7,9 @@ accelerate launch recipes/train.py --config recipes/<recipe>.yaml
 python recipes/train.py --algorithm grpo --help          # that algorithm's fields
 """
 
-from zvp_trl.scripts.train import main
+from zvp_trl.scripts.train import exit_after_run, main
 
 
 if __name__ == "__main__":
     main()
+    exit_after_run()

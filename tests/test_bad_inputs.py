@@ -283,13 +283,13 @@ def test_unscored_rewards_give_a_finite_step_and_zero_advantage(tiny_model_path,
         assert torch.all(seen[0]["zvp_signs"] == 0)  # keeps GRPO's advantage, no entropy shaping
         assert log["zvp/frac_zv_positive"] == 0.0 and log["zvp/frac_zv_negative"] == 0.0
     if algorithm.startswith("erpo"):
-        assert trainer.erpo_history.temperatures == {}  # never raised (was raised by all_correct_or_all_wrong)
+        assert trainer.part("erpo").history.temperatures == {}  # never raised (was raised by all_correct_or_all_wrong)
         assert log["erpo/frac_residual"] == 0.0 and log["erpo/frac_all_correct"] == 0.0
     if algorithm in ("grpo_ds", "greso"):
         assert log["ds/frac_dropped"] == 0.0 and log["ds/generation_rounds"] == 1.0  # never dropped
     if algorithm == "greso":
         # Recorded as None (a NaN mean): neither easy nor hard.
-        assert trainer.greso_state.traces and all(trace == [None] for trace in trainer.greso_state.traces.values())
+        assert trainer.part("greso").greso_state.traces and all(trace == [None] for trace in trainer.part("greso").greso_state.traces.values())
 
 
 @pytest.mark.unit

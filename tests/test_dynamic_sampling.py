@@ -152,7 +152,7 @@ def test_zero_variance_groups_never_reach_the_loss(tiny_model_path, tmp_path):
     assert [entry["ds/frac_dropped"] for entry in logs] == [0.5, 0.5]
     assert trainer.rollouts.total == 4 * 8  # every generated completion, all rounds
     assert trainer.rollouts.kept == 2 * 8  # only those that reached the loss
-    assert trainer.ds_stats.state_dict() == {
+    assert trainer.part("grpo_ds").ds_stats.state_dict() == {
         "rounds": 4,
         "generated_groups": 8,
         "dropped_groups": 4,
@@ -186,7 +186,7 @@ def test_surplus_is_discarded_without_carry_over(tiny_model_path, tmp_path):
         tiny_model_path, tmp_path, kinds, max_steps=1, ds_oversample_factor=2.0, ds_carry_over=False
     )
     trainer.train()
-    assert trainer.part("grpo_ds")._carry is None and trainer.ds_stats.discarded_groups == 2
+    assert trainer.part("grpo_ds")._carry is None and trainer.part("grpo_ds").ds_stats.discarded_groups == 2
 
 
 @pytest.mark.trainer
@@ -217,7 +217,7 @@ def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, t
         trainer.train()
     assert trainer.state.global_step == 2
     assert sum("ds_max_generation_rounds=1" in r.message and "Training this step" in r.message for r in caplog.records)
-    assert trainer.ds_stats.exhausted_steps == 2
+    assert trainer.part("grpo_ds").ds_stats.exhausted_steps == 2
     assert [e["ds/exhausted_steps"] for e in trainer.state.log_history if "ds/exhausted_steps" in e] == [1.0, 2.0]
     assert [inputs["completion_ids"].size(0) for inputs in seen] == [8, 8]  # full batches of 2 groups
     # Step 1 rolled out the mixed and a correct prompt: the mixed group's 4 rows have advantages, the padded group's

@@ -241,8 +241,8 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
     trainer.model.train()
     rows = generation_batch(trainer)
     ids = [prompt_id({"prompt": p}) for p in PROMPTS]
-    trainer.erpo_history.temperatures[ids[1]] = 1.5  # easy prompt, already at the cap
-    trainer.erpo_history.temperatures[ids[3]] = 1.2  # mixed prompt, elevated
+    trainer.part("erpo").history.temperatures[ids[1]] = 1.5  # easy prompt, already at the cap
+    trainer.part("erpo").history.temperatures[ids[3]] = 1.2  # mixed prompt, elevated
     seen = {}
     original = ERPOTrainer._generate_single_turn
 
@@ -258,7 +258,7 @@ def test_generation_uses_each_prompt_history_and_updates_it(tiny_model_path, tmp
     assert seen["logprob_temperatures"] == pytest.approx(expected)
     assert output["erpo_temperatures"].tolist() == pytest.approx(expected)
     # easy 1.0 -> 1.1; easy at cap stays 1.5; hard unchanged (base, not stored); mixed holds 1.2.
-    assert trainer.erpo_history.temperatures == {ids[0]: 1.1, ids[1]: 1.5, ids[3]: 1.2}
+    assert trainer.part("erpo").history.temperatures == {ids[0]: 1.1, ids[1]: 1.5, ids[3]: 1.2}
     metrics = trainer._metrics["train"]
     assert metrics["erpo/temperature_mean"] == [pytest.approx((1.0 + 1.5 + 1.0 + 1.2) / 4)]
     assert metrics["erpo/temperature_max"] == [1.5]
@@ -282,8 +282,8 @@ def test_continuous_batching_generates_once_per_temperature(tiny_model_path, tmp
     )  # fmt: skip
     trainer.model.train()
     ids = [prompt_id({"prompt": p}) for p in PROMPTS]
-    trainer.erpo_history.temperatures[ids[1]] = 1.5
-    trainer.erpo_history.temperatures[ids[3]] = 1.2
+    trainer.part("erpo").history.temperatures[ids[1]] = 1.5
+    trainer.part("erpo").history.temperatures[ids[3]] = 1.2
     model_class = type(trainer.accelerator.unwrap_model(trainer.model))
     original, calls = model_class.generate_batch, []
 
@@ -339,17 +339,17 @@ def test_toy_run_elevates_prompts_up_to_the_cap_and_resumes(tiny_model_path, tmp
     # cap; the hard one stays at base.
     assert sorted(set(maxima)) == [1.0, 1.3, 1.5]
     easy = [prompt_id({"prompt": p}) for p in PROMPTS[:2]]
-    assert [trainer.erpo_history.temperature(pid) for pid in easy] == [1.5, 1.5]
-    assert trainer.erpo_history.temperature(prompt_id({"prompt": PROMPTS[2]})) == 1.0
+    assert [trainer.part("erpo").history.temperature(pid) for pid in easy] == [1.5, 1.5]
+    assert trainer.part("erpo").history.temperature(prompt_id({"prompt": PROMPTS[2]})) == 1.0
     # The checkpoint holds the history at step 3; resuming from it reproduces the uninterrupted run's history.
     saved = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())["erpo_history"]
-    final = trainer.erpo_history.state_dict()
+    final = trainer.part("erpo").history.state_dict()
     resumed = make_trainer(
         tiny_model_path, tmp_path / "resumed", reward_by_kind, **dict(overrides, save_strategy="no")
     )
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
     assert saved["num_updates"] and sum(saved["num_updates"].values()) == 3 * 2  # 2 groups per step
-    assert resumed.erpo_history.state_dict() == final
+    assert resumed.part("erpo").history.state_dict() == final
 
 
 @pytest.mark.trainer
@@ -392,7 +392,7 @@ def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, t
     trainer, batches = run_erpo_ds(tiny_model_path, tmp_path)
     assert isinstance(trainer, ERPODSTrainer) and trainer.args.ds_fill_scope == "global"
     # Round 1: 4 easy groups, all dropped; rounds 2 and 3 each keep the mixed group only.
-    assert trainer.ds_stats.state_dict() == {
+    assert trainer.part("grpo_ds").ds_stats.state_dict() == {
         "rounds": 3, "generated_groups": 12, "dropped_groups": 10, "discarded_groups": 0, "exhausted_steps": 0,
     }  # fmt: skip
     (batch,) = batches
@@ -401,8 +401,8 @@ def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, t
     # Every rolled-out group updated the history, dropped ones included: each easy prompt was all-correct 4 times
     # (1.0 -> 1.4), the hard one stays at base.
     ids = [prompt_id({"prompt": p}) for p in PROMPTS]
-    assert trainer.erpo_history.num_updates == {ids[0]: 4, ids[1]: 4, ids[2]: 2, ids[3]: 2}
-    assert trainer.erpo_history.temperatures == {ids[0]: pytest.approx(1.4), ids[1]: pytest.approx(1.4)}
+    assert trainer.part("erpo").history.num_updates == {ids[0]: 4, ids[1]: 4, ids[2]: 2, ids[3]: 2}
+    assert trainer.part("erpo").history.temperatures == {ids[0]: pytest.approx(1.4), ids[1]: pytest.approx(1.4)}
     trainer.create_model_card(model_name="tiny-erpo-ds")
     card = (tmp_path / "README.md").read_text()
     assert "ERPO + GRPO-DS" in card and "2511.04800" in card and "2503.14476" in card
@@ -412,7 +412,7 @@ def test_erpo_on_dynamic_sampling_drops_groups_without_signal(tiny_model_path, t
 def test_erpo_ra_on_dynamic_sampling_keeps_all_correct_groups(tiny_model_path, tmp_path):
     trainer, batches = run_erpo_ds(tiny_model_path, tmp_path, erpo_ra_advantage=0.1)
     # RA gives the easy groups of round 1 an advantage: they fill the batch in one round.
-    assert trainer.ds_stats.state_dict() == {
+    assert trainer.part("grpo_ds").ds_stats.state_dict() == {
         "rounds": 1, "generated_groups": 4, "dropped_groups": 0, "discarded_groups": 2, "exhausted_steps": 0,
     }  # fmt: skip
     (batch,) = batches
@@ -432,7 +432,7 @@ def test_combined_loss_uses_entropy_at_the_row_temperature(tiny_model_path, tmp_
         zvp_alpha=0.5,
     )
     trainer.model.train()
-    trainer.erpo_history.temperatures[prompt_id({"prompt": PROMPTS[0]})] = 1.4
+    trainer.part("erpo").history.temperatures[prompt_id({"prompt": PROMPTS[0]})] = 1.4
     inputs = trainer._generate_and_score_completions(generation_batch(trainer))
     seen = {}
     part = trainer.part("rl_zvp")
@@ -493,7 +493,7 @@ def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     tool_kwargs = {"tools": [multiply]} if kind == "tools" else {"environment_factory": MultiplyEnvironment}
     trainer = tool_trainer(tool_model_path, tmp_path, **tool_kwargs)
     hot = prompt_id(trainer.train_dataset[0])
-    trainer.erpo_history.temperatures[hot] = 1.3  # the tool-calling prompt is elevated
+    trainer.part("erpo").history.temperatures[hot] = 1.3  # the tool-calling prompt is elevated
     calls = []
     trainer.model.generate = scripted_generate(trainer.processing_class, calls, tool_rows=G)
     batches = record_generations(
@@ -517,7 +517,7 @@ def test_tool_calls_keep_each_row_temperature(tool_model_path, tmp_path, kind):
     (log,) = [entry for entry in trainer.state.log_history if "tools/call_frequency" in entry]
     assert log["tools/call_frequency"] == pytest.approx(0.5) and log["tools/failure_frequency"] == 0.0
     # The hot prompt came back all-correct: raised again.
-    assert trainer.erpo_history.temperatures[hot] == pytest.approx(1.4)
+    assert trainer.part("erpo").history.temperatures[hot] == pytest.approx(1.4)
 
 
 @pytest.mark.trainer
@@ -537,9 +537,9 @@ def test_environment_owned_data_keeps_a_history_per_reset_prompt(tool_model_path
     trainer.train()
     # One prompt (the task reset() returns), 2 all-correct groups per step, each raising it by 0.1: sampled at 1.0 in
     # step 1, at 1.2 in step 2; now 1.4.
-    ((pid, temperature),) = trainer.erpo_history.temperatures.items()
+    ((pid, temperature),) = trainer.part("erpo").history.temperatures.items()
     assert pid.startswith("tokens:") and temperature == pytest.approx(1.4)
-    assert trainer.erpo_history.num_updates == {pid: 2 * 8 // G}
+    assert trainer.part("erpo").history.num_updates == {pid: 2 * 8 // G}
     processors = [[p for p in c["logits_processor"] if isinstance(p, PerRowTemperatureLogitsProcessor)] for c in calls]
     assert processors[0] == []  # step 1: every row at the base temperature
     assert processors[1][0].factors.tolist() == pytest.approx([1.2] * 8)
@@ -760,7 +760,7 @@ def test_per_row_logprobs_under_lora_and_gradient_checkpointing(tiny_model_path,
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
     model.zero_grad()
     trainer.train()  # a full run, the easy prompts sampled at raised temperatures from the second epoch on
-    assert trainer.erpo_history.temperatures
+    assert trainer.part("erpo").history.temperatures
 
 
 @pytest.mark.unit

@@ -828,7 +828,7 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     trainer = make_trainer(tiny_model_path, tmp_path, reward, max_steps=4)
     outputs = run_and_record(trainer)
     assert [float(o["exgrpo_mixed"]) for o in outputs] == [0.0, 0.0, 1.0, 1.0]
-    assert trainer.exgrpo_phase.active
+    assert trainer.part("exgrpo").phase.active
     # Every row reaches the loss, in both phases (the mixed loss replaces TRL's, the accounting is not in the loss).
     assert trainer.rollouts.kept == trainer.rollouts.total == sum(o["completion_ids"].size(0) for o in outputs) > 0
     # Batch 2 started the mixed phase but, being a warm-up batch, was not collected; batch 3 (mixed; 2 prompts, 2 of
@@ -838,7 +838,7 @@ def test_delayed_start_then_mixed_for_good_with_replays(tiny_model_path, tmp_pat
     actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
     assert actives == [0.0, 0.0, 1.0, 1.0]
     # The replayed row's completion is a stored trajectory of that question.
-    stored = {tuple(t["ids"].tolist()) for e in trainer.exgrpo_buffer.entries.values() for t in e["trajectories"]}
+    stored = {tuple(t["ids"].tolist()) for e in trainer.part("exgrpo").buffer.entries.values() for t in e["trajectories"]}
     row = outputs[3]["completion_ids"][0].tolist()
     assert any(tuple(row[: len(s)]) == s for s in stored)
 
@@ -868,13 +868,13 @@ def test_no_collection_before_the_mixed_phase(tiny_model_path, tmp_path, collect
     sizes = []  # buffered questions when each generation batch starts, and after the last one
 
     def record(inputs):
-        sizes.append(len(trainer.exgrpo_buffer))
+        sizes.append(len(trainer.part("exgrpo").buffer))
         output = generate(inputs)
         return output
 
     trainer._generate_and_score_completions = record
     trainer.train()
-    sizes.append(len(trainer.exgrpo_buffer))
+    sizes.append(len(trainer.part("exgrpo").buffer))
     replays = [h["exgrpo/replay_frac"] for h in trainer.state.log_history if "exgrpo/replay_frac" in h]
     actives = [h["exgrpo/active"] for h in trainer.state.log_history if "exgrpo/active" in h]
     assert actives == [0.0, 0.0, 0.0, 1.0, 1.0]
@@ -911,8 +911,8 @@ def test_a_group_with_no_correct_completion_never_makes_a_bucket_0(tiny_model_pa
     trainer = make_trainer(tiny_model_path, tmp_path, reward, max_steps=4, exgrpo_start_threshold=None)
     outputs = run_and_record(trainer)
     # The two questions of batch 1 keep bucket 2 through the k = 0 groups (replayed or drawn fresh again).
-    assert trainer.exgrpo_buffer.buckets().keys() == {2}
-    assert all(entry["k"] == 2 for entry in trainer.exgrpo_buffer.entries.values())
+    assert trainer.part("exgrpo").buffer.buckets().keys() == {2}
+    assert all(entry["k"] == 2 for entry in trainer.part("exgrpo").buffer.entries.values())
     assert drawn_from == [[2], [2], [2]]  # batches 2-4 draw, never from a bucket 0
     assert [int(o["exgrpo_replay"].sum()) for o in outputs] == [0, 1, 1, 1]
     logs = [h for h in trainer.state.log_history if "exgrpo/bucket_0" in h]
@@ -932,10 +932,10 @@ def test_all_correct_group_is_retired(tiny_model_path, tmp_path):
     from zvp_trl.core.prompt_ids import prompt_content_id
 
     retired = prompt_content_id("Q: 0+1=?\nA:")
-    assert trainer.exgrpo_buffer.retired == {retired}
-    assert retired not in trainer.exgrpo_buffer
-    assert len(trainer.exgrpo_buffer) >= 1
-    assert all(e["k"] == 2 for e in trainer.exgrpo_buffer.entries.values())
+    assert trainer.part("exgrpo").buffer.retired == {retired}
+    assert retired not in trainer.part("exgrpo").buffer
+    assert len(trainer.part("exgrpo").buffer) >= 1
+    assert all(e["k"] == 2 for e in trainer.part("exgrpo").buffer.entries.values())
 
 
 @pytest.mark.trainer
@@ -944,7 +944,7 @@ def test_random_question_selection_draws_uniformly_from_the_whole_buffer(tiny_mo
     # 6 questions in bucket 1 and 1 in bucket 2 (G = 4); bucket weighting would favour neither this way.
     for i in range(7):
         k = 1 if i < 6 else 2
-        trainer.exgrpo_buffer.update(f"q{i}", k, G, {"prompt": f"P{i}"}, [3, 4], [([5, 6], [-1.0, -1.0])])
+        trainer.part("exgrpo").buffer.update(f"q{i}", k, G, {"prompt": f"P{i}"}, [3, 4], [([5, 6], [-1.0, -1.0])])
     rows = [{"prompt": f"fresh{g}"} for g in range(4) for _ in range(G)]  # 4 local groups: 2 are replaced
     counts = {}
     for _ in range(300):
@@ -1005,21 +1005,21 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     assert state["exgrpo_phase"] == {"active": True, "draws": 0}  # 0.5 correct > 0.35
     # zvp_state.json holds the buffer's summary; the buffer itself is in its own file next to it.
     assert state["exgrpo_buffer"]["prompts"] == 2 and state["exgrpo_buffer"]["file"] == BUFFER_FILE
-    assert state["exgrpo_buffer"] == trainer.exgrpo_buffer.state_dict()
+    assert state["exgrpo_buffer"] == trainer.part("exgrpo").buffer.state_dict()
     data = (tmp_path / "checkpoint-1" / BUFFER_FILE).read_bytes()
     assert hashlib.sha256(data).hexdigest() == state["exgrpo_buffer"]["sha256"]
-    saved_contents = trainer.exgrpo_buffer.contents()
+    saved_contents = trainer.part("exgrpo").buffer.contents()
     assert len(saved_contents["entries"]) == 2
     resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=1, **options)
-    assert len(resumed.exgrpo_buffer) == 0 and not resumed.exgrpo_phase.active
+    assert len(resumed.part("exgrpo").buffer) == 0 and not resumed.part("exgrpo").phase.active
     generate = resumed._generate_and_score_completions
     at_first_generation = []
 
     def record(inputs):  # the state the resumed run starts its next generation batch from
         snapshot = {
-            "exgrpo_buffer": resumed.exgrpo_buffer.state_dict(),
-            "contents": resumed.exgrpo_buffer.contents(),
-            "exgrpo_phase": resumed.exgrpo_phase.state_dict(),
+            "exgrpo_buffer": resumed.part("exgrpo").buffer.state_dict(),
+            "contents": resumed.part("exgrpo").buffer.contents(),
+            "exgrpo_phase": resumed.part("exgrpo").phase.state_dict(),
         }
         at_first_generation.append(json.loads(json.dumps(snapshot)))
         return generate(inputs)
@@ -1029,7 +1029,7 @@ def test_buffer_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     assert at_first_generation[0]["exgrpo_buffer"] == state["exgrpo_buffer"]
     assert at_first_generation[0]["contents"] == saved_contents
     assert at_first_generation[0]["exgrpo_phase"] == {"active": True, "draws": 0}
-    assert resumed.exgrpo_phase.draws == 1  # step 2 was mixed and drew from the restored buffer
+    assert resumed.part("exgrpo").phase.draws == 1  # step 2 was mixed and drew from the restored buffer
 
 
 @pytest.mark.trainer
@@ -1049,7 +1049,7 @@ def test_mixture_of_experts_logs_trl_aux_loss_in_the_mixed_phase(tiny_model_path
     tokenizer.save_pretrained(tmp_path / "moe")
     trainer = make_trainer(str(tmp_path / "moe"), tmp_path / "out", alternating_reward, max_steps=2)
     assert trainer.aux_loss_enabled
-    trainer.exgrpo_phase.active = True  # the mixed phase from the first step
+    trainer.part("exgrpo").phase.active = True  # the mixed phase from the first step
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 2 and all(entry["exgrpo/active"] == 1.0 for entry in logs)
@@ -1062,8 +1062,8 @@ def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path,
         return [1.0] * len(completions)  # every group all-correct -> zero-variance, shaped by RL-ZVP
 
     trainer = make_trainer(tiny_model_path, tmp_path, reward, trainer_class=ExGRPORLZVPTrainer, max_steps=1)
-    trainer.exgrpo_phase.active = True
-    trainer.exgrpo_buffer.update(
+    trainer.part("exgrpo").phase.active = True
+    trainer.part("exgrpo").buffer.update(
         "x",
         2,
         G,
@@ -1077,7 +1077,7 @@ def test_rl_zvp_combination_runs_and_leaves_replayed_rows_alone(tiny_model_path,
     assert replay.tolist() == [True] + [False] * 7
     assert signs.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert "zvp/adv_mean_positive" in trainer.state.log_history[0]
-    assert trainer.exgrpo_buffer.retired  # the all-correct replay group was retired
+    assert trainer.part("exgrpo").buffer.retired  # the all-correct replay group was retired
 
 
 @pytest.mark.distributed
@@ -1109,7 +1109,7 @@ def test_stored_logps_are_the_generating_policy_logps(tiny_model_path, tmp_path,
         exgrpo_replay_ratio=0.0,  # every generation batch brings 2 new questions
     )
     trainer.train()
-    entries = list(trainer.exgrpo_buffer.entries.values())
+    entries = list(trainer.part("exgrpo").buffer.entries.values())
     assert len(entries) == 2 * accumulation and all(len(e["trajectories"]) >= 1 for e in entries)
     with torch.no_grad():
         for entry in entries:
@@ -1155,12 +1155,12 @@ def test_sharding_is_detected_from_the_accelerator(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, alternating_reward)
     assert trainer.part("exgrpo").collective_forwards is False  # plain CPU: forwards are local
     trainer.is_fsdp_enabled = True
-    assert trainer.part("exgrpo").sharded_parameters()
+    assert trainer._sharded_forwards()
     trainer.is_fsdp_enabled = False
     trainer.is_deepspeed_enabled = True
     for stage, sharded in [(2, False), (3, True)]:
         trainer.args.deepspeed_plugin = type("Plugin", (), {"zero_stage": stage})()
-        assert trainer.part("exgrpo").sharded_parameters() is sharded
+        assert trainer._sharded_forwards() is sharded
 
 
 @pytest.mark.trainer
@@ -1175,7 +1175,7 @@ def test_collective_forwards_give_the_same_buffer_and_replays(tiny_model_path, t
             trainer, lambda output: output["completion_ids"][output["exgrpo_replay"]].tolist()
         )
         trainer.train()
-        return trainer.exgrpo_buffer.contents(), replayed, calls
+        return trainer.part("exgrpo").buffer.contents(), replayed, calls
 
     buffer, replayed, calls = run(False)
     buffer_c, replayed_c, calls_c = run(True)

@@ -115,9 +115,9 @@ def test_replayed_tool_trajectory_keeps_its_tool_mask_and_is_not_run_again(tool_
     # Every step stored the correct rows (0 and 2) of its fresh groups, each with its tool mask and messages: one
     # trajectory per question (rows 0 and 2 are the same tokens), 2 new questions at step 1, then 1 per step (the
     # other group is a replay).
-    assert len(trainer.exgrpo_buffer) == 2 + 1 + 1
-    assert all(len(entry["trajectories"]) == 1 for entry in trainer.exgrpo_buffer.entries.values())
-    for entry in trainer.exgrpo_buffer.entries.values():
+    assert len(trainer.part("exgrpo").buffer) == 2 + 1 + 1
+    assert all(len(entry["trajectories"]) == 1 for entry in trainer.part("exgrpo").buffer.entries.values())
+    for entry in trainer.part("exgrpo").buffer.entries.values():
         (t,) = entry["trajectories"]
         assert t["ids"].tolist() == expected_ids and t["tool_mask"].tolist() == expected_mask
         assert t["messages"] == CALL_AND_ANSWER
@@ -140,10 +140,10 @@ def test_replayed_tool_trajectory_keeps_its_tool_mask_and_is_not_run_again(tool_
     assert all(math.isfinite(entry["loss"]) for entry in logs)
 
     # The masks and messages survive a checkpoint of the buffer.
-    summary = trainer.exgrpo_buffer.save(str(tmp_path / "checkpoint"))
+    summary = trainer.part("exgrpo").buffer.save(str(tmp_path / "checkpoint"))
     resumed = ExperienceBuffer()
     resumed.load_state_dict(summary, directory=str(tmp_path / "checkpoint"))
-    assert resumed.contents() == trainer.exgrpo_buffer.contents()
+    assert resumed.contents() == trainer.part("exgrpo").buffer.contents()
 
 
 def test_environment_cases_without_a_defined_replay_are_refused(tool_model_path, tmp_path):
@@ -186,7 +186,7 @@ def test_stored_rows_keep_their_tool_mask_and_messages_by_hand(tiny_model_path, 
     part.update_buffer(
         [{"prompt": "Q: 1+1=?\nA:"}] * 4, output, correct, torch.zeros(4, dtype=torch.bool), True, messages
     )
-    ((_, entry),) = trainer.exgrpo_buffer.entries.items()
+    ((_, entry),) = trainer.part("exgrpo").buffer.entries.items()
     first, second = entry["trajectories"]
     assert first["ids"].tolist() == [5, 6, 7] and first["logps"].tolist() == [0.0, -1.0, -2.0]
     assert first["tool_mask"].tolist() == [1, 0, 1] and first["messages"] == messages[0]

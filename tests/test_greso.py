@@ -329,7 +329,7 @@ def test_adaptive_round_sizes_follow_the_official_rule(tiny_model_path, tmp_path
 def test_skipped_prompts_are_replaced_and_not_generated(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, greso_p_easy=0.05, greso_min_explore_prob=1e-6)
     for _ in range(40):  # prompt 0 was all-correct 40 times: skip probability 1 - max(0.05**40, 1e-6)
-        trainer.greso_state.record("0", 1.0)
+        trainer.part("greso").greso_state.record("0", 1.0)
     rows = [trainer.train_dataset[i] for i in (0, 2) for _ in range(G)]
     batch = {}
     selected, round_ids = trainer.part("greso").select_round_rows(rows, batch)
@@ -347,7 +347,7 @@ def test_training_records_traces_and_adapts_probabilities(tiny_model_path, tmp_p
     # Each batch holds two of [mixed, correct] / [mixed, wrong] prompts; adaptation from the first step.
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=2, shuffle_dataset=False, greso_adapt_from_epoch=0)
     trainer.train()
-    state = trainer.greso_state
+    state = trainer.part("greso").greso_state
     means = {"mixed": 0.5, "correct": 1.0, "wrong": 0.0}  # the groups' mean rewards
     recorded = sum(len(trace) for trace in state.traces.values())
     assert recorded == trainer.rollouts.total // G  # one record per group rolled out, none for skipped prompts
@@ -390,7 +390,7 @@ def test_trainer_applies_the_official_hard_rule_at_g16(tiny_model_path, tmp_path
         train_dataset=dataset,
     )
     trainer.train()
-    state = trainer.greso_state
+    state = trainer.part("greso").greso_state
     assert state.traces == {"0": [0.0625], "1": [0.5]}  # one group each, both kept by dynamic sampling
     # Official rule: 1/16 = 0.0625 <= 0.11 is hard, so the next draw skips "one" with 1 - p_hard = 0.5; an "all wrong"
     # rule (hard_threshold=0.0) never skips it.
@@ -401,8 +401,8 @@ def test_trainer_applies_the_official_hard_rule_at_g16(tiny_model_path, tmp_path
 def test_probabilities_frozen_in_first_epoch_by_default(tiny_model_path, tmp_path):
     trainer = make_trainer(tiny_model_path, tmp_path, max_steps=1)
     trainer.train()
-    assert (trainer.greso_state.p_easy, trainer.greso_state.p_hard) == (0.5, 0.5)
-    assert trainer.greso_state.traces  # traces are recorded nonetheless
+    assert (trainer.part("greso").greso_state.p_easy, trainer.part("greso").greso_state.p_hard) == (0.5, 0.5)
+    assert trainer.part("greso").greso_state.traces  # traces are recorded nonetheless
 
 
 @pytest.mark.trainer
@@ -421,9 +421,9 @@ def test_resume_restores_greso_state_exactly(tiny_model_path, tmp_path):
     def snapshot_after_load(checkpoint):
         load(checkpoint)
         restored.update(
-            greso=resumed.greso_state.state_dict(),
+            greso=resumed.part("greso").greso_state.state_dict(),
             ds_sampler=resumed.part("greso")._prompt_sampler.state_dict(),
-            dynamic_sampling=resumed.ds_stats.state_dict(),
+            dynamic_sampling=resumed.part("greso").ds_stats.state_dict(),
             rollouts=resumed.rollouts.state_dict(),
         )
 
@@ -433,9 +433,9 @@ def test_resume_restores_greso_state_exactly(tiny_model_path, tmp_path):
     assert restored == {key: saved[key] for key in restored}
     # Training went on from there: checkpoint-1's traces are kept and extended.
     for pid, trace in saved["greso"]["traces"].items():
-        assert resumed.greso_state.traces[pid][: len(trace)] == trace
-    assert sum(map(len, resumed.greso_state.traces.values())) > sum(map(len, saved["greso"]["traces"].values()))
-    assert resumed.greso_state.draws > saved["greso"]["draws"]
+        assert resumed.part("greso").greso_state.traces[pid][: len(trace)] == trace
+    assert sum(map(len, resumed.part("greso").greso_state.traces.values())) > sum(map(len, saved["greso"]["traces"].values()))
+    assert resumed.part("greso").greso_state.draws > saved["greso"]["draws"]
 
 
 @pytest.mark.trainer

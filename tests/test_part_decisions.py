@@ -9,7 +9,7 @@ import pytest
 import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
-from part_stand_in import StandInTrainer, generation_output, scored_step
+from part_stand_in import StandIn, generation_output, scored_step
 
 from zvp_trl.core.prompt_ids import prompt_id
 from zvp_trl.core.step import LossStep
@@ -40,7 +40,7 @@ def rows_of(*prompts: str) -> list[dict]:
 
 def test_rl_zvp_part_marks_zero_variance_rows_by_their_whole_group(tmp_path):
     args = RLZVPConfig(**cpu_config_kwargs(tmp_path, num_generations=G))
-    part = StandInTrainer(args, [RLZVPPart]).part("rl_zvp")
+    part = StandIn(args, [RLZVPPart]).part("rl_zvp")
     # Group 0 all correct (+1), group 1 all wrong (-1).
     output = generation_output(8)
     part.after_scoring(scored_step(rows_of("a", "b"), [1, 1, 1, 1, 0, 0, 0, 0]), output)
@@ -59,7 +59,7 @@ def test_rl_zvp_part_marks_zero_variance_rows_by_their_whole_group(tmp_path):
 
 def test_rl_zvp_part_token_advantages_by_hand(tmp_path):
     args = RLZVPConfig(**cpu_config_kwargs(tmp_path, num_generations=G, zvp_alpha=0.1))
-    part = StandInTrainer(args, [RLZVPPart]).part("rl_zvp")
+    part = StandIn(args, [RLZVPPart]).part("rl_zvp")
     entropies = torch.tensor([[0.5, 1.0, 0.2], [0.5, 1.0, 0.2], [0.5, 1.0, 0.2], [0.4, 0.8, 3.0]])
     inputs = {
         "completion_mask": torch.tensor([[1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 0]]),
@@ -81,7 +81,7 @@ def test_rl_zvp_part_token_advantages_by_hand(tmp_path):
 
 def test_rl_zvp_part_switches_each_branch(tmp_path):
     args = RLZVPConfig(**cpu_config_kwargs(tmp_path, num_generations=G, zvp_alpha=0.1, zvp_use_positive=False))
-    part = StandInTrainer(args, [RLZVPPart]).part("rl_zvp")
+    part = StandIn(args, [RLZVPPart]).part("rl_zvp")
     entropies = torch.tensor([[0.5, 1.0], [0.5, 1.0]])
     inputs = {
         "completion_mask": torch.ones(2, 2, dtype=torch.long),
@@ -99,7 +99,7 @@ def test_rl_zvp_part_switches_each_branch(tmp_path):
 def erpo_part(tmp_path, **overrides):
     settings = dict(num_generations=G, temperature=1.0, erpo_temperature_step=0.25, erpo_max_temperature=1.5)
     args = ERPOConfig(**cpu_config_kwargs(tmp_path, **{**settings, **overrides}))
-    trainer = StandInTrainer(args, [ERPOPart])
+    trainer = StandIn(args, [ERPOPart])
     return trainer, trainer.part("erpo")
 
 
@@ -129,7 +129,7 @@ def test_erpo_part_raises_an_all_correct_prompts_temperature_next_time(tmp_path)
     assert step.sampling_temperatures == [1.5] * 4 + [1.0] * 4
     # A batch all at the base temperature computes its log-probs at the base temperature (None).
     assert part.loss_logprob_temperatures({"erpo_temperatures": torch.ones(8)}) is None
-    metrics = trainer._metrics["train"]
+    metrics = trainer.context.metrics["train"]
     assert metrics["erpo/frac_elevated"] == [0.0, 0.5, 0.5, 0.5]
     assert metrics["erpo/frac_all_correct"] == [0.5, 0.5, 0.5, 0.5]
 
@@ -145,7 +145,7 @@ def test_erpo_part_ra_gives_all_correct_groups_a_negative_advantage(tmp_path):
 
 def test_erpo_part_leaves_evaluation_alone(tmp_path):
     trainer, part = erpo_part(tmp_path)
-    trainer.model.training = False
+    trainer.context.run.training = False
     step, output = erpo_round(part, ["a", "b"], [1] * 8)
     assert step.sampling_temperatures is None and "erpo_temperatures" not in output
     assert part.history.temperatures == {}
@@ -177,14 +177,14 @@ def generate_round(rounds: list[list[dict]]):
 def ds_trainer(tmp_path, part_class, config_class, **overrides):
     dataset = Dataset.from_dict({"prompt": [f"q{n}" for n in range(16)], "solution": ["1"] * 16})
     args = config_class(**cpu_config_kwargs(tmp_path, num_generations=G, **overrides))
-    return StandInTrainer(args, [part_class], train_dataset=dataset), dataset
+    return StandIn(args, [part_class], train_dataset=dataset), dataset
 
 
 def test_grpo_ds_part_drops_zero_variance_groups_and_fills_the_batch_with_fresh_prompts(tmp_path):
     trainer, _ = ds_trainer(tmp_path, DynamicSamplingPart, GRPODSConfig)
     part = trainer.part("grpo_ds")
     # The draws the part makes after its first round, from the same seeded sampler.
-    draws = PromptSampler(16, trainer.args.seed, trainer.args.shuffle_dataset).draw(2 * 10)
+    draws = PromptSampler(16, trainer.context.args.seed, trainer.context.args.shuffle_dataset).draw(2 * 10)
     rounds = []
     batch = part.assemble_batch(rows_of("q0", "q1"), generate_round(rounds))
     # Round 1: q0 (even: all correct) dropped, q1 kept. Then rounds of two fresh prompts until two groups are kept.
@@ -200,7 +200,7 @@ def test_grpo_ds_part_drops_zero_variance_groups_and_fills_the_batch_with_fresh_
     assert stats.generated_groups == sum(rolled)
     kept = 1 + sum(n % 2 for n in draws[: 2 * (needed_rounds - 1)])
     assert stats.dropped_groups == sum(rolled) - kept
-    assert trainer._metrics["train"]["ds/generation_rounds"] == [float(needed_rounds)]
+    assert trainer.context.metrics["train"]["ds/generation_rounds"] == [float(needed_rounds)]
     # A surplus kept group is carried to the next batch: it comes first there.
     if kept > 2:
         assert part._carry is not None and part._carry["prompt_number"][0].item() == odd[1]
@@ -227,7 +227,7 @@ def test_greso_part_skips_prompts_with_an_easy_trace_before_rollout(tmp_path):
     for _ in range(3):
         part.greso_state.record(prompt_id({"prompt": "q0", "solution": "1"}, None), 1.0)
     candidates = rows_of("q0", "q1")
-    draws = PromptSampler(16, trainer.args.seed, trainer.args.shuffle_dataset).draw(2)
+    draws = PromptSampler(16, trainer.context.args.seed, trainer.context.args.shuffle_dataset).draw(2)
     batch = {}
     rows, round_ids = part.select_round_rows(candidates, batch)
     # q0 skipped; q1 kept; the round is refilled from the sampler's next draw (its first prompt fills the gap, and
@@ -254,7 +254,7 @@ def test_exgrpo_part_stores_partially_solved_groups_retires_solved_ones_and_repl
             exgrpo_trajectory_selection="random",
         )
     )  # fmt: skip
-    trainer = StandInTrainer(args, [ExGRPOPart], train_dataset=dataset)
+    trainer = StandIn(args, [ExGRPOPart], train_dataset=dataset)
     part = trainer.part("exgrpo")
     pid = {n: prompt_id({"prompt": f"q{n}", "solution": "1"}, None) for n in range(8)}
 

@@ -7,7 +7,7 @@ from . import methods  # noqa: F401 (registers the package's methods)
 from .core.adapter import GRPOBaselineTrainer
 from .core.composition import ALGORITHMS, get_algorithm
 from .core.config import GRPOBaselineConfig, ZVPBaseConfig
-from .core.parts import MethodPart
+from .core.parts import MethodPart, PartContext
 from .core.prompt_ids import prompt_id
 from .core.registry import MethodSpec, NamedCombination, register
 from .core.zero_variance import zero_variance_signs
@@ -71,6 +71,7 @@ __all__ = [
     "MethodPart",
     "MethodSpec",
     "NamedCombination",
+    "PartContext",
     "register",
     "get_soft_overlong_punishment",
     "greso_skip_probability",

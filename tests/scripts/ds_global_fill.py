@@ -80,7 +80,7 @@ def run(scope: str, out: Path) -> dict:
     return {
         "steps": steps,
         "batches": batches,
-        "ds_stats": trainer.ds_stats.state_dict(),
+        "ds_stats": trainer.part("grpo_ds").ds_stats.state_dict(),
         "global_step": trainer.state.global_step,
         "losses": losses,
         "exhausted_logged": exhausted_logged,

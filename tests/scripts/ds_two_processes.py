@@ -71,10 +71,10 @@ def run(config_class, trainer_class, out: Path) -> dict:
         "batches": batches,
         "loss_rows": loss_rows,
         "rollouts": trainer.rollouts.state_dict(),
-        "ds_stats": trainer.ds_stats.state_dict(),
+        "ds_stats": trainer.part(trainer.part_names[0]).ds_stats.state_dict(),
     }
     if isinstance(trainer, GRESOTrainer):
-        result["state"] = trainer.greso_state.state_dict()
+        result["state"] = trainer.part("greso").greso_state.state_dict()
     return result
 
 

@@ -37,7 +37,7 @@ def main():
     trainer = ERPOTrainer(model=os.environ["ZVP_TEST_MODEL"], reward_funcs=reward, args=args, train_dataset=dataset)
     trainer.train()
     rank = trainer.accelerator.process_index
-    (out / f"history_rank{rank}.json").write_text(json.dumps(trainer.erpo_history.state_dict()))
+    (out / f"history_rank{rank}.json").write_text(json.dumps(trainer.part("erpo").history.state_dict()))
 
 
 if __name__ == "__main__":

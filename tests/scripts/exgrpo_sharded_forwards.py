@@ -77,8 +77,8 @@ def make_trainer(out: Path, collective: bool, max_steps: int) -> tuple[ExGRPOTra
 def replay_draw(out: Path, collective: bool) -> dict:
     trainer, counts = make_trainer(out, collective, max_steps=1)
     many = [([5 + i, 6 + i, 7], [-1.0, -1.0, -1.0]) for i in range(3)]
-    trainer.exgrpo_buffer.update("many", 2, G, {"prompt": "Q: 9+9=?\nA:"}, [3, 4], many)
-    trainer.exgrpo_buffer.update("one", 2, G, {"prompt": "Q: 8+8=?\nA:"}, [3, 4], [([9, 10], [-1.0, -1.0])])
+    trainer.part("exgrpo").buffer.update("many", 2, G, {"prompt": "Q: 9+9=?\nA:"}, [3, 4], many)
+    trainer.part("exgrpo").buffer.update("one", 2, G, {"prompt": "Q: 8+8=?\nA:"}, [3, 4], [([9, 10], [-1.0, -1.0])])
     rows = [{"prompt": f"Q: {g}+2=?\nA:"} for g in range(2) for _ in range(G)]  # 2 local groups: 1 replayed
     with torch.no_grad():
         _, replays, _ = trainer.part("exgrpo").plan_replays(rows)
@@ -97,7 +97,7 @@ def training_run(out: Path, collective: bool) -> dict:
 
     trainer._generate_and_score_completions = record
     trainer.train()
-    return {**counts, "replayed": replayed, "buffer": trainer.exgrpo_buffer.contents()}
+    return {**counts, "replayed": replayed, "buffer": trainer.part("exgrpo").buffer.contents()}
 
 
 def main():

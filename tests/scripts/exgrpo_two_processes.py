@@ -49,7 +49,7 @@ def main():
     trainer._generate_and_score_completions = record
     trainer.train()
     rank = trainer.accelerator.process_index
-    state = {"buffer": trainer.exgrpo_buffer.contents(), "phase": trainer.exgrpo_phase.state_dict()}
+    state = {"buffer": trainer.part("exgrpo").buffer.contents(), "phase": trainer.part("exgrpo").phase.state_dict()}
     (out / f"buffer_rank{rank}.json").write_text(json.dumps({**state, "replays": replays}))
 
 

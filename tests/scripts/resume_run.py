@@ -88,7 +88,7 @@ def prefill_buffer(trainer, prompts: int, tokens: int) -> None:
             for _ in range(8)
         ]
         prompt_ids = trainer.processing_class(prompt)["input_ids"]
-        trainer.exgrpo_buffer.update(f"prefill-{i}", 1 + i % (G - 1), G, {"prompt": prompt}, prompt_ids, trajectories)
+        trainer.part("exgrpo").buffer.update(f"prefill-{i}", 1 + i % (G - 1), G, {"prompt": prompt}, prompt_ids, trajectories)
 
 
 def kill_while_writing_the_buffer(trainer) -> None:

@@ -5,8 +5,9 @@
   `<model name>-<_default_suffix>`, as TRL does; any other `args` must be an instance of it.
 - The generation round's rewards: `_calculate_rewards` keeps TRL's gathered reward matrix (all processes' rows, in
   process order) in the round's `GenerationStep` (`zvp_trl.core.step`). Parts read it with
-  `step.scalar_rewards(trainer.reward_weights)` (TRL's weighted sum), decide zero-variance groups with `_row_signs(...)` (by `args.correct_threshold` and
-  `args.zero_variance_atol`) and take this process's rows with `_local_rows(...)`. The base logs every round's split:
+  `step.scalar_rewards(context.reward_weights)` (TRL's weighted sum), decide zero-variance groups with
+  `context.row_signs(...)` (by `args.correct_threshold` and `args.zero_variance_atol`) and take this process's rows
+  with `context.local_rows(...)`. The base logs every round's split:
   `zvp/frac_zv_positive` (all-correct groups) and `zvp/frac_zv_negative` (all-wrong).
 - Rollout accounting: `rollouts/total` (completions generated so far, all processes), `rollouts/kept` (completions
   that reached the loss so far: generated minus those a method dropped, plus any it replayed; counted once even when
@@ -23,7 +24,8 @@
 The adapter to TRL. This class is the only one in zvp_trl that overrides `GRPOTrainer`'s private hooks (TRL 1.16; a
 private hook that is only forwarded takes `*args, **kwargs`, so that a change of its signature in TRL does not break
 it). The methods are parts (`zvp_trl.core.parts`) that it runs at the step events they declare, handing them the
-step's data (`zvp_trl.core.step`); a method's trainer class is a named composition of parts.
+step's data (`zvp_trl.core.step`) and a narrow `PartContext` (built once, `part_context`); a method's trainer class
+is this adapter with the method's parts, derived from its registration (`zvp_trl.core.registry`).
 
 | hook | what the adapter does there | the part events it runs |
 |---|---|---|
@@ -31,7 +33,7 @@ step's data (`zvp_trl.core.step`); a method's trainer class is a named compositi
 | `_calculate_rewards` | keep the gathered rewards of the round in its step | |
 | `_generate_single_turn` | per-row temperatures around TRL's generation (transformers `generate` and continuous batching, vLLM colocate and server, tool-loop continuations); completions replaced by the parts' overrides (replays) | `before_sampling` |
 | `_tool_call_loop` | replaced completions (replays) kept out of TRL's tool loop (their tool calls are not run again), with the override's tool mask and messages; the round's messages kept in its step | |
-| `_get_per_token_logps_and_entropies` | log-probs at each row's temperature; the loss's token advantages from its own entropies | `shapes_token_advantages` / `token_advantages` |
+| `_get_per_token_logps_and_entropies` | log-probs at each row's temperature; the token-advantage step: the loss's advantages rewritten from the entropies of its own policy forward, which TRL runs before it reads them (tests/test_loss_seams.py) | `shapes_token_advantages` / `token_advantages` |
 | `_compute_loss` | the loss's log-prob temperatures; a part's own loss, or TRL's with the policy forward armed | `loss_logprob_temperatures`, `compute_loss` |
 | `get_off_policy_mask`, `get_gamma_weights` | TRL's sequence rules read the sequence advantages a part gave (RL-ZVP: the group's sign on zero-variance rows) | |
 | `_prepare_inputs` | count `rollouts/kept` once per micro-batch | |
@@ -69,7 +71,7 @@ from .checkpoints import (
     last_complete_checkpoint,
 )
 from .config import GRPOBaselineConfig, ZVPBaseConfig
-from .parts import MethodPart, parts_of
+from .parts import LossSettings, MethodPart, PartContext, parts_of
 from .per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
     RowScaledHiddenStates,
@@ -81,7 +83,6 @@ from .per_row_temperature import (
 )
 from .prompt_ids import token_prompt_id
 from .step import GenerationStep, ZVPStep
-from .zero_variance import zero_variance_signs
 
 
 class SequenceRule:
@@ -203,6 +204,42 @@ def hyperparameters_markdown(trainer_name: str, args) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Collectives:
+    """accelerate's collectives, as a `PartContext` hands them to the parts."""
+
+    def __init__(self, accelerator):
+        self._accelerator = accelerator
+
+    num_processes = property(lambda self: self._accelerator.num_processes)
+    process_index = property(lambda self: self._accelerator.process_index)
+    is_main_process = property(lambda self: self._accelerator.is_main_process)
+
+    def gather(self, tensor):
+        return self._accelerator.gather(tensor)
+
+    def gather_for_metrics(self, tensor):
+        return self._accelerator.gather_for_metrics(tensor)
+
+    def gather_object(self, objects: list) -> list:
+        return gather_object(objects) if self._accelerator.num_processes > 1 else list(objects)
+
+    def reduce(self, tensor, reduction: str = "sum"):
+        return self._accelerator.reduce(tensor, reduction=reduction)
+
+
+class _LiveRun:
+    """The trainer's run state as a part reads it (`zvp_trl.core.parts.RunState`'s attributes, read live)."""
+
+    def __init__(self, trainer):
+        self._trainer = trainer
+
+    training = property(lambda self: self._trainer.model.training)
+    global_step = property(lambda self: self._trainer.state.global_step)
+    epoch = property(lambda self: self._trainer.state.epoch or 0.0)
+    accumulation_steps = property(lambda self: self._trainer.current_gradient_accumulation_steps)
+    sync_gradients = property(lambda self: self._trainer.accelerator.sync_gradients)
+
+
 class ZVPBaseTrainer(GRPOTrainer):
     """`GRPOTrainer` plus the plumbing every method shares (see the module docstring). Subclasses set
     `_config_class` (the config `args` must be, built by default) and `_default_suffix` (of the default output
@@ -233,7 +270,8 @@ class ZVPBaseTrainer(GRPOTrainer):
         check_prompt_column(self.eval_dataset, "eval_dataset")
         self.rollouts = RolloutCounter()
         self._checkpointed_state = {"rollouts": self.rollouts}
-        self._method_parts = [part(self) for part in parts_of(type(self))]
+        self.part_context = self._part_context()  # what the parts may read and call (zvp_trl.core.parts)
+        self._method_parts = [part(self.part_context) for part in parts_of(type(self))]
         assemblers = [part.name for part in self._method_parts if part.assembles_batches]
         if len(assemblers) > 1:
             raise ValueError(f"{type(self).__name__} has several parts that assemble its batches ({assemblers}).")
@@ -243,6 +281,81 @@ class ZVPBaseTrainer(GRPOTrainer):
         if max_rollouts is not None:
             stop = getattr(self.args, "max_rollouts_stop", "generation")
             self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts, stop))
+
+    def _part_context(self) -> PartContext:
+        """The parts' view of this run (`zvp_trl.core.parts.PartContext`): the config, the processes, the metrics
+        sink, TRL's resolved loss settings and the few trainer functions a part may call."""
+        args = self.args
+        loss = LossSettings(
+            loss_type=self.loss_type,
+            importance_sampling_level=self.importance_sampling_level,
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            delta=args.delta,
+            beta=self.beta,
+            use_bias_correction_kl=bool(args.use_bias_correction_kl),
+            off_policy_mask_threshold=self.off_policy_mask_threshold,
+            top_entropy_quantile=self.top_entropy_quantile,
+            vllm_importance_sampling_correction=bool(self.use_vllm and self.vllm_importance_sampling_correction),
+            max_completion_length=self.max_completion_length,
+            steps_per_generation=args.steps_per_generation,
+            entropy_coef=self.entropy_coef,
+            entropy_bonus=self._entropy_bonus_enabled,
+            aux_loss=self.aux_loss_enabled,
+            router_aux_loss_coef=self.router_aux_loss_coef,
+        )
+        environments = ()
+        if self.environment_factories is not None:
+            environments = tuple(pool[0] for pool in self._environment_pool.values())
+        return PartContext(
+            args,
+            num_generations=self.num_generations,
+            num_generations_eval=self.num_generations_eval,
+            reward_weights=self.reward_weights,
+            collectives=_Collectives(self.accelerator),
+            device=self.accelerator.device,
+            metrics=self._metrics,
+            run=_LiveRun(self),
+            tokenizer=self._tokenizer,
+            train_dataset=self.train_dataset,
+            dataset_row=self._dataset_row,
+            prompts_from_environment=self.prompts_from_environment,
+            environments=environments,
+            sharded_forwards=self._sharded_forwards(),
+            is_vision_language=bool(getattr(self, "_is_vlm", False)),
+            loss=loss,
+            policy=lambda: self.model,
+            logprobs=self._get_per_token_logps_and_entropies,
+            token_advantages=self.shaped_token_advantages,
+            groups_with_signal=self._groups_with_signal,
+            off_policy_mask=self.get_off_policy_mask,
+            high_entropy_mask=self.get_high_entropy_mask,
+            enable_row_temperature_logprobs=self.enable_row_temperature_logprobs,
+        )
+
+    def _sharded_forwards(self) -> bool:
+        """Whether a forward gathers sharded parameters collectively: DeepSpeed ZeRO stage 3, or FSDP."""
+        if getattr(self, "is_fsdp_enabled", False):
+            return True
+        if getattr(self, "is_deepspeed_enabled", False):
+            plugin = self.accelerator.state.deepspeed_plugin or getattr(self.args, "deepspeed_plugin", None)
+            return plugin is not None and plugin.zero_stage == 3
+        return False
+
+    def _dataset_row(self, index: int) -> dict:
+        """Row `index` of `train_dataset` as the dataloader hands it: with `remove_unused_columns`, the columns TRL's
+        dataloader drops are dropped."""
+        row = dict(self.train_dataset[int(index)])
+        if self.args.remove_unused_columns:
+            self._set_signature_columns_if_needed()
+            row = {k: v for k, v in row.items() if k in self._signature_columns}
+        return row
+
+    def _groups_with_signal(self, group_signs: torch.Tensor) -> torch.Tensor:
+        """Zero-variance group signs, with 0 where some part gives such a group a signal (ERPO's RA)."""
+        for part in self._method_parts:
+            group_signs = part.groups_with_signal(group_signs)
+        return group_signs
 
     @classmethod
     def _default_args(cls, model):
@@ -271,9 +384,9 @@ class ZVPBaseTrainer(GRPOTrainer):
         return rewards_per_func
 
     def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
-        """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of
-        `num_generations` consecutive rows; see [`~zvp_trl.core.zero_variance.zero_variance_signs`])."""
-        return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
+        """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (the parts' own
+        rule, `PartContext.row_signs`)."""
+        return self.part_context.row_signs(rewards, num_generations)
 
     def _log_zero_variance_split(self, step) -> None:
         """Logs the shares of the batch's groups that are all-correct (`zvp/frac_zv_positive`) and all-wrong
@@ -288,8 +401,7 @@ class ZVPBaseTrainer(GRPOTrainer):
 
     def _local_rows(self, gathered: torch.Tensor, local_count: int) -> torch.Tensor:
         """This process's `local_count` rows of a tensor gathered over processes in process order."""
-        start = self.accelerator.process_index * local_count
-        return gathered[start : start + local_count]
+        return self.part_context.local_rows(gathered, local_count)
 
     def _generate_and_score_completions(self, inputs):
         if self.model.training:

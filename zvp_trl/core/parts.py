@@ -19,21 +19,226 @@ loss:
 | `log(mode, metrics)` | when the trainer logs | add the part's metrics for the window |
 | `checkpointed_state()` | at construction | name -> object with `state_dict` / `load_state_dict`, saved in every checkpoint |
 
-A trainer class lists its parts in `_parts` (a tuple of part classes); a trainer's parts are those of its class and
-of its bases, each once, bases first.
+A part reads and calls only its `PartContext` (`self.context`; the config is `self.args`), never the trainer, so it
+can be driven with a hand-made context and tensors. A trainer class lists its parts in `_parts` (derived from the
+methods' registrations, `zvp_trl.core.registry`, in their `precedence` order); the adapter runs them in that order at
+every event. docs/adding_a_method.md documents this protocol for methods of other packages.
 """
 
-from typing import ClassVar
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 
 from .step import GenerationStep, LossStep
+from .zero_variance import zero_variance_signs
+
+
+class OneProcess:
+    """The collectives of a single process (what `PartContext` uses when no trainer gives others): gathering and
+    reducing return their input."""
+
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def gather_for_metrics(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def gather_object(self, objects: list) -> list:
+        return list(objects)
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        return tensor
+
+
+@dataclasses.dataclass
+class RunState:
+    """What changes while a run goes on, as a part reads it (the trainer gives a live view with these attributes)."""
+
+    training: bool = True  # the policy is in training mode (False: evaluation)
+    global_step: int = 0  # optimizer steps done
+    epoch: float = 0.0  # transformers' `state.epoch`
+    accumulation_steps: int = 1  # the current gradient accumulation window (TRL's `current_gradient_accumulation_steps`)
+    sync_gradients: bool = True  # this micro-batch ends an accumulation window
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """TRL's loss settings as `GRPOTrainer` resolved them from the config and the model (a part that computes a loss
+    of its own applies them as TRL does)."""
+
+    loss_type: str = "dapo"
+    importance_sampling_level: str = "token"
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    delta: float | None = None
+    beta: float = 0.0
+    use_bias_correction_kl: bool = False
+    off_policy_mask_threshold: float | None = None
+    top_entropy_quantile: float = 1.0
+    vllm_importance_sampling_correction: bool = False  # and vLLM generates
+    max_completion_length: int = 256
+    steps_per_generation: int = 1
+    entropy_coef: float = 0.0
+    entropy_bonus: bool = False
+    aux_loss: bool = False
+    router_aux_loss_coef: float = 0.0
+
+
+def _missing(what: str) -> Callable:
+    def call(*args, **kwargs):
+        raise RuntimeError(f"This part context has no {what}: the trainer gives it; a hand-made context must pass it.")
+
+    return call
+
+
+class PartContext:
+    """What a part may read and call, and nothing more: a part never reads the trainer.
+
+    The trainer (`ZVPBaseTrainer`) builds one for its parts; a test builds one by hand (every argument has a
+    single-process default, and what needs a model raises until it is given).
+
+    Args:
+        args: the run's config (the method's config class, or a composed one).
+        num_generations / num_generations_eval: group sizes of training and evaluation rounds.
+        reward_weights: `(reward functions,)` TRL's reward weights (`GenerationStep.scalar_rewards` takes them).
+        collectives: `num_processes`, `process_index`, `is_main_process`, `gather`, `gather_for_metrics`,
+            `gather_object`, `reduce` (accelerate's semantics); default: one process.
+        device: where the batch's tensors live.
+        metrics: `{"train": {...}, "eval": {...}}` of lists, TRL's metric sink (averaged per logging window).
+        run: the live `RunState` (training mode, step, epoch, accumulation window).
+        tokenizer: the processing class's tokenizer (its `pad_token_id`).
+        train_dataset: the training dataset (map-style or iterable), or None.
+        dataset_row: index -> the training row as the dataloader hands it (unused columns dropped as TRL drops them).
+        prompts_from_environment: environment-owned data (an `environment_factory` and no `train_dataset`).
+        environments: one instance per environment of the run (empty without an `environment_factory`).
+        sharded_forwards: every forward gathers sharded parameters collectively (DeepSpeed ZeRO-3, FSDP).
+        is_vision_language: the model takes images (parts that re-batch rows may refuse it).
+        loss: TRL's resolved `LossSettings`.
+        policy: () -> the model being trained (for no-grad forwards of a part's own rows).
+        logprobs: TRL's `_get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, ...)`,
+            at the rows' log-prob temperatures.
+        token_advantages: `(loss, inputs, entropies)` -> the loss's advantages after the parts that shape them per
+            token (`shapes_token_advantages`).
+        groups_with_signal: `(groups,)` signs -> the same, 0 where some part gives a zero-variance group a signal.
+        off_policy_mask / high_entropy_mask: TRL's `get_off_policy_mask` (on the loss's sequence advantages) and
+            `get_high_entropy_mask`.
+        enable_row_temperature_logprobs: () -> log-probs at each row's sampling temperature from now on.
+    """
+
+    def __init__(
+        self,
+        args,
+        *,
+        num_generations: int | None = None,
+        num_generations_eval: int | None = None,
+        reward_weights=(1.0,),
+        collectives=None,
+        device=None,
+        metrics: dict | None = None,
+        run=None,
+        tokenizer=None,
+        train_dataset=None,
+        dataset_row: Callable[[int], dict] | None = None,
+        prompts_from_environment: bool = False,
+        environments: tuple = (),
+        sharded_forwards: bool = False,
+        is_vision_language: bool = False,
+        loss: LossSettings | None = None,
+        policy: Callable[[], Any] | None = None,
+        logprobs: Callable | None = None,
+        token_advantages: Callable | None = None,
+        groups_with_signal: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        off_policy_mask: Callable | None = None,
+        high_entropy_mask: Callable | None = None,
+        enable_row_temperature_logprobs: Callable[[], None] | None = None,
+    ):
+        self.args = args
+        self.num_generations = num_generations or args.num_generations
+        self.num_generations_eval = num_generations_eval or getattr(args, "num_generations_eval", None) or (
+            self.num_generations
+        )
+        self.reward_weights = torch.as_tensor(reward_weights, dtype=torch.float32)
+        self.collectives = collectives if collectives is not None else OneProcess()
+        self.device = torch.device("cpu") if device is None else device
+        self.metrics = metrics if metrics is not None else {"train": defaultdict(list), "eval": defaultdict(list)}
+        self.run = run if run is not None else RunState()
+        self.tokenizer = tokenizer
+        self.train_dataset = train_dataset
+        self.dataset_row = dataset_row or (lambda index: dict(self.train_dataset[int(index)]))
+        self.prompts_from_environment = prompts_from_environment
+        self.environments = tuple(environments)
+        self.sharded_forwards = sharded_forwards
+        self.is_vision_language = is_vision_language
+        self.loss = loss if loss is not None else LossSettings()
+        self.policy = policy or _missing("policy model")
+        self.logprobs = logprobs or _missing("log-prob forward")
+        self.token_advantages = token_advantages or (lambda loss, inputs, entropies: inputs["advantages"])
+        self.groups_with_signal = groups_with_signal or (lambda signs: signs)
+        self.off_policy_mask = off_policy_mask or _missing("off-policy mask")
+        self.high_entropy_mask = high_entropy_mask or _missing("high-entropy mask")
+        self.enable_row_temperature_logprobs = enable_row_temperature_logprobs or _missing(
+            "log-probs at per-row temperatures"
+        )
+
+    # ---- processes
+
+    @property
+    def num_processes(self) -> int:
+        return self.collectives.num_processes
+
+    @property
+    def process_index(self) -> int:
+        return self.collectives.process_index
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.collectives.is_main_process
+
+    # ---- the run
+
+    @property
+    def training(self) -> bool:
+        return self.run.training
+
+    @property
+    def mode(self) -> str:
+        """`"train"` or `"eval"`: the key of `metrics` for what happens now."""
+        return "train" if self.run.training else "eval"
+
+    @property
+    def group_size(self) -> int:
+        """The group size of the current rounds (training or evaluation)."""
+        return self.num_generations if self.run.training else self.num_generations_eval
+
+    @property
+    def pad_token_id(self) -> int:
+        return getattr(self.tokenizer, "pad_token_id", None) or 0
+
+    # ---- zero-variance helpers, as every method decides them
+
+    def row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
+        """Per row: +1 in an all-correct zero-variance group, -1 in an all-wrong one, 0 otherwise (groups of
+        `num_generations` consecutive rows, by `args.correct_threshold` and `args.zero_variance_atol`; see
+        [`~zvp_trl.core.zero_variance.zero_variance_signs`])."""
+        return zero_variance_signs(rewards, num_generations, self.args.correct_threshold, self.args.zero_variance_atol)
+
+    def local_rows(self, gathered: torch.Tensor, local_count: int) -> torch.Tensor:
+        """This process's `local_count` rows of a tensor gathered over processes in process order."""
+        start = self.process_index * local_count
+        return gathered[start : start + local_count]
 
 
 class MethodPart:
-    """Base class of a method's part (see the module docstring). `trainer` is the adapter running it: the part reads
-    the run's settings (`trainer.args`), the processes (`trainer.accelerator`) and the metrics (`trainer._metrics`)
-    from it."""
+    """Base class of a method's part (see the module docstring). `context` (a `PartContext`) is everything the part
+    may read and call: the run's config (`self.args`), the processes and collectives, the metrics sink, the
+    log-prob forward. A part never reads the trainer."""
 
     name: ClassVar[str] = ""
     # Whether the part rewrites the loss's advantages from the policy forward (the adapter then arms that forward).
@@ -41,8 +246,8 @@ class MethodPart:
     # Whether the part assembles each training batch from generation rounds (`assemble_batch`); at most one does.
     assembles_batches: ClassVar[bool] = False
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self, context: PartContext):
+        self.context = context
 
     @classmethod
     def refuse_construction(cls, kwargs: dict) -> None:
@@ -51,7 +256,7 @@ class MethodPart:
 
     @property
     def args(self):
-        return self.trainer.args
+        return self.context.args
 
     def checkpointed_state(self) -> dict[str, object]:
         return {}

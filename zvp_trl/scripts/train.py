@@ -630,8 +630,23 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     trainer.accelerator.wait_for_everyone()
     # Finish trackers and tear the process group down here rather than at interpreter exit, where a multi-process CPU
     # (gloo) run has been seen to abort a rank after its results were written.
+    _EXIT.update(skip_finalization=trainer.accelerator.num_processes > 1 and trainer.accelerator.device.type == "cpu")
     trainer.accelerator.end_training()
     return summary
+
+
+_EXIT = {"skip_finalization": False}
+
+
+def exit_after_run() -> None:
+    """Ends the process after a finished run. A multi-process CPU run (gloo; DeepSpeed ZeRO-3 in particular) has been
+    seen to abort one rank with "terminate called without an active exception" while the interpreter finalizes,
+    after every result was written and the process group was torn down: such a run exits here with status 0 without
+    finalizing (outputs flushed first). Any other run returns normally."""
+    if _EXIT["skip_finalization"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _print_summary(summary: dict, output_dir: Path) -> None:

@@ -1,6 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import torch
-from accelerate.utils import gather_object
 
 from ...core.parts import MethodPart
 from ...core.per_row_temperature import per_row_sampling_agreement
@@ -17,8 +16,8 @@ class ERPOPart(MethodPart):
 
     name = "erpo"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, context):
+        super().__init__(context)
         args = self.args
         self.history = PromptTemperatureHistory(
             base=args.temperature,
@@ -27,9 +26,8 @@ class ERPOPart(MethodPart):
             trigger=args.erpo_trigger,
             on_mixed=args.erpo_on_mixed,
         )
-        trainer.erpo_history = self.history
         if args.erpo_logprob_temperature == "sampling":
-            trainer.enable_row_temperature_logprobs()
+            context.enable_row_temperature_logprobs()
 
     def checkpointed_state(self) -> dict[str, object]:
         return {"erpo_history": self.history}
@@ -37,9 +35,9 @@ class ERPOPart(MethodPart):
     # ----- generation -------------------------------------------------------------------------------------------
 
     def before_generation(self, step: GenerationStep) -> None:
-        if not self.trainer.model.training:
+        if not self.context.training:
             return  # evaluation samples at the base temperature and leaves the history alone
-        if self.trainer.prompts_from_environment:
+        if self.context.prompts_from_environment:
             # Each prompt is identified by its token ids (zvp_trl.core.prompt_ids.token_prompt_id).
             step.temperatures_from_prompts = True  # known at the first generation call (before_sampling)
             return
@@ -51,14 +49,13 @@ class ERPOPart(MethodPart):
             step.sampling_temperatures = [self.history.temperature(pid) for pid in step.environment_prompt_ids]
 
     def after_scoring(self, step: GenerationStep, output: dict) -> None:
-        trainer = self.trainer
-        if not trainer.model.training:
+        if not self.context.training:
             return
         local_ids = step.prompt_ids if step.prompt_ids is not None else step.environment_prompt_ids
         temperatures = step.sampling_temperatures
-        self._update_history(output, local_ids, step.scalar_rewards(trainer.reward_weights))
+        self._update_history(output, local_ids, step.scalar_rewards(self.context.reward_weights))
         output["erpo_temperatures"] = torch.tensor(
-            temperatures, dtype=torch.float32, device=trainer.accelerator.device
+            temperatures, dtype=torch.float32, device=self.context.device
         )
         self._log_sampling_agreement(output)
 
@@ -75,12 +72,12 @@ class ERPOPart(MethodPart):
         sampling = output.get("sampling_per_token_logps")
         if old is None or sampling is None:
             return
-        accelerator = self.trainer.accelerator
+        collectives = self.context.collectives
         stats = per_row_sampling_agreement(old, sampling, output["completion_mask"])
         rows = torch.cat([stats, output["erpo_temperatures"][:, None].to(stats)], dim=1)
-        rows = accelerator.gather(rows) if accelerator.num_processes > 1 else rows
+        rows = collectives.gather(rows) if collectives.num_processes > 1 else rows
         elevated = rows[:, 2] > self.history.base
-        metrics = self.trainer._metrics["train"]
+        metrics = self.context.metrics["train"]
         for name, select in (("base", ~elevated), ("elevated", elevated)):
             chosen = rows[select]  # nanmean of no rows is NaN
             metrics[f"erpo/is_ratio_{name}"].append(chosen[:, 0].nanmean().item())
@@ -89,8 +86,8 @@ class ERPOPart(MethodPart):
     def _update_history(self, output, local_ids, rewards: torch.Tensor) -> None:
         """Updates the history from the gathered prompt ids and scalar rewards `(all processes' rows,)` of the batch,
         logs ERPO's metrics and, with RA, sets the advantage of all-correct groups."""
-        num_generations = self.trainer.num_generations
-        all_ids = gather_object(local_ids) if self.trainer.accelerator.num_processes > 1 else list(local_ids)
+        num_generations = self.context.num_generations
+        all_ids = self.context.collectives.gather_object(local_ids)
         if len(all_ids) != rewards.size(0) or len(all_ids) % num_generations:
             raise RuntimeError(
                 f"{len(all_ids)} gathered prompt ids for {rewards.size(0)} gathered rewards (groups of "
@@ -118,7 +115,7 @@ class ERPOPart(MethodPart):
         zero_variance = [k in (0, num_generations) for k in num_correct]
         reactivated = [e and not z for e, z in zip(elevated, zero_variance, strict=True)]
         n = len(group_ids)
-        metrics = self.trainer._metrics["train"]
+        metrics = self.context.metrics["train"]
         metrics["erpo/temperature_mean"].append(sum(sampled_at) / n)
         metrics["erpo/temperature_max"].append(max(sampled_at))
         metrics["erpo/frac_elevated"].append(sum(elevated) / n)
@@ -129,8 +126,8 @@ class ERPOPart(MethodPart):
         metrics["erpo/num_elevated_prompts"].append(float(len(self.history.temperatures)))
 
         if self.args.erpo_ra_advantage > 0:
-            signs = self.trainer._row_signs(rewards, num_generations)
-            local_positive = (self.trainer._local_rows(signs, output["prompt_ids"].size(0)) > 0).to(
+            signs = self.context.row_signs(rewards, num_generations)
+            local_positive = (self.context.local_rows(signs, output["prompt_ids"].size(0)) > 0).to(
                 output["advantages"].device
             )
             output["advantages"] = torch.where(

@@ -4,9 +4,9 @@ import random
 import warnings
 
 import torch
-from accelerate.utils import gather_object
 from trl.trainer.utils import nanmax, nanmin
 
+from ...core.loss import aggregate_loss, entropy_bonus, kl_penalty
 from ...core.parts import MethodPart
 from ...core.prompt_ids import dataset_prompt_ids, prompt_id
 from ...core.step import GenerationStep, LossStep
@@ -18,6 +18,21 @@ from .algorithm import (
     sample_buffer_prompts,
 )
 from .buffer import ExperienceBuffer
+
+
+# The multimodal inputs TRL's loss forward passes on (a row's images and their layout).
+MULTIMODAL_INPUTS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
 
 
 class ExGRPOPhase:
@@ -57,17 +72,16 @@ class ExGRPOPart(MethodPart):
                 "supported. Leave rollout_func=None."
             )
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, context):
+        super().__init__(context)
         args = self.args
         self.buffer = ExperienceBuffer(
             max_prompts=args.exgrpo_max_buffer_prompts, max_trajectories=args.exgrpo_max_trajectories_per_prompt
         )
         self.phase = ExGRPOPhase(active=args.exgrpo_start_threshold is None)
-        trainer.exgrpo_buffer, trainer.exgrpo_phase = self.buffer, self.phase
         self._dataset_pids = None  # prompt id of every train_dataset row, built at the first retirement
-        self.refuse_environments(trainer)
-        dataset = trainer.train_dataset
+        self.refuse_environments(context)
+        dataset = context.train_dataset
         if args.exgrpo_exclude_retired and not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise ValueError(
                 "exgrpo_exclude_retired=True replaces retired questions by other train_dataset rows, which needs a "
@@ -75,23 +89,19 @@ class ExGRPOPart(MethodPart):
                 "exgrpo_exclude_retired=False."
             )
         # Sharded parameters: every no-grad forward is a collective (same calls on every process, see the docstring).
-        self.collective_forwards = self.sharded_parameters()
+        self.collective_forwards = context.sharded_forwards
 
     @staticmethod
-    def refuse_environments(trainer) -> None:
+    def refuse_environments(context) -> None:
         """The environment cases a replay has no defined meaning in (docs/exgrpo.md): environment-owned data and an
         environment that owns the reward."""
-        if trainer.environment_factories is None:
-            return
-        if trainer.prompts_from_environment:
+        if context.prompts_from_environment:
             raise ValueError(
                 "ExGRPO with environment_factory needs a train_dataset: without one each prompt is whatever the "
                 "environment's reset() returns, so a buffered question could not be asked again with the prompt its "
                 "stored trajectory answers. Pass a train_dataset whose rows reset() reads."
             )
-        owners = sorted(
-            type(pool[0]).__name__ for pool in trainer._environment_pool.values() if hasattr(pool[0], "get_reward")
-        )
+        owners = sorted(type(env).__name__ for env in context.environments if hasattr(env, "get_reward"))
         if owners:
             raise ValueError(
                 f"ExGRPO does not support an environment that owns the reward ({', '.join(owners)} defines "
@@ -106,9 +116,9 @@ class ExGRPOPart(MethodPart):
     # ------------------------------------------------------------------ the round
 
     def choose_rows(self, step: GenerationStep) -> None:
-        if not self.trainer.model.training:
+        if not self.context.training:
             return
-        G = self.trainer.num_generations
+        G = self.context.num_generations
         mixed = self.phase.active
         rows, num_fresh_replaced = self.replace_retired(step.rows)
         replays, num_replayed = {}, 0
@@ -128,12 +138,12 @@ class ExGRPOPart(MethodPart):
         }
 
     def after_scoring(self, step: GenerationStep, output: dict) -> None:
-        trainer, round_ = self.trainer, step.part_data.get(self.name)
+        context, round_ = self.context, step.part_data.get(self.name)
         if round_ is None:  # evaluation
             return
-        G = trainer.num_generations
+        G = context.num_generations
         mixed, replays = round_["mixed"], round_["replays"]
-        device = trainer.accelerator.device
+        device = context.device
         completion_ids = output["completion_ids"]
         B, T = completion_ids.shape
         replay = torch.zeros(B, dtype=torch.bool, device=device)
@@ -152,7 +162,7 @@ class ExGRPOPart(MethodPart):
         output["exgrpo_mixed"] = torch.tensor(float(mixed), device=device)  # 0-dim: copied into every chunk
 
         # (all processes' rows,) bool: an unscored row (NaN) compares False, so it is never correct.
-        correct = step.scalar_rewards(trainer.reward_weights) > self.args.correct_threshold
+        correct = step.scalar_rewards(context.reward_weights) > self.args.correct_threshold
         collect = mixed or self.args.exgrpo_collect_during_warmup
         # With tools, the messages TRL's tool loop produced for each row (the base trainer keeps them in the step).
         messages = getattr(step, "completions", None)
@@ -160,13 +170,13 @@ class ExGRPOPart(MethodPart):
         if not self.phase.active and correct.float().mean().item() > self.args.exgrpo_start_threshold:
             self.phase.active = True  # from the next generation batch on, for good
 
-        metrics = trainer._metrics["train"]
+        metrics = context.metrics["train"]
         metrics["exgrpo/active"].append(float(mixed))
         metrics["exgrpo/replay_frac"].append(round_["replayed"] / (correct.numel() // G))
         metrics["exgrpo/buffer_prompts"].append(float(len(self.buffer)))
         metrics["exgrpo/retired"].append(float(len(self.buffer.retired)))
         replaced = torch.tensor(float(round_["redrawn"]), device=device)
-        metrics["exgrpo/retired_redrawn"].append(trainer.accelerator.reduce(replaced, reduction="sum").item())
+        metrics["exgrpo/retired_redrawn"].append(context.collectives.reduce(replaced, reduction="sum").item())
         sizes = {k: len(v) for k, v in self.buffer.buckets().items()}
         for k in range(G):
             metrics[f"exgrpo/bucket_{k}"].append(float(sizes.get(k, 0)))
@@ -197,15 +207,6 @@ class ExGRPOPart(MethodPart):
             return None
         return self.mixed_loss(loss, model, dict(inputs))
 
-    def sharded_parameters(self) -> bool:
-        """Whether a forward gathers sharded parameters collectively: DeepSpeed ZeRO stage 3, or FSDP."""
-        if getattr(self.trainer, "is_fsdp_enabled", False):
-            return True
-        if getattr(self.trainer, "is_deepspeed_enabled", False):
-            plugin = self.trainer.accelerator.state.deepspeed_plugin or getattr(self.args, "deepspeed_plugin", None)
-            return plugin is not None and plugin.zero_stage == 3
-        return False
-
     # ------------------------------------------------------------------ generation side
 
     def select_trajectory(self, entry: dict, generator: torch.Generator) -> int:
@@ -217,8 +218,8 @@ class ExGRPOPart(MethodPart):
             return 0
         if self.args.exgrpo_trajectory_selection == "random":
             return int(torch.randint(len(trajectories), (1,), generator=generator).item())
-        device = self.trainer.accelerator.device
-        pad = self.trainer._tokenizer.pad_token_id or 0
+        device = self.context.device
+        pad = self.context.pad_token_id
         width = max(len(t["ids"]) for t in trajectories)
         completion_ids = torch.full((len(trajectories), width), pad, dtype=torch.long, device=device)
         completion_mask = torch.zeros((len(trajectories), width), dtype=torch.long, device=device)
@@ -233,8 +234,8 @@ class ExGRPOPart(MethodPart):
         input_ids = torch.cat([prompt, completion_ids], dim=1)
         attention_mask = torch.cat([torch.ones_like(prompt), completion_mask], dim=1)
         with torch.no_grad():
-            _, entropies, _ = self.trainer._get_per_token_logps_and_entropies(
-                self.trainer.model,
+            _, entropies, _ = self.context.logprobs(
+                self.context.policy(),
                 input_ids,
                 attention_mask,
                 width,
@@ -246,10 +247,10 @@ class ExGRPOPart(MethodPart):
     def plan_replays(self, inputs: list[dict]) -> tuple[list[dict], dict[int, dict], int]:
         """Replaces groups of the local rows by buffered questions. Returns the new rows, {local group: chosen
         trajectory} and the number of replayed groups over all processes."""
-        G = self.trainer.num_generations
+        G = self.context.num_generations
         local_groups = len(inputs) // G
         per_process = int(self.args.exgrpo_replay_ratio * local_groups)
-        world = self.trainer.accelerator.num_processes
+        world = self.context.num_processes
         buckets = self.buffer.buckets()
         if per_process == 0 or not buckets:
             return inputs, {}, 0
@@ -263,14 +264,14 @@ class ExGRPOPart(MethodPart):
         else:
             probs = exgrpo_bucket_weights(buckets.keys(), G, self.args.exgrpo_bucket_weighting)
             chosen = sample_buffer_prompts(buckets, probs, per_process * world, generator)
-        mine = chosen[self.trainer.accelerator.process_index :: world]
+        mine = chosen[self.context.process_index :: world]
         entries = self.buffer.entries
         if self.collective_forwards and self.args.exgrpo_trajectory_selection != "random":
             # Sharded parameters: every process runs the selection forwards of all the chosen questions (the same
             # list everywhere, so the same forwards in the same order) and keeps its own. The entropy selection does
             # not use the generator, so the choices are those of the default path.
             picks = [self.select_trajectory(entries[pid], generator) for pid in chosen]
-            picks = picks[self.trainer.accelerator.process_index :: world]
+            picks = picks[self.context.process_index :: world]
         else:
             picks = [self.select_trajectory(entries[pid], generator) for pid in mine]
         inputs = list(inputs)
@@ -290,15 +291,15 @@ class ExGRPOPart(MethodPart):
         retired = self.buffer.retired
         if not self.args.exgrpo_exclude_retired or not retired:
             return inputs, 0
-        G = self.trainer.num_generations
+        G = self.context.num_generations
         column = self.args.prompt_id_column
         group_pids = [prompt_id(inputs[g * G], column) for g in range(len(inputs) // G)]
         if not any(pid in retired for pid in group_pids):
             return inputs, 0
         if self._dataset_pids is None:
-            self._dataset_pids = dataset_prompt_ids(self.trainer.train_dataset, column)
+            self._dataset_pids = dataset_prompt_ids(self.context.train_dataset, column)
         rng = random.Random(
-            f"zvp-exgrpo-fresh-{self.args.seed}-{self.trainer.state.global_step}-{self.trainer.accelerator.process_index}"
+            f"zvp-exgrpo-fresh-{self.args.seed}-{self.context.run.global_step}-{self.context.process_index}"
         )
         replacements = replacements_for_retired(group_pids, retired, self._dataset_pids, rng)
         if len(replacements) < sum(pid in retired for pid in group_pids):
@@ -309,7 +310,7 @@ class ExGRPOPart(MethodPart):
             )
         inputs = list(inputs)
         for group, index in replacements.items():
-            row = self.trainer.train_dataset[index]
+            row = self.context.train_dataset[index]
             for r in range(group * G, (group + 1) * G):
                 inputs[r] = dict(row)
         return inputs, len(replacements)
@@ -328,21 +329,21 @@ class ExGRPOPart(MethodPart):
         trajectory is stored, no log-prob is computed and no bucket changes. `collect` is the same on every
         process (the phase is). A stored row keeps its `tool_mask` (when the batch has one: tools) and, when it has
         tool-result tokens, its entry of `messages` (the local rows' messages after TRL's tool loop)."""
-        G = self.trainer.num_generations
+        G = self.context.num_generations
         B = output["completion_ids"].size(0)
         local_groups = B // G
-        first_group = self.trainer.accelerator.process_index * local_groups
+        first_group = self.context.process_index * local_groups
         k_all = correct.view(-1, G).sum(dim=1).tolist()
         column = self.args.prompt_id_column
         pids = [prompt_id(inputs[g * G], column) for g in range(local_groups)]
         if not collect:
             retired = [pid for g, pid in enumerate(pids) if k_all[first_group + g] >= G]
-            if self.trainer.accelerator.num_processes > 1:
-                retired = gather_object(retired)
+            if self.context.num_processes > 1:
+                retired = self.context.collectives.gather_object(retired)
             for pid in retired:
                 self.buffer.retire(pid)
             return
-        correct_local = self.trainer._local_rows(correct, B)
+        correct_local = self.context.local_rows(correct, B)
         # Rows worth storing: correct, fresh, in a partially solved group of a non-retired question, non-empty mask.
         lengths = output["completion_mask"].sum(dim=1).tolist()
         store_rows = [
@@ -392,8 +393,8 @@ class ExGRPOPart(MethodPart):
                     "trajectories": trajectories,
                 }
             )
-        if self.trainer.accelerator.num_processes > 1:
-            updates = gather_object(updates)
+        if self.context.num_processes > 1:
+            updates = self.context.collectives.gather_object(updates)
         for u in updates:
             self.buffer.update(u["pid"], u["k"], G, u["row"], u["prompt_ids"], u["trajectories"])
 
@@ -409,8 +410,8 @@ class ExGRPOPart(MethodPart):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         with torch.no_grad():
-            logps, _, _ = self.trainer._get_per_token_logps_and_entropies(
-                self.trainer.model,
+            logps, _, _ = self.context.logprobs(
+                self.context.policy(),
                 input_ids,
                 attention_mask,
                 completion_ids.size(1),
@@ -421,33 +422,26 @@ class ExGRPOPart(MethodPart):
     # ------------------------------------------------------------------ loss side
 
     def mixed_loss(self, loss: LossStep, model, inputs):
-        """ExGRPO's loss of a mixed-phase batch (see [`ExGRPOTrainer`]), with TRL's masks, aggregation and metrics."""
-        mode = "train" if self.trainer.model.training else "eval"
+        """ExGRPO's loss of a mixed-phase batch (see [`ExGRPOTrainer`]), with TRL's masks, aggregation and metrics
+        (`zvp_trl.core.loss`)."""
+        context, settings = self.context, self.context.loss
+        training, mode = context.training, context.mode
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
-        per_token_logps, entropies, aux_loss = self.trainer._get_per_token_logps_and_entropies(
+        per_token_logps, entropies, aux_loss = context.logprobs(
             model,
             input_ids,
             attention_mask,
             completion_ids.size(1),
             compute_entropy=True,
-            compute_aux_loss=self.trainer.aux_loss_enabled,
-            pixel_values=inputs.get("pixel_values"),
-            image_grid_thw=inputs.get("image_grid_thw"),
-            num_images=inputs.get("num_images"),
-            pixel_attention_mask=inputs.get("pixel_attention_mask"),
-            spatial_shapes=inputs.get("spatial_shapes"),
-            num_tiles=inputs.get("num_tiles"),
-            image_sizes=inputs.get("image_sizes"),
-            token_type_ids=inputs.get("token_type_ids"),
-            mm_token_type_ids=inputs.get("mm_token_type_ids"),
-            image_position_ids=inputs.get("image_position_ids"),
+            compute_aux_loss=settings.aux_loss,
+            **{key: inputs.get(key) for key in MULTIMODAL_INPUTS},
         )
         # TRL's advantages, or the per-token ones of a part that shapes them (RL-ZVP, on the fresh rows).
-        advantages = self.trainer.shaped_token_advantages(loss, inputs, entropies)
+        advantages = context.token_advantages(loss, inputs, entropies)
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
         old_per_token_logps = inputs.get("old_per_token_logps")
@@ -460,75 +454,60 @@ class ExGRPOPart(MethodPart):
             advantages,
             replay,
             mask,
-            loss_type=self.trainer.loss_type,
-            importance_sampling_level=self.trainer.importance_sampling_level,
-            epsilon_low=self.trainer.epsilon_low,
-            epsilon_high=self.trainer.epsilon_high,
-            delta=self.args.delta,
+            loss_type=settings.loss_type,
+            importance_sampling_level=settings.importance_sampling_level,
+            epsilon_low=settings.epsilon_low,
+            epsilon_high=settings.epsilon_high,
+            delta=settings.delta,
             unclip_fresh=self.args.exgrpo_unclip_fresh,
             shaping_beta=self.args.exgrpo_shaping_beta,
         )
         fresh = (~replay).unsqueeze(1)
         # TRL's masks, as GRPOTrainer applies them. Off-policy sequence masking acts on fresh rows only: a replayed
         # trajectory is off-policy on purpose (its ratio is shaped instead), and correct, so it would be kept anyway.
-        if self.trainer.off_policy_mask_threshold is not None:
+        if settings.off_policy_mask_threshold is not None:
             sampling = inputs.get("sampling_per_token_logps", old_per_token_logps)
-            off_policy_mask = self.trainer.get_off_policy_mask(
+            off_policy_mask = context.off_policy_mask(
                 advantages=advantages,
                 per_token_logps=per_token_logps,
                 sampling_per_token_logps=sampling,
                 mask=mask,
-                off_policy_threshold=self.trainer.off_policy_mask_threshold,
+                off_policy_threshold=settings.off_policy_mask_threshold,
             )
             per_token_loss = per_token_loss * torch.where(fresh, off_policy_mask, torch.ones_like(off_policy_mask))
         entropy_mask = None
-        if self.trainer.top_entropy_quantile < 1.0:  # entropy filtering: every row's highest-entropy tokens
-            entropy_mask = self.trainer.get_high_entropy_mask(entropies, mask, 1 - self.trainer.top_entropy_quantile)
+        if settings.top_entropy_quantile < 1.0:  # entropy filtering: every row's highest-entropy tokens
+            entropy_mask = context.high_entropy_mask(entropies, mask, 1 - settings.top_entropy_quantile)
             per_token_loss = per_token_loss * entropy_mask
-        if self.trainer.use_vllm and self.trainer.vllm_importance_sampling_correction:
+        if settings.vllm_importance_sampling_correction:
             # The vLLM/trainer mismatch correction applies to freshly sampled tokens only.
             is_ratio = inputs["importance_sampling_ratio"]
             per_token_loss = per_token_loss * torch.where(fresh, is_ratio, torch.ones_like(is_ratio))
-        if self.trainer.beta != 0.0:
-            ref = inputs["ref_per_token_logps"]
-            per_token_kl = torch.exp(ref - per_token_logps) - (ref - per_token_logps) - 1
-            if self.args.use_bias_correction_kl:
-                per_token_kl = per_token_kl * torch.exp(per_token_logps - old_per_token_logps)
-            per_token_loss = per_token_loss + self.trainer.beta * per_token_kl
+        if settings.beta != 0.0:
+            ratio = torch.exp(per_token_logps - old_per_token_logps) if settings.use_bias_correction_kl else None
+            per_token_kl = kl_penalty(per_token_logps, inputs["ref_per_token_logps"], ratio)
+            per_token_loss = per_token_loss + settings.beta * per_token_kl
 
-        accumulation = self.trainer.current_gradient_accumulation_steps if mode == "train" else 1.0
-        if self.trainer.loss_type == "grpo":
-            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-        elif self.trainer.loss_type == "bnpo":
-            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
-        elif self.trainer.loss_type == "dr_grpo":
-            loss = (per_token_loss * mask).sum() / (per_token_loss.size(0) * self.trainer.max_completion_length)
-        else:  # dapo, cispo: the generation batch's mean tokens per optimizer batch, as TRL
-            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.trainer.accelerator.num_processes
-            if mode == "train":
-                normalizer = (
-                    normalizer * self.trainer.current_gradient_accumulation_steps / self.args.steps_per_generation
-                )
-            loss = (per_token_loss * mask).sum() / normalizer
-            accumulation = 1.0  # the normaliser already spans one accumulation window
-        policy_loss = loss.detach()
-        loss = loss / accumulation
-
-        metrics = self.trainer._metrics[mode]
-        if self.trainer._entropy_bonus_enabled:  # static coefficient only (ExGRPOConfig rejects the adaptive one)
-            effective_mask = mask if entropy_mask is None else mask * entropy_mask
-            bonus_accumulation = self.trainer.current_gradient_accumulation_steps if mode == "train" else 1.0
-            entropy_loss = (entropies * effective_mask).sum() / effective_mask.sum().clamp(min=1.0)
-            loss = loss - self.trainer.entropy_coef * entropy_loss / bonus_accumulation
-            metrics["policy_loss"].append(self.trainer.accelerator.gather(policy_loss).nanmean().item())
-            if mode == "train" and self.trainer.accelerator.sync_gradients:
-                metrics["entropy_coef"].append(self.trainer.entropy_coef)
-        if self.trainer.aux_loss_enabled:
-            aux_accumulation = self.trainer.current_gradient_accumulation_steps if mode == "train" else 1.0
-            loss = loss + self.trainer.router_aux_loss_coef * aux_loss / aux_accumulation
-            metrics["aux_loss"].append(self.trainer.accelerator.gather_for_metrics(aux_loss).mean().item())
+        accumulation = dict(training=training, accumulation_steps=context.run.accumulation_steps)
+        loss, policy_loss = aggregate_loss(
+            per_token_loss,
+            mask,
+            settings,
+            **accumulation,
+            num_items_in_batch=inputs.get("num_items_in_batch"),
+            num_processes=context.num_processes,
+        )
+        metrics = context.metrics[mode]
+        if settings.entropy_bonus:  # static coefficient only (ExGRPOConfig rejects the adaptive one)
+            loss = loss - entropy_bonus(entropies, mask, settings, entropy_mask=entropy_mask, **accumulation)
+            metrics["policy_loss"].append(context.collectives.gather(policy_loss).nanmean().item())
+            if training and context.run.sync_gradients:
+                metrics["entropy_coef"].append(settings.entropy_coef)
+        if settings.aux_loss:
+            loss = loss + settings.router_aux_loss_coef * aux_loss / (context.run.accumulation_steps if training else 1.0)
+            metrics["aux_loss"].append(context.collectives.gather_for_metrics(aux_loss).mean().item())
         self._log_mixed_loss_metrics(metrics, mask, replay, entropies, advantages, fresh_ratio, replay_ratio)
-        if self.trainer.beta != 0.0:
+        if settings.beta != 0.0:
             metrics["kl"].append(self._global_masked_mean(per_token_kl, mask))
         return loss
 
@@ -537,7 +516,7 @@ class ExGRPOPart(MethodPart):
         mask = mask.to(x.dtype)
         if x.size(1) == 1:
             mask = (mask.sum(-1, keepdim=True) > 0).to(x.dtype)
-        totals = self.trainer.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum()]).detach(), reduction="sum")
+        totals = self.context.collectives.reduce(torch.stack([(x * mask).sum(), mask.sum()]).detach(), reduction="sum")
         return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
 
     def _log_mixed_loss_metrics(self, metrics, mask, replay, entropies, advantages, fresh_ratio, replay_ratio):
@@ -547,13 +526,13 @@ class ExGRPOPart(MethodPart):
         fresh_mask = mask * (~replay).unsqueeze(1).to(mask.dtype)
         replay_mask = mask * replay.unsqueeze(1).to(mask.dtype)
         metrics["entropy"].append(self._global_masked_mean(entropies, mask))
-        if self.trainer.loss_type == "cispo":
-            clipped = (fresh_ratio > self.trainer.epsilon_high) & (advantages > 0)
+        if self.context.loss.loss_type == "cispo":
+            clipped = (fresh_ratio > self.context.loss.epsilon_high) & (advantages > 0)
             metrics["cispo_clip_ratio"].append(self._global_masked_mean(clipped.float(), fresh_mask))
         else:
             # (B, T), or (B, 1) at sequence level: then one value per sequence, as TRL averages them.
-            low = ((fresh_ratio < 1 - self.trainer.epsilon_low) & (advantages < 0)).float()
-            high = ((fresh_ratio > 1 + self.trainer.epsilon_high) & (advantages > 0)).float()
+            low = ((fresh_ratio < 1 - self.context.loss.epsilon_low) & (advantages < 0)).float()
+            high = ((fresh_ratio > 1 + self.context.loss.epsilon_high) & (advantages > 0)).float()
             metrics["clip_ratio/low_mean"].append(self._global_masked_mean(low, fresh_mask))
             metrics["clip_ratio/high_mean"].append(self._global_masked_mean(high, fresh_mask))
             metrics["clip_ratio/region_mean"].append(self._global_masked_mean(((low + high) > 0).float(), fresh_mask))
@@ -561,6 +540,6 @@ class ExGRPOPart(MethodPart):
             rows = fresh_mask.sum(-1)
             low_seq = torch.where(rows > 0, (low * fresh_mask).sum(-1) / rows.clamp(min=1.0), torch.nan)
             high_seq = torch.where(rows > 0, (high * fresh_mask).sum(-1) / rows.clamp(min=1.0), torch.nan)
-            metrics["clip_ratio/low_min"].append(nanmin(self.trainer.accelerator.gather(low_seq)).item())
-            metrics["clip_ratio/high_max"].append(nanmax(self.trainer.accelerator.gather(high_seq)).item())
+            metrics["clip_ratio/low_min"].append(nanmin(self.context.collectives.gather(low_seq)).item())
+            metrics["clip_ratio/high_max"].append(nanmax(self.context.collectives.gather(high_seq)).item())
         metrics["exgrpo/replay_ratio_mean"].append(self._global_masked_mean(replay_ratio.expand_as(mask), replay_mask))

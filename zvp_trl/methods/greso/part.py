@@ -2,7 +2,6 @@
 import math
 
 import torch
-from accelerate.utils import gather_object
 
 from ...core.prompt_ids import prompt_id
 from ..grpo_ds.algorithm import kept_totals
@@ -16,8 +15,8 @@ class GRESOPart(DynamicSamplingPart):
 
     name = "greso"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, context):
+        super().__init__(context)
         self.greso_state = GRESOState(
             p_easy=self.args.greso_p_easy,
             p_hard=self.args.greso_p_hard,
@@ -26,7 +25,6 @@ class GRESOPart(DynamicSamplingPart):
             easy_threshold=self.args.greso_easy_threshold,
             hard_threshold=self.args.greso_hard_threshold,
         )
-        trainer.greso_state = self.greso_state
 
     def checkpointed_state(self) -> dict[str, object]:
         return {**super().checkpointed_state(), "greso": self.greso_state}
@@ -38,12 +36,12 @@ class GRESOPart(DynamicSamplingPart):
         # batch["examined"] / batch["skipped"]: prompts examined / skipped for this optimizer batch (all processes).
         batch.setdefault("examined", 0)
         batch.setdefault("skipped", 0)
-        G = self.trainer.num_generations
-        world, rank = self.trainer.accelerator.num_processes, self.trainer.accelerator.process_index
+        G = self.context.num_generations
+        world, rank = self.context.num_processes, self.context.process_index
         n = len(rows) // G  # prompts per process in this round
         # Every process decides for every process's candidates (same ids, same generator draws), so all of them know
         # which prompts each process keeps without further communication.
-        candidate_ids = gather_object([self._prompt_id(row) for row in rows[::G]])
+        candidate_ids = self.context.collectives.gather_object([self._prompt_id(row) for row in rows[::G]])
         candidate_rows = [rows[j * G] if r == rank else None for r in range(world) for j in range(n)]
         selected = [[] for _ in range(world)]  # per process: (prompt id, row or None for other processes)
         max_draws = int(10 / self.args.greso_min_explore_prob) + 10
@@ -78,7 +76,7 @@ class GRESOPart(DynamicSamplingPart):
     def next_round_groups(self, kept: list[list[int]], target: int, zero_variance_ratio: float, default: int):
         if not self.args.greso_adaptive_rounds:
             return default, False
-        G, world = self.trainer.num_generations, self.trainer.accelerator.num_processes
+        G, world = self.context.num_generations, self.context.num_processes
         totals = kept_totals(kept)
         if self.args.ds_fill_scope == "global":
             missing_groups = max(world * target - sum(totals), 0)
@@ -101,7 +99,7 @@ class GRESOPart(DynamicSamplingPart):
     def on_batch_assembled(self, step_signs: torch.Tensor, batch: dict) -> None:
         easy_ratio = (step_signs > 0).float().mean().item()
         hard_ratio = (step_signs < 0).float().mean().item()
-        if int(self.trainer.state.epoch or 0) >= self.args.greso_adapt_from_epoch:
+        if int(self.context.run.epoch or 0) >= self.args.greso_adapt_from_epoch:
             self.greso_state.update_probabilities(
                 easy_ratio,
                 hard_ratio,
@@ -111,7 +109,7 @@ class GRESOPart(DynamicSamplingPart):
                 p_min=self.args.greso_p_min,
                 p_max=self.args.greso_p_max,
             )
-        metrics = self.trainer._metrics["train"]
+        metrics = self.context.metrics["train"]
         metrics["greso/p_easy"].append(self.greso_state.p_easy)
         metrics["greso/p_hard"].append(self.greso_state.p_hard)
         metrics["greso/frac_skipped"].append(batch.get("skipped", 0) / max(batch.get("examined", 0), 1))

@@ -3,7 +3,6 @@ import logging
 import math
 
 import torch
-from accelerate.utils import gather_object
 from datasets import IterableDataset
 
 from ...core.parts import MethodPart
@@ -48,22 +47,22 @@ class DynamicSamplingPart(MethodPart):
     name = "grpo_ds"
     assembles_batches = True
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        label = type(trainer).__name__
-        if isinstance(trainer.train_dataset, IterableDataset):
+    def __init__(self, context):
+        super().__init__(context)
+        label = f"{type(self).__name__} ({self.name})"
+        dataset = context.train_dataset
+        if isinstance(dataset, IterableDataset):
             raise NotImplementedError(
                 f"{label} draws extra prompts by index, so train_dataset must be a map-style datasets.Dataset, not an "
                 "IterableDataset."
             )
-        if getattr(trainer, "_is_vlm", False):
+        if context.is_vision_language:
             raise NotImplementedError(f"{label} does not support vision-language models.")
         self._carry = None  # local rows of kept groups carried to the next optimizer batch (in memory only)
         self._prompt_sampler = None
-        if trainer.train_dataset is not None:
-            self._prompt_sampler = PromptSampler(len(trainer.train_dataset), self.args.seed, self.args.shuffle_dataset)
+        if dataset is not None:
+            self._prompt_sampler = PromptSampler(len(dataset), self.args.seed, self.args.shuffle_dataset)
         self.ds_stats = DynamicSamplingStats()
-        trainer.ds_stats = self.ds_stats
 
     def checkpointed_state(self) -> dict[str, object]:
         state = {"ds_sampler": self._prompt_sampler} if self._prompt_sampler is not None else {}
@@ -92,26 +91,20 @@ class DynamicSamplingPart(MethodPart):
     def draw_rows(self, prompts_per_process: int) -> list[dict]:
         """Draws `prompts_per_process * num_processes` fresh prompts (same draw on every process), keeps this
         process's contiguous share and repeats each prompt `num_generations` times, like TRL's sampler."""
-        world, rank = self.trainer.accelerator.num_processes, self.trainer.accelerator.process_index
+        world, rank = self.context.num_processes, self.context.process_index
         indices = self._prompt_sampler.draw(prompts_per_process * world)
         mine = indices[rank * prompts_per_process : (rank + 1) * prompts_per_process]
-        return [self.dataset_row(i) for i in mine for _ in range(self.trainer.num_generations)]
+        return [self.dataset_row(i) for i in mine for _ in range(self.context.num_generations)]
 
     def dataset_row(self, index: int) -> dict:
-        row = dict(self.trainer.train_dataset[int(index)])
-        if self.args.remove_unused_columns:
-            # The dataloader drops unused columns in that case; keep the rows of all rounds alike.
-            self.trainer._set_signature_columns_if_needed()
-            row = {k: v for k, v in row.items() if k in self.trainer._signature_columns}
-        return row
+        # As the dataloader hands rows (unused columns dropped when TRL drops them), so all rounds' rows are alike.
+        return self.context.dataset_row(index)
 
     def group_signs(self, rewards: torch.Tensor) -> torch.Tensor:
         """`(global groups,)` zero-variance signs (dropped when non-zero) from the gathered scalar rewards (NaN when
         every function left the row unscored, which makes the group non-zero-variance)."""
-        signs = self.trainer._row_signs(rewards, self.trainer.num_generations)[:: self.trainer.num_generations]
-        for part in self.trainer._method_parts:
-            signs = part.groups_with_signal(signs)  # e.g. ERPO's RA: all-correct groups keep an advantage
-        return signs
+        signs = self.context.row_signs(rewards, self.context.num_generations)[:: self.context.num_generations]
+        return self.context.groups_with_signal(signs)  # e.g. ERPO's RA: all-correct groups keep an advantage
 
     # ------------------------------------------------------------------ the generation loop
 
@@ -124,8 +117,8 @@ class DynamicSamplingPart(MethodPart):
         """This process's training batch for one optimizer step: generation rounds (`generate_round(rows)` runs the
         trainer's round: the parts' row choices and sampling settings, TRL's generation and scoring, the parts'
         after-scoring) until the kept groups fill the batch."""
-        G = self.trainer.num_generations
-        world, rank = self.trainer.accelerator.num_processes, self.trainer.accelerator.process_index
+        G = self.context.num_generations
+        world, rank = self.context.num_processes, self.context.process_index
         scope = self.args.ds_fill_scope
         target_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
         target_groups = target_rows // G
@@ -140,8 +133,8 @@ class DynamicSamplingPart(MethodPart):
             local_carried = self._carry["completion_ids"].size(0) // G
             self._carry = None
         # kept[part][process]: kept groups per part (carried groups, then each round), known identically everywhere.
-        carried = self.trainer.accelerator.gather(
-            torch.tensor([local_carried], device=self.trainer.accelerator.device)
+        carried = self.context.collectives.gather(
+            torch.tensor([local_carried], device=self.context.device)
         )
         kept = [carried.view(-1).cpu().tolist()]
 
@@ -169,7 +162,7 @@ class DynamicSamplingPart(MethodPart):
                     raise RuntimeError(
                         message + " (ds_on_exhausted='train' trains such a step on the groups it holds instead.)"
                     )
-                if self.trainer.accelerator.is_main_process:
+                if self.context.is_main_process:
                     logger.warning(
                         "%s Training this step on the groups it holds, padded with zero-variance groups (no "
                         "gradient) (ds_on_exhausted='train').",
@@ -182,7 +175,7 @@ class DynamicSamplingPart(MethodPart):
             rows, round_ids = self.select_round_rows(rows, batch_data)
             rounds += 1
             output, round_step = generate_round(rows)
-            rewards = round_step.scalar_rewards(self.trainer.reward_weights)
+            rewards = round_step.scalar_rewards(self.context.reward_weights)
             signs = self.group_signs(rewards).cpu()
             means = rewards.view(-1, G).mean(dim=1).cpu()
             self.on_round_scored(signs, means, round_ids)
@@ -216,7 +209,7 @@ class DynamicSamplingPart(MethodPart):
         loss_mask = batch["completion_mask"]
         if "tool_mask" in batch:
             loss_mask = loss_mask * batch["tool_mask"]
-        batch["num_items_in_batch"] = self.trainer.accelerator.gather(loss_mask.sum()).sum()
+        batch["num_items_in_batch"] = self.context.collectives.gather(loss_mask.sum()).sum()
 
         all_signs = torch.cat(step_signs)
         carried_groups = sum(len(c) for c in plan.carry)
@@ -224,7 +217,7 @@ class DynamicSamplingPart(MethodPart):
         self.ds_stats.generated_groups += all_signs.numel()
         self.ds_stats.dropped_groups += int((all_signs != 0).sum())
         self.ds_stats.discarded_groups += plan.discarded
-        metrics = self.trainer._metrics["train"]
+        metrics = self.context.metrics["train"]
         metrics["ds/generation_rounds"].append(float(rounds))
         metrics["ds/frac_dropped"].append((all_signs != 0).float().mean().item())
         metrics["ds/carried_groups"].append(float(carried_groups))
@@ -240,7 +233,7 @@ class DynamicSamplingPart(MethodPart):
         at most `target`), padded to `target` groups with the latest rounds' zero-variance groups, whose zero
         advantages give no gradient (as TRL's own trainer trains on them). Nothing moves between processes and
         nothing is carried. Returns the batch and the number of kept groups in it."""
-        G = self.trainer.num_generations
+        G = self.context.num_generations
         parts, have = [], 0
 
         def take_from(outputs: list[dict]) -> None:
@@ -257,7 +250,7 @@ class DynamicSamplingPart(MethodPart):
         if have < target:
             raise RuntimeError(
                 f"Dynamic sampling ran out of generation rounds with {have} of {target} groups on process "
-                f"{self.trainer.accelerator.process_index} to train on; raise ds_oversample_factor."
+                f"{self.context.process_index} to train on; raise ds_oversample_factor."
             )
         return concat_outputs(parts, self._pad_values()), kept_groups
 
@@ -270,8 +263,8 @@ class DynamicSamplingPart(MethodPart):
     def _distribute_groups(self, pool: list[dict], plan: GroupPlan, last_output: dict) -> tuple[dict, dict | None]:
         """This process's batch and carry from the plan: its own groups that stay, plus the groups other processes
         send it (one collective, only when some group moves). Groups travel on the CPU; per-row values only."""
-        G = self.trainer.num_generations
-        rank = self.trainer.accelerator.process_index
+        G = self.context.num_generations
+        rank = self.context.process_index
         local = concat_outputs(pool, self._pad_values()) if pool else None
 
         def rows_of(groups: list[int]) -> torch.Tensor:
@@ -287,8 +280,8 @@ class DynamicSamplingPart(MethodPart):
                 mine = [j for source, j in groups if source == rank and dest != rank]
                 if mine:
                     outgoing[dest] = per_row_to(select_rows(local, rows_of(mine)), "cpu")
-            received = gather_object([outgoing])
-            device = self.trainer.accelerator.device
+            received = self.context.collectives.gather_object([outgoing])
+            device = self.context.device
             for source, sent in enumerate(received):
                 if source != rank and rank in sent:
                     rows = per_row_to(sent[rank], device)
@@ -299,5 +292,5 @@ class DynamicSamplingPart(MethodPart):
         return batch, carry
 
     def _pad_values(self) -> dict[str, float]:
-        pad_id = self.trainer._tokenizer.pad_token_id
+        pad_id = self.context.pad_token_id
         return {"prompt_ids": pad_id, "completion_ids": pad_id, "tool_mask": 1}

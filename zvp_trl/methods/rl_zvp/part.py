@@ -16,24 +16,24 @@ class RLZVPPart(MethodPart):
     name = "rl_zvp"
     shapes_token_advantages = True
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, context):
+        super().__init__(context)
         # Per mode, summed since the last log: positive adv sum/count, negative adv sum/count, sum of row max entropy,
         # rows.
         self._window = {"train": None, "eval": None}
 
     def after_scoring(self, step: GenerationStep, output: dict) -> None:
-        trainer = self.trainer
-        num_generations = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+        context = self.context
+        num_generations = context.group_size
         # TRL's scalar reward (the weighted sum); a row that every reward function left unscored is NaN, which
         # makes its group non-zero-variance (it keeps GRPO's advantage).
-        signs = trainer._row_signs(step.scalar_rewards(trainer.reward_weights), num_generations)
+        signs = context.row_signs(step.scalar_rewards(context.reward_weights), num_generations)
         if self.args.multi_objective_aggregation == "normalize_then_sum":
             # TRL normalises each function within the group: a group has zero advantage only when every function is
             # constant on it, so only such groups are RL-ZVP's (their sign still from the weighted sum).
             constant = constant_per_function(step.gathered_rewards, num_generations, self.args.zero_variance_atol)
             signs = signs * constant.to(signs.dtype)
-        signs = trainer._local_rows(signs, output["prompt_ids"].size(0)).to(trainer.accelerator.device)
+        signs = context.local_rows(signs, output["prompt_ids"].size(0)).to(context.device)
         if step.replayed_rows is not None:
             # A replayed trajectory (ExGRPO) keeps its own treatment; the group's sign still counts it.
             replayed = torch.tensor(step.replayed_rows, dtype=torch.bool, device=signs.device)
@@ -101,7 +101,7 @@ class RLZVPPart(MethodPart):
                 mixed.sum(),
             ]
         ).float()
-        mode = "train" if self.trainer.model.training else "eval"
+        mode = self.context.mode
         # Summed locally; reduced over processes once per logging window, in `log`.
         window = self._window[mode]
         self._window[mode] = local if window is None else window + local
@@ -110,9 +110,8 @@ class RLZVPPart(MethodPart):
         window, self._window[mode] = self._window[mode], None
         if window is None:
             return
-        accelerator = self.trainer.accelerator
         # `log` runs on every process, so this collective is matched everywhere.
-        reduced = accelerator.reduce(window.to(accelerator.device), reduction="sum").tolist()
+        reduced = self.context.collectives.reduce(window.to(self.context.device), reduction="sum").tolist()
         pos_sum, pos_count, neg_sum, neg_count, max_entropy_sum, rows, alpha_sum, batches = reduced[:8]
         zv_abs_sum, mixed_abs_sum, mixed_count = reduced[8:]
         # Token-weighted means over the logging window; NaN (logged as None) when no such row was seen.
