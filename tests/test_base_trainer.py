@@ -14,7 +14,7 @@ from recording import record_generations
 from trl.trainer.utils import RepeatSampler
 
 from zvp_trl import ALGORITHMS, GRPOBaselineConfig, GRPOBaselineTrainer, ZVPBaseConfig, get_algorithm
-from zvp_trl.core.adapter import EpochSeededRepeatSampler
+from zvp_trl.core.sampler import EpochSeededRepeatSampler
 
 
 def epochs(sampler, n):

@@ -120,3 +120,26 @@ def test_contributing_selects_tests_by_registered_markers_only():
     for expression in expressions:
         names = set(expression.split()) - {"and", "or", "not"}
         assert names <= declared, f"-m {expression!r} names undeclared markers {names - declared}"
+
+
+def test_the_combination_table_is_the_registrys():
+    """docs/training.md's table of pairs says "no" exactly where a method's registration refuses the pair, and names
+    the named combinations it lists as the registry's."""
+    from zvp_trl.core.composition import aliases, incompatibility
+
+    text = (REPO / "docs" / "training.md").read_text()
+    table = text.split("## Combining methods by name", 1)[1].split("\n\n| |", 1)[1].split("\n\n", 1)[0]
+    lines = ("| |" + table).splitlines()
+    methods = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    assert sorted(methods) == sorted(["rl_zvp", "erpo", "exgrpo", "grpo_ds", "greso"])
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        row = cells[0].strip("*")
+        for column, cell in zip(methods, cells[1:], strict=True):
+            if column == row:
+                assert cell == ""
+                continue
+            refused = incompatibility(row, column) is not None
+            assert cell.startswith("no" if refused else "yes"), (row, column, cell)
+            for alias in re.findall(r"`(\w+)`", cell):
+                assert set(aliases()[alias]) == {row, column}, (row, column, alias)

@@ -148,3 +148,20 @@ def test_nothing_outside_the_methods_names_a_method_module():
         if not module.startswith("zvp_trl.methods") and module != "zvp_trl"
     }
     assert {module: targets for module, targets in outside.items() if targets} == {}
+
+
+def test_parts_read_no_trainer():
+    """A method's code never names a trainer object: what a part reads and calls comes through its PartContext."""
+    offenders = []
+    for path in (PACKAGE / "methods").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "trainer":
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} .trainer")
+            elif isinstance(node, ast.Name) and node.id == "trainer":
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} trainer")
+            elif isinstance(node, ast.arg) and node.arg == "trainer":
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} argument trainer")
+    assert offenders == []
+    from zvp_trl.core.parts import MethodPart
+
+    assert "trainer" not in vars(MethodPart) and "context" in MethodPart.__init__.__code__.co_varnames

@@ -122,16 +122,8 @@ def _per_token_loss(loss_type: str, trainer, batch: dict, logps: torch.Tensor) -
     if loss_type == "sapo":
         temperatures = torch.where(advantages > 0, args.sapo_temperature_pos, args.sapo_temperature_neg)
         return -(torch.sigmoid(temperatures * (ratio - 1)) * 4 / temperatures) * advantages
-    phi = GRPOTrainer.get_gamma_weights(
-        advantages=advantages,
-        log_ratio_per_token=log_ratio,
-        mask=mask,
-        importance_sampling_ratio=None,
-        k_pos=args.vespo_k_pos,
-        lambda_pos=args.vespo_lambda_pos,
-        k_neg=args.vespo_k_neg,
-        lambda_neg=args.vespo_lambda_neg,
-    )
+    gamma = (args.vespo_k_pos, args.vespo_lambda_pos, args.vespo_k_neg, args.vespo_lambda_neg)
+    phi = GRPOTrainer.get_gamma_weights(advantages, log_ratio, mask, None, *gamma)
     return -phi * advantages * logps
 
 

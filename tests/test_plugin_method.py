@@ -75,7 +75,7 @@ def train(env, algorithm: str, out: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.trainer
+@pytest.mark.distributed
 @pytest.mark.slow
 def test_an_installed_method_trains_by_name_alone_and_with_erpo(tmp_path, tmp_path_factory):
     env = install(tmp_path / "site")
@@ -88,7 +88,7 @@ def test_an_installed_method_trains_by_name_alone_and_with_erpo(tmp_path, tmp_pa
         [sys.executable, "-c", "import zvp_trl; zvp_trl.get_algorithm('rl_zvp+neg_push')"],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
-    assert "neg_push and rl_zvp cannot be combined: both set the advantage of all-wrong groups" in refused.stderr
+    assert "rl_zvp and neg_push cannot be combined: both set the advantage of all-wrong groups" in refused.stderr
 
     for algorithm, parts in (("neg_push", ["neg_push"]), ("neg_push+erpo", ["erpo", "neg_push"])):
         out = tmp_path / algorithm

@@ -47,15 +47,13 @@ is this adapter with the method's parts, derived from its registration (`zvp_trl
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import json
-import math
 import os
 
 import torch
 from accelerate.utils import gather_object
-from transformers import LogitsProcessorList, PreTrainedModel, TrainerCallback
+from transformers import LogitsProcessorList, PreTrainedModel
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
@@ -71,6 +69,7 @@ from .checkpoints import (
     last_complete_checkpoint,
 )
 from .config import GRPOBaselineConfig, ZVPBaseConfig
+from .model_card import hyperparameters_markdown
 from .parts import LossSettings, MethodPart, PartContext, parts_of
 from .per_row_temperature import (
     PerRowTemperatureLogitsProcessor,
@@ -82,6 +81,7 @@ from .per_row_temperature import (
     temperatures_for_continuations,
 )
 from .prompt_ids import token_prompt_id
+from .sampler import EpochSeededRepeatSampler, SamplerEpochCallback
 from .step import GenerationStep, ZVPStep
 
 
@@ -122,86 +122,6 @@ class RolloutCounter:
     def load_state_dict(self, state: dict) -> None:
         self.total = int(state["total"])
         self.kept = int(state.get("kept", 0))
-
-
-class EpochSeededRepeatSampler(RepeatSampler):
-    """TRL's `RepeatSampler`, with the shuffle order of epoch `e` a function of `(seed, e)` only.
-
-    TRL's sampler draws each epoch's permutation from one generator that advances across epochs, so a run resumed in
-    epoch `e > 0` (a fresh sampler) replays epoch 0's order and sees different prompts than the uninterrupted run.
-    The Trainer calls `set_epoch(e)` before iterating each epoch, also when resuming: here it reseeds the generator
-    and draws the `e` earlier permutations again, so every epoch's order is exactly the one TRL's sampler gives an
-    uninterrupted run, and a resumed run draws the same prompts (which per-prompt state depends on).
-    """
-
-    @classmethod
-    def from_sampler(cls, sampler: RepeatSampler) -> "EpochSeededRepeatSampler":
-        new = cls.__new__(cls)
-        new.__dict__.update(sampler.__dict__)
-        return new
-
-    def set_epoch(self, epoch: int) -> None:
-        if self.shuffle and self.seed is not None:
-            self.generator.manual_seed(self.seed)
-            for _ in range(epoch):
-                torch.randperm(self.num_samples, generator=self.generator)
-
-
-class SamplerEpochCallback(TrainerCallback):
-    """Gives the train sampler its epoch at the start of every epoch, from the trainer's state.
-
-    transformers calls `set_epoch` through accelerate's dataloader, which does not reach the sampler in every layout:
-    on several processes, the dataloader a resumed run skips into (accelerate's `SkipBatchSampler` around its
-    `BatchSamplerShard`) never forwards it, so a run resumed mid-epoch on 2+ processes drew epoch 0's order for the
-    rest of that epoch (other prompts than the uninterrupted run). At `on_epoch_begin`, before the epoch's dataloader
-    is iterated, `floor(state.epoch)` is the epoch about to run (transformers' `state.epoch` is `epoch + (batch + 1) /
-    batches_in_epoch`, exactly `epoch` at an epoch's end, and the checkpoint's value on resume); setting it again where
-    `set_epoch` did arrive changes nothing.
-    """
-
-    def __init__(self, sampler: "EpochSeededRepeatSampler"):
-        self.sampler = sampler
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.sampler.set_epoch(math.floor(state.epoch or 0))
-
-
-# GRPOConfig fields every method's model card records next to the method's own fields.
-CARD_GRPO_FIELDS = (
-    "learning_rate",
-    "lr_scheduler_type",
-    "num_generations",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "steps_per_generation",
-    "num_iterations",
-    "max_completion_length",
-    "temperature",
-    "top_p",
-    "epsilon",
-    "epsilon_high",
-    "loss_type",
-    "scale_rewards",
-    "beta",
-    "seed",
-)
-
-
-def hyperparameters_markdown(trainer_name: str, args) -> str:
-    """The model card's "Method hyperparameters" section: the method's own config fields (those its config adds to
-    `GRPOConfig`) and the key GRPO fields, with their values in this run."""
-    grpo_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    own = [f.name for f in dataclasses.fields(args) if f.name not in grpo_fields]
-    lines = [
-        "## Method hyperparameters",
-        "",
-        f"Trained with zvp_trl's `{trainer_name}` (`{type(args).__name__}`), on top of TRL's `GRPOTrainer`.",
-        "",
-        "| field | value |",
-        "|---|---|",
-    ]
-    lines += [f"| `{name}` | `{getattr(args, name)!r}` |" for name in [*own, *CARD_GRPO_FIELDS]]
-    return "\n".join(lines) + "\n"
 
 
 class _Collectives:
@@ -324,13 +244,14 @@ class ZVPBaseTrainer(GRPOTrainer):
             sharded_forwards=self._sharded_forwards(),
             is_vision_language=bool(getattr(self, "_is_vlm", False)),
             loss=loss,
+            # Looked up at each call, so what wraps the trainer's method later (a profiler, a test) sees the call.
             policy=lambda: self.model,
-            logprobs=self._get_per_token_logps_and_entropies,
-            token_advantages=self.shaped_token_advantages,
-            groups_with_signal=self._groups_with_signal,
-            off_policy_mask=self.get_off_policy_mask,
-            high_entropy_mask=self.get_high_entropy_mask,
-            enable_row_temperature_logprobs=self.enable_row_temperature_logprobs,
+            logprobs=lambda *args, **kwargs: self._get_per_token_logps_and_entropies(*args, **kwargs),
+            token_advantages=lambda *args, **kwargs: self.shaped_token_advantages(*args, **kwargs),
+            groups_with_signal=lambda *args, **kwargs: self._groups_with_signal(*args, **kwargs),
+            off_policy_mask=lambda *args, **kwargs: self.get_off_policy_mask(*args, **kwargs),
+            high_entropy_mask=lambda *args, **kwargs: self.get_high_entropy_mask(*args, **kwargs),
+            enable_row_temperature_logprobs=lambda: self.enable_row_temperature_logprobs(),
         )
 
     def _sharded_forwards(self) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from . import papers
 from .adapter import GRPOBaselineTrainer, ZVPBaseTrainer
 from .config import GRPOBaselineConfig
-from .registry import MethodSpec, NamedCombination, method_spec, method_specs, named_combinations, trainer_class
+from .registry import NamedCombination, method_spec, method_specs, named_combinations, trainer_class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,17 +273,3 @@ def __getattr__(name: str):
     """The composed classes by name (`ExGRPOERPORLZVPConfig`, `ExGRPOERPORLZVPTrainer`), built on first use."""
     return combination_attribute(__name__, name)
 
-
-__all__ = [
-    "ALGORITHMS",
-    "Algorithm",
-    "DEFAULT_ALGORITHM",
-    "MethodSpec",
-    "aliases",
-    "check_combination",
-    "compose",
-    "get_algorithm",
-    "method_names",
-    "registered_name",
-    "with_trl_reference",
-]

@@ -64,7 +64,7 @@ class RunState:
     training: bool = True  # the policy is in training mode (False: evaluation)
     global_step: int = 0  # optimizer steps done
     epoch: float = 0.0  # transformers' `state.epoch`
-    accumulation_steps: int = 1  # the current gradient accumulation window (TRL's `current_gradient_accumulation_steps`)
+    accumulation_steps: int = 1  # the current accumulation window (TRL's `current_gradient_accumulation_steps`)
     sync_gradients: bool = True  # this micro-batch ends an accumulation window
 
 

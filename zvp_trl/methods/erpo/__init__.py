@@ -18,18 +18,7 @@ PAPER = arxiv_paper(
     "2511.04800",
 )
 
-SPEC = MethodSpec(
-    name="erpo",
-    display="ERPO",
-    class_stem="ERPO",
-    part=ERPOPart,
-    config=ERPOConfig,
-    description="ERPO: residual (all-correct) prompts are re-sampled at a raised per-prompt temperature (arXiv 2511.04800)",
-    paper=PAPER,
-    tags=("erpo",),
-    precedence=40,
-    combined_with={"rl_zvp": ERPOWithRLZVP, "exgrpo": ERPOWithExGRPO},
-    trainer_doc="""
+TRAINER_DOC = """
     Trainer for ERPO, from [Explore Data Left Behind in Reinforcement Learning for Reasoning Language
     Models](https://huggingface.co/papers/2511.04800).
 
@@ -58,36 +47,24 @@ SPEC = MethodSpec(
     (`use_transformers_continuous_batching=True`), `generate_batch` is called once per distinct temperature.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`ERPOConfig`].
-    """,
-    combinations=(
-        NamedCombination(
-            name="erpo_rl_zvp",
-            methods=('erpo', 'rl_zvp'),
-            class_stem="ERPORLZVP",
-            description="ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
-            default_suffix="ERPO-RL-ZVP",
-            trainer_doc="""
+    """
+
+ERPORLZVP_TRAINER_DOC = """
     ERPO's per-prompt sampling temperatures with RL-ZVP's entropy-guided advantages for zero-variance groups.
 
     The two act on different stages: ERPO decides at which temperature each prompt is sampled (and updates its
     history from the group's rewards), RL-ZVP shapes the advantages of the groups that still come back zero-variance,
     from the current policy's entropy at each row's sampling temperature. Every option of [`ERPOTrainer`] and
     [`RLZVPTrainer`] applies; `args` is an [`ERPORLZVPConfig`]. The model card cites both papers.
-    """,
-            config_doc="""
+    """
+ERPORLZVP_CONFIG_DOC = """
     Configuration class for [`ERPORLZVPTrainer`]: ERPO's per-prompt sampling temperatures and RL-ZVP's entropy-guided
     advantages for zero-variance groups in one training. It has every field of [`ERPOConfig`] and [`RLZVPConfig`].
     RA (`erpo_ra_advantage > 0`) and RL-ZVP's positive advantages both target all-correct groups, so they cannot be
     combined: with RA on, set `zvp_use_positive=False`.
-    """,
-        ),
-        NamedCombination(
-            name="erpo_ds",
-            methods=('erpo', 'grpo_ds'),
-            class_stem="ERPODS",
-            description="ERPO (per-prompt temperatures, RA) on DAPO's dynamic sampling, the combination of the ERPO paper",
-            default_suffix="ERPO-DS",
-            trainer_doc="""
+    """
+
+ERPODS_TRAINER_DOC = """
     ERPO on top of DAPO's dynamic sampling: the combination the ERPO paper trains (per-prompt temperatures and RA on a
     DAPO baseline).
 
@@ -97,18 +74,34 @@ SPEC = MethodSpec(
     unless RA gave them an advantage (`erpo_ra_advantage > 0`). A prompt is "all-correct" for both by
     `correct_threshold`. Every option of [`ERPOTrainer`] and [`GRPODSTrainer`] applies; `args` is an
     [`ERPODSConfig`]. The model card cites both papers.
-    """,
-            config_doc="""
+    """
+ERPODS_CONFIG_DOC = """
     Configuration class for [`ERPODSTrainer`]: ERPO (per-prompt sampling temperatures and RA) on top of DAPO's
     dynamic sampling, as the ERPO paper builds on DAPO. It has every field of [`ERPOConfig`] and [`GRPODSConfig`];
     DAPO's other ingredients are TRL settings (clip-higher `epsilon_high=0.28`, token-level `loss_type="dapo"`).
 
     With RA on (`erpo_ra_advantage > 0`), all-correct groups carry RA's negative advantage, so dynamic sampling keeps
     them and drops only the groups that still have no signal (all-wrong ones; all-correct ones too with RA off).
-    """,
-        ),
-    ),
-    module=__name__,
+    """
+
+ERPO_RL_ZVP = NamedCombination(
+    "erpo_rl_zvp", ("erpo", "rl_zvp"), "ERPORLZVP",
+    "ERPO's per-prompt temperatures + RL-ZVP's entropy-guided advantages, in one training",
+    default_suffix="ERPO-RL-ZVP", trainer_doc=ERPORLZVP_TRAINER_DOC, config_doc=ERPORLZVP_CONFIG_DOC,
+)
+ERPO_DS = NamedCombination(
+    "erpo_ds", ("erpo", "grpo_ds"), "ERPODS",
+    "ERPO (per-prompt temperatures, RA) on DAPO's dynamic sampling, the combination of the ERPO paper",
+    default_suffix="ERPO-DS", trainer_doc=ERPODS_TRAINER_DOC, config_doc=ERPODS_CONFIG_DOC,
+)
+
+SPEC = MethodSpec(
+    name="erpo", display="ERPO", class_stem="ERPO", part=ERPOPart, config=ERPOConfig,
+    description="ERPO: residual (all-correct) prompts are re-sampled at a raised per-prompt temperature "
+    "(arXiv 2511.04800)",
+    combined_with={"rl_zvp": ERPOWithRLZVP, "exgrpo": ERPOWithExGRPO},
+    combinations=(ERPO_RL_ZVP, ERPO_DS),
+    paper=PAPER, tags=("erpo",), precedence=40, trainer_doc=TRAINER_DOC, module=__name__,
 )
 ERPOTrainer = register(SPEC)
 
@@ -116,5 +109,3 @@ ERPOTrainer = register(SPEC)
 def __getattr__(name: str):
     """The named combinations' classes (`ERPORLZVPConfig`, `ERPODSTrainer`, ...), built on first use."""
     return combination_attribute(__name__, name)
-
-__all__ = ['ERPOConfig', 'ERPODSConfig', 'ERPODSTrainer', 'ERPOPart', 'ERPORLZVPConfig', 'ERPORLZVPTrainer', 'ERPOTrainer', 'PAPER', 'SPEC']

@@ -17,24 +17,7 @@ PAPER = arxiv_paper(
     "2510.02245",
 )
 
-SPEC = MethodSpec(
-    name="exgrpo",
-    display="ExGRPO",
-    class_stem="ExGRPO",
-    part=ExGRPOPart,
-    config=ExGRPOConfig,
-    description="ExGRPO: replay of partially solved prompts' correct trajectories, bucketed by accuracy (arXiv 2510.02245)",
-    paper=PAPER,
-    tags=("exgrpo",),
-    incompatible={
-        "grpo_ds": "both decide which groups fill a batch: ExGRPO replaces a fixed share of each generation batch's "
-        "groups by replays, dynamic sampling drops zero-variance groups after rollout and rolls out fresh prompts in "
-        "their place, so the replay share no longer holds",
-        "greso": "both decide which groups fill a batch: ExGRPO replaces a fixed share of each generation batch's "
-        "groups by replays, GRESO skips prompts and drops groups, so the replay share no longer holds",
-    },
-    precedence=10,
-    trainer_doc="""
+TRAINER_DOC = """
     Trainer for ExGRPO, from [Learning to Reason from Experience](https://huggingface.co/papers/2510.02245).
 
     On top of [`~trl.GRPOTrainer`] (with Dr.GRPO advantages by default), it keeps a buffer of correct trajectories of
@@ -78,30 +61,41 @@ SPEC = MethodSpec(
       sharding, only the rows to store and only this process's replays are forwarded.
 
     Args are those of [`~trl.GRPOTrainer`] (no `rollout_func`); `args` is an [`ExGRPOConfig`].
-    """,
-    combinations=(
-        NamedCombination(
-            name="exgrpo_rl_zvp",
-            methods=('exgrpo', 'rl_zvp'),
-            class_stem="ExGRPORLZVP",
-            description="ExGRPO's replay + RL-ZVP's entropy-guided advantages for fresh zero-variance groups",
-            default_suffix="ExGRPO-RL-ZVP",
-            trainer_doc="""
+    """
+
+EXGRPORLZVP_TRAINER_DOC = """
     ExGRPO's experience replay with RL-ZVP's entropy-guided advantages for zero-variance groups.
 
     RL-ZVP shapes the advantages of the fresh rows of zero-variance groups (decided on the whole group's rewards,
     replayed trajectory included); a replayed row keeps its ExGRPO treatment (Dr.GRPO advantage with the shaped,
     unclipped ratio). In the on-policy phase the loss is RL-ZVP's; in the mixed phase it is ExGRPO's mixed loss with
     RL-ZVP's token advantages. `args` is an [`ExGRPORLZVPConfig`]; the model card cites both papers.
-    """,
-            config_doc="""
+    """
+EXGRPORLZVP_CONFIG_DOC = """
     Configuration class for [`ExGRPORLZVPTrainer`]: ExGRPO's experience replay with RL-ZVP's entropy-guided advantages
     for zero-variance groups. It has every field of [`ExGRPOConfig`] (whose Dr.GRPO defaults `loss_type="dr_grpo"`,
     `scale_rewards="none"` apply) and [`RLZVPConfig`].
-    """,
-        ),
-    ),
-    module=__name__,
+    """
+
+EXGRPO_RL_ZVP = NamedCombination(
+    "exgrpo_rl_zvp", ("exgrpo", "rl_zvp"), "ExGRPORLZVP",
+    "ExGRPO's replay + RL-ZVP's entropy-guided advantages for fresh zero-variance groups",
+    default_suffix="ExGRPO-RL-ZVP", trainer_doc=EXGRPORLZVP_TRAINER_DOC, config_doc=EXGRPORLZVP_CONFIG_DOC,
+)
+
+SPEC = MethodSpec(
+    name="exgrpo", display="ExGRPO", class_stem="ExGRPO", part=ExGRPOPart, config=ExGRPOConfig,
+    description="ExGRPO: replay of partially solved prompts' correct trajectories, bucketed by accuracy "
+    "(arXiv 2510.02245)",
+    incompatible={
+        "grpo_ds": "both decide which groups fill a batch: ExGRPO replaces a fixed share of each generation batch's "
+        "groups by replays, dynamic sampling drops zero-variance groups after rollout and rolls out fresh prompts in "
+        "their place, so the replay share no longer holds",
+        "greso": "both decide which groups fill a batch: ExGRPO replaces a fixed share of each generation batch's "
+        "groups by replays, GRESO skips prompts and drops groups, so the replay share no longer holds",
+    },
+    combinations=(EXGRPO_RL_ZVP,),
+    paper=PAPER, tags=("exgrpo",), precedence=10, trainer_doc=TRAINER_DOC, module=__name__,
 )
 ExGRPOTrainer = register(SPEC)
 
@@ -109,5 +103,3 @@ ExGRPOTrainer = register(SPEC)
 def __getattr__(name: str):
     """The named combination's classes (`ExGRPORLZVPConfig`, `ExGRPORLZVPTrainer`), built on first use."""
     return combination_attribute(__name__, name)
-
-__all__ = ['ExGRPOConfig', 'ExGRPOPart', 'ExGRPORLZVPConfig', 'ExGRPORLZVPTrainer', 'ExGRPOTrainer', 'PAPER', 'SPEC']

@@ -16,24 +16,7 @@ PAPER = arxiv_paper(
     "2506.02177",
 )
 
-SPEC = MethodSpec(
-    name="greso",
-    display="GRESO",
-    class_stem="GRESO",
-    part=GRESOPart,
-    config=GRESOConfig,
-    description="GRESO: skip likely zero-variance prompts before rollout, then dynamic sampling (arXiv 2506.02177)",
-    paper=PAPER,
-    tags=("greso",),
-    incompatible={
-        "rl_zvp": "GRESO skips the prompts likely to be zero-variance before rollout and drops the zero-variance "
-        "groups after it, so RL-ZVP, which learns from those groups, never sees one",
-        "grpo_ds": "GRESO is dynamic sampling with pre-rollout skipping: name greso alone",
-        "erpo": "GRESO skips before rollout the prompts whose groups came back all-correct, the ones ERPO samples "
-        "again at a raised temperature",
-    },
-    precedence=20,
-    trainer_doc="""
+TRAINER_DOC = """
     Trainer for GRESO, from [Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective
     Rollouts](https://huggingface.co/papers/2506.02177), following its official code.
 
@@ -63,9 +46,18 @@ SPEC = MethodSpec(
     `greso/frac_hard` (fractions of the groups rolled out that were all-correct / all-wrong).
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRESOConfig`].
-    """,
-    module=__name__,
+    """
+
+SPEC = MethodSpec(
+    name="greso", display="GRESO", class_stem="GRESO", part=GRESOPart, config=GRESOConfig,
+    description="GRESO: skip likely zero-variance prompts before rollout, then dynamic sampling (arXiv 2506.02177)",
+    incompatible={
+        "rl_zvp": "GRESO skips the prompts likely to be zero-variance before rollout and drops the zero-variance "
+        "groups after it, so RL-ZVP, which learns from those groups, never sees one",
+        "grpo_ds": "GRESO is dynamic sampling with pre-rollout skipping: name greso alone",
+        "erpo": "GRESO skips before rollout the prompts whose groups came back all-correct, the ones ERPO samples "
+        "again at a raised temperature",
+    },
+    paper=PAPER, tags=("greso",), precedence=20, trainer_doc=TRAINER_DOC, module=__name__,
 )
 GRESOTrainer = register(SPEC)
-
-__all__ = ['GRESOConfig', 'GRESOPart', 'GRESOTrainer', 'PAPER', 'SPEC']

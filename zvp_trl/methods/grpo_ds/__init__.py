@@ -16,21 +16,7 @@ PAPER = arxiv_paper(
     "2503.14476",
 )
 
-SPEC = MethodSpec(
-    name="grpo_ds",
-    display="GRPO-DS",
-    class_stem="GRPODS",
-    part=DynamicSamplingPart,
-    config=GRPODSConfig,
-    description="GRPO-DS: DAPO dynamic sampling, zero-variance groups dropped and re-sampled (arXiv 2503.14476)",
-    paper=PAPER,
-    tags=("grpo-ds", "dapo"),
-    incompatible={
-        "rl_zvp": "dynamic sampling drops zero-variance groups after rollout and rolls out fresh prompts in their "
-        "place, so RL-ZVP, which learns from those groups, never sees one",
-    },
-    precedence=30,
-    trainer_doc="""
+TRAINER_DOC = """
     Trainer for GRPO with DAPO's dynamic sampling, from [DAPO: An Open-Source LLM Reinforcement Learning System at
     Scale](https://huggingface.co/papers/2503.14476) (RL-ZVP's "GRPO-DS" baseline).
 
@@ -61,9 +47,15 @@ SPEC = MethodSpec(
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRPODSConfig`]. The training dataset must be map-style
     (indexable); vision-language inputs are not supported.
-    """,
-    module=__name__,
+    """
+
+SPEC = MethodSpec(
+    name="grpo_ds", display="GRPO-DS", class_stem="GRPODS", part=DynamicSamplingPart, config=GRPODSConfig,
+    description="GRPO-DS: DAPO dynamic sampling, zero-variance groups dropped and re-sampled (arXiv 2503.14476)",
+    incompatible={
+        "rl_zvp": "dynamic sampling drops zero-variance groups after rollout and rolls out fresh prompts in their "
+        "place, so RL-ZVP, which learns from those groups, never sees one",
+    },
+    paper=PAPER, tags=("grpo-ds", "dapo"), precedence=30, trainer_doc=TRAINER_DOC, module=__name__,
 )
 GRPODSTrainer = register(SPEC)
-
-__all__ = ['DynamicSamplingPart', 'GRPODSConfig', 'GRPODSTrainer', 'PAPER', 'SPEC']

@@ -15,17 +15,7 @@ PAPER = arxiv_paper(
     "2509.21880",
 )
 
-SPEC = MethodSpec(
-    name="rl_zvp",
-    display="RL-ZVP",
-    class_stem="RLZVP",
-    part=RLZVPPart,
-    config=RLZVPConfig,
-    description="RL-ZVP: entropy-guided token advantages for zero-variance groups (arXiv 2509.21880)",
-    paper=PAPER,
-    tags=("rl-zvp",),
-    precedence=50,
-    trainer_doc="""
+TRAINER_DOC = """
     Trainer for RL-ZVP, from [No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM Reinforcement Learning via
     Entropy-Guided Advantage Shaping](https://huggingface.co/papers/2509.21880).
 
@@ -37,9 +27,11 @@ SPEC = MethodSpec(
     rewards of the whole group, gathered over all processes. Other groups keep GRPO's advantage exactly.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is an [`RLZVPConfig`].
-    """,
-    module=__name__,
+    """
+
+SPEC = MethodSpec(
+    name="rl_zvp", display="RL-ZVP", class_stem="RLZVP", part=RLZVPPart, config=RLZVPConfig,
+    description="RL-ZVP: entropy-guided token advantages for zero-variance groups (arXiv 2509.21880)",
+    paper=PAPER, tags=("rl-zvp",), precedence=50, trainer_doc=TRAINER_DOC, module=__name__,
 )
 RLZVPTrainer = register(SPEC)
-
-__all__ = ['PAPER', 'RLZVPConfig', 'RLZVPPart', 'RLZVPTrainer', 'SPEC']
