@@ -1,7 +1,15 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+import dataclasses
 from dataclasses import dataclass, field
 
+from transformers import TrainingArguments
 from trl import GRPOConfig
+
+
+# transformers 5.25 renamed `gradient_checkpointing` to `activation_checkpointing` and warns (FutureWarning) whenever
+# the old name carries the value; TRL's configs default the old name to True, so every run warned. Both names are
+# accepted here: the value moves to the new name before transformers sees it. Before 5.25 there is only the old name.
+ACTIVATION_CHECKPOINTING = "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
 @dataclass
@@ -65,6 +73,22 @@ class ZVPBaseConfig(GRPOConfig):
     zero_variance_atol: float = field(
         default=1e-6, metadata={"help": "A group is zero-variance when max(R) - min(R) is at most this value."}
     )
+    if ACTIVATION_CHECKPOINTING:
+        gradient_checkpointing: bool | None = field(
+            default=None,
+            metadata={
+                "help": "The name of activation_checkpointing before transformers 5.25, accepted without a warning "
+                "(recipes keep it so they run on both). None: activation_checkpointing decides (TRL's default: on)."
+            },
+        )
+        activation_checkpointing: bool | None = field(
+            default=None,
+            metadata={
+                "help": "Recompute activations in the backward pass to save memory (transformers' gradient "
+                "checkpointing). None: gradient_checkpointing if set, else on (TRL's default)."
+            },
+        )
+
     prompt_id_column: str | None = field(
         default=None,
         metadata={
@@ -74,6 +98,10 @@ class ZVPBaseConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        if ACTIVATION_CHECKPOINTING:
+            if self.activation_checkpointing is None:
+                self.activation_checkpointing = True if self.gradient_checkpointing is None else self.gradient_checkpointing
+            self.gradient_checkpointing = None  # transformers mirrors the new name into it, without a warning
         if self.zero_variance_atol < 0:
             raise ValueError(
                 f"zero_variance_atol must be >= 0, got {self.zero_variance_atol}. The default is 1e-6 (a group is "
