@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import run_script
-from zvp_trl.core.registry import ALGORITHMS
+from zvp_trl.core.composition import ALGORITHMS
 
 
 # Metrics each method logs (besides TRL's), and the state entries its checkpoints hold.

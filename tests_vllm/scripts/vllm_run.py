@@ -138,7 +138,7 @@ def main():
         VLLMClient.init_communicator = lambda self, *a, **k: None
 
     from zvp_trl.core.per_row_temperature import per_row_sampling_agreement
-    from zvp_trl.core.registry import get_algorithm
+    from zvp_trl.core.composition import get_algorithm
 
     config_class, trainer_class = get_algorithm(cli.algorithm).load()
     overrides = dict(ALGORITHM_OVERRIDES.get(cli.algorithm, {}))
