@@ -53,6 +53,7 @@ def methods_of(text: str) -> set[str]:
     return found
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
     """Adds the method markers and checks that every test has exactly one tier."""
     wrong = []

@@ -58,8 +58,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def every_trainer_run(tiny_model_path, tmp_path_factory, request):
-    """`run(algorithm, fsdp2=False, zero_stage=None)`: the rank results of tests/scripts/every_trainer_two_processes.py
-    on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed ZeRO-`zero_stage`. The first request of a
+    """`run(algorithm, fsdp2=False, zero_stage=None, bf16=False)`: the rank results of
+    tests/scripts/every_trainer_two_processes.py on two processes (torchrun, gloo): plain DDP, FSDP2, or DeepSpeed
+    ZeRO-`zero_stage` (in DeepSpeed's bf16 mode with `bf16`). The first request of a
     set-up launches it once for every registered algorithm that the selected tests ask for (each trained in turn in
     the same two processes: they start and import once per set-up; `pytest -m rl_zvp` launches only RL-ZVP's
     algorithms); the results are shared by test_two_processes.py, test_fsdp2.py and test_deepspeed.py (which compare
@@ -75,23 +76,24 @@ def every_trainer_run(tiny_model_path, tmp_path_factory, request):
     script = Path(__file__).parent / "scripts" / "every_trainer_two_processes.py"
     launches = {}
 
-    def launch(algorithms: tuple[str, ...], fsdp2: bool, zero_stage: int | None) -> tuple[Path, str]:
-        mode = "fsdp2" if fsdp2 else f"zero{zero_stage}" if zero_stage else "ddp"
+    def launch(algorithms: tuple[str, ...], fsdp2: bool, zero_stage: int | None, bf16: bool) -> tuple[Path, str]:
+        mode = ("fsdp2" if fsdp2 else f"zero{zero_stage}" if zero_stage else "ddp") + ("_bf16" if bf16 else "")
         out = tmp_path_factory.mktemp(f"every_trainer_{mode}")
         env = dict(os.environ, ZVP_TEST_MODEL=tiny_model_path, ZVP_TEST_OUT=str(out))
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         command += [str(script), "--algorithm", ",".join(algorithms), *(["--fsdp2"] if fsdp2 else [])]
         command += ["--deepspeed", str(zero_stage)] if zero_stage else []
+        command += ["--bf16"] if bf16 else []
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120 * len(algorithms))
         failure = "" if result.returncode == 0 else f"{mode} launch: " + result.stdout[-3000:] + result.stderr[-6000:]
         return out, failure
 
-    def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None) -> list[dict]:
+    def run(algorithm: str, fsdp2: bool = False, zero_stage: int | None = None, bf16: bool = False) -> list[dict]:
         # The selected tests' registered algorithms share one launch per set-up; any other name has one of its own.
         selected = request.config.stash.get(_EVERY_TRAINER_ALGORITHMS, frozenset())
         shared = algorithm in ALGORITHMS and algorithm in selected
         algorithms = tuple(a for a in ALGORITHMS if a in selected) if shared else (algorithm,)
-        key = (algorithms, fsdp2, zero_stage)
+        key = (algorithms, fsdp2, zero_stage, bf16)
         if key not in launches:
             launches[key] = launch(*key)
         out, failure = launches[key]

@@ -6,8 +6,8 @@ names without a warning, and means the same."""
 import warnings
 
 import pytest
-
 from cpu_config import cpu_config_kwargs
+
 from zvp_trl import ALGORITHMS, get_algorithm
 from zvp_trl.core.config import ACTIVATION_CHECKPOINTING
 

@@ -63,15 +63,32 @@ def test_every_trainer_under_deepspeed_on_two_cpu_processes(every_trainer_run, t
         assert first_step(deepspeed_rank) == first_step(ddp_rank)
 
 
+@pytest.mark.distributed
+@pytest.mark.parametrize("zero_stage", [2, 3])
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_every_trainer_under_deepspeed_in_bf16_on_two_cpu_processes(every_trainer_run, tmp_path, algorithm, zero_stage):
+    """The recipes' precision: DeepSpeed's bf16 mode (bf16 weights and gradients, fp32 optimizer state) at both
+    stages, for every trainer; the same whole-group decisions and per-prompt state on both processes."""
+    ranks = every_trainer_run(algorithm, zero_stage=zero_stage, bf16=True)
+    assert all(r["distributed_type"] == "DEEPSPEED" and r["backend"] == "gloo" for r in ranks)
+    params = [r["parameters"] for r in ranks]
+    assert all(p["zero_stage"] == zero_stage and p["bf16"] and p["param_dtype"] == "torch.bfloat16" for p in params)
+    check_run(ranks, tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.trainer
-def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path):
-    """ExGRPO (the most stateful trainer, collective forwards) under ZeRO-3: SIGKILLed while scoring step 3, resumed
-    from checkpoint-2 (DeepSpeed's global_step2/ with one shard per process, zvp_state.json), it ends with the
-    uninterrupted run's per-prompt state, logs and weights. Then a copy of checkpoint-2 without process 1's shard is
-    refused on both processes with the missing file named, before DeepSpeed loads anything."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path, tmp_path, precision):
+    """ExGRPO (the most stateful trainer, collective forwards) under ZeRO-3, in fp32 and in DeepSpeed's bf16 mode:
+    SIGKILLed while scoring step 3, resumed from checkpoint-2 (DeepSpeed's global_step2/ with one shard per process,
+    zvp_state.json), it ends with the uninterrupted run's per-prompt state, logs and weights. Then a copy of
+    checkpoint-2 without process 1's shard is refused on both processes with the missing file named, before DeepSpeed
+    loads anything."""
     run, reference = tmp_path / "run", tmp_path / "reference"
     common = ["--algorithm", "exgrpo", "--model", tiny_model_path, "--max_steps", "4", "--deepspeed", "3"]
+    common += ["--bf16"] if precision == "bf16" else []
+    optim = "bf16_" if precision == "bf16" else ""  # DeepSpeed's bf16 optimizer names its shards so
     killed = torchrun("resume_run.py", *common, "--output_dir", str(run), "--kill_at", "3", "--kill_in", "generation")
     assert killed.returncode != 0 and "Signal 9 (SIGKILL)" in killed.stderr, killed.stderr[-3000:]
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
@@ -81,9 +98,11 @@ def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path,
     for folder in (run, reference):  # DeepSpeed's layout: one ZeRO-3 shard of weights and of optimizer per process
         checkpoint = folder / "checkpoint-4"
         assert (checkpoint / "latest").read_text().strip() == "global_step4"
-        assert sorted(p.name for p in (checkpoint / "global_step4").iterdir()) == [
-            f"zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in range(WORLD) for kind in ("model", "optim")
-        ]
+        assert sorted(p.name for p in (checkpoint / "global_step4").iterdir()) == sorted(
+            f"{optim if kind == 'optim' else ''}zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt"
+            for r in range(WORLD)
+            for kind in ("model", "optim")
+        )
         assert (checkpoint / "model.safetensors").is_file()  # gathered (stage3_gather_16bit_weights_on_model_save)
     assert state(run / "checkpoint-2") == state(reference / "checkpoint-2")
     final = state(run / "checkpoint-4")
@@ -104,14 +123,14 @@ def test_zero3_killed_mid_step_resumes_to_the_uninterrupted_run(tiny_model_path,
     for name in [p.name for p in broken.glob("checkpoint-*")]:
         if name != "checkpoint-2":
             shutil.rmtree(broken / name)
-    (broken / "checkpoint-2" / "global_step2" / "zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink()
+    (broken / "checkpoint-2" / "global_step2" / f"{optim}zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink()
     refused = torchrun("resume_run.py", *common, "--output_dir", str(broken), "--resume", timeout=120)
     assert refused.returncode != 0
     error = refused.stdout + refused.stderr
     assert (
         "holds ZeRO optim shards of data-parallel processes [0], but this run has 2 data-parallel processes" in error
     )
-    assert "no optim shard of data-parallel process(es) 1 (zero_pp_rank_1_mp_rank_00_optim_states.pt)" in error
+    assert f"no optim shard of data-parallel process(es) 1 ({optim}zero_pp_rank_1_mp_rank_00_optim_states.pt)" in error
     # Both processes refused it themselves: each one's traceback ends in the error.
     assert error.count(f"ValueError: {broken / 'checkpoint-2' / 'global_step2'} holds ZeRO optim shards") == WORLD
 
@@ -202,20 +221,27 @@ def test_lora_under_zero3_trains_only_the_adapters(tiny_model_path, tmp_path):
         assert sum(parts) >= param["numel"], name
 
 
-def _cpu_deepspeed_config(tmp_path: Path, stage: int) -> Path:
-    """recipes/accelerate/deepspeed_zero{stage}.yaml for two CPU processes: only use_cpu, mixed_precision and
-    num_processes changed."""
+def _cpu_deepspeed_config(tmp_path: Path, stage: int, mixed_precision: str | None = None) -> Path:
+    """recipes/accelerate/deepspeed_zero{stage}.yaml for two CPU processes: only use_cpu and num_processes changed
+    (and mixed_precision, when given; the files say bf16)."""
     config = yaml.safe_load((REPO / "recipes" / "accelerate" / f"deepspeed_zero{stage}.yaml").read_text())
-    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    config.update(use_cpu=True, num_processes=2, **({"mixed_precision": mixed_precision} if mixed_precision else {}))
     path = tmp_path / f"deepspeed_zero{stage}_cpu.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def _deepspeed_recipe_launch(tmp_path: Path, out: Path, stage: int, *extra: str) -> list[str]:
+def _deepspeed_recipe_launch(
+    tmp_path: Path, out: Path, stage: int, *extra: str, mixed_precision: str | None = None
+) -> list[str]:
+    """The recipe launched as written but model, data and size: its bf16 and gradient checkpointing, the accelerate
+    file's bf16 (the smoke arguments' fp32 overrides dropped)."""
     config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
-    command = ["accelerate.commands.launch", "--config_file", str(_cpu_deepspeed_config(tmp_path, stage))]
-    command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *SMOKE_ARGS, "--save_steps", "1"]
+    accelerate_config = _cpu_deepspeed_config(tmp_path, stage, mixed_precision)
+    fp32 = {SMOKE_ARGS.index(flag) + k for flag in ("--bf16", "--gradient_checkpointing") for k in (0, 1)}
+    smoke = [arg for i, arg in enumerate(SMOKE_ARGS) if i not in fp32]
+    command = ["accelerate.commands.launch", "--config_file", str(accelerate_config)]
+    command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *smoke, "--save_steps", "1"]
     return [os.sys.executable, "-m", *command, "--dynamics_plot", "false", "--output_dir", str(out), *extra]
 
 
@@ -242,11 +268,13 @@ def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path
     assert all(p["distributed_type"] == "DEEPSPEED" and p["zero_stage"] == stage for p in probes)
     assert all(p["num_processes"] == 2 and p["backend"] == "gloo" for p in probes)
     assert all(p["deepspeed_promoted_by_zvp_trl"] is bool(env) for p in probes)
+    # In bf16, as the accelerate file and the recipe say: DeepSpeed's bf16 mode.
+    assert all(p["mixed_precision"] == "bf16" and p["deepspeed_bf16"] is True for p in probes)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_steps"] == 2
     assert summary["distributed"] == {"type": "DEEPSPEED", "num_processes": 2, "fsdp_version": None}
     shards = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").iterdir())
-    optim = [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]
+    optim = [f"bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]  # the bf16 optimizer's shards
     model = (
         [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)]
         if stage == 3
@@ -282,20 +310,19 @@ def test_recipe_refuses_a_silent_deepspeed_downgrade(tmp_path):
 
 @pytest.mark.distributed
 @pytest.mark.parametrize("cpu_state", [False, True], ids=["promoted_by_accelerate", "promoted_by_zvp_trl"])
-def test_recipe_refuses_half_precision_deepspeed_on_cpu(tmp_path, cpu_state):
-    """bf16 asked for (--bf16 true), which has not been run on CPU: refused before training, naming the setting, on
-    both paths to DeepSpeed (accelerate's own promotion: DeepSpeed's config enables bf16; zvp_trl's, on a CPU state:
-    the Accelerator's mixed precision)."""
+def test_recipe_refuses_fp16_deepspeed_on_cpu(tmp_path, cpu_state):
+    """fp16 asked for (the accelerate file's mixed_precision, --fp16 true), which has not been run on CPU processes:
+    refused before training, naming the setting, on both paths to DeepSpeed (accelerate's own promotion: DeepSpeed's
+    config enables fp16; zvp_trl's, on a CPU state: the Accelerator's mixed precision)."""
     out = tmp_path / "out"
-    command = _deepspeed_recipe_launch(tmp_path, out, 2)
-    command[command.index("--bf16") + 1] = "true"
+    command = _deepspeed_recipe_launch(tmp_path, out, 2, "--bf16", "false", "--fp16", "true", mixed_precision="fp16")
     result = _run_launch(command, tmp_path / "probes", **({"ACCELERATE_USE_CPU": "true"} if cpu_state else {}))
     assert result.returncode != 0
     error = result.stdout + result.stderr
     if cpu_state:
-        assert "runs in fp32 only, but mixed precision is 'bf16'" in error
+        assert "runs fp32 or bf16, but mixed precision is 'fp16'" in error, error[-3000:]
     else:
-        assert "runs in fp32 only, but the DeepSpeed config enables bf16" in error
+        assert "runs fp32 or bf16, but the DeepSpeed config enables fp16" in error, error[-3000:]
     assert not (out / "summary.json").exists() and not _probes(tmp_path / "probes")
 
 
@@ -317,8 +344,8 @@ class _Plugin:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("key", ["bf16", "fp16"])
-def test_cpu_deepspeed_refuses_a_half_precision_config(key):
-    with pytest.raises(ValueError, match=f"fp32 only, but the DeepSpeed config enables {key}"):
-        cpu_deepspeed._check_fp32(_Plugin({key: {"enabled": True}}))
-    cpu_deepspeed._check_fp32(_Plugin({key: {"enabled": "auto"}, "zero_optimization": {"stage": 3}}))  # accepted
+def test_cpu_deepspeed_refuses_an_fp16_config_and_runs_bf16():
+    with pytest.raises(ValueError, match="runs fp32 or bf16, but the DeepSpeed config enables fp16"):
+        cpu_deepspeed._check_precision(_Plugin({"fp16": {"enabled": True}}))
+    for config in ({"fp16": {"enabled": "auto"}}, {"bf16": {"enabled": True}}, {"bf16": {"enabled": "auto"}}, {}):
+        cpu_deepspeed._check_precision(_Plugin({**config, "zero_optimization": {"stage": 3}}))  # accepted

@@ -132,3 +132,4 @@ def test_a_unit_test_cannot_ask_for_a_model_fixture(inner):
     result = inner.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_d.py::test_x: unit, but asks for tiny_model_path*"])
+

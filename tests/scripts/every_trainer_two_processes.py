@@ -97,28 +97,29 @@ FSDP2_ARGS = {
 }
 
 
-def deepspeed_args(stage: int) -> dict:
-    """DeepSpeed ZeRO-`stage` over the two CPU processes, fp32, batch numbers from the training arguments ("auto")."""
+def deepspeed_args(stage: int, bf16: bool = False) -> dict:
+    """DeepSpeed ZeRO-`stage` over the two CPU processes, fp32 (or bf16 from the training arguments, as the recipes'
+    "auto"), batch numbers from the training arguments ("auto")."""
     return {
         "deepspeed": {
             "zero_optimization": {"stage": stage},
             "train_micro_batch_size_per_gpu": "auto",
             "gradient_accumulation_steps": "auto",
             "gradient_clipping": "auto",
-            "bf16": {"enabled": False},
+            "bf16": {"enabled": "auto" if bf16 else False},
         }
     }
 
 
-def build(algorithm: str, out: Path, fsdp2: bool = False, zero_stage: int | None = None):
+def build(algorithm: str, out: Path, fsdp2: bool = False, zero_stage: int | None = None, bf16: bool = False):
     config_class, trainer_class = get_algorithm(algorithm).load()
     fields = set(config_class.__dataclass_fields__)
     common = dict(
         **(FSDP2_ARGS if fsdp2 else {}),
-        **(deepspeed_args(zero_stage) if zero_stage else {}),
+        **(deepspeed_args(zero_stage, bf16) if zero_stage else {}),
         output_dir=str(out / "run"),
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,
         gradient_checkpointing=False,
         report_to="none",
         num_generations=G,
@@ -170,6 +171,8 @@ def deepspeed_parameter_layout(trainer) -> dict:
     return {
         "model_class": type(engine).__name__,
         "zero_stage": engine.zero_optimization_stage(),
+        "bf16": bool(engine.bfloat16_enabled()),
+        "param_dtype": str(params[0].dtype),
         "num_params": len(params),
         "num_partitioned": len(partitioned),
         "num_dtensor_shard0": 0,
@@ -207,6 +210,7 @@ def main():
         choices=(2, 3),
         help="train under DeepSpeed ZeRO-2 or ZeRO-3 (zvp_trl.launch.cpu_deepspeed)",
     )
+    parser.add_argument("--bf16", action="store_true", help="under DeepSpeed: its bf16 mode (bf16=True, config 'auto')")
     cli = parser.parse_args()
     if cli.deepspeed:
         from zvp_trl.launch.cpu_deepspeed import enable_cpu_deepspeed
@@ -218,14 +222,14 @@ def main():
         enable_cpu_fsdp()  # before the trainer builds its Accelerator
     out = Path(os.environ["ZVP_TEST_OUT"])
     for algorithm in cli.algorithm.split(","):
-        train_and_report(algorithm, out / algorithm, fsdp2=cli.fsdp2, zero_stage=cli.deepspeed)
+        train_and_report(algorithm, out / algorithm, fsdp2=cli.fsdp2, zero_stage=cli.deepspeed, bf16=cli.bf16)
         gc.collect()  # the trainer and the recording closures that refer to it
 
 
-def train_and_report(algorithm: str, out: Path, fsdp2: bool, zero_stage: int | None) -> None:
+def train_and_report(algorithm: str, out: Path, fsdp2: bool, zero_stage: int | None, bf16: bool = False) -> None:
     """Trains `algorithm` on this process's rows and writes what it saw to `out/rank{r}.json`."""
     out.mkdir(parents=True, exist_ok=True)
-    trainer, layout, dataset = build(algorithm, out, fsdp2=fsdp2, zero_stage=zero_stage)
+    trainer, layout, dataset = build(algorithm, out, fsdp2=fsdp2, zero_stage=zero_stage, bf16=bf16)
     rank = trainer.accelerator.process_index
     initial_state = state_of(trainer)
     seen = {}

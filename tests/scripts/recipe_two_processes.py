@@ -42,6 +42,12 @@ def _probe() -> None:
         "fsdp_version": getattr(plugin, "fsdp_version", None),
         "zero_stage": state.deepspeed_plugin.zero_stage if state.deepspeed_plugin is not None else None,
         "deepspeed_promoted_by_zvp_trl": cpu_deepspeed_promoted(),
+        "mixed_precision": str(state.mixed_precision),
+        "deepspeed_bf16": (
+            str(state.deepspeed_plugin.deepspeed_config.get("bf16", {}).get("enabled")).lower() == "true"
+            if state.deepspeed_plugin is not None
+            else None
+        ),
     }
     path.write_text(json.dumps(probe))
 

@@ -22,6 +22,7 @@
 --deepspeed STAGE                   : under `torchrun --nproc_per_node 2`, train with DeepSpeed ZeRO-STAGE on the CPU
                                       processes (zvp_trl.launch.cpu_deepspeed): checkpoints hold DeepSpeed's
                                       global_step*/ folder with one shard per process, and the gathered model.
+--bf16                              : with --deepspeed, DeepSpeed's bf16 mode (the recipes' precision).
 """
 
 import argparse
@@ -62,7 +63,7 @@ def fsdp2_args(state_dict_type: str | None) -> dict:
     return {"fsdp": "full_shard", "fsdp_config": config}
 
 
-def deepspeed_args(stage: int | None) -> dict:
+def deepspeed_args(stage: int | None, bf16: bool = False) -> dict:
     if stage is None:
         return {}
     zero = {"stage": stage, **({"stage3_gather_16bit_weights_on_model_save": True} if stage == 3 else {})}
@@ -71,7 +72,7 @@ def deepspeed_args(stage: int | None) -> dict:
         "train_micro_batch_size_per_gpu": "auto",
         "gradient_accumulation_steps": "auto",
         "gradient_clipping": "auto",
-        "bf16": {"enabled": False},
+        "bf16": {"enabled": "auto" if bf16 else False},  # "auto": the training arguments' bf16, as the recipes
     }
     return {"deepspeed": config}
 
@@ -120,14 +121,15 @@ def train(
     prefill: tuple[int, int] | None = None,
     zero_stage: int | None = None,
     save_on_each_node: bool = False,
+    bf16: bool = False,
 ):
     config_class, trainer_class = get_algorithm(algorithm).load()
     args = config_class(
         **fsdp2_args(fsdp2),
-        **deepspeed_args(zero_stage),
+        **deepspeed_args(zero_stage, bf16),
         output_dir=output_dir,
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,
         gradient_checkpointing=False,
         report_to="none",
         per_device_train_batch_size=8,
@@ -172,6 +174,7 @@ def main():
     parser.add_argument("--reference")
     parser.add_argument("--fsdp2", choices=["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
     parser.add_argument("--deepspeed", type=int, choices=(2, 3))
+    parser.add_argument("--bf16", action="store_true", help="with --deepspeed: DeepSpeed's bf16 mode")
     parser.add_argument("--per_node", action="store_true")
     parser.add_argument("--save_on_each_node", action="store_true")
     parser.add_argument("--prefill_buffer", type=lambda s: tuple(int(x) for x in s.split(",")))
@@ -187,7 +190,8 @@ def main():
         enable_cpu_deepspeed()
     KILL.update({"in": cli.kill_in, "at": cli.kill_at})
     options = dict(
-        fsdp2=cli.fsdp2, prefill=cli.prefill_buffer, zero_stage=cli.deepspeed, save_on_each_node=cli.save_on_each_node
+        fsdp2=cli.fsdp2, prefill=cli.prefill_buffer, zero_stage=cli.deepspeed, save_on_each_node=cli.save_on_each_node,
+        bf16=cli.bf16,
     )
     output_dir, reference = cli.output_dir, cli.reference
     if cli.per_node:  # one process per node: the node's index is the process's rank

@@ -15,7 +15,9 @@ check. `enable_cpu_deepspeed()`:
   transformers' own DeepSpeed code runs unchanged: `deepspeed.initialize` over the gloo group, ZeRO-2 or ZeRO-3
   partitioning, `save_checkpoint` / `load_checkpoint` with one shard per process, the ZeRO-3 gathers of TRL's
   generation and of the final save;
-- on either path, refuses half precision: only fp32 has been run on CPU.
+- on either path, runs fp32 or bf16 (DeepSpeed's bf16 mode: bf16 weights and gradients, fp32 optimizer state; tested
+  for every algorithm under ZeRO-2 and ZeRO-3, with a kill-and-resume from a bf16 checkpoint) and refuses fp16, which
+  has not been run on CPU processes (DeepSpeed's fp16 mode needs a loss scaler; CPUs run bf16).
 
 Call it before the `Accelerator` is built (before the trainer; the `TrainingArguments` may come first if
 `DS_ACCELERATOR=cpu` is already set, since they import DeepSpeed), with a DeepSpeed request from the training arguments
@@ -88,14 +90,17 @@ def skip_unused_op_build() -> None:
     deepspeed.ops.__compatible_ops__[SHM_COMM_OP] = False
 
 
-def _check_fp32(plugin) -> None:
+PRECISIONS = ("no", "bf16")  # mixed precisions run on CPU processes
+
+
+def _check_precision(plugin) -> None:
     config = plugin.deepspeed_config
-    for key in ("bf16", "fp16"):
-        if str((config.get(key) or {}).get("enabled", False)).lower() == "true":
-            raise ValueError(
-                f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs in fp32 only, but the DeepSpeed "
-                f"config enables {key}: set {key}.enabled to false or 'auto' (and launch with --mixed_precision no)."
-            )
+    if str((config.get("fp16") or {}).get("enabled", False)).lower() == "true":
+        raise ValueError(
+            "DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs fp32 or bf16, but the DeepSpeed config "
+            "enables fp16: set fp16.enabled to false or 'auto' and train in bf16 (--bf16 true, --mixed_precision "
+            "bf16) or fp32."
+        )
 
 
 def enable_cpu_deepspeed() -> None:
@@ -125,20 +130,20 @@ def enable_cpu_deepspeed() -> None:
         plugins = deepspeed_plugin if isinstance(deepspeed_plugin, dict) else {"default": deepspeed_plugin}
         if self.distributed_type == DistributedType.DEEPSPEED:
             # accelerate promoted the CPU processes itself (an Accelerator built without cpu=True, as transformers'
-            # Trainer builds it, over the gloo group the training arguments' use_cpu made): fp32 only.
+            # Trainer builds it, over the gloo group the training arguments' use_cpu made): fp32 or bf16.
             for plugin in plugins.values():
-                _check_fp32(plugin)
+                _check_precision(plugin)
             return
         if self.distributed_type != DistributedType.MULTI_CPU or self.backend != "gloo":
             return
-        if self._mixed_precision != "no":
+        if self._mixed_precision not in PRECISIONS:
             raise ValueError(
-                f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs in fp32 only, but mixed precision is "
-                f"{self._mixed_precision!r}: launch with --mixed_precision no (and --bf16 false)."
+                f"DeepSpeed on CPU processes (zvp_trl.launch.cpu_deepspeed) runs fp32 or bf16, but mixed precision is "
+                f"{self._mixed_precision!r}: launch with --mixed_precision bf16 (and --bf16 true) or no."
             )
         for plugin in plugins.values():
-            plugin.set_mixed_precision("no")
-            _check_fp32(plugin)
+            plugin.set_mixed_precision(self._mixed_precision)  # as accelerate does when it promotes GPU processes
+            _check_precision(plugin)
         # What accelerate does when DeepSpeed is asked for on accelerator processes (accelerate/state.py,
         # AcceleratorState.__init__): the first plugin is the active one.
         next(iter(plugins.values())).select(_from_accelerator_state=True)
