@@ -20,7 +20,7 @@ import transformers
 import yaml
 from safetensors.torch import load_file
 from test_fsdp2 import EXGRPO, check_only_the_adapters_trained, first_step, lora_run, torchrun
-from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml
+from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml, as_the_recipe_says
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
@@ -238,8 +238,7 @@ def _deepspeed_recipe_launch(
     file's bf16 (the smoke arguments' fp32 overrides dropped)."""
     config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
     accelerate_config = _cpu_deepspeed_config(tmp_path, stage, mixed_precision)
-    fp32 = {SMOKE_ARGS.index(flag) + k for flag in ("--bf16", "--gradient_checkpointing") for k in (0, 1)}
-    smoke = [arg for i, arg in enumerate(SMOKE_ARGS) if i not in fp32]
+    smoke = as_the_recipe_says(SMOKE_ARGS)
     command = ["accelerate.commands.launch", "--config_file", str(accelerate_config)]
     command += [str(REPO / "recipes" / "train.py"), "--config", str(config), *smoke, "--save_steps", "1"]
     return [os.sys.executable, "-m", *command, "--dynamics_plot", "false", "--output_dir", str(out), *extra]

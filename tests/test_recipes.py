@@ -101,6 +101,13 @@ SMOKE_ARGS = [
 ]  # fmt: skip
 
 
+def as_the_recipe_says(args: list[str]) -> list[str]:
+    """`args` without the fp32 overrides (`--bf16`, `--gradient_checkpointing` and their values): the recipe's own
+    precision and gradient checkpointing apply."""
+    dropped = {args.index(flag) + k for flag in ("--bf16", "--gradient_checkpointing") if flag in args for k in (0, 1)}
+    return [arg for i, arg in enumerate(args) if i not in dropped]
+
+
 def _split_name(path: Path) -> tuple[str, str]:
     stem = path.stem
     setting = next(s for s in SETTINGS if stem.endswith("_" + s))
@@ -259,7 +266,12 @@ def test_recipe_smoke_run_on_the_embedded_task(recipe, tmp_path, monkeypatch, on
     monkeypatch.syspath_prepend(str(HELPERS))
     config = _smoke_yaml(recipe, tmp_path)
     out = tmp_path / "out"
-    summary = train_script.main(["--config", str(config), *SMOKE_ARGS, "--output_dir", str(out)])
+    # As the recipe says but model, data and size: its bf16 and gradient checkpointing (bf16 autocast on the CPU).
+    written = yaml.safe_load(recipe.read_text())
+    assert written["bf16"] is True and written["gradient_checkpointing"] is True
+    summary = train_script.main(["--config", str(config), *as_the_recipe_says(SMOKE_ARGS), "--output_dir", str(out)])
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert args.bf16 is True and args.gradient_checkpointing is True
     assert summary["algorithm"] == METHODS[_split_name(recipe)[0]] and summary["global_steps"] == 2
     assert summary["dataset"] == "embedded-arithmetic"
     assert summary["heldout_before"] is None  # embedded_num_eval_prompts=0 skips the before/after evaluation

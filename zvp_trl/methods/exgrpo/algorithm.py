@@ -195,6 +195,11 @@ def exgrpo_per_token_loss(
     """
     if loss_type not in EXGRPO_LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {', '.join(EXGRPO_LOSS_TYPES)}, got {loss_type!r}.")
+    # Ratios, their clipping and f(w) in float32 at least: under bf16 the log-probs come from bf16 logits, and a ratio
+    # formed in bf16 (steps of 1/128 near 1) can land on the other side of 1 + epsilon_high than its exact value.
+    dtype = torch.promote_types(per_token_logps.dtype, torch.float32)
+    per_token_logps, old_per_token_logps = per_token_logps.to(dtype), old_per_token_logps.to(dtype)
+    recorded_logps, advantages = recorded_logps.to(dtype), advantages.to(dtype)
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)
     replay = replay.bool().unsqueeze(1)

@@ -60,7 +60,8 @@ def rl_zvp_token_advantages(
             Magnitude used when `entropy_scaling=False`.
 
     Returns:
-        `torch.Tensor`: `(B, T)` advantages, 0 on padded positions, without gradient.
+        `torch.Tensor`: `(B, T)` advantages, 0 on padded positions, without gradient, in float32 (or float64 for
+        float64 entropies) whatever the entropies' precision.
     """
     if entropies.shape != completion_mask.shape or entropies.dim() != 2:
         raise ValueError(
@@ -72,9 +73,12 @@ def rl_zvp_token_advantages(
         raise ValueError(
             f"advantages {tuple(advantages.shape)} and zv_signs {tuple(zv_signs.shape)} must both be ({batch},)."
         )
-    mask = completion_mask.to(entropies.dtype)
-    entropy = entropies.detach() * mask
-    result = advantages.detach().to(entropies.dtype)[:, None].expand_as(entropy).clone()
+    # In float32 at least: under bf16 the entropies come from bf16 logits, and a bf16 result would round GRPO's own
+    # advantages of the rows RL-ZVP leaves alone (and the entropy-guided ones beyond their inputs' error).
+    dtype = torch.promote_types(entropies.dtype, torch.float32)
+    mask = completion_mask.to(dtype)
+    entropy = entropies.detach().to(dtype) * mask
+    result = advantages.detach().to(dtype)[:, None].expand_as(entropy).clone()
 
     if entropy_scaling:
         positive = alpha * entropy
