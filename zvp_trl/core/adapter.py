@@ -124,27 +124,33 @@ class RolloutCounter:
         self.kept = int(state.get("kept", 0))
 
 
+# `LossSettings` fields that `GRPOTrainer` resolves into attributes of the same name.
+TRL_LOSS_ATTRIBUTES = (
+    "loss_type",
+    "importance_sampling_level",
+    "epsilon_low",
+    "epsilon_high",
+    "beta",
+    "off_policy_mask_threshold",
+    "top_entropy_quantile",
+    "max_completion_length",
+    "entropy_coef",
+    "router_aux_loss_coef",
+)
+
+
 class _Collectives:
-    """accelerate's collectives, as a `PartContext` hands them to the parts."""
+    """accelerate's collectives as a `PartContext` hands them to the parts: the `Accelerator`'s own (`gather`,
+    `gather_for_metrics`, `reduce`, the process numbers), and `gather_object`."""
 
     def __init__(self, accelerator):
         self._accelerator = accelerator
 
-    num_processes = property(lambda self: self._accelerator.num_processes)
-    process_index = property(lambda self: self._accelerator.process_index)
-    is_main_process = property(lambda self: self._accelerator.is_main_process)
-
-    def gather(self, tensor):
-        return self._accelerator.gather(tensor)
-
-    def gather_for_metrics(self, tensor):
-        return self._accelerator.gather_for_metrics(tensor)
+    def __getattr__(self, name: str):
+        return getattr(self._accelerator, name)
 
     def gather_object(self, objects: list) -> list:
         return gather_object(objects) if self._accelerator.num_processes > 1 else list(objects)
-
-    def reduce(self, tensor, reduction: str = "sum"):
-        return self._accelerator.reduce(tensor, reduction=reduction)
 
 
 class _LiveRun:
@@ -206,23 +212,16 @@ class ZVPBaseTrainer(GRPOTrainer):
         """The parts' view of this run (`zvp_trl.core.parts.PartContext`): the config, the processes, the metrics
         sink, TRL's resolved loss settings and the few trainer functions a part may call."""
         args = self.args
+        # TRL's resolved values, read from the trainer's attributes of the same names.
+        resolved = {name: getattr(self, name) for name in TRL_LOSS_ATTRIBUTES}
         loss = LossSettings(
-            loss_type=self.loss_type,
-            importance_sampling_level=self.importance_sampling_level,
-            epsilon_low=self.epsilon_low,
-            epsilon_high=self.epsilon_high,
+            **resolved,
             delta=args.delta,
-            beta=self.beta,
             use_bias_correction_kl=bool(args.use_bias_correction_kl),
-            off_policy_mask_threshold=self.off_policy_mask_threshold,
-            top_entropy_quantile=self.top_entropy_quantile,
             vllm_importance_sampling_correction=bool(self.use_vllm and self.vllm_importance_sampling_correction),
-            max_completion_length=self.max_completion_length,
             steps_per_generation=args.steps_per_generation,
-            entropy_coef=self.entropy_coef,
             entropy_bonus=self._entropy_bonus_enabled,
             aux_loss=self.aux_loss_enabled,
-            router_aux_loss_coef=self.router_aux_loss_coef,
         )
         environments = ()
         if self.environment_factories is not None:

@@ -189,17 +189,9 @@ class PartContext:
 
     # ---- processes
 
-    @property
-    def num_processes(self) -> int:
-        return self.collectives.num_processes
-
-    @property
-    def process_index(self) -> int:
-        return self.collectives.process_index
-
-    @property
-    def is_main_process(self) -> bool:
-        return self.collectives.is_main_process
+    num_processes = property(lambda self: self.collectives.num_processes)
+    process_index = property(lambda self: self.collectives.process_index)
+    is_main_process = property(lambda self: self.collectives.is_main_process)
 
     # ---- the run
 
