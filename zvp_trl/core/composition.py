@@ -172,11 +172,6 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
-def compose(name: str) -> tuple[type, type]:
-    """`(config class, trainer class)` of a `+`-joined combination of methods (see the module docstring)."""
-    return get_algorithm(name).load()
-
-
 def _field_with_default(bases: tuple[type, ...], name: str, default) -> dataclasses.Field:
     """The field `name` of the first of `bases` that has it (its help kept), with another default."""
     for base in bases:
