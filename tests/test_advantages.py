@@ -89,7 +89,7 @@ def test_rl_zvp_rejects_mismatched_shapes():
 
 
 def test_scalar_rewards_weighted_nansum_with_unscored_rows_nan():
-    from zvp_trl.methods.rl_zvp.algorithm import scalar_rewards
+    from zvp_trl.core.zero_variance import scalar_rewards
 
     rewards_per_func = torch.tensor([[1.0, 0.5], [float("nan"), 1.0], [float("nan"), float("nan")]])
     out = scalar_rewards(rewards_per_func, torch.tensor([2.0, 1.0]))
@@ -97,7 +97,7 @@ def test_scalar_rewards_weighted_nansum_with_unscored_rows_nan():
 
 
 def test_constant_per_function_by_hand():
-    from zvp_trl.methods.rl_zvp.algorithm import constant_per_function
+    from zvp_trl.core.zero_variance import constant_per_function
 
     nan = float("nan")
     rewards = torch.tensor(

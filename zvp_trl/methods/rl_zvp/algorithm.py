@@ -15,8 +15,6 @@ zero-variance tokens' mean |advantage| is a chosen fraction of the mixed groups'
 
 import torch
 
-from ...core.zero_variance import constant_per_function, scalar_rewards, zero_variance_signs  # noqa: F401
-
 
 def masked_row_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`(B,)` max of each row of `values` over the positions where `mask` is non-zero; 0 for rows with none."""
@@ -42,7 +40,7 @@ def rl_zvp_token_advantages(
         advantages (`torch.Tensor`):
             `(B,)` GRPO advantages, broadcast over the tokens of rows that keep them.
         zv_signs (`torch.Tensor`):
-            `(B,)` output of [`zero_variance_signs`] for these rows.
+            `(B,)` output of [`~zvp_trl.core.zero_variance.zero_variance_signs`] for these rows.
         entropies (`torch.Tensor`):
             `(B, T)` per-token entropies of the current policy (detached here).
         completion_mask (`torch.Tensor`):

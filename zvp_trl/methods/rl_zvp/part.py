@@ -4,7 +4,8 @@ import torch
 
 from ...core.parts import MethodPart
 from ...core.step import GenerationStep, LossStep
-from .algorithm import constant_per_function, masked_row_max, relative_alpha, rl_zvp_token_advantages
+from ...core.zero_variance import constant_per_function
+from .algorithm import masked_row_max, relative_alpha, rl_zvp_token_advantages
 
 
 class RLZVPPart(MethodPart):
