@@ -2,8 +2,8 @@
 """DeepSpeed for real: every registered trainer under accelerate's DeepSpeed integration, ZeRO-2 and ZeRO-3, on two CPU
 processes over gloo (`zvp_trl.launch.cpu_deepspeed`; accelerate alone runs a DeepSpeed launch on CPU as DDP);
 checkpoint + SIGKILL + resume under ZeRO-3 and the refusal of a checkpoint that lacks a process's shard; LoRA under
-ZeRO-3; and `recipes/train.py` launched with CPU copies of recipes/accelerate/deepspeed_zero2.yaml and
-deepspeed_zero3.yaml, the files the paper recipes launch with.
+ZeRO-3; and every paper recipe launched through `recipes/train.py` as its header says, with a CPU copy of the
+accelerate file it names (recipes/accelerate/deepspeed_zero2.yaml or deepspeed_zero3.yaml, bf16).
 
 The trainer runs are the two-process runs of tests/test_two_processes.py (same script, reward design and checks) with
 `--deepspeed STAGE`; their first optimizer step is compared with the DDP run of the same seed."""
@@ -20,7 +20,17 @@ import transformers
 import yaml
 from safetensors.torch import load_file
 from test_fsdp2 import EXGRPO, check_only_the_adapters_trained, first_step, lora_run, torchrun
-from test_recipes import REPO, SMOKE_ARGS, _probes, _run_launch, _smoke_yaml, as_the_recipe_says
+from test_recipes import (
+    METHODS,
+    RECIPES,
+    REPO,
+    SMOKE_ARGS,
+    _probes,
+    _run_launch,
+    _smoke_yaml,
+    _split_name,
+    as_the_recipe_says,
+)
 from test_resume import log_after, same_floats, state
 from test_two_processes import WORLD, check_run
 
@@ -66,7 +76,9 @@ def test_every_trainer_under_deepspeed_on_two_cpu_processes(every_trainer_run, t
 @pytest.mark.distributed
 @pytest.mark.parametrize("zero_stage", [2, 3])
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
-def test_every_trainer_under_deepspeed_in_bf16_on_two_cpu_processes(every_trainer_run, tmp_path, algorithm, zero_stage):
+def test_every_trainer_under_deepspeed_in_bf16_on_two_cpu_processes(
+    every_trainer_run, tmp_path, algorithm, zero_stage
+):
     """The recipes' precision: DeepSpeed's bf16 mode (bf16 weights and gradients, fp32 optimizer state) at both
     stages, for every trainer; the same whole-group decisions and per-prompt state on both processes."""
     ranks = every_trainer_run(algorithm, zero_stage=zero_stage, bf16=True)
@@ -231,12 +243,26 @@ def _cpu_deepspeed_config(tmp_path: Path, stage: int, mixed_precision: str | Non
     return path
 
 
+RL_ZVP_RECIPE = REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml"
+
+
+def header_stage(recipe: Path) -> int:
+    """The ZeRO stage of the accelerate file that the recipe's header launches it with."""
+    (name,) = re.findall(r"--config_file recipes/accelerate/(deepspeed_zero(\d)\.yaml)", recipe.read_text())
+    return int(name[1])
+
+
 def _deepspeed_recipe_launch(
-    tmp_path: Path, out: Path, stage: int, *extra: str, mixed_precision: str | None = None
+    tmp_path: Path,
+    out: Path,
+    stage: int,
+    *extra: str,
+    mixed_precision: str | None = None,
+    recipe: Path = RL_ZVP_RECIPE,
 ) -> list[str]:
     """The recipe launched as written but model, data and size: its bf16 and gradient checkpointing, the accelerate
     file's bf16 (the smoke arguments' fp32 overrides dropped)."""
-    config = _smoke_yaml(REPO / "recipes" / "rl_zvp_qwen3_1.7b_math.yaml", tmp_path)
+    config = _smoke_yaml(recipe, tmp_path)
     accelerate_config = _cpu_deepspeed_config(tmp_path, stage, mixed_precision)
     smoke = as_the_recipe_says(SMOKE_ARGS)
     command = ["accelerate.commands.launch", "--config_file", str(accelerate_config)]
@@ -246,19 +272,30 @@ def _deepspeed_recipe_launch(
 
 # accelerate promotes the CPU processes to DeepSpeed itself when only the training arguments say use_cpu (the launch of
 # the recipes' configs); with ACCELERATE_USE_CPU=true it would run them as DDP, and zvp_trl.launch.cpu_deepspeed does.
-LAUNCHES = {"zero2": (2, {}), "zero3": (3, {}), "zero3_cpu_state": (3, {"ACCELERATE_USE_CPU": "true"})}
+# Every paper recipe at the stage its header names; the RL-ZVP recipe once more on a CPU state.
+LAUNCHES = {recipe.stem: (recipe, {}) for recipe in RECIPES}
+LAUNCHES["rl_zvp_qwen3_1.7b_math-zero3_cpu_state"] = (RL_ZVP_RECIPE, {"ACCELERATE_USE_CPU": "true"})
 
 
-@pytest.mark.slow
+@pytest.mark.unit
+def test_every_paper_recipe_names_a_deepspeed_stage():
+    stages = {recipe.stem: header_stage(recipe) for recipe in RECIPES}
+    assert len(stages) == 20 and set(stages.values()) == {2, 3}
+    assert all(stage == (2 if "1.7b" in name else 3) for name, stage in stages.items())
+
+
 @pytest.mark.distributed
 @pytest.mark.parametrize("launch", list(LAUNCHES))
-def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path, launch):
-    """`accelerate launch --config_file <CPU copy of recipes/accelerate/deepspeed_zero{2,3}.yaml> recipes/train.py`:
-    really DeepSpeed at that stage in both processes, one ZeRO shard per process in the checkpoints, and a final model
-    that transformers loads whole (under ZeRO-3: gathered, the config's zero3_save_16bit_model)."""
-    stage, env = LAUNCHES[launch]
+def test_recipe_trains_under_the_deepspeed_config_its_header_names(tmp_path, launch):
+    """`accelerate launch --config_file <CPU copy of the accelerate file the recipe's header names> recipes/train.py
+    --config <the recipe>` for every paper recipe, as written but model, data and size (the recipe's bf16 and gradient
+    checkpointing, the accelerate file's bf16 and ZeRO stage): really DeepSpeed at that stage in both processes, one
+    ZeRO shard per process in the checkpoints, and a final model that transformers loads whole (under ZeRO-3:
+    gathered, the config's zero3_save_16bit_model)."""
+    recipe, env = LAUNCHES[launch]
+    stage = header_stage(recipe)
     out = tmp_path / "out"
-    result = _run_launch(_deepspeed_recipe_launch(tmp_path, out, stage), tmp_path / "probes", **env)
+    result = _run_launch(_deepspeed_recipe_launch(tmp_path, out, stage, recipe=recipe), tmp_path / "probes", **env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[zvp_trl] DeepSpeed on CPU processes (gloo)" in result.stdout
     assert "deepspeed_shm_comm" not in result.stdout + result.stderr  # no op built
@@ -267,11 +304,16 @@ def test_recipe_trains_under_the_deepspeed_configs_on_two_cpu_processes(tmp_path
     assert all(p["distributed_type"] == "DEEPSPEED" and p["zero_stage"] == stage for p in probes)
     assert all(p["num_processes"] == 2 and p["backend"] == "gloo" for p in probes)
     assert all(p["deepspeed_promoted_by_zvp_trl"] is bool(env) for p in probes)
-    # In bf16, as the accelerate file and the recipe say: DeepSpeed's bf16 mode.
+    # In bf16, as the accelerate file and the recipe say: DeepSpeed's bf16 mode, with gradient checkpointing.
     assert all(p["mixed_precision"] == "bf16" and p["deepspeed_bf16"] is True for p in probes)
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert args.bf16 is True and args.gradient_checkpointing is True
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["global_steps"] == 2
+    assert summary["algorithm"] == METHODS[_split_name(recipe)[0]]
+    assert summary["global_steps"] == 2 and summary["dataset"] == "embedded-arithmetic"
     assert summary["distributed"] == {"type": "DEEPSPEED", "num_processes": 2, "fsdp_version": None}
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert len([entry for entry in history if "loss" in entry]) == 2
     shards = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").iterdir())
     optim = [f"bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]  # the bf16 optimizer's shards
     model = (
