@@ -7,9 +7,8 @@ accelerate launch recipes/train.py --config recipes/<recipe>.yaml
 python recipes/train.py --algorithm grpo --help          # that algorithm's fields
 """
 
-from zvp_trl.scripts.train import exit_after_run, main
+from zvp_trl.scripts.train import cli
 
 
 if __name__ == "__main__":
-    main()
-    exit_after_run()
+    cli()

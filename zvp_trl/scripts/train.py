@@ -23,6 +23,7 @@ import yaml
 from ..core.composition import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
+from .usage import SETUP, usage_errors
 
 
 @dataclass
@@ -224,16 +225,17 @@ def uses_embedded_model(argv: list[str]) -> bool:
     return name in (None, EMBEDDED_MODEL_NAME)
 
 
-def make_parser(argv: list[str]):
+def make_parser(argv: list[str], extra: tuple[type, ...] = ()):
     """Builds the `TrlParser` for the algorithm named in `argv` (or its YAML), with the embedded defaults if no model
-    is given. Returns `(parser, algorithm_name, uses_embedded_model)`."""
+    is given; `extra` dataclasses (another script's own arguments) are parsed after the script arguments. Returns
+    `(parser, algorithm_name, uses_embedded_model)`."""
     import torch
     from trl import ModelConfig, TrlParser
 
     config = _yaml_config(argv)
     algorithm_name = _flag_value(argv, "algorithm") or config.get("algorithm") or DEFAULT_ALGORITHM
     config_class, _ = get_algorithm(algorithm_name).load()
-    parser = TrlParser((TrainScriptArguments, config_class, ModelConfig))
+    parser = TrlParser((TrainScriptArguments, *extra, config_class, ModelConfig))
     embedded = uses_embedded_model(argv)
     if embedded:
         defaults = dict(EMBEDDED_TRAINING_DEFAULTS, output_dir=f"outputs/embedded-{algorithm_name}")
@@ -518,16 +520,9 @@ def _save_final_model(trainer, output_dir: str) -> None:
     trainer.save_model(output_dir)
 
 
-def run(script_args, training_args, model_args, embedded: bool) -> dict:
-    """Trains with the parsed arguments; returns the summary written to `<output_dir>/summary.json`."""
-    from accelerate import PartialState
-    from trl import get_peft_config
-
-    _, trainer_class = get_algorithm(script_args.algorithm).load()
-    state = PartialState()
-    distributed_request = DistributedRequest.from_launch(training_args)
-    _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
-    _enable_cpu_deepspeed_if_needed(distributed_request, state)
+def prepare_model(script_args, training_args, model_args, state) -> None:
+    """Resolves the model name (building the embedded model once, on the main process first) and the model's init
+    arguments, as training and the probe load it."""
     from ..data.embedded import EmbeddedModelSpec
     from ..models.resolve import resolve_model_name
 
@@ -554,6 +549,19 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         "attn_implementation": model_args.attn_implementation,
         "dtype": model_args.dtype,
     }
+
+
+def run(script_args, training_args, model_args, embedded: bool) -> dict:
+    """Trains with the parsed arguments; returns the summary written to `<output_dir>/summary.json`."""
+    from accelerate import PartialState
+    from trl import get_peft_config
+
+    _, trainer_class = get_algorithm(script_args.algorithm).load()
+    state = PartialState()
+    distributed_request = DistributedRequest.from_launch(training_args)
+    _enable_cpu_fsdp_if_needed(distributed_request, state)  # before the trainer builds its Accelerator
+    _enable_cpu_deepspeed_if_needed(distributed_request, state)
+    prepare_model(script_args, training_args, model_args, state)
     train_dataset, heldout = _datasets(script_args, embedded)
     callbacks = []
     if script_args.dynamics_plot:
@@ -590,6 +598,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         callbacks=callbacks,
     )
     check_distributed_mode(trainer.accelerator, distributed_request, script_args.allow_distributed_downgrade)
+    SETUP.done()  # from here on a failure is not a usage error: it keeps its traceback
 
     before = _heldout_accuracy(trainer, heldout, script_args)
     start = time.perf_counter()
@@ -693,6 +702,7 @@ def _use_all_cores_on_single_cpu_process() -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Trains as `recipes/train.py` does; errors are raised (`cli` turns usage errors into one line and exit 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _use_all_cores_on_single_cpu_process()
     if uses_embedded_model(argv):
@@ -700,3 +710,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser, _, embedded = make_parser(argv)
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
     return run(script_args, training_args, model_args, embedded)
+
+
+def cli() -> None:
+    """`recipes/train.py`: `main` with usage errors reported as one line and exit status 2."""
+    with usage_errors("recipes/train.py"):
+        main()
+    exit_after_run()
