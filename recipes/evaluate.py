@@ -4,8 +4,8 @@
 Usage and options: `python recipes/evaluate.py --help` (the entry point is `zvp_trl/scripts/evaluate.py`).
 """
 
-from zvp_trl.scripts.evaluate import main
+from zvp_trl.scripts.evaluate import cli
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -18,7 +18,9 @@ from pathlib import Path
 from trl import TrlParser
 
 from ..evaluation.benchmark_eval import EvaluationArguments, evaluate_model, uses_vllm
+from ..evaluation.math_benchmarks import BENCHMARKS
 from ..models.resolve import resolve_model_name
+from .usage import SETUP, usage_errors
 
 
 def main(argv=None):
@@ -28,13 +30,25 @@ def main(argv=None):
     (args,) = parser.parse_args_and_config(argv)
     if args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required.")
+    unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    if unknown:
+        raise ValueError(
+            f"--benchmarks: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(BENCHMARKS)}."
+        )
     # The names recipes/train.py takes: `embedded`, `smollm2-offline`, a Hub id or a local path.
     args.model_name_or_path = resolve_model_name(args.model_name_or_path, use_vllm=uses_vllm(args))
+    SETUP.done()
     summary = evaluate_model(args)
     print((Path(args.output_dir) / "results.md").read_text())
     print(f"per-sample results and summary in {args.output_dir}")
     return summary
 
 
+def cli() -> None:
+    """`recipes/evaluate.py`: `main` with usage errors reported as one line and exit status 2."""
+    with usage_errors("recipes/evaluate.py"):
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    cli()
