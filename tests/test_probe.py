@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
@@ -272,3 +273,119 @@ def test_every_prompt_once_on_one_and_two_processes(tmp_path):
         files[(processes, run)] = (out / "probe.jsonl").read_text()
     # The same seed and process count write the same file.
     assert files[(2, "a")] == files[(2, "b")]
+
+
+# ------------------------------------------------------------------------------------------------- warm start
+
+
+def _probed(tiny_model_path, tmp_path, kinds) -> Path:
+    out = tmp_path / "probe"
+    probe(tiny_model_path, kind_reward, kinds_dataset(kinds), config(out), ProbeArguments(4), print_report=False)
+    return out
+
+
+def _warm(algorithm, tiny_model_path, tmp_path, kinds, probe_dir, **overrides):
+    from zvp_trl import get_algorithm
+
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    values = cpu_config_kwargs(
+        tmp_path / algorithm, num_generations=G, max_completion_length=4, per_device_train_batch_size=G,
+        init_from_probe=str(probe_dir),
+    )  # fmt: skip
+    values.update(overrides)
+    return trainer_class(
+        model=tiny_model_path,
+        reward_funcs=kind_reward,
+        args=config_class(**values),
+        train_dataset=kinds_dataset(kinds),
+    )
+
+
+KINDS = ["always", "never", "half", "always", "half", "never"]
+
+
+@pytest.mark.trainer
+def test_warm_start_of_each_method_by_hand(tiny_model_path, tmp_path):
+    probe_dir = _probed(tiny_model_path, tmp_path, KINDS)
+    rows = rows_of(probe_dir)
+    pid = [row["prompt_id"] for row in rows]
+    # ERPO: the probe as a first epoch at the base temperature 1.0: the always-solved prompts move up one step (0.1);
+    # never-solved and mixed ones stay at the base (not stored).
+    erpo = _warm("erpo", tiny_model_path, tmp_path, KINDS, probe_dir)
+    assert erpo.part("erpo").history.temperatures == {pid[0]: pytest.approx(1.1), pid[3]: pytest.approx(1.1)}
+    # GRESO: one trace record per prompt, its mean reward.
+    greso = _warm("greso", tiny_model_path, tmp_path, KINDS, probe_dir)
+    expected = {"always": [1.0], "never": [0.0], "half": [0.5]}
+    assert greso.part("greso").greso_state.traces == {pid[i]: expected[k] for i, k in enumerate(KINDS)}
+    # ExGRPO: the always-solved prompts retired, the half-solved ones in bucket G/2 with their G/2 correct
+    # trajectories exactly as the probe stored them (ids and log-probs), the never-solved ones absent.
+    exgrpo = _warm("exgrpo", tiny_model_path, tmp_path, KINDS, probe_dir)
+    buffer = exgrpo.part("exgrpo").buffer
+    assert buffer.retired == {pid[0], pid[3]}
+    assert set(buffer.entries) == {pid[2], pid[4]}
+    stored = [json.loads(line) for line in (probe_dir / "trajectories.jsonl").read_text().splitlines()]
+    for i in (2, 4):
+        entry = buffer.entries[pid[i]]
+        assert entry["k"] == G // 2 and entry["row"]["prompt"] == KINDS_PROMPT(i)
+        mine = [t for t in stored if t["index"] == i]
+        assert len(entry["trajectories"]) == len(mine) == G // 2
+        for t, s in zip(entry["trajectories"], mine):
+            assert t["ids"].tolist() == s["completion_ids"]
+            assert torch.allclose(t["logps"], torch.tensor(s["logps"]), atol=1e-6)
+        assert entry["prompt_ids"].tolist() == mine[0]["prompt_ids"]
+    # The stored log-probs are the policy's at the start of this run (the probe's model): recomputed here.
+    t = buffer.entries[pid[2]]["trajectories"][0]
+    ids = torch.tensor([buffer.entries[pid[2]]["prompt_ids"].tolist() + t["ids"].tolist()])
+    with torch.no_grad():
+        fresh, _, _ = exgrpo._get_per_token_logps_and_entropies(exgrpo.model, ids, torch.ones_like(ids), len(t["ids"]))
+    assert torch.allclose(fresh[0], t["logps"], atol=1e-4)
+
+
+def KINDS_PROMPT(i: int) -> str:
+    return f"Q: {i}+1=?\nA:"
+
+
+@pytest.mark.trainer
+@pytest.mark.parametrize("algorithm", ["erpo", "greso", "exgrpo"])
+def test_warm_started_state_is_checkpointed_and_resumed(algorithm, tiny_model_path, tmp_path):
+    """Two steps from a warm start, uninterrupted; and one step, then a resume from its checkpoint with the same
+    arguments (init_from_probe included) to two: the same per-prompt state. The checkpoint holds the warm start's
+    state as trained on, and the resumed run's warm start is replaced by it, not applied a second time."""
+    probe_dir = _probed(tiny_model_path, tmp_path, KINDS)
+    name = {"erpo": "erpo_history", "greso": "greso", "exgrpo": "exgrpo_buffer"}[algorithm]
+    whole = _warm(algorithm, tiny_model_path, tmp_path / "whole", KINDS, probe_dir, max_steps=2)
+    whole.train()
+    first = _warm(
+        algorithm, tiny_model_path, tmp_path, KINDS, probe_dir, max_steps=1, save_strategy="steps", save_steps=1
+    )
+    first.train()
+    saved = json.loads((tmp_path / algorithm / "checkpoint-1" / "zvp_state.json").read_text())[name]
+    warm = {"erpo": "temperatures", "greso": "traces", "exgrpo": "prompts"}[algorithm]
+    assert saved[warm]  # the warm start is in the checkpoint
+    resumed = _warm(algorithm, tiny_model_path, tmp_path, KINDS, probe_dir, max_steps=2)
+    resumed.train(resume_from_checkpoint=str(tmp_path / algorithm / "checkpoint-1"))
+    assert resumed._checkpointed_state[name].state_dict() == whole._checkpointed_state[name].state_dict()
+
+
+@pytest.mark.trainer
+def test_a_probe_of_another_model_data_or_group_size_is_refused(tiny_model_path, tmp_path, tool_model_path):
+    probe_dir = _probed(tiny_model_path, tmp_path, KINDS)
+    with pytest.raises(ValueError, match=r"num_generations: 4 in the probe, 2 here"):
+        _warm("erpo", tiny_model_path, tmp_path, KINDS, probe_dir, num_generations=2, per_device_train_batch_size=4)
+    from zvp_trl import ERPOConfig, ERPOTrainer
+
+    values = cpu_config_kwargs(tmp_path / "other", num_generations=G, max_completion_length=4,
+                               per_device_train_batch_size=G, init_from_probe=str(probe_dir))  # fmt: skip
+    other = Dataset.from_dict({"prompt": [KINDS_PROMPT(i) for i in (2, 4, 40, 41)], "kind": ["half"] * 4})
+    with pytest.raises(ValueError, match=r"data: 2 of this run's 4 prompts are not in the probe"):
+        ERPOTrainer(model=tiny_model_path, reward_funcs=kind_reward, args=ERPOConfig(**values), train_dataset=other)
+    with pytest.raises(ValueError, match=r"model: .* in the probe, .* here"):
+        _warm("erpo", tool_model_path, tmp_path, KINDS, probe_dir)
+    # A subset of the probed prompts (a filtered data set), and a data set whose first prompts are the probed ones
+    # (a probe of the first N), are accepted.
+    subset = Dataset.from_dict({"prompt": [KINDS_PROMPT(i) for i in (2, 4)], "kind": ["half", "half"]})
+    ERPOTrainer(model=tiny_model_path, reward_funcs=kind_reward, args=ERPOConfig(**values), train_dataset=subset)
+    longer = kinds_dataset([*KINDS, "always", "never"])
+    ERPOTrainer(model=tiny_model_path, reward_funcs=kind_reward, args=ERPOConfig(**values), train_dataset=longer)
+    with pytest.raises(ValueError, match="init_from_probe='nowhere' is not a folder"):
+        ERPOConfig(**{**values, "init_from_probe": "nowhere"})

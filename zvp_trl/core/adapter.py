@@ -80,9 +80,10 @@ from .per_row_temperature import (
     per_request_sampling_params,
     temperatures_for_continuations,
 )
-from .prompt_ids import token_prompt_id
+from .prompt_ids import dataset_prompt_ids, token_prompt_id
 from .sampler import EpochSeededRepeatSampler, SamplerEpochCallback
 from .step import GenerationStep, ZVPStep
+from .warm_start import ProbeResult
 
 
 class SequenceRule:
@@ -203,10 +204,22 @@ class ZVPBaseTrainer(GRPOTrainer):
             raise ValueError(f"{type(self).__name__} has several parts that assemble its batches ({assemblers}).")
         for part in self._method_parts:
             self._checkpointed_state.update(part.checkpointed_state())
+        if getattr(self.args, "init_from_probe", None):
+            self._warm_start(self.args.init_from_probe)
         max_rollouts = getattr(self.args, "max_rollouts", None)
         if max_rollouts is not None:
             stop = getattr(self.args, "max_rollouts_stop", "generation")
             self.add_callback(RolloutBudgetCallback(self.rollouts, max_rollouts, stop))
+
+    def _warm_start(self, directory: str) -> None:
+        """Seeds the parts' per-prompt state from a probe of this run's model and data (`init_from_probe`)."""
+        probe = ProbeResult.load(directory)
+        policy = self.accelerator.unwrap_model(self.model)
+        model_name = getattr(policy.config, "_name_or_path", None) or get_config_model_id(policy.config)
+        column = getattr(self.args, "prompt_id_column", None)
+        probe.check_matches(model_name, self.num_generations, dataset_prompt_ids(self.train_dataset, column))
+        for part in self._method_parts:
+            part.warm_start(probe)
 
     def _part_context(self) -> PartContext:
         """The parts' view of this run (`zvp_trl.core.parts.PartContext`): the config, the processes, the metrics

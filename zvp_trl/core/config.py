@@ -1,6 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import TrainingArguments
 from trl import GRPOConfig
@@ -96,6 +97,15 @@ class ZVPBaseConfig(GRPOConfig):
             "buffer). None: a hash of the prompt content."
         },
     )
+    init_from_probe: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of a finished probe of this run's model and data (recipes/probe.py --output_dir): the "
+            "methods' per-prompt state starts from it instead of empty (ERPO's temperatures as if the probe were a "
+            "first epoch, GRESO's traces, ExGRPO's buffer of correct trajectories). None: start empty. A probe of "
+            "another model, data set or num_generations is refused."
+        },
+    )
 
     def __post_init__(self):
         if ACTIVATION_CHECKPOINTING:
@@ -106,6 +116,11 @@ class ZVPBaseConfig(GRPOConfig):
             raise ValueError(
                 f"zero_variance_atol must be >= 0, got {self.zero_variance_atol}. The default is 1e-6 (a group is "
                 "zero-variance when its rewards differ by at most this)."
+            )
+        if self.init_from_probe is not None and not Path(self.init_from_probe).is_dir():
+            raise ValueError(
+                f"init_from_probe={self.init_from_probe!r} is not a folder: give the --output_dir of a finished "
+                "recipes/probe.py run, or leave init_from_probe unset."
             )
         if self.max_rollouts_stop not in ("generation", "step"):
             raise ValueError(f"max_rollouts_stop must be 'generation' or 'step', got {self.max_rollouts_stop!r}.")

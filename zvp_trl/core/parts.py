@@ -253,6 +253,11 @@ class MethodPart:
     def checkpointed_state(self) -> dict[str, object]:
         return {}
 
+    def warm_start(self, probe) -> None:
+        """The run starts from a probe (`init_from_probe`; `probe` a `zvp_trl.core.warm_start.ProbeResult` already
+        checked against this run): a part with per-prompt state seeds it from the probe's rows. Called once, at
+        construction; a resumed checkpoint's state replaces it."""
+
     def assemble_batch(self, inputs: list[dict], generate_round) -> dict:
         """The training batch from this process's `inputs`, built by calling `generate_round(rows)` (which runs one
         round: the other events, TRL's generation and scoring; it returns the round's output and `GenerationStep`)

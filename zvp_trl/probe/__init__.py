@@ -5,8 +5,9 @@ at the training settings, before paying for training (`recipes/probe.py`, or `zv
 import json
 from pathlib import Path
 
+from ..core.warm_start import PROBE_FILE, SETTINGS_FILE, TRAJECTORIES_FILE, ProbeResult
 from .report import FIGURE_FILE, FILTERED_FILE, SUMMARY_FILE, plot_solve_rates, recommend, report_text, summarize
-from .run import PROBE_FILE, SETTINGS_FILE, TRAJECTORIES_FILE, ProbeArguments, run_probe
+from .run import ProbeArguments, run_probe
 
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "SUMMARY_FILE",
     "TRAJECTORIES_FILE",
     "ProbeArguments",
+    "ProbeResult",
     "probe",
     "recommend",
     "summarize",

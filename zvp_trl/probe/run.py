@@ -19,7 +19,6 @@ Output (`output_dir`), written batch by batch:
 - `summary.json`, `solve_rates.png` and the printed report, at the end (`zvp_trl.probe.report`).
 """
 
-import hashlib
 import json
 import os
 import time
@@ -28,13 +27,11 @@ from pathlib import Path
 
 import torch
 
-from ..core.prompt_ids import prompt_id
+from ..core.prompt_ids import dataset_prompt_ids
+from ..core.warm_start import PROBE_FILE, SETTINGS_FILE, TRAJECTORIES_FILE, data_fingerprint
 from ..core.zero_variance import zero_variance_signs
 
 
-PROBE_FILE = "probe.jsonl"
-TRAJECTORIES_FILE = "trajectories.jsonl"
-SETTINGS_FILE = "probe_settings.json"
 KINDS = {1.0: "all_correct", -1.0: "all_wrong", 0.0: "mixed"}
 # The config fields that decide what a probe measures: a resumed probe, and a warm start from one, must match them.
 GENERATION_FIELDS = (
@@ -102,11 +99,6 @@ class ProbeArguments:
             )
 
 
-def data_fingerprint(prompt_ids: list[str]) -> str:
-    """sha256 of the prompt ids in order: which prompts were probed, whatever the data set's name."""
-    return hashlib.sha256("\n".join(prompt_ids).encode()).hexdigest()[:16]
-
-
 def probe_settings(args, model_name: str, dataset_name: str, prompt_ids: list[str], num_processes: int) -> dict:
     settings = {name: getattr(args, name, None) for name in GENERATION_FIELDS}
     settings.update(
@@ -172,8 +164,7 @@ def run_probe(trainer, dataset, output_dir, probe_args: ProbeArguments, model_na
     num_prompts = (
         len(dataset) if probe_args.probe_max_prompts is None else min(len(dataset), probe_args.probe_max_prompts)
     )
-    column = getattr(args, "prompt_id_column", None)
-    prompt_ids = [prompt_id(dataset[i], column) for i in range(num_prompts)]
+    prompt_ids = dataset_prompt_ids(dataset, getattr(args, "prompt_id_column", None))[:num_prompts]
     settings = probe_settings(args, model_name, dataset_name, prompt_ids, world)
     probe_path, trajectories_path, settings_path = (
         output_dir / PROBE_FILE,
@@ -221,19 +212,8 @@ def run_probe(trainer, dataset, output_dir, probe_args: ProbeArguments, model_na
         signs = zero_variance_signs(rewards, G, threshold, atol).view(-1, G)[:, 0]
         correct = (rewards > threshold).view(-1, G)  # NaN (unscored) is not correct
         grouped_rewards, grouped_lengths = rewards.view(-1, G), lengths.view(-1, G)
-        # This process's correct completions of partially solved prompts (ExGRPO's warm start).
-        local_trajectories = []
-        completion_ids, completion_mask = output["completion_ids"].cpu(), output["completion_mask"].cpu()
-        for j in range(per_process):
-            group = rank * per_process + j
-            if group >= len(batch) or not 0 < int(correct[group].sum()) < G:
-                continue
-            for g in range(G):
-                if correct[group, g]:
-                    row = j * G + g
-                    ids = completion_ids[row][completion_mask[row].bool()].tolist()
-                    local_trajectories.append({"index": padded[group], "completion_ids": ids})
-        trajectories = gather_object(local_trajectories) if world > 1 else local_trajectories
+        trajectories = _partial_trajectories(trainer, output, correct, batch, padded, rank, per_process)
+        trajectories = gather_object(trajectories) if world > 1 else trajectories
         if accelerator.is_main_process:
             records = []
             for group, index in enumerate(batch):
@@ -244,6 +224,7 @@ def run_probe(trainer, dataset, output_dir, probe_args: ProbeArguments, model_na
                         "index": int(index),
                         "prompt_id": prompt_ids[int(index)],
                         "num_correct": int(correct[group].sum()),
+                        "num_unscored": int(torch.isnan(values).sum()),
                         "num_generations": G,
                         "kind": KINDS[float(signs[group])],
                         "reward_mean": float(finite.mean()) if len(finite) else None,
@@ -260,6 +241,44 @@ def run_probe(trainer, dataset, output_dir, probe_args: ProbeArguments, model_na
     shared = broadcast_object_list([rows]) if world > 1 else [rows]
     rows = sorted(shared[0], key=lambda row: row["index"])
     return {"settings": settings, "rows": rows, "seconds": seconds}
+
+
+def _partial_trajectories(trainer, output, correct, batch, padded, rank, per_process) -> list[dict]:
+    """This process's correct completions of partially solved prompts, with their prompt's token ids and their
+    per-token log-probs under the sampling policy (at the sampling temperature): what ExGRPO stores for a replay."""
+    G = trainer.args.num_generations
+    rows = [
+        j * G + g
+        for j in range(per_process)
+        if rank * per_process + j < len(batch) and 0 < int(correct[rank * per_process + j].sum()) < G
+        for g in range(G)
+        if correct[rank * per_process + j, g] and int(output["completion_mask"][j * G + g].sum()) > 0
+    ]
+    if not rows:
+        return []
+    index = torch.tensor(rows, device=output["completion_ids"].device)
+    prompt_ids, prompt_mask = output["prompt_ids"][index], output["prompt_mask"][index]
+    completion_ids, completion_mask = output["completion_ids"][index], output["completion_mask"][index]
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model,
+            torch.cat([prompt_ids, completion_ids], dim=1),
+            torch.cat([prompt_mask, completion_mask], dim=1),
+            completion_ids.size(1),
+            batch_size=trainer.args.per_device_train_batch_size,
+        )
+    trajectories = []
+    for i, row in enumerate(rows):
+        keep = completion_mask[i].bool()
+        trajectories.append(
+            {
+                "index": int(padded[rank * per_process + row // G]),
+                "prompt_ids": prompt_ids[i][prompt_mask[i].bool()].tolist(),
+                "completion_ids": completion_ids[i][keep].tolist(),
+                "logps": [round(float(x), 6) for x in logps[i][keep].float().cpu()],
+            }
+        )
+    return trajectories
 
 
 def _cut_trajectories(path: Path, done_indices: set[int]) -> None:

@@ -32,6 +32,13 @@ class ERPOPart(MethodPart):
     def checkpointed_state(self) -> dict[str, object]:
         return {"erpo_history": self.history}
 
+    def warm_start(self, probe) -> None:
+        """The probe as a first epoch: every probed group (sampled at the base temperature) updates its prompt's
+        temperature by ERPO's rule, as a training batch would (a group with an unscored completion is mixed)."""
+        rows = probe.rows
+        num_correct = [None if row.get("num_unscored") else row["num_correct"] for row in rows]
+        self.history.update([row["prompt_id"] for row in rows], num_correct, self.context.num_generations)
+
     # ----- generation -------------------------------------------------------------------------------------------
 
     def before_generation(self, step: GenerationStep) -> None:

@@ -113,6 +113,28 @@ class ExGRPOPart(MethodPart):
     def checkpointed_state(self) -> dict[str, object]:
         return {"exgrpo_buffer": self.buffer, "exgrpo_phase": self.phase}
 
+    def warm_start(self, probe) -> None:
+        """Every probed group updates the buffer as a collected training group does: an always-solved prompt is
+        retired; a partially solved one enters its bucket (its number of correct samples) with the probe's correct
+        trajectories (token ids and the sampling policy's log-probs, the policy this run starts from) and its
+        training row, to be replayed and shaped like any other."""
+        G = self.context.num_generations
+        column = self.args.prompt_id_column
+        index_of = {pid: i for i, pid in enumerate(dataset_prompt_ids(self.context.train_dataset, column))}
+        by_prompt: dict[int, list[dict]] = {}
+        for trajectory in probe.trajectories:
+            by_prompt.setdefault(trajectory["index"], []).append(trajectory)
+        for row in probe.rows:
+            pid, stored = row["prompt_id"], by_prompt.get(row["index"], [])
+            if pid not in index_of:
+                continue  # a probed prompt this run does not train on (a filtered data set)
+            trajectories = [
+                (torch.tensor(t["completion_ids"]), torch.tensor(t["logps"], dtype=torch.float32)) for t in stored
+            ]
+            data_row = _json_safe(self.context.dataset_row(index_of[pid])) if stored else None
+            prompt_tokens = stored[0]["prompt_ids"] if stored else None
+            self.buffer.update(pid, row["num_correct"], G, data_row, prompt_tokens, trajectories)
+
     # ------------------------------------------------------------------ the round
 
     def choose_rows(self, step: GenerationStep) -> None:

@@ -29,6 +29,12 @@ class GRESOPart(DynamicSamplingPart):
     def checkpointed_state(self) -> dict[str, object]:
         return {**super().checkpointed_state(), "greso": self.greso_state}
 
+    def warm_start(self, probe) -> None:
+        """Each probed group is one observation of its prompt: its mean reward appended to the prompt's trace, as a
+        scored round records it (None when a completion was unscored)."""
+        for row in probe.rows:
+            self.greso_state.record(row["prompt_id"], None if row.get("num_unscored") else row["reward_mean"])
+
     def _prompt_id(self, row: dict) -> str:
         return prompt_id(row, self.args.prompt_id_column)
 
