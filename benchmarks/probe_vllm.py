@@ -50,8 +50,8 @@ def main() -> None:
     from zvp_trl.data.embedded import make_split
     from zvp_trl.launch.vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
     from zvp_trl.models.resolve import resolve_model_name
-    from zvp_trl.probe import ProbeArguments
-    from zvp_trl.probe.run import run_probe
+    from zvp_trl.probing import ProbeArguments
+    from zvp_trl.probing.run import run_probe
 
     if vllm_platform_is_cpu():
         enable_vllm_cpu_weight_sync()

@@ -1,5 +1,5 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
-"""The zero-variance probe (`zvp_trl.probe`, `recipes/probe.py`): exact counts on prompts built to be always, never and
+"""The zero-variance probe (`zvp_trl.probe()`, `recipes/probe.py`): exact counts on prompts built to be always, never and
 half solved; the summary and recommendations by hand; resume after a kill; every prompt once on 1 and 2 processes;
 the filtered data set trains; the probe agrees with the first training step on the embedded task."""
 
@@ -16,9 +16,9 @@ from cpu_config import cpu_config_kwargs
 from datasets import Dataset
 
 from zvp_trl import GRPOBaselineConfig
-from zvp_trl.probe import ProbeArguments, probe, recommend, summarize
-from zvp_trl.probe.report import expected_rounds, kept_indices
-from zvp_trl.probe.run import _read_done
+from zvp_trl.probing import ProbeArguments, probe, recommend, summarize
+from zvp_trl.probing.report import expected_rounds, kept_indices
+from zvp_trl.probing.run import _read_done
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -389,3 +389,42 @@ def test_a_probe_of_another_model_data_or_group_size_is_refused(tiny_model_path,
     ERPOTrainer(model=tiny_model_path, reward_funcs=kind_reward, args=ERPOConfig(**values), train_dataset=longer)
     with pytest.raises(ValueError, match="init_from_probe='nowhere' is not a folder"):
         ERPOConfig(**{**values, "init_from_probe": "nowhere"})
+
+
+KILLER = """
+import os, signal
+from zvp_trl.data.rewards import accuracy_reward
+
+CALLS = []
+
+
+def reward(completions, **kwargs):
+    CALLS.append(1)
+    if len(CALLS) == int(os.environ.get("KILL_AT_CALL", "0")):
+        os.kill(os.getpid(), signal.SIGKILL)  # as the machine would: no cleanup, no exception
+    return accuracy_reward(completions, **kwargs)
+"""
+
+
+@pytest.mark.distributed
+def test_a_probe_killed_by_sigkill_resumes_to_the_uninterrupted_file(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = dict(os.environ, ZVP_TRL_CACHE=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+
+    def run(out, **extra):
+        command = [sys.executable, str(REPO / "recipes" / "probe.py"), "--reward_funcs", "killer.reward"]
+        command += ["--embedded_num_train_prompts", "10", "--num_generations", "4", "--max_completion_length", "24"]
+        command += ["--probe_prompts_per_process", "3", "--probe_plot", "false", "--output_dir", str(out)]
+        return subprocess.run(command, cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=600)
+
+    whole = run(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = run(tmp_path / "killed", KILL_AT_CALL="3")  # in the third batch of four
+    assert killed.returncode == -9
+    assert [row["index"] for row in rows_of(tmp_path / "killed")] == list(range(6))
+    resumed = run(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["index"] for row in rows_of(tmp_path / "killed")] == list(range(10))
+    for name in ("probe.jsonl", "trajectories.jsonl"):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "whole" / name).read_text()

@@ -38,3 +38,27 @@ def test_probe_samples_through_vllm_colocate(tmp_path):
     assert settings["use_vllm"] is True
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_prompts"] == 12 and sum(summary["counts"].values()) == 12
+
+
+def test_probe_samples_through_a_vllm_server(server, vllm_model_path, tmp_path):
+    """`trl vllm-serve` of the model, the probe in server mode: it generates through the server without a weight
+    transfer (the probe never changes the weights, which the server loaded from the same checkpoint), so it runs
+    where training stops at TRL's NCCL communicator on a CPU machine."""
+    out = tmp_path / "probe"
+    process = subprocess.run(
+        [
+            sys.executable, str(PROBE), "--model_name_or_path", vllm_model_path, "--dataset_name", "embedded",
+            "--use_vllm", "true", "--vllm_mode", "server", "--vllm_server_base_url", server,
+            "--embedded_num_train_prompts", "8", "--num_generations", "4", "--max_completion_length", "24",
+            "--probe_prompts_per_process", "4", "--output_dir", str(out), "--probe_plot", "false", "--use_cpu", "true",
+        ],
+        env=vllm_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-5000:]
+    rows = [json.loads(line) for line in (out / "probe.jsonl").read_text().splitlines()]
+    assert [row["index"] for row in rows] == list(range(8))
+    assert all(0 < row["completion_length_mean"] <= 24 for row in rows)
+    assert json.loads((out / "probe_settings.json").read_text())["use_vllm"] is True

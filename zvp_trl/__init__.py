@@ -31,6 +31,7 @@ from .methods.greso.algorithm import GRESOState, greso_skip_probability
 from .methods.grpo_ds import GRPODSConfig, GRPODSTrainer
 from .methods.rl_zvp import RLZVPConfig, RLZVPTrainer
 from .methods.rl_zvp.algorithm import rl_zvp_token_advantages
+from .probing import ProbeArguments, probe
 
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "PromptTemperatureHistory",
     "ZVPBaseConfig",
     "erpo_next_temperature",
+    "ProbeArguments",
+    "probe",
     "prompt_id",
     "RLZVPConfig",
     "RLZVPTrainer",

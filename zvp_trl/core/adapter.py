@@ -291,6 +291,27 @@ class ZVPBaseTrainer(GRPOTrainer):
         return group_signs
 
     @classmethod
+    def for_generation_only(cls, *args, **kwargs) -> "ZVPBaseTrainer":
+        """A trainer that only generates and scores with the weights it was built from (the probe): with vLLM, no
+        weight-transfer channel to a `trl vllm-serve` server is opened (TRL's NCCL communicator, which needs a CUDA
+        device) and no weights are synced before generating, since the server and the colocated engine loaded the same
+        checkpoint. It must not be trained."""
+        try:
+            from trl.generation.vllm_client import VLLMClient
+        except ImportError:  # no vLLM: nothing to open
+            trainer = cls(*args, **kwargs)
+        else:
+            open_channel = VLLMClient.init_communicator
+            VLLMClient.init_communicator = lambda self, *a, **k: None
+            try:
+                trainer = cls(*args, **kwargs)
+            finally:
+                VLLMClient.init_communicator = open_channel
+        trainer._last_loaded_step = trainer.state.global_step  # TRL syncs when the step moved; it never will
+        trainer._generation_only = True
+        return trainer
+
+    @classmethod
     def _default_args(cls, model):
         """The config `args=None` stands for: `_config_class` with TRL's default output directory naming."""
         model_name = model if isinstance(model, str) else get_config_model_id(model.config)
@@ -657,6 +678,11 @@ class ZVPBaseTrainer(GRPOTrainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
         """As `Trainer.train`; `resume_from_checkpoint=True` resumes from the last *complete* checkpoint of
         `output_dir` (see `zvp_trl.core.checkpoints`), so a run killed while saving resumes from the one before."""
+        if getattr(self, "_generation_only", False):
+            raise RuntimeError(
+                f"This {type(self).__name__} was built for generation only (for_generation_only: no weight transfer to "
+                "vLLM), so it cannot train. Build it with the class itself to train."
+            )
         # Every process (node) must find the same complete checkpoint on its own disk (gathered: one entry per process).
         if resume_from_checkpoint is True:
             checkpoint = last_complete_checkpoint(self.args.output_dir)

@@ -2,7 +2,7 @@
 """A probe's output as training reads it for a warm start (`init_from_probe`): the file names, the loaded result, and
 the check that the probe measured this run's model, data and group size.
 
-The probe (`zvp_trl.probe`) writes these files; each method's part turns them into its per-prompt state
+The probe (`zvp_trl.probing`) writes these files; each method's part turns them into its per-prompt state
 (`MethodPart.warm_start`): ERPO's temperature history, GRESO's traces, ExGRPO's buffer."""
 
 import hashlib

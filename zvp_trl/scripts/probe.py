@@ -18,7 +18,7 @@ import os
 import shlex
 import sys
 
-from ..probe import ProbeArguments, probe
+from ..probing import ProbeArguments, probe
 from .train import _datasets, _flag_value, _reward_funcs, make_parser, prepare_model
 from .usage import SETUP, usage_errors
 

@@ -16,7 +16,7 @@ Output (`output_dir`), written batch by batch:
   start.
 - `probe_settings.json`: what was probed and how; a rerun into the same `output_dir` resumes only with the same
   settings, after the last complete batch (each batch's rows are written at once and flushed).
-- `summary.json`, `solve_rates.png` and the printed report, at the end (`zvp_trl.probe.report`).
+- `summary.json`, `solve_rates.png` and the printed report, at the end (`zvp_trl.probing.report`).
 """
 
 import json

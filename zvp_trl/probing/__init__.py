@@ -1,6 +1,7 @@
 # Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
 """The zero-variance probe: how many prompts of a data set a model always solves, never solves, or sometimes solves,
-at the training settings, before paying for training (`recipes/probe.py`, or `zvp_trl.probe(...)`; docs/probe.md)."""
+at the training settings, before paying for training (`recipes/probe.py`, or `zvp_trl.probe(...)`, this package's
+`probe`; docs/probe.md)."""
 
 import json
 from pathlib import Path
@@ -51,7 +52,7 @@ def probe(
 
     probe_args = probe_args or ProbeArguments()
     args = args or GRPOBaselineConfig(output_dir="probe")
-    trainer = GRPOBaselineTrainer(
+    trainer = GRPOBaselineTrainer.for_generation_only(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
