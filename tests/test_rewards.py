@@ -9,6 +9,7 @@ import trl.rewards
 from math_verify import parse, verify
 
 from zvp_trl.data import rewards
+from zvp_trl.data.math_verify_worker import wall_clock_limit
 from zvp_trl.data.rewards import (
     accuracy_reward,
     batch_math_verify_accuracy,
@@ -240,14 +241,57 @@ def test_pathological_input_is_bounded_and_worker_restarts():
     assert pid is not None
 
     timeout = 1.0
+    timeouts = rewards.math_verify_timeouts()
     start = time.perf_counter()
     assert math_verify_accuracy("5", SLOW_ANSWER, timeout=timeout) == 0.0
     elapsed = time.perf_counter() - start
-    assert timeout <= elapsed < timeout + 1.0
-    assert rewards._WORKER.pid is None  # killed, restarted on demand
+    # The budget is CPU time, enforced in whole seconds by the kernel for native code (a huge integer power): at
+    # least the budget, at most one second more of CPU, plus the helper's exit; far below the wall-clock safety net.
+    assert timeout <= elapsed < timeout + 10.0 < wall_clock_limit(timeout)
+    assert rewards.math_verify_timeouts() == timeouts + 1  # counted
+    assert rewards._WORKER.pid is None  # ended by its CPU-time limit, restarted on demand
 
     assert math_verify_accuracy(r"\frac12", r"\boxed{0.5}") == 1.0
     assert rewards._WORKER.pid not in (None, pid)
+
+
+CPU_BUDGET_PROBE = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("worker", sys.argv[1])
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+with worker.cpu_budget(0.2):
+    time.sleep(0.6)  # three times the budget of wall-clock time, no CPU: within budget
+print("slept", flush=True)
+try:
+    with worker.cpu_budget(0.2):
+        while True:  # Python code: interrupted at the budget
+            pass
+except worker.CPUBudgetExceeded:
+    print("interrupted", flush=True)
+import hashlib
+with worker.cpu_budget(0.5):
+    hashlib.pbkdf2_hmac("sha256", b"x", b"y", 2**31 - 1)  # native code that does not return to Python: the kernel ends it
+print("unreachable", flush=True)
+"""
+
+
+@pytest.mark.distributed
+def test_the_budget_is_cpu_time_not_wall_clock_time(tmp_path):
+    """What a loaded machine does to a wall-clock budget, shown with a sleep: wall-clock time passes without CPU time,
+    and the answer is not cut. CPU time spent in Python is interrupted at the budget (the helper goes on); CPU time
+    spent in native code ends the process by the kernel's CPU limit (SIGXCPU)."""
+    import signal
+    import subprocess
+    import sys
+
+    from zvp_trl.data import math_verify_worker
+
+    result = subprocess.run(
+        [sys.executable, "-c", CPU_BUDGET_PROBE, math_verify_worker.__file__], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["slept", "interrupted"]
+    assert result.returncode == -signal.SIGXCPU
 
 
 @pytest.mark.trainer
@@ -410,3 +454,30 @@ def test_soft_overlong_punishment_is_trl_one():
     assert get_soft_overlong_punishment is trl.rewards.get_soft_overlong_punishment
     reward = get_soft_overlong_punishment(max_completion_len=100, soft_punish_cache=20)
     assert reward(completion_ids=[[1] * 80, [1] * 90, [1] * 101]) == [0.0, -0.5, -1.0]
+
+
+@pytest.mark.trainer
+def test_timeouts_are_logged_per_generation_batch(tiny_model_path, tmp_path, monkeypatch):
+    """`rewards/math_verify_timeouts`: the answers scored 0.0 for running out of budget in each generation batch (the
+    helper's counter before and after TRL scores the batch), in the logs of every trainer."""
+    from cpu_config import cpu_config_kwargs
+    from datasets import Dataset
+
+    import zvp_trl.core.adapter as adapter
+    from zvp_trl import GRPOBaselineConfig, GRPOBaselineTrainer
+
+    readings = iter([0, 0, 5, 7])  # batch 1: none; batch 2: two answers timed out
+    monkeypatch.setattr(adapter, "math_verify_timeouts", lambda: next(readings))
+    config = GRPOBaselineConfig(
+        **cpu_config_kwargs(tmp_path, num_generations=4, max_completion_length=4, per_device_train_batch_size=4),
+    )
+    config.max_steps = 2
+    trainer = GRPOBaselineTrainer(
+        model=tiny_model_path,
+        reward_funcs=lambda completions, **kwargs: [float(i % 2) for i in range(len(completions))],
+        args=config,
+        train_dataset=Dataset.from_dict({"prompt": ["Q: 1+1=?\nA:", "Q: 2+1=?\nA:"]}),
+    )
+    trainer.train()
+    logged = [entry["rewards/math_verify_timeouts"] for entry in trainer.state.log_history if "loss" in entry]
+    assert logged == [0.0, 2.0]

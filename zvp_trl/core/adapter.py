@@ -59,6 +59,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler, get_config_model_id
 
 from ..data.math_datasets import check_prompt_column
+from ..data.rewards import math_verify_timeouts
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import (
     STATE_FILE,
@@ -332,9 +333,14 @@ class ZVPBaseTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ the generation batch's rewards
 
     def _calculate_rewards(self, *args, **kwargs):
+        timeouts_before = math_verify_timeouts()
         rewards_per_func = super()._calculate_rewards(*args, **kwargs)
         step = self.zvp_step.generation or self.zvp_step.begin_generation()
         step.gathered_rewards = rewards_per_func  # (all processes' rows, n_funcs), in process order
+        # Answers math-verify scored 0.0 for running out of their CPU-time budget, in this batch, all processes.
+        local = torch.tensor([float(math_verify_timeouts() - timeouts_before)], device=self.accelerator.device)
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["rewards/math_verify_timeouts"].append(self.accelerator.gather(local).sum().item())
         return rewards_per_func
 
     def _row_signs(self, rewards: torch.Tensor, num_generations: int) -> torch.Tensor:

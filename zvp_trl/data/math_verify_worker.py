@@ -5,6 +5,14 @@
 math-verify relies on `signal.alarm()` for its timeouts, which only works in the main thread, and sympy can take
 arbitrarily long on adversarial inputs; a separate process that can be killed gives a hard time bound from any thread.
 
+The per-answer budget is **CPU time** of the helper process, not wall-clock time: on a loaded machine (other jobs, a
+training step on the same cores) the helper gets fewer cycles per second, and a wall-clock budget would then score a
+correct answer 0.0; a CPU-time budget does not depend on load. Two CPU-time limits enforce it: `ITIMER_PROF` interrupts
+Python code at the budget (the helper reports the answer as over budget and goes on), and `RLIMIT_CPU` (whole seconds,
+rounded up) lets the kernel end the helper when native code (a huge integer power inside sympy) does not return to
+Python; the client then counts the answer as over budget and starts a fresh helper. A wall-clock limit stays as a safety
+net only, far above the budget (`wall_clock_limit`), for a helper that stops answering without using CPU.
+
 This file is also executed on its own (loaded by path) inside the helper process, so that only math-verify and sympy
 get imported there: it must import nothing from the `zvp_trl` package and use no relative imports.
 """
@@ -21,6 +29,55 @@ from multiprocessing.connection import Connection
 logger = logging.getLogger(__name__)
 
 _WORKER_START_TIMEOUT = 120.0  # importing sympy can be slow on a busy machine; this is not part of the item budget
+CPU_TIMEOUT = "cpu-timeout"  # the helper's reply for an answer that used up its CPU-time budget
+
+
+def wall_clock_limit(cpu_budget: float) -> float:
+    """Seconds of wall-clock time the client waits for one answer before it declares the helper stuck and kills it:
+    far above the CPU budget (and its whole-second kernel limit), so that no realistic load makes an answer that fits
+    its budget reach it."""
+    return max(300.0, 60.0 * cpu_budget)
+
+
+class CPUBudgetExceeded(Exception):
+    """Raised inside the helper when the current answer used up its CPU-time budget."""
+
+
+class cpu_budget:  # noqa: N801 (a context manager used like a function)
+    """Raises `CPUBudgetExceeded` in the block once this process has spent `seconds` of CPU time in it (SIGPROF from
+    `ITIMER_PROF`, which counts user and system time of the process: time spent waiting for a core does not count).
+    Main thread only (signals)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+
+    def __enter__(self):
+        import math
+        import resource
+        import signal
+
+        def expired(signum, frame):
+            raise CPUBudgetExceeded
+
+        self._previous = signal.signal(signal.SIGPROF, expired)
+        signal.setitimer(signal.ITIMER_PROF, self.seconds)
+        # The kernel's limit, for native code that never returns to Python: SIGXCPU ends the process once its total
+        # CPU time reaches the soft limit (whole seconds, at least the budget from now).
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self._limits = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = math.ceil(usage.ru_utime + usage.ru_stime + self.seconds)
+        if self._limits[1] == resource.RLIM_INFINITY or soft <= self._limits[1]:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, self._limits[1]))
+        return self
+
+    def __exit__(self, *exc):
+        import resource
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, self._previous)
+        resource.setrlimit(resource.RLIMIT_CPU, self._limits)
+        return False
 
 
 # Run by the helper process: loads this file without importing the `zvp_trl` package (or the training script), so
@@ -35,11 +92,15 @@ module._worker_main(int(sys.argv[2]), int(sys.argv[3]))
 
 
 def _worker_main(read_fd: int, write_fd: int) -> None:
-    """Main loop of the helper process: receives lists of `(gold_latex, prediction_latex | None)` pairs and replies
-    with one score per pair, as soon as it is computed."""
+    """Main loop of the helper process: receives `(cpu_budget_seconds, pairs)` with a list of `(gold_latex,
+    prediction_latex | None)` pairs and replies with one score per pair as soon as it is computed, or `CPU_TIMEOUT`
+    for a pair that used up its CPU-time budget."""
     import functools
 
-    # Timeouts are enforced by the parent process, which kills this process; silence the resulting warnings.
+    # Budgets are enforced here (CPU time) and, as a safety net, by the parent process; silence math-verify's warnings.
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU ends the process: no core file
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     from math_verify import parse, verify
 
@@ -63,12 +124,15 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
     replies.send("ready")
     while True:
         try:
-            batch = requests.recv()
+            budget, batch = requests.recv()
         except EOFError:  # the parent closed the pipe or died
             return
         for gold, prediction in batch:
             try:
-                result = score(gold, prediction)
+                with cpu_budget(budget):
+                    result = score(gold, prediction)
+            except CPUBudgetExceeded:
+                result = CPU_TIMEOUT
             except Exception:  # math-verify catches its own errors; this is a last line of defense
                 result = 0.0
             replies.send(result)
@@ -85,6 +149,8 @@ class MathVerifyWorker:
         self._owner_pid = os.getpid()
         self._warned = False
         self.num_starts = 0  # number of helper processes that started and were ready (for tests and debugging)
+        self.cpu_timeouts = 0  # answers over their CPU-time budget (scored 0.0)
+        self.stuck = 0  # answers the helper never replied to within the wall-clock safety net (scored 0.0)
 
     @property
     def pid(self) -> int | None:
@@ -140,12 +206,19 @@ class MathVerifyWorker:
             if self._owner_pid == os.getpid():
                 self._stop()
 
-    def score(self, pairs: Sequence[tuple[str, str | None]], timeout: float) -> list[float | None]:
-        """Scores `(gold_latex, prediction_latex | None)` pairs, giving each pair `timeout` seconds.
+    @property
+    def timeouts(self) -> int:
+        """Answers scored 0.0 because they ran out of time (CPU budget or the wall-clock safety net), so far."""
+        return self.cpu_timeouts + self.stuck
 
-        A pair that times out scores 0.0; the helper process is then killed and the remaining pairs are sent to a fresh
-        one. If the helper process dies while it scores a pair (killed from outside, out of memory), that pair is
-        scored again on a fresh helper process; only a pair that kills a fresh helper process too scores 0.0.
+    def score(self, pairs: Sequence[tuple[str, str | None]], timeout: float) -> list[float | None]:
+        """Scores `(gold_latex, prediction_latex | None)` pairs, giving each pair `timeout` seconds of CPU time.
+
+        A pair over its CPU budget scores 0.0 and the helper goes on with the next one (`cpu_timeouts`). A helper that
+        does not answer within `wall_clock_limit(timeout)` is killed, the pair scores 0.0 (`stuck`) and the remaining
+        pairs go to a fresh one. If the helper process dies while it scores a pair (killed from outside, out of
+        memory), that pair is scored again on a fresh helper process; only a pair that kills a fresh helper process too
+        scores 0.0.
         """
         results: list[float | None] = []
         crashed_on: int | None = None  # index of the pair the helper process last died on
@@ -156,20 +229,31 @@ class MathVerifyWorker:
                     self._start()
                 pending = pairs[len(results) :]
                 try:
-                    self._requests.send(list(pending))
+                    self._requests.send((timeout, list(pending)))
                 except OSError:  # the helper process died since the last call: restart it once
                     self._stop()
                     self._start()
-                    self._requests.send(list(pending))
+                    self._requests.send((timeout, list(pending)))
+                limit = wall_clock_limit(timeout)
                 for _ in pending:
                     try:
-                        reply = self._replies.recv() if self._replies.poll(timeout) else TimeoutError()
+                        reply = self._replies.recv() if self._replies.poll(limit) else TimeoutError()
                     except (EOFError, OSError) as error:  # the helper process died (killed, out of memory)
-                        reply = error
+                        reply = CPU_TIMEOUT if self._ended_by_cpu_limit() else error
+                        if reply == CPU_TIMEOUT:
+                            self._stop()  # the kernel ended it at its CPU-time limit: a fresh one for the rest
+                    if reply == CPU_TIMEOUT:
+                        self.cpu_timeouts += 1
+                        self._warn(reply, timeout)
+                        results.append(0.0)
+                        if self.pid is None:
+                            break  # send the remaining pairs to a fresh helper
+                        continue
                     if isinstance(reply, BaseException):
                         self._stop()
                         if isinstance(reply, TimeoutError) or crashed_on == len(results):
-                            self._warn(reply, timeout)
+                            self.stuck += isinstance(reply, TimeoutError)
+                            self._warn(reply, limit)
                             results.append(0.0)
                         else:  # score this pair again on a fresh helper process
                             crashed_on = len(results)
@@ -181,12 +265,27 @@ class MathVerifyWorker:
                     results.append(reply)
         return results
 
-    def _warn(self, error: BaseException, timeout: float) -> None:
-        if isinstance(error, TimeoutError):
-            reason = f"took more than {timeout} s"
+    def _ended_by_cpu_limit(self) -> bool:
+        """Whether the helper process ended on SIGXCPU (its CPU-time limit), waiting briefly for its exit status."""
+        import signal
+
+        if self._process is None or not hasattr(signal, "SIGXCPU"):
+            return False
+        try:
+            code = self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return False
+        return code == -signal.SIGXCPU
+
+    def _warn(self, error, timeout: float) -> None:
+        if error == CPU_TIMEOUT:
+            message = f"math-verify used more than {timeout} s of CPU time on one answer, which gets a reward of 0.0."
         else:
-            reason = "crashed the helper process twice (on a fresh one too)"
-        message = f"math-verify {reason} on one answer, which gets a reward of 0.0; restarting the helper process."
+            reason = (
+                f"did not answer within {timeout} s" if isinstance(error, TimeoutError)
+                else "crashed the helper process twice (on a fresh one too)"
+            )  # fmt: skip
+            message = f"math-verify {reason} on one answer, which gets a reward of 0.0; restarting the helper process."
         if self._warned:
             logger.debug(message)
         else:

@@ -144,6 +144,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WORKER._after_fork_in_child)
 
 
+def math_verify_timeouts() -> int:
+    """Answers this process's math-verify helper scored 0.0 because they ran out of time (their CPU-time budget, or
+    the wall-clock safety net for a helper that stopped answering), since the process started. The trainers log the
+    count per generation batch as `rewards/math_verify_timeouts`."""
+    return _WORKER.timeouts
+
+
 def shutdown_math_verify_worker() -> None:
     """Stops the math-verify helper process, if running. It is restarted on demand and stopped at interpreter exit."""
     _WORKER.shutdown()
