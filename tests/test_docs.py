@@ -143,3 +143,117 @@ def test_the_combination_table_is_the_registrys():
             assert cell.startswith("no" if refused else "yes"), (row, column, cell)
             for alias in re.findall(r"`(\w+)`", cell):
                 assert set(aliases()[alias]) == {row, column}, (row, column, alias)
+
+
+# ---------------------------------------------------------------------------------------------------- facts that drift
+
+# Every page a user reads: the docs, the READMEs, the changelog, the notebooks' text.
+ALL_PAGES = [*PAGES, REPO / "CONTRIBUTING.md", REPO / "recipes" / "README.md"]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NUMBER_WORDS = dict(zip("one two three four five six seven eight nine ten eleven twelve".split(), range(1, 13)))
+
+
+def _text(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        import json
+
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("page", [*ALL_PAGES, *NOTEBOOKS], ids=lambda p: p.relative_to(REPO).as_posix())
+def test_algorithm_counts_are_the_registrys(page):
+    """`all eight algorithms`, `(8 algorithms)`: a count of algorithms on a page is the number registered."""
+    pattern = r"\b(" + "|".join(NUMBER_WORDS) + r"|\d+) (?:registered )?(?:algorithms|trainers)\b"
+    for count in re.findall(pattern, _text(page), flags=re.IGNORECASE):
+        number = NUMBER_WORDS.get(count.lower()) or int(count)
+        assert number == len(ALGORITHMS), f"{page.name} says {count} algorithms; {len(ALGORITHMS)} are registered"
+
+
+@pytest.mark.parametrize(
+    "page", [README, REPO / "recipes" / "README.md"], ids=lambda p: p.relative_to(REPO).as_posix()
+)
+def test_the_tested_versions_a_page_names_are_the_installed_ones(page):
+    """The stack a page says the package is tested with is the one this suite runs on (a fresh install's)."""
+    from importlib.metadata import version
+
+    text = page.read_text()
+    for package in ("transformers", "accelerate"):
+        installed = ".".join(version(package).split(".")[:2])
+        for stated in re.findall(rf"\b{package} (\d+\.\d+)\b", text):
+            assert stated == installed, f"{page.name} names {package} {stated}; the tests run {installed}"
+
+
+def test_the_benchmark_sizes_quoted_are_the_registrys():
+    """The problem count of the paper's six benchmarks, where a page quotes it."""
+    from math_eval_data import FULL_ROWS
+
+    from zvp_trl.evaluation.math_benchmarks import PAPER_BENCHMARKS
+
+    total = sum(FULL_ROWS[name] for name in PAPER_BENCHMARKS)
+    for page in ALL_PAGES:
+        text = " ".join(page.read_text().split())
+        for sentence in re.split(r"(?<=[.;:])\s", text):
+            if "benchmark" in sentence:
+                for quoted in re.findall(r"\b(\d,?\d{3}) problems\b", sentence):
+                    assert int(quoted.replace(",", "")) == total, f"{page.name}: {sentence}"
+
+
+def test_rollout_budget_comments_say_when_the_default_stops():
+    """The `-r` recipes' comment on max_rollouts says where a run stops with the default `max_rollouts_stop`."""
+    from zvp_trl import GRPOBaselineConfig
+
+    default = GRPOBaselineConfig.__dataclass_fields__["max_rollouts_stop"].default
+    phrase = {"generation": "the end of the generation batch", "step": "after the optimizer step"}
+    for recipe in sorted((REPO / "recipes").glob("*_r_*.yaml")):
+        lines = recipe.read_text().split("\nmax_rollouts:", 1)[1].splitlines()
+        comment = [lines[0].split("#", 1)[1]] + [
+            line.split("#", 1)[1] for line in lines[1:] if line.strip().startswith("#")
+        ]
+        comment = " ".join(" ".join(comment).split())
+        assert phrase[default] in comment, f"{recipe.name}: {comment}"
+        assert all(text not in comment for key, text in phrase.items() if key != default), recipe.name
+
+
+def test_main_job_times_agree():
+    """Every page that says how long the default run (`accelerate launch recipes/train.py`) takes says the same, and the
+    shipped build's first use is not described as a build of minutes."""
+    said = {}
+    for page in [*ALL_PAGES, *NOTEBOOKS]:
+        text = " ".join(_text(page).split())
+        for minutes in re.findall(r"(?:main job|default run)[^.]{0,120}?about (\d+) minutes", text):
+            said.setdefault(minutes, []).append(page.name)
+        assert "first build takes about" not in text, page.name
+    assert len(said) <= 1, f"the default run's time differs between pages: {said}"
+
+
+def _ignored(path: str) -> bool:
+    """Whether .gitignore keeps `path` (relative to the repository) out: a folder pattern (`runs/`) on any component,
+    unless a negation (`!benchmarks/real_model/runs/`) covers it."""
+    rules = [line.strip() for line in (REPO / ".gitignore").read_text().splitlines() if line.strip()]
+    folders = {
+        rule.rstrip("/")
+        for rule in rules
+        if rule.endswith("/") and not rule.startswith("!") and "/" not in rule.rstrip("/")
+    }
+    kept = [rule[1:] for rule in rules if rule.startswith("!")]
+    if any((path.rstrip("/") + "/").startswith(rule) for rule in kept):
+        return False
+    return any(part in folders for part in path.split("/"))
+
+
+def test_docs_name_no_git_ignored_path():
+    """A repository path a page sends readers to (in backticks: relative to the repository, or to the page's folder)
+    is in the repository, not kept out of it by .gitignore."""
+    top = {p.name for p in REPO.iterdir()}
+    named = []
+    for page in ALL_PAGES:
+        for path in re.findall(r"`([\w.-]+(?:/[\w.-]+)+/?)`", page.read_text()):
+            first = path.split("/", 1)[0]
+            if first == "outputs":  # where a user's runs go (recipes' output_dir), not a path of the repository
+                continue
+            relative = path if first in top else (page.parent.relative_to(REPO) / path).as_posix()
+            named.append((page.name, relative))
+    assert not [(page, path) for page, path in named if _ignored(path)]
+    assert _ignored("benchmarks/evidence/cold_start/runs/") and not _ignored("benchmarks/real_model/runs/")
