@@ -4,13 +4,14 @@ it points to exists: every link resolves, every option a method adds is on a pag
 algorithm named in a command exists."""
 
 import dataclasses
+import functools
 import re
 from pathlib import Path
 
 import pytest
 import trl
 
-from zvp_trl.core.composition import ALGORITHMS, DEFAULT_ALGORITHM
+from zvp_trl.core.composition import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 
 
 pytestmark = pytest.mark.unit
@@ -257,3 +258,70 @@ def test_docs_name_no_git_ignored_path():
             named.append((page.name, relative))
     assert not [(page, path) for page, path in named if _ignored(path)]
     assert _ignored("benchmarks/evidence/cold_start/runs/") and not _ignored("benchmarks/real_model/runs/")
+
+
+def _documented_commands() -> list[tuple[str, str, list[str]]]:
+    """(page, script, arguments) of every `recipes/{train,probe,evaluate}.py` command in a page's bash blocks (lines
+    joined at `\\`, comments dropped)."""
+    import shlex
+
+    found = []
+    for page in [*ALL_PAGES]:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.DOTALL):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                line = line.split(" # ")[0].strip()
+                for command in re.split(r"\s*(?:&&|;)\s*", line):
+                    match = re.search(r"recipes/(train|probe|evaluate)\.py(.*)$", command)
+                    if match:
+                        try:
+                            arguments = shlex.split(match.group(2))
+                        except ValueError:
+                            arguments = match.group(2).split()
+                        found.append((page.relative_to(REPO).as_posix(), match.group(1), arguments))
+    return found
+
+
+@functools.cache
+def _known_flags(script: str, algorithm: str | None) -> frozenset[str]:
+    """The flags of a script's parser; for train and probe, with `algorithm`'s own fields."""
+    from trl import ModelConfig, TrlParser
+
+    from zvp_trl.probing import ProbeArguments
+    from zvp_trl.scripts.train import TrainScriptArguments
+
+    if script == "evaluate":
+        from zvp_trl.evaluation.benchmark_eval import EvaluationArguments
+
+        classes = (EvaluationArguments,)
+    else:
+        config_class, _ = ALGORITHMS[algorithm].load() if algorithm in ALGORITHMS else get_algorithm(algorithm).load()
+        classes = (TrainScriptArguments, *((ProbeArguments,) if script == "probe" else ()), config_class, ModelConfig)
+    parser = TrlParser(classes)
+    return frozenset({o for action in parser._actions for o in action.option_strings} | {"--config", "--help", "-h"})
+
+
+def _algorithm_of(arguments: list[str]) -> str:
+    from zvp_trl.scripts.train import _flag_value, _yaml_config
+
+    arguments = [a for a in arguments if "<" not in a]  # placeholders such as recipes/<recipe>.yaml
+    return _flag_value(arguments, "algorithm") or _yaml_config(arguments).get("algorithm") or DEFAULT_ALGORITHM
+
+
+def test_every_documented_command_uses_flags_its_script_takes():
+    """A flag in a documented `recipes/train.py`, `probe.py` or `evaluate.py` command is one its parser knows (for
+    train and probe: with the algorithm the command names)."""
+    commands = _documented_commands()
+    assert len(commands) >= 20 and {script for _, script, _ in commands} == {"train", "probe", "evaluate"}
+    unknown = []
+    own = {name for page in ALL_PAGES for name in re.findall(r'MethodSpec\(\s*name="(\w+)"', page.read_text())}
+    for page, script, arguments in commands:
+        algorithm = None if script == "evaluate" else _algorithm_of(arguments)
+        if algorithm and set(algorithm.split("+")) & own:
+            continue  # a method the page itself writes out (tests/test_plugin_method.py runs those commands)
+        known = _known_flags(script, algorithm)
+        for argument in arguments:
+            flag = argument.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                unknown.append((page, script, flag))
+    assert not unknown, f"documented commands with flags their script does not take: {unknown}"
