@@ -14,6 +14,7 @@ Takes the model, data, reward and generation arguments of recipes/train.py (and 
 rerunning into the same folder resumes.
 """
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print(__doc__)
+        print("The probe's own fields:")
+        for f in dataclasses.fields(ProbeArguments):
+            print(f"  --{f.name} (default: {f.default})\n      {' '.join(f.metadata['help'].split())}")
+        print("\nAll fields, with recipes/train.py's model, data, reward and generation fields, follow.\n")
     parser, _, embedded = make_parser(argv, extra=(ProbeArguments,))
     if embedded:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -701,9 +701,39 @@ def _use_all_cores_on_single_cpu_process() -> None:
         torch.set_num_threads(cores)
 
 
+def method_fields_help(algorithm: str) -> str:
+    """The fields `algorithm`'s config adds to TRL's `GRPOConfig` (the method's own first, then those every zvp_trl
+    config has), one line each with its default and help: what `--help` shows before argparse's full list."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from ..core.config import ZVPBaseConfig
+
+    config_class, _ = get_algorithm(algorithm).load()
+    trl_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    base_fields = {f.name for f in dataclasses.fields(ZVPBaseConfig)} - trl_fields
+    own = [f for f in dataclasses.fields(config_class) if f.name not in trl_fields and f.name not in base_fields]
+    common = [f for f in dataclasses.fields(config_class) if f.name in base_fields]
+
+    def line(f) -> str:
+        default = f.default if f.default is not dataclasses.MISSING else "required"
+        text = " ".join(f.metadata.get("help", "").split())
+        return f"  --{f.name} (default: {default})\n      {text}"
+
+    parts = [f"recipes/train.py --algorithm {algorithm}: the method's own fields"]
+    parts += [line(f) for f in own] or ["  (none: plain GRPO)"]
+    parts += ["every zvp_trl config's fields:"] + [line(f) for f in common]
+    parts += ["", "All fields, with TRL's GRPOConfig and the model's, follow.", ""]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Trains as `recipes/train.py` does; errors are raised (`cli` turns usage errors into one line and exit 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        config = _yaml_config(argv)
+        print(method_fields_help(_flag_value(argv, "algorithm") or config.get("algorithm") or DEFAULT_ALGORITHM))
     _use_all_cores_on_single_cpu_process()
     if uses_embedded_model(argv):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download; also skips telemetry calls
