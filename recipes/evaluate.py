@@ -4,7 +4,7 @@
 Usage and options: `python recipes/evaluate.py --help` (the entry point is `zvp_trl/scripts/evaluate.py`).
 """
 
-from zvp_trl.scripts.evaluate import cli
+from zvp_trl.scripts.evaluate import cli, main  # noqa: F401 (main: the entry point without the usage-error wrapper)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ accelerate launch recipes/train.py --config recipes/<recipe>.yaml
 python recipes/train.py --algorithm grpo --help          # that algorithm's fields
 """
 
-from zvp_trl.scripts.train import cli
+from zvp_trl.scripts.train import cli, main  # noqa: F401 (main: the entry point without the usage-error wrapper)
 
 
 if __name__ == "__main__":

@@ -21,19 +21,22 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [README, *DOCS, REPO / "CHANGELOG.md", REPO / "benchmarks" / "README.md"]
+# One path, top to bottom: install, the default run, the probe, choosing a method, a paper recipe, evaluation.
 SECTIONS = [
     "Set up",
-    "Methods",
     "The default run",
+    "Probe your data first",
+    "Choosing a method",
     "Using a trainer from Python",
-    "Recipes, multi-GPU and evaluation",
+    "A paper recipe",
+    "Evaluation",
     "Where to read more",
 ]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def _methods_table() -> list[list[str]]:
-    lines = README.read_text().split("## Methods", 1)[1].split("\n## ", 1)[0].splitlines()
+    lines = README.read_text().split("## Choosing a method", 1)[1].split("\n## ", 1)[0].splitlines()
     rows = [line for line in lines if line.startswith("| `") and not line.startswith("| `--")]  # not the header
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
@@ -48,6 +51,20 @@ def test_readme_sections_come_in_the_front_door_order():
     setup = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
     assert setup.count("```bash") == 2, "the set-up section holds the two commands: the main job and the tests"
     assert "accelerate launch recipes/train.py" in setup and "pytest -q" in setup
+
+
+def test_the_readme_path_gives_each_step_its_command_and_measured_time():
+    """Install -> default run -> probe -> choosing a method -> a paper recipe -> evaluation: each step a short section
+    with its command and a measured time; the results live in benchmarks/README.md (one line left here)."""
+    text = README.read_text()
+    for name in ("The default run", "Probe your data first", "A paper recipe", "Evaluation"):
+        body = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        assert "```bash" in body, name
+        assert re.search(r"\b\d+(?:\.\d+)? ?(?:s|min|minutes|seconds)\b", body), f"{name}: no measured time"
+        assert len(body.split("```")[-1].split()) < 180, f"{name}: keep the step short"
+    assert "_TIME" not in text
+    more = text.split("## Where to read more\n", 1)[1]
+    assert "95% CI" not in more and "paired seeds" not in more  # the results themselves are in benchmarks/README.md
 
 
 def test_the_method_table_lists_every_registered_algorithm():
@@ -325,3 +342,14 @@ def test_every_documented_command_uses_flags_its_script_takes():
             if flag.startswith("--") and flag not in known:
                 unknown.append((page, script, flag))
     assert not unknown, f"documented commands with flags their script does not take: {unknown}"
+
+
+def test_every_results_section_names_its_machine_kind():
+    """Results depend on the kind of CPU (vendor, instruction set) or GPU: every results heading of benchmarks/README.md
+    says which (or that it was not recorded), and the page says what reproduces bit for bit."""
+    text = (REPO / "benchmarks" / "README.md").read_text()
+    headings = re.findall(r"^###? (Results.*)$", text, flags=re.MULTILINE)
+    assert len(headings) >= 5
+    kinds = ("AVX2", "AVX-512", "H100", "H200", "not recorded")
+    assert all(any(kind in heading for kind in kinds) for heading in headings), headings
+    assert "### What reproduces bit for bit" in text and "0.5068359375" in text
