@@ -8,13 +8,11 @@ training prompts that `recipes/train.py` uses (8 samples per prompt at temperatu
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from zvp_trl import accuracy_reward, evaluate_accuracy
@@ -22,6 +20,13 @@ from zvp_trl.data.embedded import EmbeddedModelSpec, make_split
 from zvp_trl.data.embedded.model import build_embedded_model, built_weights_checksum
 from zvp_trl.models.resolve import resolve_model_name
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, TrainScriptArguments
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 def main():
@@ -60,7 +65,7 @@ def main():
     )
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+        "machine": machine_info(),
         "build_seconds": round(build_seconds, 1),
         "built_afresh": not args.reuse_cache,
         "sampling_seconds": round(time.perf_counter() - start, 1),

@@ -51,6 +51,13 @@ from datetime import date
 from pathlib import Path
 
 
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # runs from a checkout without `pip install -e .` (its dependencies installed)
     sys.path.insert(0, str(REPO_ROOT))
@@ -578,7 +585,7 @@ def main():
                     "tiny_smoke_test": args.tiny,
                     "device": "cuda" if cuda else "cpu",
                     "gpu": gpu_name,
-                    "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                    "machine": machine_info(),
                     "versions": {
                         "torch": torch.__version__,
                         "cuda": torch.version.cuda,

@@ -17,14 +17,19 @@ accuracy reward of the completions generated) against rollouts for all methods.
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 HERE = Path(__file__).resolve().parent
@@ -164,11 +169,10 @@ def main():
         f"\nBase model (before training): Acc@8 {first['acc_at_8_before']:.3f}, Pass@8 {first['pass_at_8_before']:.3f}"
     )
 
-    import torch
 
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+        "machine": machine_info(),
         "rollout_budget": rollouts,
         "eval_prompts": eval_prompts,
         "seeds": seeds,

@@ -17,7 +17,6 @@ work: the table also gives the time per 1000 generated completions, relative to 
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,6 +24,13 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 def _trainers():
@@ -180,7 +186,7 @@ def main():
 
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, device {baseline[0]['device']}",
+        "machine": machine_info(),
         "versions": {"torch": torch.__version__, "trl": trl.__version__},
         "settings": vars(args) | {"learning_rate": 0.0, "num_generations": 8, "max_completion_length": 96},
         "results": rows,

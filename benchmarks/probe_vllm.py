@@ -18,7 +18,6 @@ with heads vLLM's CPU attention takes), the prompts its training prompts. Writes
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ def main() -> None:
 
     from zvp_trl import GRPOBaselineConfig, GRPOBaselineTrainer, accuracy_reward
     from zvp_trl.data.embedded import make_split
+    from zvp_trl.evaluation.machine import machine_info
     from zvp_trl.launch.vllm_cpu import enable_vllm_cpu_weight_sync, vllm_platform_is_cpu
     from zvp_trl.models.resolve import resolve_model_name
     from zvp_trl.probing import ProbeArguments
@@ -109,7 +109,7 @@ def main() -> None:
     generation_seconds, probe_tokens = sum(c[0] for c in calls), sum(c[1] for c in calls)
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "machine": machine_info(),
         "settings": vars(cli) | {"model": "embedded (vLLM heads)"},
         "offline_tokens_per_s": offline_rate,
         "offline_runs": offline_runs,

@@ -26,8 +26,6 @@ HuggingFaceTB/SmolLM2-135M-Instruct`). Every JSON names the machine it ran on.
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -84,11 +82,11 @@ CURVES = {
 
 
 def machine() -> str:
-    import torch
+    """Where a run is measured, in one line: CPU model and instruction set (and GPU), cores
+    (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info
 
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores"
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return machine_info()["kind"]
 
 
 def versions() -> dict:

@@ -49,6 +49,13 @@ from datetime import date
 from pathlib import Path
 
 
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
+
+
 TRAJECTORIES = 8
 VOCAB = 151_936  # Qwen3's vocabulary
 PROMPT_TOKENS = 150
@@ -458,7 +465,7 @@ def main():
 
     results = {
         "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, {platform.system()}",
+        "machine": machine_info(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "settings": {

@@ -19,7 +19,6 @@ Prints the ratios (vLLM / transformers) and writes benchmarks/vllm_cpu.json. Nee
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,13 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +226,7 @@ def main():
     )
     result = {
         "date": date.today().isoformat(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "settings": {
             "prompts": PROMPTS,
             "completions_per_prompt": G,

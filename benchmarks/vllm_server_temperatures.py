@@ -15,13 +15,18 @@ The server is started as `trl vllm-serve` starts it (`zvp_trl.launch.vllm_cpu.tr
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +112,7 @@ def main():
         print(f"| {name} | {median:.1f} | {runs} | {median / baseline:.2f} |")
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine_info(),
         "vllm": vllm.__version__,
         "model": MODEL,
         "prompts": PROMPTS,

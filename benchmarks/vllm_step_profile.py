@@ -17,7 +17,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 # The same recipe and variants as vllm_cpu.py.
 from vllm_cpu import RECIPE  # noqa: E402
 from vllm_cpu import TRAINING_VARIANTS as VARIANTS  # noqa: E402
+
+
+def machine_info() -> dict:
+    """Where this result is measured: CPU vendor, model and instruction set, GPU, versions (zvp_trl.evaluation.machine)."""
+    from zvp_trl.evaluation.machine import machine_info as info
+
+    return info()
 
 
 def _worker(variant: str, steps: int, out: str) -> None:
@@ -128,7 +134,7 @@ def main():
     print("| TRL's logged step_time | " + " | ".join(f"{r['step_time']:.1f}" for r in results.values()) + " |")
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine_info(),
         "recipe": str(RECIPE.relative_to(ROOT)),
         "steps": args.steps,
         "results": results,

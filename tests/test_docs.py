@@ -353,3 +353,26 @@ def test_every_results_section_names_its_machine_kind():
     kinds = ("AVX2", "AVX-512", "H100", "H200", "not recorded")
     assert all(any(kind in heading for kind in kinds) for heading in headings), headings
     assert "### What reproduces bit for bit" in text and "0.5068359375" in text
+
+
+def test_machine_kind_by_hand():
+    from zvp_trl.evaluation.machine import instruction_set, machine_kind, parse_cpuinfo
+
+    text = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx avx2 avx512f\n\nprocessor\t: 1\n"
+    cpu = parse_cpuinfo(text)
+    assert (cpu["vendor"], cpu["model"]) == ("AMD", "AMD EPYC 9R14") and instruction_set(cpu["flags"]) == "AVX-512"
+    assert instruction_set({"avx", "avx2"}) == "AVX2" and instruction_set({"sse2", "avx"}) == "AVX"
+    info = {"cpu_model": "AMD EPYC 9R14", "cpu_vendor": "AMD", "instruction_set": "AVX2", "cores": 2, "gpu": None}
+    assert machine_kind(info) == "AMD EPYC 9R14, AVX2, 2 cores"
+    assert machine_kind({**info, "gpu": "NVIDIA H100"}) == "NVIDIA H100 (AMD EPYC 9R14, AVX2, 2 cores)"
+
+
+def test_every_benchmark_records_its_machine_kind():
+    """A benchmark script's JSON records the machine through zvp_trl.evaluation.machine (CPU vendor, model, instruction
+    set, GPU, versions), never a hand-made string."""
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    writers = [path for path in scripts if '"machine":' in path.read_text()]
+    assert len(writers) >= 10
+    for path in writers:
+        for value in re.findall(r'"machine": ([^,\n]+)', path.read_text()):
+            assert value.strip() in ("machine_info()", "machine()"), f"{path.name}: {value}"

@@ -125,6 +125,7 @@ def test_prompts_built_to_be_always_never_and_half_solved(tiny_model_path, tmp_p
     assert on_disk[f"acc@{G}"] == pytest.approx((2 * 1 + 2 * 0.5) / 7)
     assert on_disk[f"pass@{G}"] == pytest.approx(4 / 7)
     assert on_disk["settings"]["num_generations"] == G and on_disk["model"] == tiny_model_path
+    assert on_disk["machine"]["kind"] and on_disk["machine"]["instruction_set"]
     assert (tmp_path / "solve_rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The correct completions of the half-solved prompts, G/2 each, for ExGRPO's warm start.
     trajectories = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]

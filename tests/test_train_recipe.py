@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from zvp_trl.scripts.train import EMBEDDED_TRAINING_DEFAULTS, _datasets, main, make_parser
 
@@ -56,6 +57,8 @@ def test_two_step_grpo_run_writes_model_metrics_and_summary(tmp_path, capsys, mo
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     build_info = json.loads((Path(summary["model"]) / "build_info.json").read_text())
     assert on_disk["base_model_sha256"] == build_info["weights_sha256"]  # which build of the base model this run used
+    # Where it ran: the kind of CPU a rerun must match to reproduce it bit for bit.
+    assert on_disk["machine"]["instruction_set"] and on_disk["machine"]["torch"] == torch.__version__
     for key in ("heldout_before", "heldout_after"):
         stats = on_disk[key]
         assert stats["num_prompts"] == 4

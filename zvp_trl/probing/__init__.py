@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..core.warm_start import PROBE_FILE, SETTINGS_FILE, TRAJECTORIES_FILE, ProbeResult
+from ..evaluation.machine import machine_info
 from .report import FIGURE_FILE, FILTERED_FILE, SUMMARY_FILE, plot_solve_rates, recommend, report_text, summarize
 from .run import ProbeArguments, run_probe
 
@@ -63,6 +64,7 @@ def probe(
     dataset_name = dataset_name or "dataset"
     result = run_probe(trainer, train_dataset, args.output_dir, probe_args, model_name, dataset_name)
     summary = summarize(result["rows"], result["settings"], result["seconds"])
+    summary["machine"] = machine_info()
     output_dir = Path(args.output_dir)
     if trainer.accelerator.is_main_process:
         if probe_args.write_filtered:

@@ -23,6 +23,7 @@ import yaml
 from ..core.composition import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
+from ..evaluation.machine import machine_info
 from .usage import SETUP, usage_errors
 
 
@@ -622,6 +623,7 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
         "heldout_before": before,
         "heldout_after": after,
         "train_zero_variance_fraction": _zero_variance_history(trainer.state.log_history),
+        "machine": machine_info(),  # a run reproduces bit for bit on the same kind of CPU with the same torch
         "distributed": {
             "type": trainer.accelerator.distributed_type.value,
             "num_processes": trainer.accelerator.num_processes,
