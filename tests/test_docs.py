@@ -376,3 +376,16 @@ def test_every_benchmark_records_its_machine_kind():
     for path in writers:
         for value in re.findall(r'"machine": ([^,\n]+)', path.read_text()):
             assert value.strip() in ("machine_info()", "machine()"), f"{path.name}: {value}"
+
+
+def test_every_results_file_says_its_machine_kind():
+    """Each results JSON of benchmarks/ names the kind of machine it was measured on (instruction set or GPU), or says
+    that it was not recorded (files written before the scripts recorded it)."""
+    import json
+
+    for path in sorted((REPO / "benchmarks").glob("*.json")):
+        data = json.loads(path.read_text())
+        machine = data.get("machine")
+        kind = machine.get("kind") if isinstance(machine, dict) else data.get("machine_kind")
+        assert kind, f"{path.name} does not say where it was measured"
+        assert any(word in kind for word in ("AVX", "H100", "H200", "not recorded")), f"{path.name}: {kind}"
