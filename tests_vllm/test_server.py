@@ -8,6 +8,7 @@ flags, through vLLM's OpenAI server module: see there why not the CLI).
 
 import collections
 import json
+import threading
 import time
 
 import pytest
@@ -40,9 +41,14 @@ def test_grouped_by_temperature_through_the_real_server(server, vllm_model_path)
     temperatures = [1.0, 2.0, 1.0, 1.5, 2.0]
     n = 3
     calls, spans = [], []
+    # Three calls that meet at a barrier of three before sending are in flight together by construction; calls made
+    # one after the other could never meet it (the barrier would time out). The barrier also keeps a slow thread start
+    # on a loaded machine from letting one request finish before another is sent.
+    together = threading.Barrier(3, timeout=60)
 
     def generate(**kwargs):
         calls.append((kwargs["temperature"], len(kwargs["prompts"]), kwargs["n"]))
+        together.wait()
         start = time.monotonic()
         try:
             return client.generate(**kwargs)
