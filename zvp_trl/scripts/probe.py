@@ -20,7 +20,7 @@ import shlex
 import sys
 
 from ..probing import ProbeArguments, probe
-from .train import _datasets, _flag_value, _reward_funcs, make_parser, prepare_model
+from .train import _datasets, _flag_value, _reward_funcs, field_help, make_parser, prepare_model
 from .usage import SETUP, usage_errors
 
 
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "-h" in argv or "--help" in argv:
         print(__doc__)
         print("The probe's own fields:")
-        for f in dataclasses.fields(ProbeArguments):
-            print(f"  --{f.name} (default: {f.default})\n      {' '.join(f.metadata['help'].split())}")
+        print("\n".join(field_help(f) for f in dataclasses.fields(ProbeArguments)))
         print("\nAll fields, with recipes/train.py's model, data, reward and generation fields, follow.\n")
     parser, _, embedded = make_parser(argv, extra=(ProbeArguments,))
     if embedded:

@@ -703,6 +703,15 @@ def _use_all_cores_on_single_cpu_process() -> None:
         torch.set_num_threads(cores)
 
 
+def field_help(f) -> str:
+    """One dataclass field as `--help` lists it first: its flag and default, then its help on one line."""
+    import dataclasses
+
+    default = f.default if f.default is not dataclasses.MISSING else "required"
+    text = " ".join(f.metadata.get("help", "").split())
+    return f"  --{f.name} (default: {default})\n      {text}"
+
+
 def method_fields_help(algorithm: str) -> str:
     """The fields `algorithm`'s config adds to TRL's `GRPOConfig` (the method's own first, then those every zvp_trl
     config has), one line each with its default and help: what `--help` shows before argparse's full list."""
@@ -718,14 +727,9 @@ def method_fields_help(algorithm: str) -> str:
     own = [f for f in dataclasses.fields(config_class) if f.name not in trl_fields and f.name not in base_fields]
     common = [f for f in dataclasses.fields(config_class) if f.name in base_fields]
 
-    def line(f) -> str:
-        default = f.default if f.default is not dataclasses.MISSING else "required"
-        text = " ".join(f.metadata.get("help", "").split())
-        return f"  --{f.name} (default: {default})\n      {text}"
-
     parts = [f"recipes/train.py --algorithm {algorithm}: the method's own fields"]
-    parts += [line(f) for f in own] or ["  (none: plain GRPO)"]
-    parts += ["every zvp_trl config's fields:"] + [line(f) for f in common]
+    parts += [field_help(f) for f in own] or ["  (none: plain GRPO)"]
+    parts += ["every zvp_trl config's fields:"] + [field_help(f) for f in common]
     parts += ["", "All fields, with TRL's GRPOConfig and the model's, follow.", ""]
     return "\n".join(parts)
 
