@@ -524,3 +524,29 @@ def test_a_command_check_catches_a_wrong_flag(tmp_path):
     script = tmp_path / "bench.py"
     script.write_text('parser.add_argument("--rounds", type=int)\nparser.add_argument(\n    "--steps", "-s")\n')
     assert _script_flags(script) == {"--rounds", "--steps", "-s", "--help", "-h"}
+
+
+# A time two pages quote is one fact: the suites' times live in CONTRIBUTING.md (other pages link there), the rest
+# must read the same wherever they are quoted.
+TIMES_QUOTED = {
+    "the vLLM suite": r"tests_vllm[^.]{0,80}?\b(\d+) minutes",
+    "the unit tier": r"unit tier[^.]{0,60}?\b(\d+(?:-\d+)?) s\b",
+    "the main suite": r"main suite(?! on one process)[^.]{0,80}?\b(\d+) min\b",
+    "the embedded model's build from nothing": r"(?:build from nothing|supervised training on chains)[^.]{0,60}?about "
+    r"(\d+) minutes",
+    "a SmolLM2 CPU recipe": r"smollm2_cpu_\w+\.yaml`[^.]{0,80}?about (\d+) minutes",
+}
+
+
+@pytest.mark.parametrize("fact", sorted(TIMES_QUOTED))
+def test_a_time_quoted_on_several_pages_is_one_fact(fact):
+    said = {}
+    for page in [*ALL_PAGES, *NOTEBOOKS]:
+        text = " ".join(_text(page).split())
+        for value in re.findall(TIMES_QUOTED[fact], text, flags=re.IGNORECASE):
+            said.setdefault(value, set()).add(page.name)
+    assert said, f"no page quotes {fact}'s time"
+    assert len(said) == 1, f"{fact}: the pages disagree: {said}"
+    suites = ("the vLLM suite", "the unit tier", "the main suite")
+    if fact in suites:
+        assert set(*said.values()) <= {"CONTRIBUTING.md", "CHANGELOG.md"}, f"{fact}: quote it from CONTRIBUTING.md"
