@@ -550,3 +550,112 @@ def test_a_time_quoted_on_several_pages_is_one_fact(fact):
     suites = ("the vLLM suite", "the unit tier", "the main suite")
     if fact in suites:
         assert set(*said.values()) <= {"CONTRIBUTING.md", "CHANGELOG.md"}, f"{fact}: quote it from CONTRIBUTING.md"
+
+
+def _results_tables(text: str) -> list[tuple[str, str, str]]:
+    """(the last heading, the text since the previous table or heading, the table's header line) for every table that
+    holds decimal numbers."""
+    found, since, heading = [], [], ""
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("#"):
+            since, heading = [], line
+        if line.startswith("|") and index + 1 < len(lines) and lines[index + 1].startswith("|---"):
+            end = index + 2
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            if re.search(r"\d\.\d", "\n".join(lines[index + 2 : end])):
+                found.append((heading, " ".join(" ".join(since).split()), line))
+            since, index = [], end
+            continue
+        since.append(line)
+        index += 1
+    return found
+
+
+MACHINE_KINDS = ("AVX2", "AVX-512", "H100", "H200", "not recorded")
+
+
+def test_every_table_of_measured_numbers_names_its_machine_kind():
+    """Every table of measurements in benchmarks/README.md, and under a Results heading of recipes/README.md, says in
+    the text just before it on which kind of machine (CPU instruction set, GPU) it was measured, or that it was not
+    recorded."""
+    missing = []
+    for page, only_results in ((REPO / "benchmarks" / "README.md", False), (REPO / "recipes" / "README.md", True)):
+        for heading, before, header in _results_tables(page.read_text()):
+            if only_results and "Results" not in heading:
+                continue
+            if not any(kind in before for kind in MACHINE_KINDS):
+                missing.append((page.relative_to(REPO).as_posix(), header[:60]))
+    assert len(missing) < 30
+    assert not missing, f"tables of measurements that do not say where they were measured: {missing}"
+
+
+# ------------------------------------------------------------------------------------ names and defaults in docs tables
+
+
+def _all_config_fields() -> dict[str, object]:
+    """field -> default over every registered config (a field means the same in every config that has it)."""
+    fields = {}
+    for algorithm in ALGORITHMS.values():
+        config, _ = algorithm.load()
+        for field in dataclasses.fields(config):
+            if field.default is not dataclasses.MISSING:
+                fields.setdefault(field.name, field.default)
+            elif field.default_factory is not dataclasses.MISSING:
+                fields.setdefault(field.name, field.default_factory())
+    return fields
+
+
+def _written_default(value: object) -> set[str]:
+    """How a docs table may write a default: `None`, `True`, 0.1, 1e-6, `"fixed"`, `all_correct`."""
+    forms = {str(value), f"`{value}`", repr(value), f"`{value!r}`", f"`{value!r}`".replace("'", '"')}
+    if isinstance(value, float):
+        forms |= {f"{value:g}", format(value, "g").replace("e-0", "e-")}
+    return forms
+
+
+def test_every_option_table_names_real_fields_with_their_defaults():
+    """Each `| field | default | meaning |` table under docs/ lists fields the configs have, with their defaults."""
+    fields = _all_config_fields()
+    rows = 0
+    for page in DOCS:
+        for block in re.findall(r"^\| field \| default \|[^\n]*\n\|[-| ]+\n((?:\|[^\n]*\n)+)", page.read_text(), re.M):
+            for line in block.splitlines():
+                cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+                name = cells[0].strip("`")
+                assert name in fields, f"{page.name}: `{name}` is no field of any config"
+                assert cells[1] in _written_default(fields[name]), (
+                    f"{page.name}: {name} = {fields[name]!r}, not {cells[1]}"
+                )
+                rows += 1
+    assert rows >= 25
+
+
+METRIC = re.compile(r"`((?:zvp|erpo|exgrpo|ds|greso|rollouts|rewards)/[\w@.]+(?:_<k>)?)`")
+
+
+def test_every_metric_a_page_names_is_logged_by_the_package():
+    """A metric named on a page (`zvp/adv_abs_ratio`, `exgrpo/bucket_<k>`) is a name the package's code writes."""
+    source = "\n".join(path.read_text() for path in (REPO / "zvp_trl").rglob("*.py"))
+    named = {name for page in ALL_PAGES for name in METRIC.findall(page.read_text())}
+    assert len(named) >= 40
+    missing = []
+    for name in sorted(named):
+        prefix, _, rest = name.partition("/")
+        stem = rest.removesuffix("_<k>")
+        written = (
+            f'"{name}"' in source
+            or re.search(rf'"{prefix}/{re.escape(stem)}(?:_\{{|")', source)  # f"exgrpo/bucket_{k}"
+            or re.search(rf'f"{prefix}/\{{[^}}]+\}}"', source)
+            and f'"{stem}"' in source  # f"ds/{key}" with the key
+            or any(  # f"erpo/is_ratio_{name}" with name "base"
+                f'f"{prefix}/{stem[:cut]}_{{' in source and f'"{stem[cut + 1 :]}"' in source
+                for cut in (i for i, c in enumerate(stem) if c == "_")
+            )
+        )
+        if not written:
+            missing.append(name)
+    assert not missing, f"metrics named in the docs that the package never logs: {missing}"
