@@ -48,7 +48,10 @@ def main() -> None:
 
     from zvp_trl.evaluation.machine import machine_info
 
-    result = {"date": date.today().isoformat(), "machine": machine_info()}
+    result = {
+        "date": date.today().isoformat(),
+        "machine": machine_info(),
+    }
     for name in args.only:
         with tempfile.TemporaryDirectory(prefix=f"zvp_{name}_") as work:
             result[name] = run(name, Path(work))
