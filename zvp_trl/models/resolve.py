@@ -30,7 +30,7 @@ def resolve_model_name(name: str | None, *, embedded_spec=None, use_vllm: bool =
 
     - `None` or `"embedded"`: the embedded task's model, cached on first use: the default one is the package's
       shipped build, copied in seconds (`python -m zvp_trl.scripts.build_embedded_model` builds it from nothing, about
-      3 minutes); another `embedded_spec` is built on first use. Later calls return the cached directory at once. `embedded_spec` (an [`~zvp_trl.data.embedded.EmbeddedModelSpec`])
+      2 minutes); another `embedded_spec` is built on first use. Later calls return the cached directory at once. `embedded_spec` (an [`~zvp_trl.data.embedded.EmbeddedModelSpec`])
       picks which one; the default is the model `recipes/train.py` trains by default. With `use_vllm=True` a spec
       without `head_dim` gets attention heads of 32, which vLLM's CPU attention accepts (the default size, 24, it
       refuses).

@@ -256,7 +256,7 @@ def _copy_shipped(source: Path, tmp: Path) -> dict:
 
 def get_embedded_model_path(spec: EmbeddedModelSpec | None = None, log_every: int = 100, build: bool = False) -> Path:
     """Path of the cached base model for `spec`, putting it in the cache first if it is not there yet: a copy of the
-    shipped build when the package ships one for `spec` (checked against its checksum), else built here (about 3
+    shipped build when the package ships one for `spec` (checked against its checksum), else built here (about 2
     minutes on 2 CPU cores for the default spec). `build=True` builds it here even where a shipped copy exists.
 
     The cache entry is written to a temporary directory and renamed into place, so an interrupted build never leaves a

@@ -1,0 +1,526 @@
+# Copyright 2026 The zvp_trl Authors. Licensed under the Apache License, Version 2.0.
+"""Every number a page quotes from a results file is read from that file: each results table of benchmarks/README.md
+against the JSON its script wrote (cell by cell, at the table's precision), and the results other pages quote."""
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+
+pytestmark = pytest.mark.unit
+
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+PAGE = (BENCH / "README.md").read_text()
+NUMBER = re.compile(r"(?<![\w.@])[-+]?\d[\d,]*(?:\.\d+)?%?(?![\w@])")
+
+
+def _json(name: str):
+    return json.loads((BENCH / name).read_text())
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+
+
+def _table(anchor: str, text: str = PAGE) -> dict[str, list[str]]:
+    """The first markdown table after `anchor` in `text`, as {first cell: the row's cells}."""
+    assert anchor in text, f"not on the page: {anchor!r}"
+    start = text.rfind("\n", 0, text.index(anchor)) + 1  # the anchor's line: a table's header may be the anchor
+    block = re.search(r"((?:^\|.*\|[ \t]*\n)+)", text[start:], flags=re.MULTILINE).group(1)
+    rows = [_cells(line) for line in block.strip().splitlines()[2:]]
+    return {row[0].strip("*`"): row for row in rows}
+
+
+def _row(table: dict[str, list[str]], start: str) -> list[str]:
+    (row,) = [cells for key, cells in table.items() if key.replace("`", "").startswith(start.replace("`", ""))]
+    return row
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers written in `text`, outside parentheses (a remark), as written."""
+    return NUMBER.findall(re.sub(r"(\d)[MGKx]\b", r"\1", re.sub(r"\([^)]*\)", "", text)))  # 32.8M, 1.09x
+
+
+def _agrees(written: str, value: float) -> bool:
+    """`written` is `value` at the precision it is written with (`0.516`, `+0.009`, `1,531`, `15.0%`)."""
+    text = written.replace(",", "").rstrip("%")
+    decimals = len(text.split(".", 1)[1]) if "." in text else 0
+    scale = 100.0 if written.endswith("%") else 1.0
+    return abs(float(text) - scale * value) <= 0.5 * 10**-decimals + 1e-9
+
+
+def _check(cell: str, *values: float) -> None:
+    written = _numbers(cell)
+    assert len(written) == len(values), f"{cell!r}: {len(written)} numbers, the file gives {len(values)}"
+    for number, value in zip(written, values):
+        assert _agrees(number, value), f"{cell!r}: {number} is not {value} from the results file"
+
+
+def _within(cell: str, source: str) -> None:
+    """The numbers of a cell are among those of the script's own rendering of the cell, in order."""
+    rest = iter(_numbers(source))
+    assert all(number in rest for number in _numbers(cell)), f"{cell!r} is not in the file's {source!r}"
+
+
+def test_number_reading_by_hand():
+    assert _numbers("0.243 -> 0.502 (at T up to 1.4)") == ["0.243", "0.502"]
+    assert _numbers("+0.009 [-0.052, +0.071]") == ["+0.009", "-0.052", "+0.071"]
+    assert _numbers("harder Acc@8 0.558 ± 0.011") == ["0.558", "0.011"]
+    assert _numbers("32.8M, 1.09x, 10000x2048") == ["32.8", "1.09"] and _numbers("33% -> 37%") == ["33%", "37%"]
+    assert _agrees("0.516", 0.51611328125) and not _agrees("0.517", 0.51611328125)
+    assert _agrees("15.0%", 0.150390625) and _agrees("1,531", 1531.2) and not _agrees("157", 0.0)
+    table = _table("x", "x\n\n| a | b |\n|---|---|\n| `grpo` | 1 \\| 2 |\n\n| c |\n")
+    assert table == {"grpo": ["`grpo`", "1 \\| 2"]}
+
+
+def test_learning_table_is_learning_json():
+    data = _json("learning.json")
+    table = _table("| method | Acc@8 | Pass@8 | Acc@8 per seed")
+    # One machine per table: the rows of 2026-11-27; the others (2026-11-26, another machine) are the fidelity table's.
+    dates = {method: result["date"] for method, result in data["table"].items()}
+    assert set(table) == {method for method, day in dates.items() if day == "2026-11-27"}
+    assert set(data["table"]) - set(table) == set(_json("learning_fidelity_after.json")["table"])
+    for method, row in table.items():
+        result = data["table"][method]
+        _check(row[1], *result["acc_at_8"])
+        _check(row[2], *result["pass_at_8"])
+        _check(row[3], *(run["heldout_after"]["acc@8"] for run in data["runs"][method]))
+        _check(row[4], result["grad_steps"][0])
+        _check(row[5], result["rollouts_per_step"][0])
+        _check(row[6], result["frac_with_signal"][0])
+        _check(row[7], result["frac_zero_variance"][0])
+    first = data["runs"]["grpo"][0]["heldout_before"]
+    _check("base model 0.447 / 0.793", first["acc@8"], first["pass@8"])
+    assert (
+        f"Budget {data['rollout_budget']} completions" in PAGE and f"held-out {data['eval_prompts']} prompts" in PAGE
+    )
+
+
+def test_the_fidelity_table_is_its_two_files():
+    before, after = _json("learning_fidelity_before.json"), _json("learning_fidelity_after.json")
+    learning = _json("learning.json")
+    table = _table("| method | before, seed 42")
+    assert set(table) == set(after["table"]) == set(before["table"])
+    for method, row in table.items():
+        old, new = before["table"][method], after["table"][method]
+        _check(row[1], old["acc_at_8"][0], old["pass_at_8"][0], old["grad_steps"][0])
+        seed_42 = after["runs"][method][0]
+        _check(row[2], seed_42["heldout_after"]["acc@8"], seed_42["heldout_after"]["pass@8"], seed_42["global_steps"])
+        _check(row[3], *new["acc_at_8"])
+        _check(row[4], *new["pass_at_8"])
+        _check(row[5], new["frac_with_signal"][0])
+        _check(row[6], new["frac_zero_variance"][0])
+        # The learning table's rows of these methods are the "after" runs.
+        assert learning["table"][method] == new, method
+
+
+def test_the_earlier_build_numbers_are_its_file():
+    data = _json("learning_earlier_build.json")
+    paragraph = PAGE.split("**An earlier build**", 1)[1].split("\n\n", 1)[0]
+    base = data["runs"]["grpo"][0]["heldout_before"]
+    _check(re.search(r"started at [\d.]+ / [\d.]+", paragraph).group(0), base["acc@8"], base["pass@8"])
+    _check(re.search(r"RL-ZVP highest \([^)]*\)", paragraph).group(0).replace("(", "").replace(")", ""),
+           *data["table"]["rl_zvp"]["acc_at_8"], *data["table"]["grpo"]["acc_at_8"])  # fmt: skip
+
+
+def _evidence_runs(name: str) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    for run in sorted(_json(name)["runs"], key=lambda run: run["seed"]):
+        runs.setdefault(run["method"], []).append(run)
+    return runs
+
+
+def _script_rows(name: str) -> dict[str, list[str]]:
+    lines = [line for line in _json(name)["table"][2:] if line.startswith("|")]
+    return {cells[0]: cells for cells in map(_cells, lines)}
+
+
+def test_the_cold_start_table_is_cold_start_json():
+    rows, runs = _script_rows("cold_start.json"), _evidence_runs("cold_start.json")
+    table = _table("| method | seeds | held-out Acc@8 before -> after | Pass@8 after | optimizer steps")
+    assert set(table) == set(rows)
+    for method, row in table.items():
+        for column in (1, 2, 3, 4, 6, 7, 8, 9):
+            _within(row[column], rows[method][column])
+        _check(row[5], *(run["groups_with_signal"] for run in runs[method]))
+        firsts = [str(run["first_step_with_mixed_group"] or "-") for run in runs[method]]
+        assert row[6].split(", ") == firsts, method
+
+
+def test_the_saturation_table_is_saturation_json():
+    rows = _script_rows("saturation.json")
+    table = _table("| method | seeds | held-out Acc@8 (1 op) before -> after")
+    assert set(table) == set(rows)
+    for method, row in table.items():
+        for column, source in ((1, 1), (2, 2), (3, 3), (4, 10), (5, 5), (6, 8), (7, 9)):
+            _within(row[column], rows[method][source])
+
+
+DOSE_SETTINGS = {"grpo": "grpo", "alpha 0": "rl_zvp_alpha0.0", "alpha 0.1 (default)": "rl_zvp_alpha0.1"}
+
+
+def test_the_dose_response_table_is_dose_response_json():
+    rows, runs = _script_rows("dose_response.json"), _evidence_runs("dose_response.json")
+    table = _table("| setting | seeds | held-out Acc@8 after")
+    for setting, row in table.items():
+        name = DOSE_SETTINGS.get(setting) or "rl_zvp_" + setting.replace(", target ", "").replace(" ", "")
+        for column, source in ((1, 1), (2, 2), (3, 3), (6, 8), (7, 9)):
+            _within(row[column], rows[name][source])
+        if name == "grpo":
+            assert row[4] == row[5] == "-"
+            continue
+        _check(row[4], statistics.mean(run["alpha_mean"] for run in runs[name]))
+        _check(row[5], statistics.mean(run["adv_abs_ratio_mean"] for run in runs[name]))
+    assert len(table) == len(rows)
+    seed_44 = next(run for run in runs["rl_zvp_alpha0.1"] if run["seed"] == 44)
+    _check(PAGE.split("\\* Seed 44 ended at", 1)[1].split()[0], seed_44["acc@8_after"])
+
+
+@pytest.mark.parametrize("name", ["cold_start", "saturation", "dose_response"])
+def test_the_paired_differences_quoted_are_the_files(name):
+    """`rl_zvp Acc@8 +0.004 [-0.009, +0.016]`-style statements of each evidence section, from `paired_vs_grpo`."""
+    paired = _json(f"{name}.json")["paired_vs_grpo"]
+    heading = {"cold_start": "### Results 1", "saturation": "### Results 2", "dose_response": "### Results 3"}[name]
+    section = PAGE.split(heading, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    paragraph = " ".join(section.split("Paired differences to GRPO", 1)[1].split("\n\n", 1)[0].split())
+    quoted = re.findall(r"([+-]\d\.\d{3}) \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\]", paragraph)
+    assert len(quoted) >= 3
+    candidates = [(result["mean"], *result["ci95"]) for method in paired.values() for result in method.values()]
+    for triple in quoted:
+        assert any(all(_agrees(w, v) for w, v in zip(triple, values)) for values in candidates), triple
+
+
+def test_the_real_model_tables_are_its_files():
+    folder = BENCH / "real_model"
+    summary = json.loads((folder / "real_model_summary.json").read_text())
+    rendered = {cells[0]: cells for cells in map(_cells, summary["table"][2:]) if cells}
+    header = _cells(summary["table"][0])
+    table = _table("| metric | base | GRPO (mean ± sd, n)")
+    names = {"held-out Acc@8 (primary)": "held-out Acc@8"}
+    keys = ["heldout/acc@8", "heldout/pass@8", "heldout/never_solved", "ood/acc@8", "ood/pass@8", "ood/never_solved"]
+    assert len(table) == len(keys)
+    for (metric, row), key in zip(table.items(), keys):
+        source = rendered[names.get(metric, metric)]
+        _within(row[1], source[1])
+        _within(row[2], source[header.index("grpo (mean ± sd, n)")])
+        _within(row[3], source[header.index("rl_zvp (mean ± sd, n)")])
+        difference = summary["paired_vs_grpo"]["rl_zvp"][key]
+        _check(row[4], difference["mean"], *difference["ci95"])
+    runs = {p.stem: json.loads(p.read_text()) for p in (folder / "runs").glob("*.json")}
+    per_seed = _table("| seed | GRPO held-out Acc@8 / Pass@8")
+    assert sorted(per_seed) == [str(seed) for seed in range(42, 48)]
+    for seed, row in per_seed.items():
+        grpo, zvp = runs[f"grpo_seed{seed}"]["eval"], runs[f"rl_zvp_seed{seed}"]["eval"]
+        _check(row[1], grpo["heldout"]["acc@8"], grpo["heldout"]["pass@8"])
+        _check(row[2], zvp["heldout"]["acc@8"], zvp["heldout"]["pass@8"])
+        _check(row[3], grpo["ood"]["acc@8"], grpo["ood"]["pass@8"])
+        _check(row[4], zvp["ood"]["acc@8"], zvp["ood"]["pass@8"])
+    ablations = PAGE.split("**Ablations (in part", 1)[1]
+    rows = re.findall(r"^\| (rl_zvp_\w+|erpo_rl_zvp) \| (\d+) \|(.*)$", ablations, flags=re.MULTILINE)
+    assert len(rows) == 5
+    for method, seed, rest in rows:
+        cells = _cells("|" + rest)
+        run, grpo, zvp = (runs[f"{name}_seed{seed}"]["eval"] for name in (method, "grpo", "rl_zvp"))
+        _check(cells[0], run["heldout"]["acc@8"], run["heldout"]["pass@8"])
+        _check(cells[1], run["ood"]["acc@8"], run["ood"]["pass@8"])
+        _check(cells[2], grpo["heldout"]["acc@8"])
+        _check(cells[3], zvp["heldout"]["acc@8"])
+
+
+def test_the_state_scale_tables_are_state_scale_json():
+    data = _json("state_scale.json")
+    lines = PAGE.split("| case (prompts x 8 x tokens) | layout", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(lines) == 10
+    for row in map(_cells, lines):
+        case, layout = row[0].strip("*").split(" ")[0], row[1].strip("*")
+        result = data["buffer"][case]["tensors" if layout.startswith("after") else "lists"]
+        assert ("extrapolated" in layout) == ("draw_s" not in result), row
+        gb = 1e9
+        _check(row[2], result["stored_tokens"] / 1e6)
+        _check(row[3].strip("*"), result["buffer_memory_bytes"] / gb)
+        _check(row[4], result["peak_fill_save_bytes"] / gb, result["peak_load_bytes"] / gb)
+        _check(row[5], result["checkpoint_bytes"] / gb)
+        _check(row[6].strip("*"), result["save_s"])
+        _check(row[7], result["load_s"])
+        if "draw_s" in result:
+            _check(row[8], result["draw_s"] * 1e3, result["select_s"] * 1e3, result["collect_s"] * 1e3)
+    state = data["per_prompt_state"]
+    table = _table("| per-prompt state at 1,000,000 prompts")
+    names = {"ERPO history": "erpo_history", "GRESO traces": "greso", "DS prompt sampler": "ds_sampler"}
+    names["ExGRPO retired ids (in the buffer file)"] = "exgrpo_retired"
+    assert set(table) == set(names)
+    for label, row in table.items():
+        result = state[names[label]]
+        _check(row[1], result["memory_bytes"] / 1e6)
+        _check(row[2], result["checkpoint_bytes"] / 1e6)
+        _check(row[3], result["save_s"])
+        _check(row[4], result["load_s"])
+    target = data["buffer"]["10000x2048"]["tensors"]
+    targets = " ".join(PAGE.split("Targets at 10,000 x 8 x 2,048 tokens:", 1)[1].split("\n\n", 1)[0].split())
+    _check(
+        re.search(r"\*\*holds\*\* \(([\d.]+) GB after filling", targets).group(1), target["buffer_memory_bytes"] / 1e9
+    )
+    _check(re.search(r"([\d.]+) GB after a resume", targets).group(1), target["loaded_memory_bytes"] / 1e9)
+    _check(re.search(r"\*\*holds\*\* \(([\d.]+) s for a", targets).group(1), target["save_s"])
+
+
+def test_the_vllm_cpu_table_is_vllm_cpu_json():
+    data = _json("vllm_cpu.json")
+    summary, ratios = data["summary"], data["ratios_vllm_over_transformers"]
+    table = _table("| | transformers | vLLM colocate | vLLM / transformers |")
+    _check(table["completions / s"][1], summary["transformers"]["completions_per_second"])
+    _check(table["completions / s"][2], summary["vllm"]["completions_per_second"])
+    _check(table["completions / s"][3], ratios["completions_per_second"])
+    _check(table["generated tokens / s"][1], summary["transformers"]["tokens_per_second"])
+    _check(table["generated tokens / s"][2], summary["vllm"]["tokens_per_second"])
+    _check(table["generated tokens / s"][3], ratios["tokens_per_second"])
+    _check(table["engine start-up"][1], summary["transformers"]["setup_seconds"])
+    _check(table["engine start-up"][2], summary["vllm"]["setup_seconds"])
+    step = _row(table, "training step (s")
+    _check(step[1], summary["transformers"]["train_step_seconds"])
+    _check(step[2].split("(")[0], summary["vllm"]["train_step_seconds"])
+    no_is = _row(table, "training step, `vllm_importance")
+    _check(no_is[2].split("(")[0], summary["vllm_no_is"]["train_step_seconds"])
+    _check(step[3], summary["vllm"]["train_step_seconds"] / summary["transformers"]["train_step_seconds"])
+    _check(no_is[3], summary["vllm_no_is"]["train_step_seconds"] / summary["transformers"]["train_step_seconds"])
+
+
+def test_the_probe_vllm_table_is_probe_vllm_json():
+    data = _json("probe_vllm.json")
+    table = _table("| probe batch | offline vLLM")
+    for key, result in (("64 prompts", data), ("8 prompts", data["batches_of_8_prompts"])):
+        row = _row(table, key)
+        _check(row[1], result["offline_tokens_per_s"])
+        _check(row[2], result["probe_generation_tokens_per_s"])
+        _check(row[3], result["generation_ratio"])
+        _check(row[4], result["probe_end_to_end_tokens_per_s"])
+        _check(row[5], result["end_to_end_ratio"])
+    probe_page = (REPO / "docs" / "probe.md").read_text()
+    quoted = " ".join(probe_page.split("vLLM's own offline speed", 1)[1].split()[:24])
+    first, second, third, fourth = re.findall(r"(\d\.\d\d)x", quoted)[:4]
+    assert _agrees(first, data["generation_ratio"]) and _agrees(
+        second, data["batches_of_8_prompts"]["generation_ratio"]
+    )
+    assert _agrees(third, data["end_to_end_ratio"]) and _agrees(
+        fourth, data["batches_of_8_prompts"]["end_to_end_ratio"]
+    )
+
+
+def test_the_gpu_throughput_table_is_its_json():
+    data = _json("gpu_throughput.json")
+    table = _table("| trainer | median step (s) | step time / TRL | completion tokens / s")
+    results = {result["trainer"]: result for result in data["results"]}
+    assert set(table) == set(results)
+    keys = ("median_step_s", "step_time_ratio", "completion_tokens_per_s", "peak_memory_gib", "peak_memory_ratio")
+    for trainer, row in table.items():
+        for cell, key in zip(row[1:], keys):
+            _check(cell, results[trainer][key])
+
+
+def test_what_other_pages_quote_from_the_learning_and_evidence_files():
+    """README's one-line summary and docs/rl_zvp.md's alpha paragraph."""
+    learning = _json("learning.json")
+    readme = " ".join((REPO / "README.md").read_text().split())
+    low, high = re.search(r"from 0\.447 to (\d\.\d\d)-(\d\.\d\d) at the same rollout budget", readme).groups()
+    means = [result["acc_at_8"][0] for result in learning["table"].values()]
+    assert _agrees("0.447", learning["runs"]["grpo"][0]["heldout_before"]["acc@8"])
+    assert float(low) <= min(means) and max(means) <= float(high) + 0.005, (low, high, means)
+    rl_zvp = " ".join(
+        (REPO / "docs" / "rl_zvp.md").read_text().split("Choosing alpha:", 1)[1].split("\n\n")[0].split()
+    )
+    dose = _evidence_runs("dose_response.json")
+    paired = _json("dose_response.json")["paired_vs_grpo"]
+    ratio = statistics.mean(run["adv_abs_ratio_mean"] / 1.0 for run in dose["rl_zvp_alpha1.0"])
+    _check(re.search(r"about ([\d.]+) alpha", rl_zvp).group(1), ratio)
+    _check(
+        re.search(r"alpha 1\.0 lost ([\d.]+) Acc@8", rl_zvp).group(1),
+        -paired["rl_zvp_alpha1.0"]["acc@8_after"]["mean"],
+    )
+    held = re.search(r"it held ([\d.]+) and ([\d.]+) exactly", rl_zvp).groups()
+    for written, name in zip(held, ("rl_zvp_relative0.1", "rl_zvp_relative0.3")):
+        _check(written, statistics.mean(run["adv_abs_ratio_mean"] for run in dose[name]))
+    saturation = _evidence_runs("saturation.json")
+    _check(re.search(r"gives a ratio of only ([\d.]+)", rl_zvp).group(1),
+           statistics.mean(run["adv_abs_ratio_mean"] for run in saturation["rl_zvp"]))  # fmt: skip
+
+
+def test_the_reproduction_table_is_its_three_files():
+    """RL-ZVP alpha 0.1 seed 44 on three kinds of CPU: the learning table's run (Intel AVX-512), the dose-response's
+    (AMD AVX2) and the AMD AVX-512 rerun, and where the rerun's training curve parts from the learning table's."""
+    table = _table("| CPU kind | date | held-out Acc@8 after 80 steps")
+    intel = _json("learning.json")["runs"]["rl_zvp"][2]
+    amd_avx2 = next(run for run in _evidence_runs("dose_response.json")["rl_zvp_alpha0.1"] if run["seed"] == 44)
+    rerun = _json("learning_seed44_amd_avx512.json")
+    amd_avx512 = rerun["runs"]["rl_zvp"][0]
+    assert rerun["machine"]["cpu_vendor"] == "AMD" and rerun["machine"]["instruction_set"] == "AVX-512"
+    assert amd_avx512["base_model_sha256"] == intel.get("base_model_sha256", amd_avx512["base_model_sha256"])
+    _check(_row(table, "Intel, AVX-512")[2], intel["heldout_after"]["acc@8"])
+    _check(_row(table, "AMD EPYC, AVX2")[2], amd_avx2["acc@8_after"])
+    _check(_row(table, "AMD EPYC, AVX-512")[2], amd_avx512["heldout_after"]["acc@8"])
+    same = next(i for i, (a, b) in enumerate(zip(amd_avx512["curve"], intel["curve"])) if a != b)
+    _check(_row(table, "AMD EPYC, AVX-512")[3], same, amd_avx512["curve"][same - 1][0])
+
+
+def test_the_overhead_table_is_overhead_json():
+    data = _json("overhead.json")
+    table = _table("| trainer | median step (s) | step time / TRL")
+    results = {result["trainer"]: result for result in data["results"]}
+    assert set(table) == set(results)
+    for trainer, row in table.items():
+        result = results[trainer]
+        _check(row[1], result["median_step_s"])
+        if trainer == "trl_grpo":
+            _check(row[2], 1.0)
+        else:
+            ratios = row[2].replace("(", "").replace(")", "").replace("-", " ")
+            _check(ratios, result["step_time_ratio"], result["step_time_ratio_min"], result["step_time_ratio_max"])
+        _check(row[3], result["completions_per_step"])
+        _check(row[4], result["time_per_completion_ratio"])
+        _check(row[5], result["peak_memory_ratio"])
+    rl_zvp = (REPO / "docs" / "rl_zvp.md").read_text()
+    _check(re.search(r"measured step time is ([\d.]+)x TRL's", rl_zvp).group(1), results["rl_zvp"]["step_time_ratio"])
+    _check(
+        re.search(r"The CPU benchmark \(`overhead.py`\) measures ([\d.]+)\.", PAGE).group(1),
+        results["rl_zvp"]["step_time_ratio"],
+    )
+
+
+@pytest.mark.parametrize(
+    "name, anchor",
+    [
+        (
+            "vllm_server_temperatures.json",
+            "2026-12-07, 2-core AMD EPYC with AVX-512 (`vllm_server_temperatures.json`)",
+        ),
+        ("vllm_server_temperatures_2026-12-02.json", "(`vllm_server_temperatures_2026-12-02.json`)"),
+    ],
+)
+def test_the_server_temperatures_tables_are_their_files(name, anchor):
+    data = _json(name)
+    table = _table(anchor)
+    rows = {row["setting"]: row for row in data["rows"]}
+    assert set(table) == set(rows)
+    for setting, row in rows.items():
+        _check(table[setting][1], row["median_s"])
+        _check(table[setting][2], *row["runs_s"])
+        _check(table[setting][3], row["ratio"])
+    erpo = " ".join((REPO / "docs" / "erpo.md").read_text().split())
+    quoted = re.search(r"6 temperatures cost ([\d.]+)x one request on one machine and ([\d.]+)x on another, against "
+                       r"([\d.]+)x and ([\d.]+)x", erpo).groups()  # fmt: skip
+    now, before = _json("vllm_server_temperatures.json"), _json("vllm_server_temperatures_2026-12-02.json")
+    ratios = [{row["setting"]: row["ratio"] for row in data["rows"]} for data in (now, before)]
+    expected = [ratios[0]["6 temperatures, concurrent"], ratios[1]["6 temperatures, concurrent"]]
+    expected += [ratios[0]["6 temperatures, sequential"], ratios[1]["6 temperatures, sequential"]]
+    assert all(_agrees(written, value) for written, value in zip(quoted, expected)), (quoted, expected)
+
+
+@pytest.mark.parametrize(
+    "name, anchor",
+    [
+        ("vllm_step_profile.json", "2026-12-07, 2-core AMD EPYC with AVX-512 (`vllm_step_profile.json`)"),
+        ("vllm_step_profile_2026-12-02.json", "(CPU kind not\nrecorded; `vllm_step_profile_2026-12-02.json`)"),
+    ],
+)
+def test_the_step_profile_tables_are_their_files(name, anchor):
+    results = _json(name)["results"]
+    vllm, plain = results["vllm"]["blocks"], results["transformers"]["blocks"]
+    table = _table(anchor)
+    pairs = {
+        "`_prepare_inputs`": (vllm["_prepare_inputs"], plain["_prepare_inputs"]),
+        "of which generation": (vllm["vLLM.generate"], plain["transformers.generate"]),
+        "of which weight sync": (vllm["sync_weights"], 0),
+        "`_get_per_token_logps_and_entropies`": (
+            vllm["_get_per_token_logps_and_entropies"],
+            plain["_get_per_token_logps_and_entropies"],
+        ),
+        "`compute_loss`": (vllm["compute_loss"], plain["compute_loss"]),
+        "backward": (vllm["backward"], plain["backward"]),
+        "optimizer step": (vllm["optimizer step"], plain["optimizer step"]),
+        "whole `training_step`": (vllm["training_step (whole)"], plain["training_step (whole)"]),
+    }
+    for start, (with_vllm, without) in pairs.items():
+        cells = _row(table, start)
+        _check(cells[1].lstrip("~"), with_vllm)
+        _check(cells[2], without)
+    rest = vllm["_prepare_inputs"] - vllm["vLLM.generate"] - vllm["sync_weights"]
+    _check(_row(table, "of which TRL's importance-sampling")[1].lstrip("~"), rest)
+    assert len(table) == len(pairs) + 1
+
+
+def test_the_sample_report_of_docs_probe_is_what_the_probe_prints():
+    """docs/probe.md shows a report of 24 prompts (6 always, 7 never, 11 sometimes solved): its lines are what
+    `report_text` prints for such rows, so the sample follows the report's format and numbers."""
+    from zvp_trl.probing.report import report_text, summarize
+
+    def row(correct: int) -> dict:
+        kind = {8: "all_correct", 0: "all_wrong"}.get(correct, "mixed")
+        return {"num_correct": correct, "num_generations": 8, "kind": kind, "completion_length_mean": 31.9}
+
+    rows = [row(8)] * 6 + [row(0)] * 7 + [row(3)] * 7 + [row(2)] * 4  # 48 + 29 = 77 correct of 192
+    settings = {"num_generations": 8, "model": "...", "dataset": "embedded-arithmetic"}
+    printed = report_text(summarize(rows, settings), Path("out")).splitlines()
+    sample = (REPO / "docs" / "probe.md").read_text().split("## Reading the report", 1)[1]
+    sample = sample.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert sample[:4] == printed[:4]
+    assert printed[4].startswith(sample[4].split("...")[0].rstrip())
+
+
+def _minutes_seconds(text: str) -> float:
+    minutes, seconds = re.fullmatch(r"(\d+) min (\d+) s", text).groups()
+    return 60 * int(minutes) + int(seconds)
+
+
+def test_the_first_commands_and_the_embedded_model_are_their_files():
+    """The default run's and the default probe's numbers (benchmarks/README.md's table, the README's set-up path) and
+    the embedded model's table, from first_commands.json and embedded_task.json."""
+    first, model = _json("first_commands.json"), _json("embedded_task.json")
+    train, probe = first["train"], first["probe"]
+    summary = train["summary"]
+    assert summary["base_model_sha256"] == model["shipped"]["weights_sha256"]  # the run started from the shipped model
+    table = _table("| model | seconds | weights SHA-256 |")
+    for key, label in (("shipped", "shipped"), ("fresh_build", "built here")):
+        row, result = _row(table, label), model[key]
+        _check(row[1], result.get("build_seconds", result.get("seconds_to_cache")))
+        assert row[2].strip("`").removesuffix("...") == result["weights_sha256"][:16]
+        for column, name in enumerate(("frac_all_correct", "frac_all_wrong", "frac_mixed", "acc@8", "pass@8"), 3):
+            _check(row[column], result[name])
+    runs = _table("| the default run, from an empty cache |")
+    assert abs(_minutes_seconds(_row(runs, "the default run")[1]) - train["wall_seconds"]) < 1
+    _check(_row(runs, "of which RL")[1].removesuffix(" s"), summary["train_seconds"])
+    before, after = summary["heldout_before"], summary["heldout_after"]
+    _check(_row(runs, "held-out Acc@8")[1], before["acc@8"], after["acc@8"], before["pass@8"], after["pass@8"])
+    zero_variance = summary["train_zero_variance_fraction"]
+    _check(_row(runs, "zero-variance groups")[1], zero_variance["first_logged"], zero_variance["last_logged"])
+    _check(_row(runs, "the default probe")[1].removesuffix(" s"), probe["wall_seconds"])
+    split = probe["summary"]
+    _check(_row(runs, "its split")[1], split["all_correct"], split["all_wrong"], split["mixed"])
+    readme = " ".join((REPO / "README.md").read_text().split())
+    run = re.search(r"(\d+ min \d+ s) with an empty cache, held-out Acc@8 ([\d.]+) -> ([\d.]+)", readme).groups()
+    assert abs(_minutes_seconds(run[0]) - train["wall_seconds"]) < 1
+    main_job = re.search(r"Run the main job \([^)]*; about (\d+) minutes\)", readme).group(1)
+    assert int(main_job) == round(train["wall_seconds"] / 60)
+    _check(run[1], before["acc@8"])
+    _check(run[2], after["acc@8"])
+    probed = re.search(r"x 8\) in (\d+) s; it finds ([\d.]+%) of them zero-variance", readme).groups()
+    _check(probed[0], probe["wall_seconds"])
+    _check(probed[1], split["zero_gradient_rollout_share"])
+    assert split["num_prompts"] == 2048 and "2,048 training prompts x 8" in readme
+    embedded = (REPO / "docs" / "embedded_task.md").read_text()
+    assert f"`{model['fresh_build']['weights_sha256'][:8]}...`" in embedded
+
+
+def test_the_build_time_the_pages_quote_is_the_measured_one():
+    """ "its build from nothing, about 2 minutes": the build of embedded_task.json, in whole minutes."""
+    seconds = _json("embedded_task.json")["fresh_build"]["build_seconds"]
+    quoted = set()
+    for page in (REPO / "README.md", REPO / "docs" / "embedded_task.md"):
+        text = " ".join(page.read_text().split())
+        quoted |= set(
+            re.findall(r"(?:build from nothing|chains of up to 7 operations)[ ,(]+about (\d+) minutes", text)
+        )
+    assert quoted == {str(round(seconds / 60))}, (quoted, seconds)
