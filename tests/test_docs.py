@@ -535,6 +535,8 @@ TIMES_QUOTED = {
     "the embedded model's build from nothing": r"(?:build from nothing|supervised training on chains)[^.]{0,60}?about "
     r"(\d+) minutes",
     "a SmolLM2 CPU recipe": r"smollm2_cpu_\w+\.yaml`[^.]{0,80}?about (\d+) minutes",
+    "a paper recipe's test launch": r"(?:under its DeepSpeed config on 2 CPU processes \(|equal to the last checkpoint's "
+    r"\| )(\d+-\d+) s",
 }
 
 
