@@ -136,8 +136,12 @@ def _evidence_runs(name: str) -> dict[str, list[dict]]:
 
 
 def _script_rows(name: str) -> dict[str, list[str]]:
-    lines = [line for line in _json(name)["table"][2:] if line.startswith("|")]
-    return {cells[0]: cells for cells in map(_cells, lines)}
+    """{first cell: cells} of the markdown table a script rendered into its JSON (`table`: header, rule, rows)."""
+    return _rendered_rows(_json(name)["table"])
+
+
+def _rendered_rows(table: list[str]) -> dict[str, list[str]]:
+    return {cells[0]: cells for cells in map(_cells, (line for line in table[2:] if line.startswith("|")))}
 
 
 def test_the_cold_start_table_is_cold_start_json():
@@ -198,7 +202,7 @@ def test_the_paired_differences_quoted_are_the_files(name):
 def test_the_real_model_tables_are_its_files():
     folder = BENCH / "real_model"
     summary = json.loads((folder / "real_model_summary.json").read_text())
-    rendered = {cells[0]: cells for cells in map(_cells, summary["table"][2:]) if cells}
+    rendered = _rendered_rows(summary["table"])
     header = _cells(summary["table"][0])
     table = _table("| metric | base | GRPO (mean ± sd, n)")
     names = {"held-out Acc@8 (primary)": "held-out Acc@8"}
