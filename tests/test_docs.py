@@ -278,24 +278,19 @@ def test_docs_name_no_git_ignored_path():
 
 
 def _documented_commands() -> list[tuple[str, str, list[str]]]:
-    """(page, script, arguments) of every `recipes/{train,probe,evaluate}.py` command in a page's bash blocks (lines
-    joined at `\\`, comments dropped)."""
+    """(page, script, arguments) of every `recipes/{train,probe,evaluate}.py` command a page shows, in its bash blocks
+    or inline (`_page_commands`)."""
     import shlex
 
     found = []
-    for page in [*ALL_PAGES]:
-        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.DOTALL):
-            joined = re.sub(r"\\\n\s*", " ", block)
-            for line in joined.splitlines():
-                line = line.split(" # ")[0].strip()
-                for command in re.split(r"\s*(?:&&|;)\s*", line):
-                    match = re.search(r"recipes/(train|probe|evaluate)\.py(.*)$", command)
-                    if match:
-                        try:
-                            arguments = shlex.split(match.group(2))
-                        except ValueError:
-                            arguments = match.group(2).split()
-                        found.append((page.relative_to(REPO).as_posix(), match.group(1), arguments))
+    for page, command in _page_commands():
+        match = re.search(r"recipes/(train|probe|evaluate)\.py(.*)$", command)
+        if match:
+            try:
+                arguments = shlex.split(match.group(2))
+            except ValueError:
+                arguments = match.group(2).split()
+            found.append((page, match.group(1), arguments))
     return found
 
 
