@@ -81,10 +81,11 @@ def test_number_reading_by_hand():
 def test_learning_table_is_learning_json():
     data = _json("learning.json")
     table = _table("| method | Acc@8 | Pass@8 | Acc@8 per seed")
-    # One machine per table: the rows of 2026-11-27; the others (2026-11-26, another machine) are the fidelity table's.
-    dates = {method: result["date"] for method, result in data["table"].items()}
-    assert set(table) == {method for method, day in dates.items() if day == "2026-11-27"}
-    assert set(data["table"]) - set(table) == set(_json("learning_fidelity_after.json")["table"])
+    # One machine per table: the file holds the table's rows, all of one day on one kind of CPU.
+    assert set(table) == set(data["table"]) == set(data["runs"])
+    assert {result["date"] for result in data["table"].values()} == {"2026-11-27"}
+    assert "Intel, AVX-512" in data["machine_kind"]
+    assert "Intel with AVX-512" in PAGE.split("| method | Acc@8 | Pass@8 | Acc@8 per seed")[0].rsplit("\n\n", 2)[-2]
     for method, row in table.items():
         result = data["table"][method]
         _check(row[1], *result["acc_at_8"])
@@ -103,7 +104,6 @@ def test_learning_table_is_learning_json():
 
 def test_the_fidelity_table_is_its_two_files():
     before, after = _json("learning_fidelity_before.json"), _json("learning_fidelity_after.json")
-    learning = _json("learning.json")
     table = _table("| method | before, seed 42")
     assert set(table) == set(after["table"]) == set(before["table"])
     for method, row in table.items():
@@ -115,8 +115,40 @@ def test_the_fidelity_table_is_its_two_files():
         _check(row[4], *new["pass_at_8"])
         _check(row[5], new["frac_with_signal"][0])
         _check(row[6], new["frac_zero_variance"][0])
-        # The learning table's rows of these methods are the "after" runs.
-        assert learning["table"][method] == new, method
+    # The same runs made on 2026-11-26 on a machine of unrecorded kind: which came out the same to the bit, as the page
+    # says, and the values it quotes for those that parted.
+    runs = {}
+    for when, old_file, new_runs in (
+        ("before", "learning_fidelity_before_2026-11-26.json", before["runs"]),
+        ("after", "learning_fidelity_after_2026-11-26.json", after["runs"]),
+    ):
+        for method, old_runs in _json(old_file)["runs"].items():
+            for seed, old_run, new_run in zip((42, 43, 44), old_runs, new_runs[method]):
+                fields = ("curve", "heldout_after", "global_steps", "rollouts")
+                same = all(old_run[field] == new_run[field] for field in fields)
+                runs[(method, when, seed)] = (
+                    same,
+                    old_run["heldout_after"]["acc@8"],
+                    new_run["heldout_after"]["acc@8"],
+                )
+    paragraph = " ".join(PAGE.split("The same runs were first made on 2026-11-26", 1)[1].split("\n\n", 1)[0].split())
+    same = sorted(key for key, (identical, _, _) in runs.items() if identical)
+    assert len(runs) == 12 and f"{len(same)} of the 12 runs came out the same to the bit" in paragraph, same
+    parted = {key: values for key, (identical, *values) in runs.items() if not identical}
+    assert set(parted) == {
+        ("grpo_ds", "after", 43),
+        ("exgrpo", "after", 43),
+        ("exgrpo", "after", 44),
+        ("exgrpo", "before", 42),
+    }
+    quoted = re.search(r"GRPO-DS after at seed 43 \(([\d.]+) there, ([\d.]+) here\), ExGRPO after at seeds 43 and 44 "
+                       r"\(([\d.]+) and ([\d.]+) there\) and ExGRPO before \(([\d.]+) there\)", paragraph).groups()  # fmt: skip
+    expected = [*parted[("grpo_ds", "after", 43)], parted[("exgrpo", "after", 43)][0]]
+    expected += [parted[("exgrpo", "after", 44)][0], parted[("exgrpo", "before", 42)][0]]
+    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    # Both files from one machine, the one the page names.
+    assert before["machine"] == after["machine"] and after["machine"]["kind"] == "AMD EPYC, AVX-512, 2 cores"
+    assert before["code"] == "deab865" and "2026-12-07, 2-core AMD EPYC with AVX-512" in PAGE
 
 
 def test_the_earlier_build_numbers_are_its_file():
@@ -291,6 +323,32 @@ def test_the_vllm_cpu_table_is_vllm_cpu_json():
     no_is = _row(table, "training step, `vllm_importance")
     _check(no_is[2].split("(")[0], summary["vllm_no_is"]["train_step_seconds"])
     _check(step[3], summary["vllm"]["train_step_seconds"] / summary["transformers"]["train_step_seconds"])
+    # The steps in parentheses: each variant's measured steps after the first.
+    steps = {name: runs[0]["step_times"][1:] for name, runs in data["raw"]["training"].items()}
+    _check(step[1].split("(")[1], *steps["transformers"])
+    _check(step[2].split("(")[1], *steps["vllm"])
+    _check(no_is[2].split("(")[1], *steps["vllm_no_is"])
+    assert data["machine"]["kind"] == "AMD EPYC, AVX-512, 2 cores"
+    # The earlier run, on a machine of unrecorded kind, is quoted in a sentence.
+    earlier = _json("vllm_cpu_2026-11-26.json")
+    assert earlier["machine_kind"] == "CPU kind not recorded"
+    old_ratios, old_summary = earlier["ratios_vllm_over_transformers"], earlier["summary"]
+    sentence = " ".join(
+        PAGE.split("`vllm_cpu_2026-11-26.json`, on a 2-core machine whose CPU kind was not", 1)[1].split()
+    )
+    sentence = sentence.split("start-up.", 1)[0]
+    expected = [
+        old_ratios["completions_per_second"], old_summary["transformers"]["completions_per_second"],
+        old_summary["vllm"]["completions_per_second"], old_ratios["train_step_time"],
+        old_ratios["train_step_time_without_is_correction"], old_summary["vllm"]["setup_seconds"],
+    ]  # fmt: skip
+    written = _numbers(sentence)
+    assert len(written) == len(expected) and all(map(_agrees, written, expected)), (written, expected)
+    # docs/vllm.md quotes the range of both runs.
+    vllm_page = " ".join((REPO / "docs" / "vllm.md").read_text().split())
+    low, high = re.search(r"vLLM generates ([\d.]+)-([\d.]+)x faster than transformers", vllm_page).groups()
+    both = sorted([ratios["completions_per_second"], old_ratios["completions_per_second"]])
+    assert _agrees(low, both[0]) and _agrees(high, both[1]), (low, high, both)
     _check(no_is[3], summary["vllm_no_is"]["train_step_seconds"] / summary["transformers"]["train_step_seconds"])
 
 
@@ -430,17 +488,10 @@ def test_the_server_temperatures_table_and_the_earlier_run_are_their_files():
     assert all(_agrees(written, value) for written, value in zip(quoted, expected)), (quoted, expected)
 
 
-@pytest.mark.parametrize(
-    "name, anchor",
-    [
-        ("vllm_step_profile.json", "2026-12-07, 2-core AMD EPYC with AVX-512 (`vllm_step_profile.json`)"),
-        ("vllm_step_profile_2026-12-02.json", "(CPU kind not\nrecorded; `vllm_step_profile_2026-12-02.json`)"),
-    ],
-)
-def test_the_step_profile_tables_are_their_files(name, anchor):
-    results = _json(name)["results"]
+def test_the_step_profile_table_and_the_earlier_profile_are_their_files():
+    results = _json("vllm_step_profile.json")["results"]
     vllm, plain = results["vllm"]["blocks"], results["transformers"]["blocks"]
-    table = _table(anchor)
+    table = _table("2026-12-07, 2-core AMD EPYC with AVX-512 (`vllm_step_profile.json`)")
     pairs = {
         "`_prepare_inputs`": (vllm["_prepare_inputs"], plain["_prepare_inputs"]),
         "of which generation": (vllm["vLLM.generate"], plain["transformers.generate"]),
@@ -461,6 +512,20 @@ def test_the_step_profile_tables_are_their_files(name, anchor):
     rest = vllm["_prepare_inputs"] - vllm["vLLM.generate"] - vllm["sync_weights"]
     _check(_row(table, "of which TRL's importance-sampling")[1].lstrip("~"), rest)
     assert len(table) == len(pairs) + 1
+    # The earlier profile, on a machine of unrecorded kind, is quoted in a sentence, not tabulated beside this one.
+    earlier = _json("vllm_step_profile_2026-12-02.json")["results"]
+    vllm, plain = earlier["vllm"]["blocks"], earlier["transformers"]["blocks"]
+    sentence = " ".join(
+        PAGE.split("An earlier profile (2026-12-02, `vllm_step_profile_2026-12-02.json`", 1)[1].split()
+    )
+    sentence = sentence.split("\n\n")[0].split(" s. ", 1)[0]
+    expected = [
+        vllm["training_step (whole)"], plain["training_step (whole)"], vllm["vLLM.generate"],
+        plain["transformers.generate"], vllm["_prepare_inputs"] - vllm["vLLM.generate"] - vllm["sync_weights"],
+        vllm["compute_loss"], plain["compute_loss"], vllm["backward"], plain["backward"],
+    ]  # fmt: skip
+    written = _numbers(sentence.split("recorded)", 1)[1])
+    assert len(written) == len(expected) and all(map(_agrees, written, expected)), (written, expected)
 
 
 def test_the_sample_report_of_docs_probe_is_what_the_probe_prints():
