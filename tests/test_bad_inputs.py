@@ -402,6 +402,7 @@ def test_pathological_latex_reward_returns_within_its_bound():
     helper = rewards_module._WORKER.pid
     helper_cpu_before = _process_cpu_seconds(helper)
     children_cpu_before = _reaped_children_cpu_seconds()
+    timeouts_before = rewards_module._WORKER.cpu_timeouts
     start = time.perf_counter()
     assert batch_math_verify_accuracy(["5", "5"], [SLOW_ANSWER, r"\boxed{5}"], timeout=0.5) == [0.0, 1.0]
     wall = time.perf_counter() - start
@@ -409,7 +410,8 @@ def test_pathological_latex_reward_returns_within_its_bound():
     helper_cpu = _reaped_children_cpu_seconds() - children_cpu_before
     # Python code is interrupted at the 0.5 s budget; native code (this power) at the kernel's limit, the budget rounded
     # up to the next whole second of the helper's CPU time: at most budget + 1 s on this answer, plus scheduler ticks.
-    assert helper_cpu - helper_cpu_before <= 0.5 + 1.0 + 0.1
+    assert rewards_module._WORKER.cpu_timeouts == timeouts_before + 1  # the answer ran out of its budget
+    assert 0.5 <= helper_cpu - helper_cpu_before <= 0.5 + 1.0 + 0.1  # it had its whole budget, and no more than that
     assert wall < 60  # far below a hang, on any load
 
 

@@ -97,6 +97,20 @@ def test_learning_table_is_learning_json():
         _check(row[7], result["frac_zero_variance"][0])
     first = data["runs"]["grpo"][0]["heldout_before"]
     _check("base model 0.447 / 0.793", first["acc@8"], first["pass@8"])
+    # What the text says of the three methods of the fidelity table, measured on another kind of CPU.
+    others = _json("learning_fidelity_after.json")
+    means = [result["acc_at_8"][0] for result in others["table"].values()]
+    steps = [run["global_steps"] for method in ("grpo_ds", "greso") for run in others["runs"][method]]
+    grpo = data["table"]["grpo"]["acc_at_8"]
+    text = " ".join(PAGE.split("The three other methods, measured on the other kind of CPU", 1)[1].split())
+    quoted = re.search(r"end at ([\d.]+)-([\d.]+); GRPO-DS and GRESO spend the budget on fewer optimizer steps \((\d+)-(\d+) "
+                       r"instead of 80\)\. Compared with GRPO's ([\d.]+) here they are ([\d.]+)-([\d.]+) lower, at most "
+                       r"([\d.]+) times their own seed-to-seed standard deviation \(([\d.]+)-([\d.]+)\)", text).groups()  # fmt: skip
+    spreads = [result["acc_at_8"][1] for result in others["table"].values()]
+    ratio = max((grpo[0] - result["acc_at_8"][0]) / result["acc_at_8"][1] for result in others["table"].values())
+    expected = [min(means), max(means), min(steps), max(steps), grpo[0], grpo[0] - max(means), grpo[0] - min(means)]
+    expected += [ratio, min(spreads), max(spreads)]
+    assert all(map(_agrees, quoted, expected)), (quoted, expected)
     assert (
         f"Budget {data['rollout_budget']} completions" in PAGE and f"held-out {data['eval_prompts']} prompts" in PAGE
     )
@@ -146,9 +160,25 @@ def test_the_fidelity_table_is_its_two_files():
     expected = [*parted[("grpo_ds", "after", 43)], parted[("exgrpo", "after", 43)][0]]
     expected += [parted[("exgrpo", "after", 44)][0], parted[("exgrpo", "before", 42)][0]]
     assert all(map(_agrees, quoted, expected)), (quoted, expected)
-    # Both files from one machine, the one the page names.
+    # Both files from one machine, the one the section names.
+    section = PAGE.split("### Faithful to the official code", 1)[1].split("\n| method |", 1)[0]
     assert before["machine"] == after["machine"] and after["machine"]["kind"] == "AMD EPYC, AVX-512, 2 cores"
-    assert before["code"] == "deab865" and "2026-12-07, 2-core AMD EPYC with AVX-512" in PAGE
+    assert before["code"] == "deab865" and "`deab865`" in section
+    assert f"`learning.py`, {after['date']}, 2-core AMD EPYC with AVX-512" in section
+    # What the text under the table says.
+    text = " ".join(PAGE.split("which is the control. GRESO's", 1)[1].split("\n\n", 1)[0].split())
+    greso = [run["heldout_after"]["acc@8"] for run in after["runs"]["greso"]]
+    exgrpo_before, exgrpo_after = before["runs"]["exgrpo"][0], after["runs"]["exgrpo"][0]
+    quoted = re.search(r"moved by ([+-][\d.]+), inside the spread of its three seeds \(([\d.]+)-([\d.]+)\).*?where it "
+                       r"was \(([\d.]+) vs ([\d.]+) at seed 42\) and keeps a signal in (\d+)% of", text).groups()  # fmt: skip
+    expected = [greso[0] - before["runs"]["greso"][0]["heldout_after"]["acc@8"], min(greso), max(greso)]
+    expected += [exgrpo_after["heldout_after"]["acc@8"], exgrpo_before["heldout_after"]["acc@8"]]
+    expected += [100 * after["table"]["exgrpo"]["frac_with_signal"][0]]
+    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    grpo_ds_before, grpo_ds_after = before["runs"]["grpo_ds"][0], after["runs"]["grpo_ds"][0]
+    assert all(
+        grpo_ds_before[key] == grpo_ds_after[key] for key in ("curve", "heldout_after", "global_steps", "rollouts")
+    )
 
 
 def test_the_earlier_build_numbers_are_its_file():
@@ -344,11 +374,28 @@ def test_the_vllm_cpu_table_is_vllm_cpu_json():
     ]  # fmt: skip
     written = _numbers(sentence)
     assert len(written) == len(expected) and all(map(_agrees, written, expected)), (written, expected)
-    # docs/vllm.md quotes the range of both runs.
+    # The text under the table.
+    text = " ".join(PAGE.split("| training step, `vllm_importance_sampling_correction false` |", 1)[1].split())
+    calls = {name: [t for run in runs for t in run["seconds"]] for name, runs in data["raw"]["generation"].items()}
+    quoted = re.search(r"vLLM generates ([\d.]+)x faster here \(each timed call within (\d+)% of the others for vLLM, "
+                       r"within (\d+)% for transformers\).*?vLLM costs (\d+) s to start", text).groups()  # fmt: skip
+    expected = [
+        ratios["completions_per_second"],
+        *(100 * (max(c) / min(c) - 1) for c in (calls["vllm"], calls["transformers"])),
+    ]
+    expected += [summary["vllm"]["setup_seconds"]]
+    assert all(
+        _agrees(w, v) or (i in (1, 2) and v <= float(w) <= v + 1) for i, (w, v) in enumerate(zip(quoted, expected))
+    ), (
+        quoted,
+        expected,
+    )
+    # docs/vllm.md quotes both runs.
     vllm_page = " ".join((REPO / "docs" / "vllm.md").read_text().split())
-    low, high = re.search(r"vLLM generates ([\d.]+)-([\d.]+)x faster than transformers", vllm_page).groups()
-    both = sorted([ratios["completions_per_second"], old_ratios["completions_per_second"]])
-    assert _agrees(low, both[0]) and _agrees(high, both[1]), (low, high, both)
+    now, then = re.search(
+        r"vLLM generates ([\d.]+)x faster than transformers `generate` \(([\d.]+)x in an earlier", vllm_page
+    ).groups()
+    assert _agrees(now, ratios["completions_per_second"]) and _agrees(then, old_ratios["completions_per_second"])
     _check(no_is[3], summary["vllm_no_is"]["train_step_seconds"] / summary["transformers"]["train_step_seconds"])
 
 
@@ -389,7 +436,9 @@ def test_what_other_pages_quote_from_the_learning_and_evidence_files():
     learning = _json("learning.json")
     readme = " ".join((REPO / "README.md").read_text().split())
     low, high = re.search(r"from 0\.447 to (\d\.\d\d)-(\d\.\d\d) at the same rollout budget", readme).groups()
-    means = [result["acc_at_8"][0] for result in learning["table"].values()]
+    fidelity = _json("learning_fidelity_after.json")  # every method: the other three are the fidelity table's
+    means = [result["acc_at_8"][0] for data in (learning, fidelity) for result in data["table"].values()]
+    assert len(means) == 7
     assert _agrees("0.447", learning["runs"]["grpo"][0]["heldout_before"]["acc@8"])
     assert float(low) <= min(means) and max(means) <= float(high) + 0.005, (low, high, means)
     rl_zvp = " ".join(
@@ -512,6 +561,20 @@ def test_the_step_profile_table_and_the_earlier_profile_are_their_files():
     rest = vllm["_prepare_inputs"] - vllm["vLLM.generate"] - vllm["sync_weights"]
     _check(_row(table, "of which TRL's importance-sampling")[1].lstrip("~"), rest)
     assert len(table) == len(pairs) + 1
+    # The text under the table: the measured steps and the blocks' ratios.
+    text = " ".join(PAGE.split("| whole `training_step` (= TRL's `step_time`) | 136.7", 1)[1].split())
+    steps = {name: results[name]["step_times"][1:] for name in ("vllm", "transformers")}
+    quoted = re.search(r"took ([\d.]+) and ([\d.]+) s with vLLM, ([\d.]+) and ([\d.]+) s without: medians ([\d.]+) and "
+                       r"([\d.]+) s, ([\d.]+)x.*?\(([\d.]+)x there.*?generation is ([\d.]+) s faster with vLLM, while the "
+                       r"importance-sampling forward takes ([\d.]+) s and the loss forward and the backward take ([\d.]+)x "
+                       r"and ([\d.]+)x as long", text).groups()  # fmt: skip
+    step_ratio = _json("vllm_cpu.json")["ratios_vllm_over_transformers"]["train_step_time"]
+    expected = [*steps["vllm"], *steps["transformers"], vllm["training_step (whole)"], plain["training_step (whole)"]]
+    expected += [vllm["training_step (whole)"] / plain["training_step (whole)"], step_ratio]
+    expected += [plain["transformers.generate"] - vllm["vLLM.generate"], rest]
+    expected += [vllm["compute_loss"] / plain["compute_loss"], vllm["backward"] / plain["backward"]]
+    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    assert steps["vllm"][1] < steps["transformers"][1]  # "the third step with vLLM was faster than without it"
     # The earlier profile, on a machine of unrecorded kind, is quoted in a sentence, not tabulated beside this one.
     earlier = _json("vllm_step_profile_2026-12-02.json")["results"]
     vllm, plain = earlier["vllm"]["blocks"], earlier["transformers"]["blocks"]
