@@ -298,6 +298,19 @@ def test_the_real_model_tables_are_its_files():
         _check(cells[3], zvp["heldout"]["acc@8"])
 
 
+def test_the_earlier_state_writer_is_its_file():
+    """The earlier writer's run (a machine of unrecorded kind) is quoted in a sentence, with what the library costs."""
+    earlier = _json("state_scale_2026-11-26.json")["buffer"]["10000x2048"]["tensors"]
+    now = _json("state_scale.json")["buffer"]["10000x2048"]["tensors"]
+    sentence = " ".join(PAGE.split("The earlier hand-written writer and", 1)[1].split("\n\n", 1)[0].split())
+    quoted = re.search(r"peaked at ([\d.]+) GB saving and ([\d.]+) GB loading and took ([\d.]+) s to save and ([\d.]+) s "
+                       r"to load .*? The library's code costs ([\d.]+) GB more on the saving process", sentence).groups()  # fmt: skip
+    expected = [earlier["peak_fill_save_bytes"] / 1e9, earlier["peak_load_bytes"] / 1e9, earlier["save_s"]]
+    expected += [earlier["load_s"], (now["peak_fill_save_bytes"] - earlier["peak_fill_save_bytes"]) / 1e9]
+    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    assert _json("state_scale_2026-11-26.json")["machine_kind"] == "CPU kind not recorded"
+
+
 def test_the_state_scale_tables_are_state_scale_json():
     data = _json("state_scale.json")
     lines = PAGE.split("| case (prompts x 8 x tokens) | layout", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
