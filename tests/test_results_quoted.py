@@ -286,6 +286,50 @@ def test_the_real_model_tables_are_its_files():
         _check(row[2], zvp["heldout"]["acc@8"], zvp["heldout"]["pass@8"])
         _check(row[3], grpo["ood"]["acc@8"], grpo["ood"]["pass@8"])
         _check(row[4], zvp["ood"]["acc@8"], zvp["ood"]["pass@8"])
+        last = [
+            statistics.mean(step["entropy"] for step in runs[f"{name}_seed{seed}"]["steps"][-3:])
+            for name in ("grpo", "rl_zvp")
+        ]
+        _check(row[5], *last)
+    # The text around the tables: the level probe, the base model, the zero-variance share, the runs' times, the
+    # interval's width and the entropy of the last steps.
+    section = " ".join(
+        PAGE.split("## Real-model evidence", 1)[1].split("## Evidence where the methods differ", 1)[0].split()
+    )
+    level, base = (
+        json.loads((folder / "level.json").read_text()),
+        json.loads((folder / "base.json").read_text())["eval"],
+    )
+    main = [runs[f"{name}_seed{seed}"] for name in ("grpo", "rl_zvp") for seed in range(42, 48)]
+    minutes = [
+        (run["train_seconds_with_start_up"] + run["eval"]["heldout"]["seconds"] + run["eval"]["ood"]["seconds"]) / 60
+        for run in main
+    ]
+    entropy = {
+        name: [
+            statistics.mean(step["entropy"] for step in runs[f"{name}_seed{seed}"]["steps"][-3:])
+            for seed in range(42, 48)
+        ]
+        for name in ("grpo", "rl_zvp")
+    }
+    interval = summary["paired_vs_grpo"]["rl_zvp"]["heldout/acc@8"]["ci95"]
+    patterns_and_values = [
+        (r"at one operation was ([\d.]+) \((\d+)% all correct, (\d+)% all wrong\)",
+         [level["zero_variance_share"], 100 * level["probe_level_1"]["frac_all_correct"], 100 * level["probe_level_1"]["frac_all_wrong"]]),
+        (r"the base model scores held-out Acc@8 ([\d.]+), Pass@8 ([\d.]+), (\d+)% of the prompts never solved",
+         [base["heldout"]["acc@8"], base["heldout"]["pass@8"], 100 * base["heldout"]["never_solved"]]),
+        (r"during training, (\d+)% of the groups had zero variance on average",
+         [100 * statistics.mean(step["frac_reward_zero_std"] for run in main for step in run["steps"])]),
+        (r"A run took ([\d.]+) to ([\d.]+) minutes", [min(minutes), max(minutes)]),
+        (r"The interval on held-out Acc@8 is ±([\d.]+) wide",
+         [(interval[1] - interval[0]) / 2]),
+        (r"Over the last 3 steps it averages ([\d.]+) \(RL-ZVP\) against ([\d.]+) \(GRPO\), lower on (\d) of 6 seeds",
+         [statistics.mean(entropy["rl_zvp"]), statistics.mean(entropy["grpo"]), sum(z < g for z, g in zip(entropy["rl_zvp"], entropy["grpo"]))]),
+    ]  # fmt: skip
+    for pattern, values in patterns_and_values:
+        match = re.search(pattern, section)
+        assert match, pattern
+        assert all(map(_agrees, match.groups(), values)), (pattern, match.groups(), values)
     ablations = PAGE.split("**Ablations (in part", 1)[1]
     rows = re.findall(r"^\| (rl_zvp_\w+|erpo_rl_zvp) \| (\d+) \|(.*)$", ablations, flags=re.MULTILINE)
     assert len(rows) == 5
