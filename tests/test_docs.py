@@ -370,7 +370,8 @@ def test_every_benchmark_records_its_machine_kind():
     assert len(writers) >= 10
     for path in writers:
         for value in re.findall(r'"machine": ([^,\n]+)', path.read_text()):
-            assert value.strip() in ("machine_info()", "machine()"), f"{path.name}: {value}"
+            # machine_info() here, or the one a run's summary.json holds (recipes/train.py writes it with machine_info())
+            assert value.strip() in ("machine_info()", "machine()", 'summary["machine"]'), f"{path.name}: {value}"
 
 
 def test_every_results_file_says_its_machine_kind():

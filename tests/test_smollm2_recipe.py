@@ -14,6 +14,7 @@
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,68 @@ def test_recipe_runs_one_real_step_with_the_tiny_model(algorithm, tiny_chat_mode
     assert "zvp/frac_zv_positive" in step and "zvp/frac_zv_negative" in step
     assert ("zvp/entropy_max_mean" in step) == (algorithm == "rl_zvp")
     assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# benchmarks/smollm2_recipes.py: the results table of recipes/README.md, from the runs' files
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _smollm2_recipes_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "smollm2_recipes.py"
+    spec = importlib.util.spec_from_file_location("smollm2_recipes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(method, seed, before, after, rewards, zero_variance, entropy):
+    split = ("frac_all_correct", "frac_all_wrong", "frac_mixed")
+    return {
+        "method": method,
+        "seed": seed,
+        "machine": {"kind": "AMD EPYC, AVX-512, 2 cores"},
+        "heldout_before": {"acc@8": before[0], "pass@8": before[1], **dict(zip(split, before[2:]))},
+        "heldout_after": {"acc@8": after[0], "pass@8": after[1], **dict(zip(split, after[2:]))},
+        "steps": [
+            {"step": i + 1, "reward": r, "frac_reward_zero_std": z, "entropy": e}
+            for i, (r, z, e) in enumerate(zip(rewards, zero_variance, entropy))
+        ],
+    }
+
+
+@pytest.mark.unit
+def test_smollm2_results_table_by_hand():
+    module = _smollm2_recipes_module()
+    steps = 10  # rewards 0.1, 0.2, ..., 1.0: steps 1-4 average 0.25, the last 8 0.65
+    rewards = [round(0.1 * (i + 1), 1) for i in range(steps)]
+    zero_variance = [0.875] + [0.5] * (steps - 2) + [0.25]  # mean (0.875 + 8 x 0.5 + 0.25) / 10 = 0.5125
+    entropy = [0.8] + [0.3] * (steps - 2) + [0.04]
+    before = (0.328125, 0.703125, 0.0, 0.296875, 0.703125)
+    records = [
+        _record("grpo", 42, before, (0.74, 0.838, 0.54, 0.16, 0.30), rewards, zero_variance, entropy),
+        _record("rl_zvp", 42, before, (0.828, 0.973, 0.54, 0.03, 0.43), rewards[::-1], zero_variance, entropy),
+    ]
+    lines = module.render_table(records, [42])
+    assert lines[0] == "| | base (42) | GRPO seed 42 | RL-ZVP seed 42 |"
+    assert lines[2] == "| held-out Acc@8 | 0.328 | 0.740 | 0.828 |"
+    assert lines[3] == "| held-out Pass@8 | 0.703 | 0.838 | 0.973 |"
+    assert (
+        lines[4] == "| held-out all-correct / all-wrong / mixed | 0.00/0.30/0.70 | 0.54/0.16/0.30 | 0.54/0.03/0.43 |"
+    )
+    # reversed rewards for RL-ZVP: steps 1-4 average 0.85, the last 8 0.45
+    assert lines[5] == "| training reward, steps 1-4 / last 8 steps | | 0.25 / 0.65 | 0.85 / 0.45 |"
+    assert lines[6] == "| zero-variance groups: step 1 / last / mean | | 0.88/0.25/0.51 | 0.88/0.25/0.51 |"
+    assert lines[7] == "| token entropy: step 1 / last | | 0.80/0.04 | 0.80/0.04 |"
+    assert len(lines) == 8
+
+
+@pytest.mark.unit
+def test_smollm2_results_refuse_a_changed_recipe_written_as_the_results(monkeypatch, capsys):
+    module = _smollm2_recipes_module()
+    monkeypatch.setattr(sys, "argv", ["smollm2_recipes.py", "--max_steps", "1"])
+    with pytest.raises(SystemExit) as error:
+        module.main()
+    assert error.value.code == 2 and "another --output" in capsys.readouterr().err
