@@ -12,8 +12,8 @@ run's process, and the machine (CPU kind and versions); then the table recipes/R
     python benchmarks/smollm2_recipes.py                  # 4 runs of about 30 minutes each on 2 cores
     python benchmarks/smollm2_recipes.py --report_only    # tabulate the runs that finished
 
-Resumable: a run whose `summary.json` exists in `--work_dir` is read back, never redone (delete its folder to redo
-it). Needs the offline SmolLM2 copy (`python recipes/prepare_smollm2.py`).
+Resumable: a run whose `record.json` (written once its process has ended well) exists in `--work_dir` is read back,
+never redone (delete its folder to redo it). Needs the offline SmolLM2 copy (`python recipes/prepare_smollm2.py`).
 """
 
 import argparse
