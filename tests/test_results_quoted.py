@@ -67,6 +67,24 @@ def _within(cell: str, source: str) -> None:
     assert all(number in rest for number in _numbers(cell)), f"{cell!r} is not in the file's {source!r}"
 
 
+def _folded(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _paragraph(anchor: str, page: str = PAGE) -> str:
+    """The text from `anchor` to the end of its paragraph, its whitespace folded to single spaces."""
+    assert anchor in page, f"not on the page: {anchor!r}"
+    return _folded(page.split(anchor, 1)[1].split("\n\n", 1)[0])
+
+
+def _quoted(pattern: str, text: str, expected: list[float]) -> None:
+    """`text` says what `pattern`'s groups capture, and each is the expected value at the precision written."""
+    match = re.search(pattern, text)
+    assert match, f"not quoted as expected: {pattern!r}"
+    written = match.groups()
+    assert len(written) == len(expected) and all(map(_agrees, written, expected)), (written, expected)
+
+
 def test_number_reading_by_hand():
     assert _numbers("0.243 -> 0.502 (at T up to 1.4)") == ["0.243", "0.502"]
     assert _numbers("+0.009 [-0.052, +0.071]") == ["+0.009", "-0.052", "+0.071"]
@@ -76,6 +94,13 @@ def test_number_reading_by_hand():
     assert _agrees("15.0%", 0.150390625) and _agrees("1,531", 1531.2) and not _agrees("157", 0.0)
     table = _table("x", "x\n\n| a | b |\n|---|---|\n| `grpo` | 1 \\| 2 |\n\n| c |\n")
     assert table == {"grpo": ["`grpo`", "1 \\| 2"]}
+    _quoted(r"rose to ([\d.]+) from ([\d.]+)", "It rose to 0.52 from 0.3 here.", [0.516, 0.3])
+    for wrong in ([0.514, 0.3], [0.516]):
+        with pytest.raises(AssertionError):
+            _quoted(r"rose to ([\d.]+) from ([\d.]+)", "It rose to 0.52 from 0.3 here.", wrong)
+    with pytest.raises(AssertionError, match="not quoted"):
+        _quoted(r"fell to ([\d.]+)", "It rose to 0.52.", [0.52])
+    assert _paragraph("b", "a b  c\nd\n\ne") == "c d"
 
 
 def test_learning_table_is_learning_json():
@@ -102,15 +127,14 @@ def test_learning_table_is_learning_json():
     means = [result["acc_at_8"][0] for result in others["table"].values()]
     steps = [run["global_steps"] for method in ("grpo_ds", "greso") for run in others["runs"][method]]
     grpo = data["table"]["grpo"]["acc_at_8"]
-    text = " ".join(PAGE.split("The three other methods, measured on the other kind of CPU", 1)[1].split())
-    quoted = re.search(r"end at ([\d.]+)-([\d.]+); GRPO-DS and GRESO spend the budget on fewer optimizer steps \((\d+)-(\d+) "
-                       r"instead of 80\)\. Compared with GRPO's ([\d.]+) here they are ([\d.]+)-([\d.]+) lower, at most "
-                       r"([\d.]+) times their own seed-to-seed standard deviation \(([\d.]+)-([\d.]+)\)", text).groups()  # fmt: skip
     spreads = [result["acc_at_8"][1] for result in others["table"].values()]
     ratio = max((grpo[0] - result["acc_at_8"][0]) / result["acc_at_8"][1] for result in others["table"].values())
     expected = [min(means), max(means), min(steps), max(steps), grpo[0], grpo[0] - max(means), grpo[0] - min(means)]
     expected += [ratio, min(spreads), max(spreads)]
-    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    _quoted(r"end at ([\d.]+)-([\d.]+); GRPO-DS and GRESO spend the budget on fewer optimizer steps \((\d+)-(\d+) instead "
+            r"of 80\)\. Compared with GRPO's ([\d.]+) here they are ([\d.]+)-([\d.]+) lower, at most ([\d.]+) times their "
+            r"own seed-to-seed standard deviation \(([\d.]+)-([\d.]+)\)",
+            _folded(PAGE.split("The three other methods, measured on the other kind of CPU", 1)[1]), expected)  # fmt: skip
     assert (
         f"Budget {data['rollout_budget']} completions" in PAGE and f"held-out {data['eval_prompts']} prompts" in PAGE
     )
@@ -145,7 +169,7 @@ def test_the_fidelity_table_is_its_two_files():
                     old_run["heldout_after"]["acc@8"],
                     new_run["heldout_after"]["acc@8"],
                 )
-    paragraph = " ".join(PAGE.split("The same runs were first made on 2026-11-26", 1)[1].split("\n\n", 1)[0].split())
+    paragraph = _paragraph("The same runs were first made on 2026-11-26")
     same = sorted(key for key, (identical, _, _) in runs.items() if identical)
     assert len(runs) == 12 and f"{len(same)} of the 12 runs came out the same to the bit" in paragraph, same
     parted = {key: values for key, (identical, *values) in runs.items() if not identical}
@@ -155,26 +179,24 @@ def test_the_fidelity_table_is_its_two_files():
         ("exgrpo", "after", 44),
         ("exgrpo", "before", 42),
     }
-    quoted = re.search(r"GRPO-DS after at seed 43 \(([\d.]+) there, ([\d.]+) here\), ExGRPO after at seeds 43 and 44 "
-                       r"\(([\d.]+) and ([\d.]+) there\) and ExGRPO before \(([\d.]+) there\)", paragraph).groups()  # fmt: skip
     expected = [*parted[("grpo_ds", "after", 43)], parted[("exgrpo", "after", 43)][0]]
     expected += [parted[("exgrpo", "after", 44)][0], parted[("exgrpo", "before", 42)][0]]
-    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    _quoted(r"GRPO-DS after at seed 43 \(([\d.]+) there, ([\d.]+) here\), ExGRPO after at seeds 43 and 44 \(([\d.]+) and "
+            r"([\d.]+) there\) and ExGRPO before \(([\d.]+) there\)", paragraph, expected)  # fmt: skip
     # Both files from one machine, the one the section names.
     section = PAGE.split("### Faithful to the official code", 1)[1].split("\n| method |", 1)[0]
     assert before["machine"] == after["machine"] and after["machine"]["kind"] == "AMD EPYC, AVX-512, 2 cores"
     assert before["code"] == "deab865" and "`deab865`" in section
     assert f"`learning.py`, {after['date']}, 2-core AMD EPYC with AVX-512" in section
     # What the text under the table says.
-    text = " ".join(PAGE.split("which is the control. GRESO's", 1)[1].split("\n\n", 1)[0].split())
     greso = [run["heldout_after"]["acc@8"] for run in after["runs"]["greso"]]
     exgrpo_before, exgrpo_after = before["runs"]["exgrpo"][0], after["runs"]["exgrpo"][0]
-    quoted = re.search(r"moved by ([+-][\d.]+), inside the spread of its three seeds \(([\d.]+)-([\d.]+)\).*?where it "
-                       r"was \(([\d.]+) vs ([\d.]+) at seed 42\) and keeps a signal in (\d+)% of", text).groups()  # fmt: skip
     expected = [greso[0] - before["runs"]["greso"][0]["heldout_after"]["acc@8"], min(greso), max(greso)]
     expected += [exgrpo_after["heldout_after"]["acc@8"], exgrpo_before["heldout_after"]["acc@8"]]
     expected += [100 * after["table"]["exgrpo"]["frac_with_signal"][0]]
-    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    _quoted(r"moved by ([+-][\d.]+), inside the spread of its three seeds \(([\d.]+)-([\d.]+)\).*?where it was \(([\d.]+) "
+            r"vs ([\d.]+) at seed 42\) and keeps a signal in (\d+)% of", _paragraph("which is the control. GRESO's"),
+            expected)  # fmt: skip
     grpo_ds_before, grpo_ds_after = before["runs"]["grpo_ds"][0], after["runs"]["grpo_ds"][0]
     assert all(
         grpo_ds_before[key] == grpo_ds_after[key] for key in ("curve", "heldout_after", "global_steps", "rollouts")
@@ -253,7 +275,7 @@ def test_the_paired_differences_quoted_are_the_files(name):
     paired = _json(f"{name}.json")["paired_vs_grpo"]
     heading = {"cold_start": "### Results 1", "saturation": "### Results 2", "dose_response": "### Results 3"}[name]
     section = PAGE.split(heading, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
-    paragraph = " ".join(section.split("Paired differences to GRPO", 1)[1].split("\n\n", 1)[0].split())
+    paragraph = _paragraph("Paired differences to GRPO", section)
     quoted = re.findall(r"([+-]\d\.\d{3}) \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\]", paragraph)
     assert len(quoted) >= 3
     candidates = [(result["mean"], *result["ci95"]) for method in paired.values() for result in method.values()]
@@ -293,9 +315,7 @@ def test_the_real_model_tables_are_its_files():
         _check(row[5], *last)
     # The text around the tables: the level probe, the base model, the zero-variance share, the runs' times, the
     # interval's width and the entropy of the last steps.
-    section = " ".join(
-        PAGE.split("## Real-model evidence", 1)[1].split("## Evidence where the methods differ", 1)[0].split()
-    )
+    section = _folded(PAGE.split("## Real-model evidence", 1)[1].split("## Evidence where the methods differ", 1)[0])
     level, base = (
         json.loads((folder / "level.json").read_text()),
         json.loads((folder / "base.json").read_text())["eval"],
@@ -327,9 +347,7 @@ def test_the_real_model_tables_are_its_files():
          [statistics.mean(entropy["rl_zvp"]), statistics.mean(entropy["grpo"]), sum(z < g for z, g in zip(entropy["rl_zvp"], entropy["grpo"]))]),
     ]  # fmt: skip
     for pattern, values in patterns_and_values:
-        match = re.search(pattern, section)
-        assert match, pattern
-        assert all(map(_agrees, match.groups(), values)), (pattern, match.groups(), values)
+        _quoted(pattern, section, values)
     ablations = PAGE.split("**Ablations (in part", 1)[1]
     rows = re.findall(r"^\| (rl_zvp_\w+|erpo_rl_zvp) \| (\d+) \|(.*)$", ablations, flags=re.MULTILINE)
     assert len(rows) == 5
@@ -346,12 +364,11 @@ def test_the_earlier_state_writer_is_its_file():
     """The earlier writer's run (a machine of unrecorded kind) is quoted in a sentence, with what the library costs."""
     earlier = _json("state_scale_2026-11-26.json")["buffer"]["10000x2048"]["tensors"]
     now = _json("state_scale.json")["buffer"]["10000x2048"]["tensors"]
-    sentence = " ".join(PAGE.split("The earlier hand-written writer and", 1)[1].split("\n\n", 1)[0].split())
-    quoted = re.search(r"peaked at ([\d.]+) GB saving and ([\d.]+) GB loading and took ([\d.]+) s to save and ([\d.]+) s "
-                       r"to load .*? The library's code costs ([\d.]+) GB more on the saving process", sentence).groups()  # fmt: skip
     expected = [earlier["peak_fill_save_bytes"] / 1e9, earlier["peak_load_bytes"] / 1e9, earlier["save_s"]]
     expected += [earlier["load_s"], (now["peak_fill_save_bytes"] - earlier["peak_fill_save_bytes"]) / 1e9]
-    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    _quoted(r"peaked at ([\d.]+) GB saving and ([\d.]+) GB loading and took ([\d.]+) s to save and ([\d.]+) s to load .*? "
+            r"The library's code costs ([\d.]+) GB more on the saving process",
+            _paragraph("The earlier hand-written writer and"), expected)  # fmt: skip
     assert _json("state_scale_2026-11-26.json")["machine_kind"] == "CPU kind not recorded"
 
 
@@ -384,7 +401,7 @@ def test_the_state_scale_tables_are_state_scale_json():
         _check(row[3], result["save_s"])
         _check(row[4], result["load_s"])
     target = data["buffer"]["10000x2048"]["tensors"]
-    targets = " ".join(PAGE.split("Targets at 10,000 x 8 x 2,048 tokens:", 1)[1].split("\n\n", 1)[0].split())
+    targets = _paragraph("Targets at 10,000 x 8 x 2,048 tokens:")
     _check(
         re.search(r"\*\*holds\*\* \(([\d.]+) GB after filling", targets).group(1), target["buffer_memory_bytes"] / 1e9
     )
@@ -432,7 +449,7 @@ def test_the_vllm_cpu_table_is_vllm_cpu_json():
     written = _numbers(sentence)
     assert len(written) == len(expected) and all(map(_agrees, written, expected)), (written, expected)
     # The text under the table.
-    text = " ".join(PAGE.split("| training step, `vllm_importance_sampling_correction false` |", 1)[1].split())
+    text = _folded(PAGE.split("| training step, `vllm_importance_sampling_correction false` |", 1)[1])
     calls = {name: [t for run in runs for t in run["seconds"]] for name, runs in data["raw"]["generation"].items()}
     quoted = re.search(r"vLLM generates ([\d.]+)x faster here \(each timed call within (\d+)% of the others for vLLM, "
                        r"within (\d+)% for transformers\).*?vLLM costs (\d+) s to start", text).groups()  # fmt: skip
@@ -448,7 +465,7 @@ def test_the_vllm_cpu_table_is_vllm_cpu_json():
         expected,
     )
     # docs/vllm.md quotes both runs.
-    vllm_page = " ".join((REPO / "docs" / "vllm.md").read_text().split())
+    vllm_page = _folded((REPO / "docs" / "vllm.md").read_text())
     now, then = re.search(
         r"vLLM generates ([\d.]+)x faster than transformers `generate` \(([\d.]+)x in an earlier", vllm_page
     ).groups()
@@ -491,7 +508,7 @@ def test_the_gpu_throughput_table_is_its_json():
 def test_what_other_pages_quote_from_the_learning_and_evidence_files():
     """README's one-line summary and docs/rl_zvp.md's alpha paragraph."""
     learning = _json("learning.json")
-    readme = " ".join((REPO / "README.md").read_text().split())
+    readme = _folded((REPO / "README.md").read_text())
     low, high = re.search(r"from 0\.447 to (\d\.\d\d)-(\d\.\d\d) at the same rollout budget", readme).groups()
     fidelity = _json("learning_fidelity_after.json")  # every method: the other three are the fidelity table's
     means = [result["acc_at_8"][0] for data in (learning, fidelity) for result in data["table"].values()]
@@ -584,14 +601,12 @@ def test_the_server_temperatures_table_and_the_earlier_run_are_their_files():
         earlier[f"{n} temperatures, {how}"]["ratio"] for n in (6, 3) for how in ("concurrent", "sequential")
     ]
     assert all(_agrees(written, value) for written, value in zip(sentence.groups(), expected, strict=True))
-    erpo = " ".join((REPO / "docs" / "erpo.md").read_text().split())
-    quoted = re.search(r"6 temperatures cost ([\d.]+)x one request on one machine and ([\d.]+)x on another, against "
-                       r"([\d.]+)x and ([\d.]+)x", erpo).groups()  # fmt: skip
     now, before = _json("vllm_server_temperatures.json"), _json("vllm_server_temperatures_2026-12-02.json")
     ratios = [{row["setting"]: row["ratio"] for row in data["rows"]} for data in (now, before)]
     expected = [ratios[0]["6 temperatures, concurrent"], ratios[1]["6 temperatures, concurrent"]]
     expected += [ratios[0]["6 temperatures, sequential"], ratios[1]["6 temperatures, sequential"]]
-    assert all(_agrees(written, value) for written, value in zip(quoted, expected)), (quoted, expected)
+    _quoted(r"6 temperatures cost ([\d.]+)x one request on one machine and ([\d.]+)x on another, against ([\d.]+)x and "
+            r"([\d.]+)x", _folded((REPO / "docs" / "erpo.md").read_text()), expected)  # fmt: skip
 
 
 def test_the_step_profile_table_and_the_earlier_profile_are_their_files():
@@ -619,18 +634,16 @@ def test_the_step_profile_table_and_the_earlier_profile_are_their_files():
     _check(_row(table, "of which TRL's importance-sampling")[1].lstrip("~"), rest)
     assert len(table) == len(pairs) + 1
     # The text under the table: the measured steps and the blocks' ratios.
-    text = " ".join(PAGE.split("| whole `training_step` (= TRL's `step_time`) | 136.7", 1)[1].split())
     steps = {name: results[name]["step_times"][1:] for name in ("vllm", "transformers")}
-    quoted = re.search(r"took ([\d.]+) and ([\d.]+) s with vLLM, ([\d.]+) and ([\d.]+) s without: medians ([\d.]+) and "
-                       r"([\d.]+) s, ([\d.]+)x.*?\(([\d.]+)x there.*?generation is ([\d.]+) s faster with vLLM, while the "
-                       r"importance-sampling forward takes ([\d.]+) s and the loss forward and the backward take ([\d.]+)x "
-                       r"and ([\d.]+)x as long", text).groups()  # fmt: skip
     step_ratio = _json("vllm_cpu.json")["ratios_vllm_over_transformers"]["train_step_time"]
     expected = [*steps["vllm"], *steps["transformers"], vllm["training_step (whole)"], plain["training_step (whole)"]]
     expected += [vllm["training_step (whole)"] / plain["training_step (whole)"], step_ratio]
     expected += [plain["transformers.generate"] - vllm["vLLM.generate"], rest]
     expected += [vllm["compute_loss"] / plain["compute_loss"], vllm["backward"] / plain["backward"]]
-    assert all(map(_agrees, quoted, expected)), (quoted, expected)
+    _quoted(r"took ([\d.]+) and ([\d.]+) s with vLLM, ([\d.]+) and ([\d.]+) s without: medians ([\d.]+) and ([\d.]+) s, "
+            r"([\d.]+)x.*?\(([\d.]+)x there.*?generation is ([\d.]+) s faster with vLLM, while the importance-sampling "
+            r"forward takes ([\d.]+) s and the loss forward and the backward take ([\d.]+)x and ([\d.]+)x as long",
+            _folded(PAGE.split("| whole `training_step` (= TRL's `step_time`) | 136.7", 1)[1]), expected)  # fmt: skip
     assert steps["vllm"][1] < steps["transformers"][1]  # "the third step with vLLM was faster than without it"
     # The earlier profile, on a machine of unrecorded kind, is quoted in a sentence, not tabulated beside this one.
     earlier = _json("vllm_step_profile_2026-12-02.json")["results"]
@@ -695,7 +708,7 @@ def test_the_first_commands_and_the_embedded_model_are_their_files():
     _check(_row(runs, "the default probe")[1].removesuffix(" s"), probe["wall_seconds"])
     split = probe["summary"]
     _check(_row(runs, "its split")[1], split["all_correct"], split["all_wrong"], split["mixed"])
-    readme = " ".join((REPO / "README.md").read_text().split())
+    readme = _folded((REPO / "README.md").read_text())
     run = re.search(r"(\d+ min \d+ s) with an empty cache, held-out Acc@8 ([\d.]+) -> ([\d.]+)", readme).groups()
     assert abs(_minutes_seconds(run[0]) - train["wall_seconds"]) < 1
     main_job = re.search(r"Run the main job \([^)]*; about (\d+) minutes\)", readme).group(1)
@@ -715,7 +728,7 @@ def test_the_build_time_the_pages_quote_is_the_measured_one():
     seconds = _json("embedded_task.json")["fresh_build"]["build_seconds"]
     quoted = set()
     for page in (REPO / "README.md", REPO / "docs" / "embedded_task.md"):
-        text = " ".join(page.read_text().split())
+        text = _folded(page.read_text())
         quoted |= set(
             re.findall(r"(?:build from nothing|chains of up to 7 operations)[ ,(]+about (\d+) minutes", text)
         )
