@@ -40,12 +40,19 @@ def machine_info() -> dict:
     return info()
 
 
+def finished_record(method: str, seed: int, work_dir: Path) -> dict | None:
+    """The record of a run that finished before (its `record.json`), or None."""
+    path = work_dir / f"{method}-s{seed}" / "record.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run_one(method: str, seed: int, work_dir: Path, extra: list[str]) -> dict:
     """Runs one recipe in its own process (unless it finished before) and returns its record."""
+    finished = finished_record(method, seed, work_dir)
+    if finished is not None:
+        return finished
     out = work_dir / f"{method}-s{seed}"
     record_path = out / "record.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, str(ROOT / "recipes" / "train.py"),
@@ -147,9 +154,7 @@ def main() -> None:
     for seed in args.seeds:
         for method in METHODS:
             if args.report_only:
-                path = work_dir / f"{method}-s{seed}" / "record.json"
-                if path.is_file():
-                    records.append(json.loads(path.read_text()))
+                records += [record] if (record := finished_record(method, seed, work_dir)) else []
                 continue
             print(f"{method} seed {seed} ...", flush=True)
             records.append(run_one(method, seed, work_dir, extra))
@@ -160,7 +165,7 @@ def main() -> None:
     table = render_table(records, args.seeds)
     result = {
         "date": date.today().isoformat(),
-        "machine": machine_info(),
+        "machine": records[0]["machine"] if args.report_only else machine_info(),  # tabulated elsewhere: the runs'.
         "recipes": [f"recipes/smollm2_cpu_{method}.yaml" for method in METHODS],
         "extra_arguments": extra,
         "seeds": args.seeds,

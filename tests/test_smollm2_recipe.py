@@ -251,3 +251,36 @@ def test_smollm2_results_refuse_a_changed_recipe_written_as_the_results(monkeypa
     with pytest.raises(SystemExit) as error:
         module.main()
     assert error.value.code == 2 and "another --output" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_smollm2_results_report_only_tabulates_the_finished_runs(tmp_path, monkeypatch, capsys):
+    """`--report_only` reads each finished run's record.json (an unfinished run has none), runs nothing, and refuses
+    records of two kinds of machine."""
+    module = _smollm2_recipes_module()
+    monkeypatch.setattr(module, "run_one", lambda *args: pytest.fail("--report_only must not run anything"))
+    before, after = (0.25, 0.5, 0.0, 0.5, 0.5), (0.5, 0.75, 0.25, 0.25, 0.5)
+    runs_machine = {"kind": "Intel, AVX-512, 64 cores"}  # not this machine: the table names the runs' machine
+    finished = [
+        dict(_record(method, 42, before, after, [0.5], [0.5], [0.5]), machine=runs_machine)
+        for method in ("grpo", "rl_zvp")
+    ]
+    for record in finished:
+        folder = tmp_path / "runs" / f"{record['method']}-s42"
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(record))
+    (tmp_path / "runs" / "grpo-s43").mkdir()  # started, never finished
+    output = tmp_path / "table.json"
+    argv = ["smollm2_recipes.py", "--report_only", "--seeds", "42", "43", "--work_dir", str(tmp_path / "runs")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--output", str(output)])
+    module.main()
+    written = json.loads(output.read_text())
+    assert written["runs"] == finished and written["machine"] == runs_machine
+    assert "| held-out Acc@8 | 0.250 | 0.500 | 0.500 |" in written["table"] and "0.500" in capsys.readouterr().out
+    other = dict(finished[1], machine={"kind": "AMD EPYC, AVX2, 2 cores"})
+    (tmp_path / "runs" / "rl_zvp-s42" / "record.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="several kinds of machine"):
+        module.main()
+    monkeypatch.setattr(sys, "argv", [*argv[:-1], str(tmp_path / "empty"), "--output", str(output)])
+    with pytest.raises(SystemExit, match="no finished run"):
+        module.main()
