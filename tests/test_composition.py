@@ -142,7 +142,8 @@ def test_every_valid_pair_trains_with_each_part_metrics_and_state(tiny_model_pat
     for part in pair:
         assert any(OWN_METRIC[part] in entry for entry in logged), part
     state = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())
-    assert set(state) == {"rollouts"}.union(*(OWN_STATE[p] for p in pair))
+    assert set(state) == {"rollouts", "written_by"}.union(*(OWN_STATE[p] for p in pair))
+    assert state["written_by"] == {"trainer": type(trainer).__name__, "parts": trainer.part_names}
 
 
 @pytest.mark.trainer
@@ -161,7 +162,7 @@ def test_the_triple_trains_from_the_recipe_on_the_embedded_task(tmp_path, tmp_pa
         assert all(key in entry for entry in logged), key
     assert [entry["exgrpo/active"] for entry in logged][1:] == [1.0, 1.0]  # mixed from the second batch on
     state = json.loads((tmp_path / "checkpoint-3" / "zvp_state.json").read_text())
-    assert set(state) == {"rollouts", "erpo_history", "exgrpo_buffer", "exgrpo_phase"}
+    assert set(state) == {"rollouts", "erpo_history", "exgrpo_buffer", "exgrpo_phase", "written_by"}
 
 
 @pytest.mark.unit

@@ -245,6 +245,47 @@ def test_checkpoint_of_another_algorithm_is_refused(tiny_model_path, tmp_path):
 
 
 @pytest.mark.trainer
+@pytest.mark.parametrize(
+    "written_by, resumed_with",
+    [("rl_zvp", "grpo"), ("grpo", "rl_zvp"), ("erpo", "grpo"), ("erpo+rl_zvp", "erpo"), ("erpo", "erpo+rl_zvp")],
+)
+def test_a_checkpoint_resumes_only_into_the_algorithm_that_wrote_it(
+    written_by, resumed_with, tiny_model_path, tmp_path
+):
+    """The checkpoint names the trainer and method parts that wrote it. A different method is refused even where the
+    resuming trainer finds every state it needs (RL-ZVP keeps none; ERPO's history is a superset of GRPO's state), and
+    the same method with its name spelled in another order resumes."""
+    from datasets import Dataset
+
+    from zvp_trl.core.composition import get_algorithm
+
+    def trainer_of(algorithm, output_dir):
+        config_class, trainer_class = get_algorithm(algorithm).load()
+        args = config_class(
+            output_dir=str(output_dir), use_cpu=True, report_to="none", per_device_train_batch_size=4,
+            num_generations=4, max_completion_length=4, max_steps=1, save_strategy="steps", save_steps=1,
+        )  # fmt: skip
+        return trainer_class(
+            model=tiny_model_path,
+            reward_funcs=lambda completions, **kw: [float(i % 2) for i in range(len(completions))],
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": ["Q:1+1=?\nA:"] * 4}),
+        )
+
+    trainer_of(written_by, tmp_path / "written").train()
+    checkpoint = str(tmp_path / "written" / "checkpoint-1")
+    resuming = trainer_of(resumed_with, tmp_path / "resumed")
+    resuming.create_optimizer_and_scheduler(num_training_steps=1)
+    with pytest.raises(ValueError, match=r"was written by .*Trainer \(method parts: .*another method"):
+        resuming._load_optimizer_and_scheduler(checkpoint)
+    if "+" in written_by:  # the same combination, named in the other order
+        same = trainer_of("+".join(reversed(written_by.split("+"))), tmp_path / "same")
+        same.create_optimizer_and_scheduler(num_training_steps=1)
+        same._load_optimizer_and_scheduler(checkpoint)
+        assert same.rollouts.total == 4
+
+
+@pytest.mark.trainer
 @pytest.mark.parametrize("algorithm", ["erpo", "exgrpo"])
 def test_save_only_model_checkpoints_keep_the_per_prompt_state(algorithm, tiny_model_path, tmp_path):
     """With `save_only_model=True` transformers saves no optimizer (and skips the hook that writes zvp_state.json);

@@ -63,6 +63,7 @@ from ..data.rewards import math_verify_timeouts
 from .callbacks import RolloutBudgetCallback
 from .checkpoints import (
     STATE_FILE,
+    WRITER_KEY,
     check_deepspeed_checkpoint,
     check_same_resume_checkpoint,
     has_model_weights,
@@ -784,6 +785,8 @@ class ZVPBaseTrainer(GRPOTrainer):
             name: obj.save(output_dir) if hasattr(obj, "save") else obj.state_dict()
             for name, obj in self._checkpointed_state.items()
         }
+        # Which method wrote it: a resume with another method's trainer is refused (`_load_optimizer_and_scheduler`).
+        state[WRITER_KEY] = {"trainer": type(self).__name__, "parts": self.part_names}
         tmp = os.path.join(output_dir, STATE_FILE + ".tmp")
         with open(tmp, "w") as f:
             json.dump(state, f)
@@ -801,6 +804,14 @@ class ZVPBaseTrainer(GRPOTrainer):
             )
         with open(path) as f:
             state = json.load(f)
+        writer = state.pop(WRITER_KEY, None)  # absent from checkpoints written before it was recorded
+        if writer is not None and sorted(writer["parts"]) != sorted(self.part_names):
+            raise ValueError(
+                f"{checkpoint} was written by {writer['trainer']} (method parts: {', '.join(writer['parts']) or 'none'})"
+                f", and this is {type(self).__name__} (method parts: {', '.join(self.part_names) or 'none'}): a "
+                "resumed run would go on with another method. Resume with the algorithm that wrote it, or start a new "
+                "run from its model weights (model_name_or_path) instead of resuming."
+            )
         missing = sorted(set(self._checkpointed_state) - set(state))
         if missing:
             raise ValueError(

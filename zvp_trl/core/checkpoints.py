@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 
 STATE_FILE = "zvp_state.json"
+WRITER_KEY = "written_by"  # in STATE_FILE: the trainer class and method parts that wrote the checkpoint
 TRAINER_STATE_FILE = "trainer_state.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
