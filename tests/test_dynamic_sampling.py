@@ -63,6 +63,20 @@ def spy_loss(trainer):
 
 
 @pytest.mark.unit
+def test_the_rounds_help_leaves_what_happens_after_them_to_ds_on_exhausted():
+    """`--help` said training stops with an error after `ds_max_generation_rounds`, which the default
+    (`ds_on_exhausted="train"`) does not do."""
+    import dataclasses
+
+    from zvp_trl.methods.grpo_ds.config import GRPODSConfig
+
+    fields = {field.name: field for field in dataclasses.fields(GRPODSConfig)}
+    rounds_help = fields["ds_max_generation_rounds"].metadata["help"]
+    assert "ds_on_exhausted" in rounds_help and "error" not in rounds_help
+    assert fields["ds_on_exhausted"].default == "train"
+
+
+@pytest.mark.unit
 def test_prompt_sampler_epochs_and_state():
     sampler = PromptSampler(5, seed=1)
     first = sampler.draw(3) + sampler.draw(2)
@@ -223,6 +237,8 @@ def test_out_of_rounds_trains_on_what_it_holds_with_a_warning(tiny_model_path, t
     # Step 1 rolled out the mixed and a correct prompt: the mixed group's 4 rows have advantages, the padded group's
     # are 0 (TRL shuffles the rows of a batch); step 2 (wrong, correct) holds padding only.
     assert [int((inputs["advantages"] != 0).sum()) for inputs in seen] == [G, 0]
+    # The batch's share of groups with distinct rewards: 1 of 2, then none.
+    assert [e["ds/batch_fill"] for e in trainer.state.log_history if "ds/batch_fill" in e] == [0.5, 0.0]
     saved = json.loads((tmp_path / "checkpoint-1" / "zvp_state.json").read_text())
     assert saved["dynamic_sampling"]["exhausted_steps"] == 1
 

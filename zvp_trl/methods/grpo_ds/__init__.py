@@ -42,7 +42,8 @@ TRAINER_DOC = """
     Logged: `ds/generation_rounds` (rounds this optimizer batch), `ds/frac_dropped` (fraction of the groups rolled out
     that were zero-variance), `ds/carried_groups` and `ds/discarded_groups` (surplus groups carried / discarded, all
     processes), `ds/moved_groups` (groups trained on another process than the one that rolled them out) and
-    `ds/batch_fill` (groups per process trained on / `P`: below 1 only after GRESO's short last round).
+    `ds/batch_fill` (groups with distinct rewards per process trained on / `P`: below 1 on a step whose rounds ran out,
+    padded with zero-variance groups, and after GRESO's short last round).
     `rollouts/total` counts every completion of every round; `rollouts/kept` only those that reach the loss.
 
     Args are those of [`~trl.GRPOTrainer`]; `args` is a [`GRPODSConfig`]. The training dataset must be map-style

@@ -53,8 +53,8 @@ class GRPODSConfig(ZVPBaseConfig):
     ds_max_generation_rounds: int = field(
         default=10,
         metadata={
-            "help": "Most generation rounds per optimizer batch before training stops with an error (DAPO's "
-            "max_num_gen_batches, 10 in its recipe). 0: unlimited."
+            "help": "Most generation rounds per optimizer batch (DAPO's max_num_gen_batches, 10 in its recipe); "
+            "what a batch not yet full after them does is ds_on_exhausted. 0: unlimited."
         },
     )
     ds_on_exhausted: str = field(
