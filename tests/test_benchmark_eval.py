@@ -195,6 +195,55 @@ def test_vllm_engine_options():
     assert vllm_engine_kwargs(args) == {"model": "m", "seed": 0, "enforce_eager": True, "max_model_len": 512}
 
 
+@pytest.mark.unit
+def test_the_training_runs_prompt_options_fill_what_evaluation_leaves_unset(tmp_path):
+    """`prompt.json` of a recipes/train.py run is found from its output_dir, a checkpoint or a best-<benchmark>
+    folder; it fills only the options not given, and `prompt_from_training=False` ignores it."""
+    from zvp_trl.data.math_datasets import save_prompt_options
+    from zvp_trl.evaluation.benchmark_eval import with_training_prompt
+
+    run = tmp_path / "run"
+    options = {"prompt_template": "{question} Box it.", "conversational": False, "system_prompt": None}
+    path = save_prompt_options(run, {**options, "fewshot_examples": [["What is 1+1?", "\\boxed{2}"]]})
+    for folder in (run, run / "checkpoint-12", run / "best-math500"):
+        args, source = with_training_prompt(EvaluationArguments(model_name_or_path=str(folder)))
+        assert source == str(path) and args.prompt_template == "{question} Box it." and args.conversational is False
+        assert args.fewshot_examples == [("What is 1+1?", "\\boxed{2}")] and args.system_prompt is None
+    given = EvaluationArguments(model_name_or_path=str(run), conversational=True, prompt_template="{question}?")
+    args, _ = with_training_prompt(given)
+    assert (args.conversational, args.prompt_template) == (True, "{question}?") and args.fewshot_examples
+    assert given.fewshot_examples is None  # the caller's arguments are not changed
+    for elsewhere in (run / "other", "Qwen/Qwen3-1.7B-Base"):
+        assert with_training_prompt(EvaluationArguments(model_name_or_path=str(elsewhere))) == (
+            EvaluationArguments(model_name_or_path=str(elsewhere)),
+            None,
+        )
+    ignored = EvaluationArguments(model_name_or_path=str(run), prompt_from_training=False)
+    assert with_training_prompt(ignored) == (ignored, None)
+
+
+@pytest.mark.trainer
+def test_a_model_trained_on_plain_prompts_is_not_asked_in_chat(tiny_model_path, tmp_path):
+    """The tokenizer has a chat template, so without the training run's options evaluation would render chats; the run
+    trained on plain text (`conversational` false), so it is asked in plain text. With `conversational`, the embedded
+    problems are asked as questions, as recipes/train.py asks them."""
+    from transformers import AutoTokenizer
+
+    from zvp_trl.data.math_datasets import BOXED_PROMPT_TEMPLATE, PROMPT_OPTIONS, save_prompt_options
+    from zvp_trl.evaluation.benchmark_eval import with_training_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    save_prompt_options(tmp_path, dict.fromkeys(PROMPT_OPTIONS) | {"conversational": False})
+    args, _ = with_training_prompt(EvaluationArguments(model_name_or_path=str(tmp_path)))
+    generator = _Generator(args, model=object(), tokenizer=tokenizer)
+    assert generator.render("What is 3+4?") == BOXED_PROMPT_TEMPLATE.replace("{question}", "What is 3+4?")
+    assert generator.render("Q: 3+4=?\nA:", raw_prompt=True) == "Q: 3+4=?\nA:"  # the embedded prompt, as trained
+    chat = _Generator(EvaluationArguments(model_name_or_path="x", conversational=True), object(), tokenizer)
+    asked = "<user>" + BOXED_PROMPT_TEMPLATE.replace("{question}", "What is 3+4?") + "<assistant>"
+    assert chat.render("Q: 3+4=?\nA:", raw_prompt=True) == chat.render("What is 3+4?") == asked
+
+
 @pytest.mark.trainer
 def test_prompts_carry_the_training_system_prompt_and_examples(tiny_model_path, tmp_path):
     """A model trained with few-shot chat prompts is evaluated with the same prompt around each question."""

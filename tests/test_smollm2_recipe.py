@@ -186,6 +186,28 @@ def test_recipe_runs_one_real_step_with_the_tiny_model(algorithm, tiny_chat_mode
     assert "zvp/frac_zv_positive" in step and "zvp/frac_zv_negative" in step
     assert ("zvp/entropy_max_mean" in step) == (algorithm == "rl_zvp")
     assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
+    # recipes/evaluate.py asks the trained model the way it was trained, with no prompt option given: the recipe's
+    # chat messages with its worked example, the embedded problems as questions (it dropped the example before).
+    from transformers import AutoTokenizer
+
+    from zvp_trl.data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt
+    from zvp_trl.evaluation.accuracy import render_for_generation
+    from zvp_trl.evaluation.benchmark_eval import EvaluationArguments, _Generator, with_training_prompt
+
+    assert json.loads((out / "prompt.json").read_text())["conversational"] is True
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    for model_folder in (out, out / "checkpoint-1"):  # the final model, a checkpoint of the run
+        args, source = with_training_prompt(EvaluationArguments(model_name_or_path=str(model_folder)))
+        assert source == str(out / "prompt.json")
+        generator = _Generator(args, model=object(), tokenizer=tokenizer)
+        trained = format_prompt(
+            "What is 3+4?", script_args.prompt_template or BOXED_PROMPT_TEMPLATE, True, script_args.system_prompt,
+            script_args.fewshot_examples,
+        )  # fmt: skip
+        assert script_args.fewshot_examples and generator.render("What is 3+4?") == render_for_generation(
+            generator.tokenizer, trained
+        )
+        assert generator.render("Q: 3+4=?\nA:", raw_prompt=True) == generator.render("What is 3+4?")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -168,6 +168,7 @@ class BenchmarkEvalCallback(TrainerCallback):
             benchmarks=self.benchmarks,
             backend="transformers",
             output_dir=str(output_dir / "benchmark_eval" / f"step-{state.global_step}"),
+            prompt_from_training=False,  # the prompt options are this run's (evaluation_kwargs), not the base model's
             **self.evaluation_kwargs,
         )
         summary = evaluate_model(eval_args, model=model, tokenizer=processing_class)

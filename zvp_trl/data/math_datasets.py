@@ -52,6 +52,35 @@ __all__ = [
 BOXED_PROMPT_TEMPLATE = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}."
 """Prompt template of the RL-ZVP paper for base models. `{question}` is replaced by the question."""
 
+PROMPT_FILE = "prompt.json"
+"""Written by `recipes/train.py` into its `output_dir` before training: the prompt options of the run (`None`: the
+default), which `recipes/evaluate.py` reads back so that a trained model is asked the way it was trained."""
+PROMPT_OPTIONS = ("prompt_template", "conversational", "system_prompt", "fewshot_examples")
+
+
+def save_prompt_options(output_dir: str | Path, options: Mapping[str, Any]) -> Path:
+    """Writes `PROMPT_FILE` with the `PROMPT_OPTIONS` of `options` into `output_dir`; returns its path."""
+    path = Path(output_dir) / PROMPT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({name: options[name] for name in PROMPT_OPTIONS}, indent=2) + "\n")
+    return path
+
+
+def saved_prompt_options(model_path: str | Path) -> tuple[dict[str, Any], Path] | None:
+    """The prompt options a `recipes/train.py` run saved for the model in `model_path` (its `output_dir`, or one of
+    its `checkpoint-<step>` and `best-<benchmark>` folders), with the file they come from; `None` where there is none
+    (a Hub id, a model not trained by `recipes/train.py`)."""
+    folder = Path(model_path)
+    candidates = [folder / PROMPT_FILE]
+    if re.fullmatch(r"checkpoint-\d+|best-[\w.-]+", folder.name):
+        candidates.append(folder.parent / PROMPT_FILE)
+    for path in candidates:
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            return {name: saved.get(name) for name in PROMPT_OPTIONS}, path
+    return None
+
+
 AnswerFrom = Literal["column", "last_boxed"]
 
 

@@ -6,12 +6,20 @@ correct), `summary.json` and `results.md` (Acc@k and Pass@k per benchmark and th
 JSONL files are not generated again, so an interrupted evaluation continues where it stopped.
 """
 
+import dataclasses
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt, parse_fewshot_examples
+from ..data.embedded.task import prompt_as_question
+from ..data.math_datasets import (
+    BOXED_PROMPT_TEMPLATE,
+    PROMPT_OPTIONS,
+    format_prompt,
+    parse_fewshot_examples,
+    saved_prompt_options,
+)
 from ..data.rewards import batch_math_verify_accuracy, extract_boxed_answer
 from .accuracy import acc_pass_at_k, render_for_generation, sample_completions
 from .math_benchmarks import BENCHMARKS, PAPER_BENCHMARKS, load_benchmark
@@ -50,11 +58,28 @@ class EvaluationArguments:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (paper: 1.0)."})
     top_p: float = field(default=0.7, metadata={"help": "Nucleus sampling (paper: 0.7)."})
     max_tokens: int = field(default=4096, metadata={"help": "Maximum new tokens per completion."})
-    prompt_template: str = field(
-        default=BOXED_PROMPT_TEMPLATE, metadata={"help": "Prompt template with a {question} placeholder."}
+    prompt_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt template with a {question} placeholder. Default: the training run's (below), else the "
+            "papers' template ending in 'put your final answer within \\boxed{}.'"
+        },
     )
     conversational: bool | None = field(
-        default=None, metadata={"help": "Render prompts with the chat template (default: when the tokenizer has one)."}
+        default=None,
+        metadata={
+            "help": "Render prompts with the chat template. Default: the training run's (below), else when the "
+            "tokenizer has a chat template."
+        },
+    )
+    prompt_from_training: bool = field(
+        default=True,
+        metadata={
+            "help": "Ask a model trained by recipes/train.py the way it was trained: every prompt option not given "
+            "here (prompt_template, conversational, system_prompt, fewshot_examples) is the run's, from the "
+            "prompt.json recipes/train.py writes into its output_dir (found in the model folder, or above a "
+            "checkpoint-<step> folder). The embedded benchmark is then asked as questions too if training was."
+        },
     )
     system_prompt: str | None = field(
         default=None, metadata={"help": "System message of chat prompts (only when prompts are rendered as chats)."}
@@ -151,14 +176,20 @@ class _Generator:
         else:
             self.model = model or AutoModelForCausalLM.from_pretrained(args.model_name_or_path)
         conversational = args.conversational
+        # The embedded prompts ("Q: 3+4=?\nA:") are asked as questions in the template when a prompt option asks for
+        # it, as recipes/train.py does; otherwise as they are.
+        self.embedded_as_questions = bool(conversational or args.prompt_template is not None or args.fewshot_examples)
         self.conversational = bool(self.tokenizer.chat_template) if conversational is None else conversational
+        self.template = args.prompt_template or BOXED_PROMPT_TEMPLATE
 
     def render(self, question: str, raw_prompt: bool = False) -> str:
-        if raw_prompt:
+        if raw_prompt and not self.embedded_as_questions:
             return question
+        if raw_prompt:
+            question = prompt_as_question(question)
         prompt = format_prompt(
             question,
-            template=self.args.prompt_template,
+            template=self.template,
             conversational=self.conversational,
             system_prompt=self.args.system_prompt if self.conversational else None,
             examples=self.args.fewshot_examples,
@@ -199,9 +230,29 @@ class _Generator:
         )
 
 
+def with_training_prompt(args: EvaluationArguments) -> tuple[EvaluationArguments, str | None]:
+    """`args` with every prompt option left unset taken from the training run's `prompt.json`
+    (`args.prompt_from_training`), and that file's path (`None`: no such file, or not asked for)."""
+    saved = (
+        saved_prompt_options(args.model_name_or_path)
+        if args.prompt_from_training and args.model_name_or_path
+        else None
+    )
+    if saved is None:
+        return args, None
+    options, path = saved
+    unset = {name: options[name] for name in PROMPT_OPTIONS if getattr(args, name) is None}
+    return dataclasses.replace(args, **unset), str(path)
+
+
 def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dict:
     """Runs (or resumes) the evaluation; returns the summary. `model`/`tokenizer` may be given in memory
-    (transformers backend), e.g. from a training callback."""
+    (transformers backend), e.g. from a training callback. A model trained by `recipes/train.py` is asked with the
+    training run's prompt options, where `args` leaves them unset (`with_training_prompt`)."""
+    args, prompt_source = with_training_prompt(args)
+    if prompt_source is not None:
+        given = {name: getattr(args, name) for name in PROMPT_OPTIONS if getattr(args, name) is not None}
+        print(f"[zvp_trl] prompt options of the training run ({prompt_source}): {given}")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     generator = _Generator(args, model, tokenizer)
@@ -256,6 +307,14 @@ def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dic
         "top_p": args.top_p,
         "max_tokens": args.max_tokens,
         "limit": args.limit,
+        "prompt": {
+            "prompt_template": generator.template,
+            "conversational": generator.conversational,
+            "system_prompt": args.system_prompt if generator.conversational else None,
+            "fewshot_examples": args.fewshot_examples,
+            "embedded_as_questions": generator.embedded_as_questions,
+            "from": prompt_source,
+        },
         "results": results,
         "average": {
             key: sum(r[key] for r in results.values()) / len(results) for key in (f"acc@{args.k}", f"pass@{args.k}")

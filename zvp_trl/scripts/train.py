@@ -279,15 +279,13 @@ EMBEDDED_DATASET_NAME = "embedded"
 def _embedded_as_questions(dataset, script_args):
     """The embedded prompts (`"Q: 3+4=?\\nA:"`) as questions (`"What is 3+4?"`) in the prompt template, as chat
     messages with `--conversational` (for pretrained chat models)."""
-    from ..data.embedded.task import PROMPT_FORMAT
+    from ..data.embedded.task import prompt_as_question
     from ..data.math_datasets import BOXED_PROMPT_TEMPLATE, format_prompt
 
-    prefix, suffix = PROMPT_FORMAT.split("{expression}")
     template = script_args.prompt_template or BOXED_PROMPT_TEMPLATE
 
     def render(row):
-        expression = row["prompt"].removeprefix(prefix).removesuffix(suffix)
-        question = f"What is {expression}?"
+        question = prompt_as_question(row["prompt"])
         return {
             "prompt": format_prompt(
                 question, template, script_args.conversational, script_args.system_prompt, script_args.fewshot_examples
@@ -600,6 +598,10 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     )
     check_distributed_mode(trainer.accelerator, distributed_request, script_args.allow_distributed_downgrade)
     SETUP.done()  # from here on a failure is not a usage error: it keeps its traceback
+    if trainer.accelerator.is_main_process:  # recipes/evaluate.py asks the trained model the same way (prompt.json)
+        from ..data.math_datasets import PROMPT_OPTIONS, save_prompt_options
+
+        save_prompt_options(training_args.output_dir, {name: getattr(script_args, name) for name in PROMPT_OPTIONS})
 
     before = _heldout_accuracy(trainer, heldout, script_args)
     start = time.perf_counter()

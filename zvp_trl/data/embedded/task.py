@@ -21,6 +21,14 @@ from datasets import Dataset
 
 PROMPT_FORMAT = "Q: {expression}=?\nA:"
 
+
+def prompt_as_question(prompt: str) -> str:
+    """An embedded prompt (`"Q: 3+4=?\nA:"`) as the question a prompt template takes (`"What is 3+4?"`): how
+    `recipes/train.py` and `recipes/evaluate.py` ask the embedded problems with a template or as chat messages."""
+    prefix, suffix = PROMPT_FORMAT.split("{expression}")
+    return f"What is {prompt.removeprefix(prefix).removesuffix(suffix)}?"
+
+
 # The RL task of the default run: chains of 1..MAX_OPS operations mixed at DIFFICULTY; training and held-out prompts
 # come from fixed seeds, so every script that scores "the held-out set" scores the same prompts.
 DIFFICULTY = 0.4
