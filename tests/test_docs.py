@@ -203,6 +203,20 @@ def test_the_tested_versions_a_page_names_are_the_installed_ones(page):
             assert stated == installed, f"{page.name} names {package} {stated}; the tests run {installed}"
 
 
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_a_page_that_installs_torch_gives_the_cpu_build_too(page):
+    """`pip install torch==X` from the public index is PyTorch's default Linux build, which bundles CUDA: a page that
+    shows it also gives the CPU build's command (PyTorch's CPU index) and never calls the plain command the CPU build."""
+    text = " ".join(page.read_text().split())
+    if not re.search(r"pip install torch==[\d.]+(?! --index-url)", text):
+        return
+    assert re.search(r"pip install torch==[\d.]+ --index-url https://download\.pytorch\.org/whl/cpu", text), page.name
+    prose = " ".join(re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL).split())
+    for sentence in re.split(r"(?<=[.:])\s", prose):
+        if "CPU build" in sentence and "pip install torch==" in sentence:
+            assert "--index-url https://download.pytorch.org/whl/cpu" in sentence, sentence
+
+
 def test_the_benchmark_sizes_quoted_are_the_registrys():
     """The problem count of the paper's six benchmarks, where a page quotes it."""
     from math_eval_data import FULL_ROWS
@@ -660,3 +674,47 @@ def test_every_metric_a_page_names_is_logged_by_the_package():
         if not written:
             missing.append(name)
     assert not missing, f"metrics named in the docs that the package never logs: {missing}"
+
+
+def test_the_paper_hyperparameter_table_is_every_paper_recipes():
+    """recipes/README.md's "Paper hyperparameters -> fields" table: each row naming one field holds, in its small and
+    large columns, the value of every paper recipe of that setting, except the fields the text names for ExGRPO's
+    recipes (it said "shared by every recipe" while ExGRPO's four differ in three fields)."""
+    import yaml
+
+    text = (REPO / "recipes" / "README.md").read_text()
+    section = text.split("## Paper hyperparameters -> fields", 1)[1]
+    intro, table = section.split("\n| paper (Table 6", 1)
+    exgrpo_own = dict(re.findall(r"`(\w+): ([\w.]+)`", intro.split("except ExGRPO", 1)[1]))
+    assert set(exgrpo_own) == {"loss_type", "scale_rewards", "epsilon_high"}
+    recipes = {
+        size: {
+            path.name: yaml.safe_load(path.read_text())
+            for path in sorted((REPO / "recipes").glob(f"*qwen3_{size}*.yaml"))
+        }
+        for size in ("1.7b", "8b")
+    }
+    assert len(recipes["1.7b"]) == len(recipes["8b"]) == 10
+
+    def value(cell: str):
+        return yaml.safe_load(cell.strip().strip("`"))
+
+    checked = 0
+    for line in ("| paper (Table 6" + table).split("\n\n", 1)[0].splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        field = re.fullmatch(r"`(\w+)`", cells[3])
+        if not field or not re.fullmatch(r"`?[\w.+-]+`?", cells[4]) or not re.fullmatch(r"`?[\w.+-]+`?", cells[5]):
+            continue
+        name = field.group(1)
+        for size, cell in (("1.7b", cells[4]), ("8b", cells[5])):
+            for recipe, config in recipes[size].items():
+                expected = (
+                    value(exgrpo_own[name]) if recipe.startswith("exgrpo") and name in exgrpo_own else value(cell)
+                )
+                if name == "max_rollouts" and "_r_" not in recipe:
+                    continue  # "-r files only"
+                if name == "zvp_alpha" and "rl_zvp" not in config["algorithm"]:
+                    continue  # RL-ZVP's own field
+                assert config.get(name) == expected, (recipe, name, config.get(name), expected)
+                checked += 1
+    assert checked >= 160, checked
