@@ -226,6 +226,13 @@ def test_erpo_max_temperature_equal_to_base_is_allowed(tmp_path):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("algorithm", ["exgrpo", "exgrpo_rl_zvp"])
+def test_exgrpo_refuses_adaptive_entropy(tmp_path, algorithm):
+    with pytest.raises(ValueError, match=r"use_adaptive_entropy=True is not supported .*use_adaptive_entropy=False"):
+        make_config(algorithm, tmp_path, use_adaptive_entropy=True)
+
+
+@pytest.mark.unit
 def test_exgrpo_rl_zvp_refuses_an_incompatible_loss_type(tmp_path):
     with pytest.raises(ValueError, match=r"loss_type='vespo' is not supported.*Use one of"):
         make_config("exgrpo_rl_zvp", tmp_path, loss_type="vespo")
@@ -293,7 +300,9 @@ def test_unscored_rewards_give_a_finite_step_and_zero_advantage(tiny_model_path,
         assert log["ds/frac_dropped"] == 0.0 and log["ds/generation_rounds"] == 1.0  # never dropped
     if algorithm == "greso":
         # Recorded as None (a NaN mean): neither easy nor hard.
-        assert trainer.part("greso").greso_state.traces and all(trace == [None] for trace in trainer.part("greso").greso_state.traces.values())
+        assert trainer.part("greso").greso_state.traces and all(
+            trace == [None] for trace in trainer.part("greso").greso_state.traces.values()
+        )
 
 
 @pytest.mark.unit

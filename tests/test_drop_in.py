@@ -181,6 +181,12 @@ def test_grpo_trainer_scenario(algorithm, scenario, tiny_model_path, tool_model_
 def test_refusals_are_listed_in_the_readme():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     for (algorithm, scenario), field in REFUSED.items():
         assert field in readme, (algorithm, scenario)
+    # The refusals tested elsewhere: ExGRPO's adaptive entropy (test_bad_inputs.py) and rollout_func
+    # (test_composition.py), an iterable dataset with dynamic sampling or ExGRPO (test_dynamic_sampling.py).
+    refusals = readme.split("refused at construction with the reason:", 1)[1].split("\n\n", 1)[0]
+    for named in ("`use_adaptive_entropy`", "`rollout_func`", "iterable `train_dataset`", "`IterableDataset`"):
+        assert named in refusals, named
+    assert "vision-language" in refusals and all(f"`{name}`" in refusals for name in ("grpo_ds", "greso", "erpo_ds"))

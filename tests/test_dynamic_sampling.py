@@ -400,3 +400,20 @@ def test_global_fill_uses_other_processes_surplus_two_processes(tiny_model_path,
         assert [b["rows"] for b in exhausted["batches"]] == [8, 8]
     assert [b["rows_with_advantage"] for b in ranks[0]["exhausted"]["batches"]] == [G, G]
     assert [b["rows_with_advantage"] for b in ranks[1]["exhausted"]["batches"]] == [0, 0]
+
+
+@pytest.mark.trainer
+@pytest.mark.parametrize("algorithm", ["grpo_ds", "greso", "erpo_ds", "exgrpo"])
+def test_a_trainer_that_draws_prompts_by_index_refuses_an_iterable_dataset(algorithm, tiny_model_path, tmp_path):
+    """Dynamic sampling draws extra prompts by index, and ExGRPO replaces retired questions by other rows
+    (`exgrpo_exclude_retired`, the default): an `IterableDataset` is refused at construction, naming what to pass."""
+    from zvp_trl.core.composition import get_algorithm
+
+    config_class, trainer_class = get_algorithm(algorithm).load()
+    args = config_class(**cpu_config_kwargs(tmp_path, num_generations=4))
+    iterable = Dataset.from_dict({"prompt": [f"Q: {i}+1=?\nA:" for i in range(8)]}).to_iterable_dataset()
+    with pytest.raises((NotImplementedError, ValueError), match="map-style"):
+        trainer_class(model=tiny_model_path, reward_funcs=kind_reward, args=args, train_dataset=iterable)
+    if algorithm == "exgrpo":  # without the replacement of retired questions, nothing is drawn by index
+        args = config_class(**cpu_config_kwargs(tmp_path, num_generations=4), exgrpo_exclude_retired=False)
+        trainer_class(model=tiny_model_path, reward_funcs=kind_reward, args=args, train_dataset=iterable)
