@@ -157,6 +157,39 @@ def test_a_correct_completion_is_scored_correct(tiny_model_path, tmp_path, monke
 
 
 @pytest.mark.trainer
+def test_a_resumed_evaluation_asks_again_what_another_prompt_produced(tiny_model_path, tmp_path, monkeypatch, capsys):
+    """Each sample records its prompt; resuming with another prompt (or over samples written before the records held
+    it) asks those questions again instead of mixing two prompts in one result."""
+    import dataclasses
+
+    args = EvaluationArguments(
+        model_name_or_path=tiny_model_path, benchmarks=["amc23"], data_dir=str(DATA_DIR), limit=2, k=2,
+        backend="transformers", output_dir=str(tmp_path), conversational=False,
+    )  # fmt: skip
+    asked = []
+
+    def generate(self, prompts, n):
+        asked.append(list(prompts))
+        return [["\\boxed{27}"] * n for _ in prompts]
+
+    monkeypatch.setattr(_Generator, "generate", generate)
+    evaluate_model(args)
+    evaluate_model(args)  # the same prompt: nothing is asked again
+    assert len(asked) == 1 and len(asked[0]) == 2
+    path = tmp_path / "amc23.jsonl"
+    assert [json.loads(line)["prompt"] for line in path.read_text().splitlines()] == [
+        p for p in asked[0] for _ in "kk"
+    ]
+    summary = evaluate_model(dataclasses.replace(args, prompt_template="{question} Box it."))
+    assert len(asked) == 2 and all(prompt.endswith(" Box it.") for prompt in asked[1])
+    assert summary["prompt"]["prompt_template"] == "{question} Box it." and "asked again" in capsys.readouterr().out
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "prompt"}) + "\n" for r in records))
+    evaluate_model(args)  # samples without their prompt: asked again
+    assert len(asked) == 3 and asked[2] == asked[0]
+
+
+@pytest.mark.trainer
 def test_a_benchmark_file_overrides_the_data_dir(tiny_model_path, tmp_path, monkeypatch):
     own = tmp_path / "my_amc.jsonl"
     own.write_text(json.dumps({"problem": "1+1?", "answer": "2.0"}) + "\n")

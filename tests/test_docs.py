@@ -208,7 +208,7 @@ def test_a_page_that_installs_torch_gives_the_cpu_build_too(page):
     """`pip install torch==X` from the public index is PyTorch's default Linux build, which bundles CUDA: a page that
     shows it also gives the CPU build's command (PyTorch's CPU index) and never calls the plain command the CPU build."""
     text = " ".join(page.read_text().split())
-    if not re.search(r"pip install torch==[\d.]+(?! --index-url)", text):
+    if not re.search(r"pip install torch==[\d.]+(?![\d.])(?! --index-url)", text):
         return
     assert re.search(r"pip install torch==[\d.]+ --index-url https://download\.pytorch\.org/whl/cpu", text), page.name
     prose = " ".join(re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL).split())

@@ -253,8 +253,9 @@ def test_a_checkpoint_resumes_only_into_the_algorithm_that_wrote_it(
     written_by, resumed_with, tiny_model_path, tmp_path
 ):
     """The checkpoint names the trainer and method parts that wrote it. A different method is refused even where the
-    resuming trainer finds every state it needs (RL-ZVP keeps none; ERPO's history is a superset of GRPO's state), and
-    the same method with its name spelled in another order resumes."""
+    resuming trainer finds every state it needs (RL-ZVP keeps none; ERPO's history is a superset of GRPO's state); the
+    same method resumes, its name spelled in either order. A checkpoint written before the writer was recorded is
+    refused only for a state it lacks."""
     from datasets import Dataset
 
     from zvp_trl.core.composition import get_algorithm
@@ -278,6 +279,15 @@ def test_a_checkpoint_resumes_only_into_the_algorithm_that_wrote_it(
     resuming.create_optimizer_and_scheduler(num_training_steps=1)
     with pytest.raises(ValueError, match=r"was written by .*Trainer \(method parts: .*another method"):
         resuming._load_optimizer_and_scheduler(checkpoint)
+    state_file = Path(checkpoint) / "zvp_state.json"
+    state = json.loads(state_file.read_text())
+    state.pop("written_by")
+    state_file.write_text(json.dumps(state))
+    if set(resuming._checkpointed_state) <= set(state):  # an earlier checkpoint: only a missing state shows
+        resuming._load_optimizer_and_scheduler(checkpoint)
+    else:
+        with pytest.raises(ValueError, match="different algorithm"):
+            resuming._load_optimizer_and_scheduler(checkpoint)
     if "+" in written_by:  # the same combination, named in the other order
         same = trainer_of("+".join(reversed(written_by.split("+"))), tmp_path / "same")
         same.create_optimizer_and_scheduler(num_training_steps=1)

@@ -406,7 +406,8 @@ def test_rollout_total_is_checkpointed_and_restored(tiny_model_path, tmp_path):
     )
     trainer.train()
     state_file = tmp_path / "checkpoint-1" / "zvp_state.json"
-    assert json.loads(state_file.read_text()) == {"rollouts": {"total": 8, "kept": 8}}
+    written_by = {"trainer": type(trainer).__name__, "parts": trainer.part_names}
+    assert json.loads(state_file.read_text()) == {"rollouts": {"total": 8, "kept": 8}, "written_by": written_by}
     resumed = make_trainer(tiny_model_path, tmp_path, alternating_reward, max_steps=2, save_strategy="no")
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
     assert resumed.rollouts.total == 16  # 8 restored + 8 generated after resuming

@@ -121,7 +121,11 @@ def test_erpo_rl_zvp_runs_from_the_recipe(tmp_path):
         assert all(key in entry for entry in logged), key
     assert all(1.0 <= entry["erpo/temperature_max"] <= 1.5 for entry in logged)
     state = json.loads((tmp_path / "checkpoint-2" / "zvp_state.json").read_text())
-    assert set(state) == {"rollouts", "erpo_history"}
+    assert set(state) == {"rollouts", "erpo_history", "written_by"}
+    # The run's prompt options, in output_dir and in each checkpoint (recipes/evaluate.py reads them back).
+    options = {"prompt_template": None, "conversational": False, "system_prompt": None, "fewshot_examples": None}
+    for folder in (tmp_path, tmp_path / "checkpoint-1", tmp_path / "checkpoint-2"):
+        assert json.loads((folder / "prompt.json").read_text()) == options, folder
 
 
 @pytest.mark.unit
@@ -273,6 +277,9 @@ def test_benchmark_callback_logs_eval_metrics_during_training(tmp_path):
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     evals = [entry for entry in history if "eval/embedded/acc@2" in entry]
     assert [entry["step"] for entry in evals] == [1, 2]
+    # The embedded problems are asked as training asked them (plain prompts), not in the papers' template.
+    records = [json.loads(line) for line in (tmp_path / "benchmark_eval" / "step-2" / "embedded.jsonl").open()]
+    assert records and all(r["prompt"] == r["question"] and r["prompt"].startswith("Q: ") for r in records)
     assert all(0.0 <= entry["eval/embedded/pass@2"] <= 1.0 for entry in evals)
     selection = json.loads((tmp_path / "benchmark_selection.json").read_text())
     assert selection["embedded"]["mode"] == "final" and selection["embedded"]["step"] == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ..data.math_datasets import PROMPT_OPTIONS, save_prompt_options
 from ..evaluation import dynamics
 from ..evaluation.benchmark_eval import EvaluationArguments, evaluate_model
 
@@ -184,6 +185,9 @@ class BenchmarkEvalCallback(TrainerCallback):
                 if self.selection[name] == "best" and self.save_best:
                     model.save_pretrained(output_dir / f"best-{name}")
                     processing_class.save_pretrained(output_dir / f"best-{name}")
+                    # the prompt it was evaluated with, for recipes/evaluate.py (zvp_trl.data.math_datasets)
+                    options = {key: self.evaluation_kwargs.get(key) for key in PROMPT_OPTIONS}
+                    save_prompt_options(output_dir / f"best-{name}", options)
         state.log_history.append({**metrics, "step": state.global_step})
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "benchmark_selection.json").write_text(json.dumps(self.selected, indent=2) + "\n")

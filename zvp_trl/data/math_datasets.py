@@ -68,9 +68,12 @@ def save_prompt_options(output_dir: str | Path, options: Mapping[str, Any]) -> P
 
 def saved_prompt_options(model_path: str | Path) -> tuple[dict[str, Any], Path] | None:
     """The prompt options a `recipes/train.py` run saved for the model in `model_path` (its `output_dir`, or one of
-    its `checkpoint-<step>` and `best-<benchmark>` folders), with the file they come from; `None` where there is none
-    (a Hub id, a model not trained by `recipes/train.py`)."""
+    its `checkpoint-<step>` and `best-<benchmark>` folders: the folder's own file first, which a later run in the same
+    `output_dir` does not replace), with the file they come from; `None` where there is none (a Hub id, a model not
+    trained by `recipes/train.py`)."""
     folder = Path(model_path)
+    if folder.exists():
+        folder = folder.resolve()  # `.` inside a checkpoint folder has a name
     candidates = [folder / PROMPT_FILE]
     if re.fullmatch(r"checkpoint-\d+|best-[\w.-]+", folder.name):
         candidates.append(folder.parent / PROMPT_FILE)

@@ -77,8 +77,9 @@ class EvaluationArguments:
         metadata={
             "help": "Ask a model trained by recipes/train.py the way it was trained: every prompt option not given "
             "here (prompt_template, conversational, system_prompt, fewshot_examples) is the run's, from the "
-            "prompt.json recipes/train.py writes into its output_dir (found in the model folder, or above a "
-            "checkpoint-<step> folder). The embedded benchmark is then asked as questions too if training was."
+            "prompt.json recipes/train.py writes into its output_dir and checkpoints (found in the model folder, or "
+            "above a checkpoint-<step> folder). The embedded benchmark is then asked as questions too if training "
+            "was. An option given as empty counts as not given: turn the run's options off with false here."
         },
     )
     system_prompt: str | None = field(
@@ -262,14 +263,21 @@ def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dic
         rows = load_benchmark(name, data_dir=args.data_dir, path=files.get(name), limit=args.limit)
         path = output_dir / f"{name}.jsonl"
         done = _read_done(path)
-        todo = [row for row in rows if len(done[row["index"]]) < args.k]
+        prompts = {row["index"]: generator.render(row["question"], BENCHMARKS[name].raw_prompt) for row in rows}
+        # Samples of a resumed evaluation that another prompt produced (other options, or written before the
+        # records held their prompt) are generated again: one evaluation, one prompt.
+        stale = [
+            row["index"] for row in rows if any(r.get("prompt") != prompts[row["index"]] for r in done[row["index"]])
+        ]
+        if stale:
+            print(f"[zvp_trl] {name}: {len(stale)} question(s) in {path} were asked with another prompt: asked again")
+        todo = [row for row in rows if len(done[row["index"]]) < args.k or row["index"] in stale]
         if todo:
             # Questions with a partial set of samples are re-sampled whole, so every question's samples come from one
             # generate call.
             for row in todo:
                 done.pop(row["index"], None)
-            raw = BENCHMARKS[name].raw_prompt
-            completions = generator.generate([generator.render(row["question"], raw) for row in todo], args.k)
+            completions = generator.generate([prompts[row["index"]] for row in todo], args.k)
             golds = [row["answer"] for row in todo for _ in range(args.k)]
             flat = [c for group in completions for c in group]
             scores = batch_math_verify_accuracy(golds, flat)
@@ -282,6 +290,7 @@ def evaluate_model(args: EvaluationArguments, model=None, tokenizer=None) -> dic
                             "index": row["index"],
                             "sample": j,
                             "question": row["question"],
+                            "prompt": prompts[row["index"]],
                             "gold": row["answer"],
                             "completion": completion,
                             "extracted": extract_boxed_answer(completion),

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..core.composition import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from ..data.embedded.model import built_weights_checksum
 from ..data.embedded.task import DIFFICULTY, MAX_OPERAND, MAX_OPS, SPLIT_SIZES
+from ..data.math_datasets import PROMPT_OPTIONS, save_prompt_options
 from ..evaluation.machine import machine_info
 from .usage import SETUP, usage_errors
 
@@ -274,6 +277,20 @@ def _reward_funcs(names: list[str], script_args, training_args):
 
 
 EMBEDDED_DATASET_NAME = "embedded"
+
+
+class PromptFileCallback(TrainerCallback):
+    """Writes the run's prompt options (`prompt.json`, `zvp_trl.data.math_datasets.save_prompt_options`) into every
+    checkpoint, so that `recipes/evaluate.py` asks a checkpoint the way it was trained even after a later run reuses
+    the `output_dir` (whose own `prompt.json` is then the later run's)."""
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if args.should_save and folder.is_dir():
+            save_prompt_options(folder, self.options)
 
 
 def _embedded_as_questions(dataset, script_args):
@@ -562,14 +579,14 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     _enable_cpu_deepspeed_if_needed(distributed_request, state)
     prepare_model(script_args, training_args, model_args, state)
     train_dataset, heldout = _datasets(script_args, embedded)
-    callbacks = []
+    prompt_options = {name: getattr(script_args, name) for name in PROMPT_OPTIONS}
+    callbacks = [PromptFileCallback(prompt_options)]
     if script_args.dynamics_plot:
         from ..core.callbacks import DynamicsPlotCallback
 
         callbacks.append(DynamicsPlotCallback())
     if script_args.benchmark_eval:
         from ..core.callbacks import BenchmarkEvalCallback
-        from ..data.math_datasets import BOXED_PROMPT_TEMPLATE
 
         callbacks.append(
             BenchmarkEvalCallback(
@@ -581,8 +598,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
                 temperature=training_args.temperature,
                 top_p=script_args.benchmark_eval_top_p,
                 max_tokens=training_args.max_completion_length,
-                # the benchmark questions are asked the way the training prompts are
-                prompt_template=script_args.prompt_template or BOXED_PROMPT_TEMPLATE,
+                # the benchmark questions are asked the way the training prompts are (None: the papers' template)
+                prompt_template=script_args.prompt_template,
                 conversational=script_args.conversational,
                 system_prompt=script_args.system_prompt,
                 fewshot_examples=script_args.fewshot_examples,
@@ -598,10 +615,8 @@ def run(script_args, training_args, model_args, embedded: bool) -> dict:
     )
     check_distributed_mode(trainer.accelerator, distributed_request, script_args.allow_distributed_downgrade)
     SETUP.done()  # from here on a failure is not a usage error: it keeps its traceback
-    if trainer.accelerator.is_main_process:  # recipes/evaluate.py asks the trained model the same way (prompt.json)
-        from ..data.math_datasets import PROMPT_OPTIONS, save_prompt_options
-
-        save_prompt_options(training_args.output_dir, {name: getattr(script_args, name) for name in PROMPT_OPTIONS})
+    if training_args.should_save:  # recipes/evaluate.py asks the trained model the same way (prompt.json)
+        save_prompt_options(training_args.output_dir, prompt_options)
 
     before = _heldout_accuracy(trainer, heldout, script_args)
     start = time.perf_counter()
