@@ -348,12 +348,38 @@ def test_the_real_model_tables_are_its_files():
     ]  # fmt: skip
     for pattern, values in patterns_and_values:
         _quoted(pattern, section, values)
+    # "the same rewards and entropies at step 1 in all six pairs"
+    assert "at step 1 in all six pairs" in section
+    for seed in range(42, 48):
+        first = [runs[f"{name}_seed{seed}"]["steps"][0] for name in ("grpo", "rl_zvp")]
+        assert (first[0]["reward"], first[0]["entropy"]) == (first[1]["reward"], first[1]["entropy"]), seed
+    # One machine, the one the heading names, for every run, the level probe and the base model.
+    assert {run["machine"] for run in main} | {level["machine"]} == {"AMD EPYC, AVX-512, 2 cores"}
+    assert json.loads((folder / "base.json").read_text())["machine"] == "AMD EPYC, AVX-512, 2 cores"
+    assert "### Results (2026-12-07, 2-core AMD EPYC with AVX-512" in PAGE
+    # The earlier machine's runs (kind not recorded): its summary quoted in a sentence, its ablations in their table.
+    earlier_folder = BENCH / "real_model_2026-11-26"
+    earlier = {p.stem: json.loads(p.read_text()) for p in (earlier_folder / "runs").glob("*.json")}
+    assert {run["machine"] for run in earlier.values()} == {"x86_64 CPU, 2 cores"}  # written before the kind was
+    earlier_paired = json.loads((earlier_folder / "real_model_summary.json").read_text())["paired_vs_grpo"]["rl_zvp"]
+    earlier_base = json.loads((earlier_folder / "base.json").read_text())["eval"]["heldout"]
+    _quoted(
+        r"The base model scored held-out Acc@8 ([\d.]+) there; RL-ZVP - GRPO was ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\] "
+        r"on held-out Acc@8 and ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\] on OOD Acc@8.*?seed 42's first-step training "
+        r"reward: ([\d.]+) there, ([\d.]+) here",
+        section,
+        [
+            earlier_base["acc@8"], earlier_paired["heldout/acc@8"]["mean"], *earlier_paired["heldout/acc@8"]["ci95"],
+            earlier_paired["ood/acc@8"]["mean"], *earlier_paired["ood/acc@8"]["ci95"],
+            earlier["grpo_seed42"]["steps"][0]["reward"], runs["grpo_seed42"]["steps"][0]["reward"],
+        ],
+    )  # fmt: skip
     ablations = PAGE.split("**Ablations (in part", 1)[1]
     rows = re.findall(r"^\| (rl_zvp_\w+|erpo_rl_zvp) \| (\d+) \|(.*)$", ablations, flags=re.MULTILINE)
     assert len(rows) == 5
     for method, seed, rest in rows:
         cells = _cells("|" + rest)
-        run, grpo, zvp = (runs[f"{name}_seed{seed}"]["eval"] for name in (method, "grpo", "rl_zvp"))
+        run, grpo, zvp = (earlier[f"{name}_seed{seed}"]["eval"] for name in (method, "grpo", "rl_zvp"))
         _check(cells[0], run["heldout"]["acc@8"], run["heldout"]["pass@8"])
         _check(cells[1], run["ood"]["acc@8"], run["ood"]["pass@8"])
         _check(cells[2], grpo["heldout"]["acc@8"])
