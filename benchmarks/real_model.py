@@ -283,6 +283,20 @@ def train_command(algorithm: str, extra: list[str], seed: int, level: int, run_d
     return command + extra
 
 
+def portable(command: list[str], work_dir) -> list[str]:
+    """The command as anyone can read it back: the repository's files relative to its root, the run folders under
+    `<work_dir>` (the machine's own paths are not part of the result)."""
+    work = str(Path(work_dir).resolve())
+    words = []
+    for word in command:
+        if word.startswith(work):
+            word = "<work_dir>" + word[len(work) :]
+        elif word.startswith(str(REPO_ROOT) + "/"):
+            word = word[len(str(REPO_ROOT)) + 1 :]
+        words.append(word)
+    return words
+
+
 def run_one(method: str, seed: int, level: int, sets: dict, out: Path, args) -> dict:
     path = out / "runs" / f"{method}_seed{seed}.json"
     if path.exists():
@@ -324,7 +338,7 @@ def run_one(method: str, seed: int, level: int, sets: dict, out: Path, args) -> 
             }
             for entry in steps
         ],  # fmt: skip
-        "command": command[1:],
+        "command": portable(command[1:], args.work_dir),
         "machine": machine(),
         "versions": versions(),
         "date": date.today().isoformat(),

@@ -35,6 +35,19 @@ def test_paired_difference_is_the_t_interval_by_hand(real_model):
 
 
 @pytest.mark.unit
+def test_the_recorded_command_names_no_path_of_the_machine(real_model, tmp_path):
+    """A run's JSON records its command with the repository's files relative to the root and the run folder under
+    `<work_dir>`; a word that is neither is kept as it is."""
+    work_dir = tmp_path / "work"
+    command = [str(real_model.REPO_ROOT / "recipes" / "train.py"), "--config", str(real_model.RECIPE)]
+    command += ["--output_dir", str(work_dir / "grpo_seed42"), "--seed", "42", "--data", "/elsewhere/file.jsonl"]
+    assert real_model.portable(command, work_dir) == [
+        "recipes/train.py", "--config", "recipes/smollm2_cpu_rl_zvp.yaml", "--output_dir", "<work_dir>/grpo_seed42",
+        "--seed", "42", "--data", "/elsewhere/file.jsonl",
+    ]  # fmt: skip
+
+
+@pytest.mark.unit
 def test_both_methods_get_the_same_command_except_the_algorithm(real_model, tmp_path):
     args = argparse.Namespace(model_name_or_path="smollm2-offline", device="cpu")
     commands = {

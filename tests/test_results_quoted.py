@@ -374,6 +374,10 @@ def test_the_real_model_tables_are_its_files():
             earlier["grpo_seed42"]["steps"][0]["reward"], runs["grpo_seed42"]["steps"][0]["reward"],
         ],
     )  # fmt: skip
+    # The commands are as anyone reads them back: repository files relative to its root, run folders under <work_dir>.
+    for name, run in [*runs.items(), *earlier.items()]:
+        assert run["command"][:3] == ["recipes/train.py", "--config", "recipes/smollm2_cpu_rl_zvp.yaml"], name
+        assert not [word for word in run["command"] if word.startswith("/")], name
     ablations = PAGE.split("**Ablations (in part", 1)[1]
     rows = re.findall(r"^\| (rl_zvp_\w+|erpo_rl_zvp) \| (\d+) \|(.*)$", ablations, flags=re.MULTILINE)
     assert len(rows) == 5
