@@ -331,6 +331,7 @@ def test_save_only_model_checkpoints_keep_the_per_prompt_state(algorithm, tiny_m
         assert is_complete_checkpoint(str(checkpoint)), sorted(p.name for p in checkpoint.iterdir())
         assert state(checkpoint)["rollouts"]["total"] == 6 * step  # 6 completions per step
     final = {name: obj.state_dict() for name, obj in trainer._checkpointed_state.items()}
+    final["written_by"] = {"trainer": type(trainer).__name__, "parts": trainer.part_names}
     assert json.loads(json.dumps(final)) == state(tmp_path / "checkpoint-2")  # the buffer's entry: its file's summary
     if algorithm == "erpo":
         assert state(tmp_path / "checkpoint-1")["erpo_history"] != {}  # questions 0 and 3 came back all-correct
@@ -343,6 +344,7 @@ def test_save_only_model_checkpoints_keep_the_per_prompt_state(algorithm, tiny_m
     resumed.create_optimizer_and_scheduler(num_training_steps=2)
     resumed._load_optimizer_and_scheduler(str(tmp_path / "checkpoint-1"))
     restored = {name: obj.state_dict() for name, obj in resumed._checkpointed_state.items()}
+    restored["written_by"] = final["written_by"]  # the same method wrote and resumes it
     assert json.loads(json.dumps(restored)) == state(tmp_path / "checkpoint-1") != state(tmp_path / "checkpoint-2")
     # A real resume from it trains the second step on top of the restored state.
     resumed = build(max_steps=2)

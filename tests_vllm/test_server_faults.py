@@ -25,7 +25,10 @@ from zvp_trl.core.checkpoints import is_complete_checkpoint
 
 
 def zvp_state(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / "zvp_state.json").read_text())
+    """The checkpoint's per-run state, without the record of the method that wrote it (no trainer state holds it)."""
+    state = json.loads((checkpoint / "zvp_state.json").read_text())
+    assert set(state.pop("written_by")) == {"trainer", "parts"}
+    return state
 
 
 def train(model: str, output_dir: Path, result: Path, url: str, *extra, check: bool = True):
